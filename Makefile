@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv when missing and
+# install with the pinned versions in constraints.txt, so a fresh install is reproducible.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+
+.PHONY: demo test install install-test dev bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24"
+
+$(VENV)/.installed: $(BIN)/python setup.py constraints.txt
+	$(PIP) install --quiet -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## make demo: start the sandbox, run the nightly job and the weekly alert on it, print the results
+demo: $(VENV)/.installed
+	$(BIN)/python -m dunning_pipeline.demo $(DEMO_ARGS)
+
+## make test: the test suite (PostgreSQL on 127.0.0.1:5432, or TEST_PG_URL)
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest dunning_pipeline_tests $(PYTEST_ARGS)
+
+## make dev: the Dagster UI on the sandbox (run `python -m dunning_pipeline.sandbox` first)
+dev: $(VENV)/.installed
+	$(BIN)/dagster dev -w workspace.yaml
+
+## make bench: the benchmark (not part of the tests)
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .demo .dagster_home *.egg-info

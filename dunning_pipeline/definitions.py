@@ -1,0 +1,67 @@
+"""The one Definitions object of the code location: assets, checks, jobs, schedules, sensors, resources.
+
+Each source folder contributes its own `defs`; this module merges them and binds the resources
+to environment variables (`dagster.EnvVar`, so secrets are resolved at run time and never shown).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from dunning_pipeline import settings
+from dunning_pipeline.dunning.definitions import defs as dunning_defs
+from dunning_pipeline.odoo.definitions import defs as odoo_defs
+from dunning_pipeline.odoo.resource import OdooResource
+from dunning_pipeline.quality.definitions import defs as quality_defs
+from dunning_pipeline.reporting.definitions import defs as reporting_defs
+from dunning_pipeline.schedules import nightly_dunning, nightly_dunning_schedule
+from dunning_pipeline.slack.definitions import defs as slack_defs
+from dunning_pipeline.slack.resource import SlackResource
+from dunning_pipeline.warehouse.resource import WarehouseResource
+from dunning_pipeline.zendesk.definitions import defs as zendesk_defs
+from dunning_pipeline.zendesk.resource import ZendeskResource
+
+
+def _optional(name: str) -> dg.EnvVar | None:
+    """An optional variable: bound (as an EnvVar, never read here) only when it is set."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def build_resources() -> dict:
+    return {
+        "warehouse": WarehouseResource(database_url=_optional(settings.DATABASE_URL_VAR)),
+        "odoo": OdooResource(
+            url=dg.EnvVar("ODOO_URL"),
+            database=dg.EnvVar("ODOO_DB"),
+            username=dg.EnvVar("ODOO_USERNAME"),
+            api_key=dg.EnvVar("ODOO_API_KEY"),
+        ),
+        "zendesk": ZendeskResource(
+            url=dg.EnvVar("ZENDESK_URL"),
+            email=dg.EnvVar("ZENDESK_EMAIL"),
+            api_token=dg.EnvVar("ZENDESK_API_TOKEN"),
+        ),
+        "slack": SlackResource(
+            bot_token=dg.EnvVar("SLACK_BOT_TOKEN"),
+            channel=dg.EnvVar("SLACK_CHANNEL"),
+            api_url=_optional("SLACK_API_URL"),
+            alerts_channel=_optional("SLACK_ALERTS_CHANNEL"),
+        ),
+    }
+
+
+defs = dg.Definitions.merge(
+    odoo_defs,
+    zendesk_defs,
+    quality_defs,
+    dunning_defs,
+    reporting_defs,
+    slack_defs,
+    dg.Definitions(
+        jobs=[nightly_dunning],
+        schedules=[nightly_dunning_schedule],
+        resources=build_resources(),
+    ),
+)

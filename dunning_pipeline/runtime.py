@@ -1,0 +1,39 @@
+"""Small helpers shared by the asset layers: the run's as-of date, metadata builders."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pandas as pd
+
+from dunning_pipeline import settings
+from dunning_pipeline.as_of import resolve_as_of
+
+
+def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> date:
+    """The as-of date of the current run (tag `dunning/as_of`, else the run's creation day)."""
+    tag = context.run.tags.get(settings.AS_OF_TAG)
+    created = datetime.now(UTC)
+    if not tag:
+        record = context.instance.get_run_record_by_id(context.run_id)
+        if record is not None and record.create_timestamp is not None:
+            created = record.create_timestamp.astimezone(UTC)
+    return resolve_as_of(tag, created, settings.timezone())
+
+
+def column_schema(frame: pd.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    descriptions = descriptions or {}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=str(c), type=str(frame[c].dtype), description=descriptions.get(str(c)))
+            for c in frame.columns
+        ]
+    )
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadataValue:
+    """The first rows as a markdown table (tabulate ships with dagster)."""
+    if frame.empty:
+        return dg.MetadataValue.md("_no rows_")
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))

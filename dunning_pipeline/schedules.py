@@ -1,0 +1,29 @@
+"""The nightly job and its schedule: 02:00 in DUNNING_TIMEZONE, each run tagged with its as-of date."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dunning_pipeline import settings
+from dunning_pipeline.as_of import as_of_for_tick
+
+# Everything but the weekly Slack alert, which has its own job and schedule.
+NIGHTLY_GROUPS = ("odoo", "zendesk", "dunning", "reporting")
+
+nightly_dunning = dg.define_asset_job(
+    "nightly_dunning",
+    selection=dg.AssetSelection.groups(*NIGHTLY_GROUPS),
+    description="Extract Odoo and Zendesk, validate, age the receivables and record stage changes.",
+)
+
+
+@dg.schedule(
+    job=nightly_dunning,
+    cron_schedule="0 2 * * *",
+    execution_timezone=settings.timezone_name(),
+    name="nightly_dunning_schedule",
+    description="Every night at 02:00 in DUNNING_TIMEZONE; the run's as-of date is the tick's day.",
+)
+def nightly_dunning_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    as_of = as_of_for_tick(context.scheduled_execution_time, settings.timezone())
+    return dg.RunRequest(run_key=f"nightly-{as_of.isoformat()}", tags={settings.AS_OF_TAG: as_of.isoformat()})

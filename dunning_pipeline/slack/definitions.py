@@ -1,0 +1,5 @@
+"""The slack part of the code location; merged by dunning_pipeline.definitions."""
+
+import dagster as dg
+
+defs = dg.Definitions()

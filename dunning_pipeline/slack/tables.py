@@ -1,0 +1,3 @@
+"""Warehouse tables of the slack concern, on the shared metadata."""
+
+from dunning_pipeline.warehouse.schema import Money, metadata  # noqa: F401

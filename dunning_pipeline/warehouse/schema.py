@@ -1,0 +1,130 @@
+"""Warehouse tables shared by every source: the raw extracts and the extraction state.
+
+Conventions the store relies on (see `store.py`):
+- `Money` columns hold amounts exactly (NUMERIC(19,4)); in pandas they are int64 counts of
+  1/10,000 of the currency unit (`dunning_pipeline.money`).
+- `Date` columns are pandas datetime64 at midnight; `DateTime` columns are naive UTC datetime64.
+- List-valued fields (tags, many2many names) are stored as JSON text.
+- Raw extract tables hold the current state of each source record, upserted by primary key.
+
+Tables of other concerns live beside their code (`dunning/tables.py`, `quality/tables.py`,
+`slack/tables.py`) on this same `metadata`; `store.TABLE_MODULES` lists them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData()
+
+
+class Money(TypeDecorator):
+    """An exact amount with four decimals; int64 units in pandas."""
+
+    impl = sa.Numeric(19, 4)
+    cache_ok = True
+
+
+odoo_invoices = sa.Table(
+    "odoo_invoices",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False, comment="account.move id"),
+    sa.Column("name", sa.Text, comment="invoice number; '/' until posted"),
+    sa.Column("move_type", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("payment_state", sa.Text),
+    sa.Column("partner_id", sa.BigInteger),
+    sa.Column("partner_name", sa.Text),
+    sa.Column("commercial_partner_id", sa.BigInteger),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("company_name", sa.Text),
+    sa.Column("currency", sa.Text, comment="ISO code of the invoice currency"),
+    sa.Column("company_currency", sa.Text, comment="ISO code of the company currency"),
+    sa.Column("invoice_date", sa.Date),
+    sa.Column("invoice_date_due", sa.Date),
+    sa.Column("amount_total", Money),
+    sa.Column("amount_residual", Money),
+    sa.Column("amount_total_signed", Money, comment="company currency, negative for credit notes"),
+    sa.Column("amount_residual_signed", Money, comment="company currency, negative for credit notes"),
+    sa.Column("invoice_origin", sa.Text),
+    sa.Column("ref", sa.Text),
+    sa.Column("payment_term", sa.Text),
+    sa.Column("write_date", sa.DateTime, comment="UTC"),
+    sa.Column("create_date", sa.DateTime, comment="UTC"),
+    sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+)
+sa.Index("ix_odoo_invoices_write_date", odoo_invoices.c.write_date)
+
+odoo_customers = sa.Table(
+    "odoo_customers",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False, comment="res.partner id"),
+    sa.Column("name", sa.Text),
+    sa.Column("email", sa.Text),
+    sa.Column("phone", sa.Text),
+    sa.Column("vat", sa.Text),
+    sa.Column("lang", sa.Text),
+    sa.Column("country", sa.Text),
+    sa.Column("is_company", sa.Boolean),
+    sa.Column("parent_id", sa.BigInteger),
+    sa.Column("commercial_partner_id", sa.BigInteger),
+    sa.Column("customer_rank", sa.Integer),
+    sa.Column("tags", sa.Text, comment="JSON list of partner tag (category) names"),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("active", sa.Boolean),
+    sa.Column("write_date", sa.DateTime, comment="UTC"),
+    sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+)
+
+zendesk_tickets = sa.Table(
+    "zendesk_tickets",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("requester_id", sa.BigInteger),
+    sa.Column("organization_id", sa.BigInteger),
+    sa.Column("tags", sa.Text, comment="JSON list"),
+    sa.Column("via_channel", sa.Text),
+    sa.Column("from_address", sa.Text, comment="sender address of an email ticket"),
+    sa.Column("created_at", sa.DateTime, comment="UTC"),
+    sa.Column("updated_at", sa.DateTime, comment="UTC"),
+    sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+)
+
+zendesk_users = sa.Table(
+    "zendesk_users",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("email", sa.Text),
+    sa.Column("name", sa.Text),
+    sa.Column("organization_id", sa.BigInteger),
+    sa.Column("role", sa.Text),
+    sa.Column("external_id", sa.Text),
+    sa.Column("updated_at", sa.DateTime, comment="UTC"),
+    sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+)
+
+zendesk_comments = sa.Table(
+    "zendesk_comments",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("author_id", sa.BigInteger),
+    sa.Column("public", sa.Boolean, comment="false: an internal note"),
+    sa.Column("body", sa.Text, comment="plain text"),
+    sa.Column("via_channel", sa.Text),
+    sa.Column("created_at", sa.DateTime, comment="UTC"),
+    sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+)
+sa.Index("ix_zendesk_comments_ticket_id", zendesk_comments.c.ticket_id)
+
+extract_state = sa.Table(
+    "extract_state",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True, comment="e.g. odoo.account.move.write_date"),
+    sa.Column("value", sa.Text, nullable=False, comment="high-water mark or cursor"),
+    sa.Column("updated_at", sa.DateTime, comment="UTC"),
+)

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real PostgreSQL database per test session (dropped afterwards) and SQLite.
+
+PostgreSQL is required, not optional: if it cannot be reached the tests fail and say so.
+`TEST_PG_URL` points at the server (default postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from dunning_pipeline.warehouse.store import Warehouse
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    """The admin URL of a reachable PostgreSQL, or a failure that says how to provide one."""
+    engine = _admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required for the tests and is not reachable at {ADMIN_URL}: {exc}")
+    finally:
+        engine.dispose()
+    return ADMIN_URL
+
+
+@pytest.fixture
+def pg_database(pg_server_url) -> str:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
+    name = f"dunning_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+            ), {"n": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request, tmp_path) -> str:
+    """Both warehouse backends: each test using it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    return request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def warehouse(warehouse_url) -> Warehouse:
+    wh = Warehouse(warehouse_url)
+    wh.ensure_schema()
+    yield wh
+    wh.dispose()

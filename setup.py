@@ -1,0 +1,32 @@
+"""dunning_pipeline: a Dagster code location that collects overdue invoices.
+
+Compatible ranges live here; `constraints.txt` pins the exact versions that `make` installs,
+so a fresh install is reproducible.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="dunning_pipeline",
+    version="0.1.0",
+    description="Nightly dunning on Odoo invoices and Zendesk tickets, with a weekly Slack alert",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["dunning_pipeline_tests*", "benchmarks*"]),
+    package_data={"dunning_pipeline": ["default_policy.yaml"]},
+    install_requires=[
+        "dagster>=1.13,<1.14",
+        "dagster-webserver>=1.13,<1.14",
+        "dagster-postgres>=0.29,<0.30",
+        "pandas>=3,<4",
+        "requests>=2.32,<3",
+        "urllib3>=2,<3",
+        "slack-sdk>=3.30,<4",
+        "great-expectations>=1.5,<2",
+        "sqlalchemy>=2,<3",
+        "alembic>=1.13,<2",
+        "psycopg2-binary>=2.9,<3",
+        "pydantic>=2,<3",
+        "pyyaml>=6,<7",
+    ],
+    extras_require={"test": ["pytest>=8,<10", "hypothesis>=6,<7"]},
+)
