@@ -1,3 +1,22 @@
-"""Warehouse tables of the quality concern, on the shared metadata."""
+"""Warehouse tables of the data-quality checks, on the shared metadata.
 
-from dunning_pipeline.warehouse.schema import Money, metadata  # noqa: F401
+`data_quality_quarantine` holds the records currently held back from dunning: each check run
+replaces the rows of its asset, so a record fixed in the source returns the next night.
+"""
+
+import sqlalchemy as sa
+
+from dunning_pipeline.warehouse.schema import metadata
+
+data_quality_quarantine = sa.Table(
+    "data_quality_quarantine",
+    metadata,
+    sa.Column("asset", sa.Text, primary_key=True, comment="e.g. odoo_invoices"),
+    sa.Column("record_id", sa.BigInteger, primary_key=True),
+    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("field", sa.Text),
+    sa.Column("value", sa.Text, comment="the offending value, as text"),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("quarantined_at", sa.DateTime, comment="UTC"),
+)

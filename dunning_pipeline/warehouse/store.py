@@ -312,8 +312,8 @@ def _typed(raw: pd.DataFrame, cols: list[sa.Column]) -> pd.DataFrame:
             out[col.name] = s.map(_parse_bool).astype("boolean")
         elif kind == "json":
             out[col.name] = s.map(lambda v: json.loads(v) if isinstance(v, str) else v)
-        else:
-            out[col.name] = s.astype(object).where(s.notna(), None)
+        else:  # pandas 3's default string dtype; missing is NaN
+            out[col.name] = s.astype(object).where(s.notna(), None).astype("str")
     return pd.DataFrame(out, columns=[c.name for c in cols])
 
 
@@ -338,8 +338,10 @@ def _pg_copy_write(conn: Connection, t: sa.Table, cols: list[sa.Column], text: p
             cur.copy_expert(f'COPY "{t.name}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'{_NULL}\')', buf)
             return
         tmp = f"_load_{t.name}"
-        cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{tmp}" (LIKE "{t.name}" INCLUDING DEFAULTS) ON COMMIT DROP')
-        cur.execute(f'TRUNCATE "{tmp}"')
+        cur.execute(f'DROP TABLE IF EXISTS "{tmp}"')
+        cur.execute(f'CREATE TEMP TABLE "{tmp}" (LIKE "{t.name}" INCLUDING DEFAULTS) ON COMMIT DROP')
+        # The load order, so that of repeated keys in one batch the last row wins.
+        cur.execute(f'ALTER TABLE "{tmp}" ADD COLUMN "_load_seq" BIGSERIAL')
         cur.copy_expert(f'COPY "{tmp}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'{_NULL}\')', buf)
         pk = [c.name for c in t.primary_key.columns]
         if not pk:
@@ -347,10 +349,11 @@ def _pg_copy_write(conn: Connection, t: sa.Table, cols: list[sa.Column], text: p
         updates = ", ".join(f'"{c.name}" = EXCLUDED."{c.name}"' for c in cols if c.name not in pk)
         pk_list = ", ".join(f'"{c}"' for c in pk)
         action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        # DISTINCT ON keeps the last row per key, so a batch with repeated keys cannot fail.
+        # DISTINCT ON keeps one row per key (the last loaded), so repeated keys cannot fail.
         cur.execute(
             f'INSERT INTO "{t.name}" ({names}) '
             f'SELECT DISTINCT ON ({pk_list}) {names} FROM "{tmp}" '
+            f'ORDER BY {pk_list}, "_load_seq" DESC '
             f"ON CONFLICT ({pk_list}) {action}"
         )
         cur.execute(f'DROP TABLE IF EXISTS "{tmp}"')
