@@ -22,7 +22,7 @@ setup(
         "urllib3>=2,<3",
         "slack-sdk>=3.30,<4",
         "great-expectations>=1.5,<2",
-        "sqlalchemy>=2,<3",
+        "sqlalchemy>=2.0,<2.1",  # dagster-postgres builds postgresql:// URLs, which 2.1 maps to psycopg 3
         "alembic>=1.13,<2",
         "psycopg2-binary>=2.9,<3",
         "pydantic>=2,<3",
