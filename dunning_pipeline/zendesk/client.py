@@ -1,0 +1,382 @@
+"""HTTP client of the Zendesk Support API: incremental cursor exports and ticket comments.
+
+No Dagster here: the assets layer passes the pages on to the warehouse. Transient faults (429
+with Retry-After, 5xx, dropped connections, timeouts) are retried by urllib3's `Retry` on the
+requests session; the incremental export endpoints' own budget (10 requests per minute) is kept
+by a client-side sliding-window limiter that only sleeps once the budget is used up. Errors that
+retrying cannot fix get their own exception class and a message that says what to do. The API
+token is never part of a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+log = logging.getLogger(__name__)
+
+TICKETS_EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
+USERS_EXPORT_PATH = "/api/v2/incremental/users/cursor.json"
+COMMENTS_PATH = "/api/v2/tickets/{ticket_id}/comments.json"
+
+# Zendesk refuses a start_time less than a minute old (422 "Too recent start_time").
+MIN_START_TIME_AGE_SECONDS = 60
+_RETRY_STATUSES = (429, 500, 502, 503, 504)
+_MAX_START_TIME_CLAMPS = 3
+
+
+class ZendeskError(RuntimeError):
+    """Something went wrong talking to Zendesk; the message says what and what to check."""
+
+
+class ZendeskAuthError(ZendeskError):
+    """401: the email/token pair was refused."""
+
+
+class ZendeskPermissionError(ZendeskError):
+    """403: the user behind the token may not read this resource."""
+
+
+class ZendeskNotFoundError(ZendeskError):
+    """404: wrong URL, or a record deleted in the meantime."""
+
+
+class ZendeskRequestError(ZendeskError):
+    """Another 4xx: the request itself was refused (e.g. 422)."""
+
+    def __init__(self, message: str, status: int, error: str | None, description: str | None):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+class ZendeskUnreachableError(ZendeskError):
+    """No answer at all: DNS, refused or dropped connections, timeouts (after the retries)."""
+
+
+class ZendeskRetriesExhaustedError(ZendeskError):
+    """Zendesk kept answering 429/5xx after every retry."""
+
+
+class ZendeskResponseError(ZendeskError):
+    """An answer that is not the JSON document the endpoint promises."""
+
+
+class SlidingWindowLimiter:
+    """At most `max_calls` calls in any window of `period` seconds.
+
+    `acquire()` returns at once while the budget of the last `period` seconds is not used up, and
+    otherwise sleeps exactly until the oldest call of the window leaves it. `clock` (monotonic
+    seconds) and `sleep` are injectable so the behaviour is testable without waiting.
+    """
+
+    def __init__(
+        self,
+        max_calls: int,
+        period: float = 60.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] | None = None,
+    ):
+        if max_calls < 1:
+            raise ValueError(f"max_calls must be at least 1 (got {max_calls})")
+        if period <= 0:
+            raise ValueError(f"period must be positive (got {period})")
+        self.max_calls = max_calls
+        self.period = period
+        self._clock = clock
+        self._sleep = sleep
+        self._on_wait = on_wait
+        self._calls: deque[float] = deque()
+
+    def acquire(self) -> float:
+        """Take one call from the budget; returns the seconds slept (0.0 when none)."""
+        slept = 0.0
+        while True:
+            now = self._clock()
+            while self._calls and self._calls[0] <= now - self.period:
+                self._calls.popleft()
+            if len(self._calls) < self.max_calls:
+                self._calls.append(now)
+                return slept
+            wait = self._calls[0] + self.period - now
+            if self._on_wait is not None:
+                self._on_wait(wait)
+            self._sleep(wait)
+            slept += wait
+
+
+@dataclass(frozen=True)
+class ExportPage:
+    """One page of an incremental cursor export."""
+
+    records: list[dict[str, Any]]
+    users: list[dict[str, Any]] = field(default_factory=list)  # side-loaded (include=users)
+    after_cursor: str | None = None
+    end_of_stream: bool = True
+
+
+class ZendeskClient:
+    """Zendesk Support API with API-token basic auth (`{email}/token:{api_token}`)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        email: str,
+        api_token: str,
+        *,
+        page_size: int = 1000,
+        comments_page_size: int = 100,
+        export_requests_per_minute: int = 10,
+        timeout_seconds: float = 60.0,
+        max_retries: int = 5,
+        backoff_factor: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+        logger: logging.Logger | Any | None = None,
+    ):
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size must be between 1 and 1000 (got {page_size})")
+        if not 1 <= comments_page_size <= 100:
+            raise ValueError(f"comments_page_size must be between 1 and 100 (got {comments_page_size})")
+        self.base_url = base_url.rstrip("/")
+        self.email = email
+        self.page_size = page_size
+        self.comments_page_size = comments_page_size
+        self.timeout_seconds = timeout_seconds
+        self.max_retries = max_retries
+        self._wall_clock = wall_clock
+        self._log = logger or log
+        self.export_limiter = SlidingWindowLimiter(
+            export_requests_per_minute, 60.0, clock=clock, sleep=sleep,
+            on_wait=lambda s: self._log.info(
+                f"Zendesk export budget of {export_requests_per_minute} requests/minute used up:"
+                f" waiting {s:.1f} s"
+            ),
+        )
+        retry = Retry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=_RETRY_STATUSES,
+            backoff_factor=backoff_factor,
+            respect_retry_after_header=True,
+            # The last 429/5xx answer comes back to us so the error can quote its status.
+            raise_on_status=False,
+        )
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.auth = (f"{email}/token", api_token)
+        session.headers.update({"Accept": "application/json", "User-Agent": "dunning-pipeline"})
+        self._session = session
+
+    def __repr__(self) -> str:  # never the token
+        return f"ZendeskClient(base_url={self.base_url!r}, email={self.email!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> ZendeskClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- exports -------------------------------------------------------------------------------
+    def export_tickets(
+        self, *, cursor: str | None = None, start_time: int = 0, include_users: bool = True
+    ) -> Iterator[ExportPage]:
+        """Changed tickets since `cursor` (or `start_time` on the very first run), page by page,
+        with the users they reference side-loaded. Deleted tickets come with status "deleted"."""
+        extra = {"include": "users"} if include_users else {}
+        yield from self._export(TICKETS_EXPORT_PATH, "tickets", cursor, start_time, extra)
+
+    def export_users(self, *, cursor: str | None = None, start_time: int = 0) -> Iterator[ExportPage]:
+        """Changed users since `cursor` (or `start_time`), page by page."""
+        yield from self._export(USERS_EXPORT_PATH, "users", cursor, start_time, {})
+
+    def _export(
+        self, path: str, key: str, cursor: str | None, start_time: int, extra: dict[str, str]
+    ) -> Iterator[ExportPage]:
+        params: dict[str, Any] = {"per_page": self.page_size, **extra}
+        if cursor:
+            params["cursor"] = cursor
+        else:
+            params["start_time"] = self._clamp_start_time(int(start_time))
+        clamps = 0
+        while True:
+            try:
+                data = self._get(path, params, export=True)
+            except ZendeskRequestError as exc:
+                # Our clock may run ahead of Zendesk's: move start_time back and ask again.
+                if not _too_recent_start_time(exc) or "start_time" not in params:
+                    raise
+                clamps += 1
+                if clamps > _MAX_START_TIME_CLAMPS:
+                    raise
+                params["start_time"] = self._clamp_start_time(params["start_time"]) - 60 * clamps
+                self._log.warning(
+                    f"Zendesk refused start_time as too recent; retrying with start_time={params['start_time']}"
+                )
+                continue
+            page = _export_page(data, key, path)
+            yield page
+            if page.end_of_stream:
+                return
+            if not page.after_cursor:
+                raise ZendeskResponseError(
+                    f"Zendesk GET {path}: a page before the end of the stream has no after_cursor"
+                )
+            params = {"per_page": self.page_size, **extra, "cursor": page.after_cursor}
+
+    def _clamp_start_time(self, start_time: int) -> int:
+        latest = int(self._wall_clock()) - MIN_START_TIME_AGE_SECONDS
+        return max(0, min(start_time, latest))
+
+    # -- comments ------------------------------------------------------------------------------
+    def ticket_comments(self, ticket_id: int) -> Iterator[list[dict[str, Any]]]:
+        """The comments of one ticket (public replies and internal notes), page by page."""
+        path = COMMENTS_PATH.format(ticket_id=int(ticket_id))
+        params: dict[str, Any] = {"page[size]": self.comments_page_size}
+        while True:
+            data = self._get(path, params)
+            comments = data.get("comments")
+            if not isinstance(comments, list):
+                raise ZendeskResponseError(f"Zendesk GET {path}: the answer has no 'comments' list")
+            yield comments
+            meta = data.get("meta") or {}
+            if not meta.get("has_more"):
+                return
+            after = meta.get("after_cursor")
+            if not after:
+                raise ZendeskResponseError(
+                    f"Zendesk GET {path}: meta.has_more is true but meta.after_cursor is missing"
+                )
+            params = {"page[size]": self.comments_page_size, "page[after]": after}
+
+    # -- transport -----------------------------------------------------------------------------
+    def _get(self, path: str, params: dict[str, Any], *, export: bool = False) -> dict[str, Any]:
+        if export:
+            self.export_limiter.acquire()
+        url = self.base_url + path
+        try:
+            resp = self._session.get(url, params=params, timeout=self.timeout_seconds)
+        except requests.exceptions.RetryError as exc:  # defensive: raise_on_status is off
+            raise ZendeskRetriesExhaustedError(
+                f"Zendesk GET {path} still failed after {self.max_retries} retries ({_reason(exc)})"
+            ) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise ZendeskUnreachableError(
+                f"Zendesk at {self.base_url} did not answer GET {path} after {self.max_retries}"
+                f" retries ({_reason(exc)}); check ZENDESK_URL and that the server is reachable"
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise ZendeskError(f"Zendesk GET {path} failed: {_reason(exc)}") from None
+        return self._decode(resp, path)
+
+    def _decode(self, resp: requests.Response, path: str) -> dict[str, Any]:
+        status = resp.status_code
+        if status == 401:
+            raise ZendeskAuthError(
+                f"Zendesk refused the credentials (401) for GET {path}: check ZENDESK_EMAIL and"
+                f" ZENDESK_API_TOKEN (the token must be active and token access enabled)"
+            )
+        if status == 403:
+            raise ZendeskPermissionError(
+                f"Zendesk user {self.email} may not read GET {path} (403): incremental exports"
+                f" and comments need an admin or an agent with access to all tickets"
+            )
+        if status == 404:
+            raise ZendeskNotFoundError(
+                f"Zendesk answered 404 Not Found to GET {path}: check ZENDESK_URL"
+                f" ({self.base_url}) or whether the record was deleted"
+            )
+        if status in _RETRY_STATUSES:
+            raise ZendeskRetriesExhaustedError(
+                f"Zendesk answered {status} to GET {path} after {self.max_retries} retries:"
+                f" {_snippet(resp)}"
+            )
+        if status >= 400:
+            error, description = _error_fields(resp)
+            raise ZendeskRequestError(
+                f"Zendesk refused GET {path} ({status}): {error or ''} {description or _snippet(resp)}".strip(),
+                status, error, description,
+            )
+        try:
+            data = resp.json(parse_float=Decimal)
+        except ValueError:
+            raise ZendeskResponseError(
+                f"Zendesk answered GET {path} with a body that is not JSON"
+                f" ({resp.headers.get('Content-Type', 'no content type')}: {_snippet(resp)});"
+                f" check that ZENDESK_URL points at the Zendesk account"
+            ) from None
+        if not isinstance(data, dict):
+            raise ZendeskResponseError(f"Zendesk GET {path}: expected a JSON object, got {type(data).__name__}")
+        return data
+
+
+def _export_page(data: dict[str, Any], key: str, path: str) -> ExportPage:
+    records = data.get(key)
+    if not isinstance(records, list):
+        raise ZendeskResponseError(f"Zendesk GET {path}: the answer has no {key!r} list")
+    users = data.get("users") if key != "users" else []
+    if users is None:
+        users = []
+    if not isinstance(users, list):
+        raise ZendeskResponseError(f"Zendesk GET {path}: side-loaded 'users' is not a list")
+    if "end_of_stream" not in data:
+        raise ZendeskResponseError(f"Zendesk GET {path}: the answer has no end_of_stream flag")
+    return ExportPage(
+        records=records,
+        users=users,
+        after_cursor=data.get("after_cursor") or None,
+        end_of_stream=bool(data.get("end_of_stream")),
+    )
+
+
+def _too_recent_start_time(exc: ZendeskRequestError) -> bool:
+    return exc.status == 422 and "too recent" in f"{exc.error} {exc.description}".lower()
+
+
+def _error_fields(resp: requests.Response) -> tuple[str | None, str | None]:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    error = body.get("error")
+    description = body.get("description")
+    if isinstance(error, dict):  # some endpoints nest {"error": {"title", "message"}}
+        description = description or error.get("message")
+        error = error.get("title")
+    return (str(error) if error else None), (str(description) if description else None)
+
+
+def _snippet(resp: requests.Response, limit: int = 200) -> str:
+    text = " ".join((resp.text or "").split())
+    return (text[:limit] + "...") if len(text) > limit else (text or "<empty body>")
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause: the innermost urllib3 reason's class and message, no headers."""
+    inner = exc.args[0] if exc.args else exc
+    reason = getattr(inner, "reason", None) or inner
+    return f"{type(reason).__name__}: {reason}"[:300]
