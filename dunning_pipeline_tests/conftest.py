@@ -75,3 +75,17 @@ def warehouse(warehouse_url) -> Warehouse:
     wh.ensure_schema()
     yield wh
     wh.dispose()
+
+
+@pytest.fixture
+def sandbox():
+    """A running sandbox (local Odoo, Zendesk, Slack) with small data; stopped afterwards.
+
+    Point a client at it with `sandbox.env` (ODOO_URL, ZENDESK_URL, SLACK_API_URL, credentials).
+    """
+    from datetime import date
+
+    from dunning_pipeline.sandbox import Sandbox
+
+    with Sandbox(seed=7, customers=30, invoices=300, as_of=date(2026, 3, 2)) as sb:
+        yield sb

@@ -2,4 +2,6 @@
 
 import dagster as dg
 
-defs = dg.Definitions()
+from dunning_pipeline.dunning.assets import ASSET_CHECKS, ASSET_SPECS, ASSETS
+
+defs = dg.Definitions(assets=[*ASSETS, *ASSET_SPECS], asset_checks=ASSET_CHECKS)

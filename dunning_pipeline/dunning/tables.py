@@ -1,17 +1,26 @@
 """Warehouse tables of the dunning engine, on the shared metadata.
 
 `dunning_history` is the append-only audit log: rows are only ever inserted (a trigger on
-PostgreSQL and SQLite refuses UPDATE and DELETE). `invoice_aging` is the latest snapshot.
+PostgreSQL and SQLite refuses UPDATE, DELETE and, on PostgreSQL, TRUNCATE). `dunning_state`
+is the log's last row per invoice, kept beside it in the same transaction so a night does not
+have to scan the whole log; `history.rebuild_state` derives it from the log again.
+`receivables`, `customer_communications` and `invoice_aging` are snapshots replaced by each run.
+`dunning_holds` is filled by accountants (payment promises and manual exclusions).
+
+Amounts in the snapshots are signed from the receivable's side: credit notes are negative.
 """
 
 import sqlalchemy as sa
 
+from dunning_pipeline.warehouse import store
 from dunning_pipeline.warehouse.schema import Money, metadata
+
+_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 
 dunning_history = sa.Table(
     "dunning_history",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
     sa.Column("invoice_id", sa.BigInteger, nullable=False),
     sa.Column("invoice_number", sa.Text),
     sa.Column("move_type", sa.Text),
@@ -34,6 +43,202 @@ dunning_history = sa.Table(
     sa.Column("hold_reason", sa.Text),
     sa.Column("ticket_id", sa.BigInteger, comment="Zendesk ticket behind a hold or the last contact"),
     sa.Column("recorded_at", sa.DateTime, comment="UTC"),
+    # Added by the engine (additive): the hold and the policy behind the row.
+    sa.Column("on_hold", sa.Boolean, comment="the invoice is on hold after this row"),
+    sa.Column("hold_since", sa.Date, comment="start of the hold; the stage is frozen as of that day"),
+    sa.Column("hold_until", sa.Date, comment="end of a payment promise or a dated exclusion"),
+    sa.Column("policy", sa.Text, comment="dunning policy (ladder) of the invoice"),
+    sa.Column("segment", sa.Text, comment="customer segment that chose the policy"),
+    sa.Column("action", sa.Text, comment="action of to_stage: email, call, letter, suspend, agency"),
+    sa.Column("manual_only", sa.Boolean, comment="the policy leaves the action to a person"),
     sa.UniqueConstraint("invoice_id", "as_of_date", name="uq_dunning_history_invoice_day"),
 )
 sa.Index("ix_dunning_history_as_of_date", dunning_history.c.as_of_date)
+
+dunning_state = sa.Table(
+    "dunning_state",
+    metadata,
+    sa.Column("invoice_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("customer_name", sa.Text),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("currency", sa.Text),
+    sa.Column("company_currency", sa.Text),
+    sa.Column("move_type", sa.Text),
+    sa.Column("stage", sa.Text, nullable=False, comment="to_stage of the invoice's last history row"),
+    sa.Column("on_hold", sa.Boolean, nullable=False),
+    sa.Column("hold_reason", sa.Text),
+    sa.Column("hold_since", sa.Date),
+    sa.Column("policy", sa.Text),
+    sa.Column("segment", sa.Text),
+    sa.Column("invoice_date_due", sa.Date),
+    sa.Column("amount_residual", Money),
+    sa.Column("amount_residual_company", Money),
+    sa.Column("as_of_date", sa.Date, nullable=False, comment="as-of date of that row"),
+    sa.Column("history_id", sa.BigInteger, comment="dunning_history.id of that row"),
+)
+sa.Index("ix_dunning_state_stage", dunning_state.c.stage)
+
+receivables = sa.Table(
+    "receivables",
+    metadata,
+    sa.Column("invoice_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("move_type", sa.Text, nullable=False, comment="out_invoice or out_refund (credit note)"),
+    sa.Column("state", sa.Text),
+    sa.Column("payment_state", sa.Text),
+    sa.Column("receivable_status", sa.Text, nullable=False,
+              comment="open (not_paid/partial: dunned) or in_payment (shown, not dunned)"),
+    sa.Column("partner_id", sa.BigInteger, comment="invoice partner (may be a contact)"),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner: dunning is per customer"),
+    sa.Column("customer_name", sa.Text),
+    sa.Column("customer_email", sa.Text),
+    sa.Column("customer_phone", sa.Text),
+    sa.Column("customer_lang", sa.Text),
+    sa.Column("customer_country", sa.Text),
+    sa.Column("customer_vat", sa.Text),
+    sa.Column("customer_tags", sa.Text, comment="JSON list of Odoo partner tags"),
+    sa.Column("segment", sa.Text, nullable=False),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("company_name", sa.Text),
+    sa.Column("currency", sa.Text),
+    sa.Column("company_currency", sa.Text),
+    sa.Column("invoice_date", sa.Date),
+    sa.Column("invoice_date_due", sa.Date),
+    sa.Column("amount_total", Money, comment="invoice currency, signed (credit notes negative)"),
+    sa.Column("amount_residual", Money, comment="invoice currency, signed"),
+    sa.Column("amount_total_company", Money, comment="company currency, signed"),
+    sa.Column("amount_residual_company", Money, comment="company currency, signed"),
+    sa.Column("write_date", sa.DateTime, comment="UTC"),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+)
+sa.Index("ix_receivables_customer_id", receivables.c.customer_id)
+
+customer_communications = sa.Table(
+    "customer_communications",
+    metadata,
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("invoice_id", sa.BigInteger, comment="null: the ticket names none of the customer's invoices"),
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("customer_id", sa.BigInteger, comment="commercial partner; null: not matched"),
+    sa.Column("match_method", sa.Text, nullable=False,
+              comment="requester_email, sender_email, organization, domain or unmatched"),
+    sa.Column("status", sa.Text),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+    sa.Column("is_dispute", sa.Boolean, nullable=False, comment="open ticket that holds the invoice(s)"),
+    sa.Column("dispute_scope", sa.Text, comment="invoice (number named) or customer (dispute tag only)"),
+    sa.Column("subject", sa.Text),
+    sa.Column("requester_id", sa.BigInteger),
+    sa.Column("requester_email", sa.Text),
+    sa.Column("tags", sa.Text, comment="JSON list"),
+    sa.Column("mentioned_at", sa.DateTime, comment="UTC, first mention of the invoice number"),
+    sa.Column("promise_until", sa.Date, comment="payment promise read from the ticket (optional)"),
+    sa.Column("ticket_created_at", sa.DateTime, comment="UTC"),
+    sa.Column("ticket_updated_at", sa.DateTime, comment="UTC"),
+    sa.Column("last_inbound_at", sa.DateTime, comment="UTC, last message from the customer on this ticket"),
+    sa.Column("last_outbound_at", sa.DateTime, comment="UTC, last public reply to the customer"),
+    sa.Column("customer_last_inbound_at", sa.DateTime, comment="UTC, over all the customer's tickets"),
+    sa.Column("customer_last_outbound_at", sa.DateTime, comment="UTC, over all the customer's tickets"),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+)
+sa.Index("ix_customer_communications_customer_id", customer_communications.c.customer_id)
+
+invoice_aging = sa.Table(
+    "invoice_aging",
+    metadata,
+    sa.Column("invoice_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("move_type", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner"),
+    sa.Column("customer_name", sa.Text),
+    sa.Column("segment", sa.Text),
+    sa.Column("policy", sa.Text),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("currency", sa.Text),
+    sa.Column("company_currency", sa.Text),
+    sa.Column("receivable_status", sa.Text),
+    sa.Column("amount_residual", Money, nullable=False, comment="invoice currency, signed"),
+    sa.Column("amount_residual_company", Money, nullable=False, comment="company currency, signed"),
+    sa.Column("net_residual_company", Money,
+              comment="invoices: residual left after the customer's open credit notes (oldest due first)"),
+    sa.Column("invoice_date", sa.Date),
+    sa.Column("invoice_date_due", sa.Date),
+    sa.Column("days_overdue", sa.Integer, nullable=False, comment="as-of date minus due date"),
+    sa.Column("aging_bucket", sa.Text, nullable=False),
+    sa.Column("due_stage", sa.Text, comment="stage by the calendar alone"),
+    sa.Column("stage", sa.Text, comment="stage in effect (frozen while on hold); null: not in dunning"),
+    sa.Column("stage_rank", sa.Integer),
+    sa.Column("action", sa.Text),
+    sa.Column("tone", sa.Text),
+    sa.Column("manual_only", sa.Boolean),
+    sa.Column("dunning_status", sa.Text, nullable=False,
+              comment="dunned, on_hold, not_in_dunning, credit_note"),
+    sa.Column("hold_reason", sa.Text,
+              comment="exclusion, dispute, promise, in_payment, net_credit"),
+    sa.Column("hold_since", sa.Date),
+    sa.Column("hold_until", sa.Date),
+    sa.Column("hold_ticket_id", sa.BigInteger),
+    sa.Column("hold_note", sa.Text),
+    sa.Column("customer_overdue_company", Money, comment="customer's overdue invoices, company currency"),
+    sa.Column("customer_credit_company", Money, comment="customer's open credit notes (negative)"),
+    sa.Column("customer_net_overdue_company", Money, comment="overdue + credit; not positive: not dunned"),
+    sa.Column("customer_stage", sa.Text, comment="highest stage in effect of the customer's dunned invoices"),
+    sa.Column("customer_last_inbound_at", sa.DateTime, comment="UTC"),
+    sa.Column("customer_last_outbound_at", sa.DateTime, comment="UTC"),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("run_id", sa.Text),
+)
+sa.Index("ix_invoice_aging_customer_id", invoice_aging.c.customer_id)
+
+dunning_holds = sa.Table(
+    "dunning_holds",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.BigInteger, comment="Odoo partner id (a contact counts for its company)"),
+    sa.Column("invoice_id", sa.BigInteger, comment="Odoo account.move id"),
+    sa.Column("kind", sa.Text, nullable=False, comment="promise (until a date) or exclusion"),
+    sa.Column("until", sa.Date, comment="last day of the hold; required for a promise"),
+    sa.Column("note", sa.Text),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp(),
+              comment="UTC; the hold applies from this day"),
+    sa.CheckConstraint("customer_id IS NOT NULL OR invoice_id IS NOT NULL", name="ck_dunning_holds_target"),
+    sa.CheckConstraint("kind IN ('promise', 'exclusion')", name="ck_dunning_holds_kind"),
+    sa.CheckConstraint("kind <> 'promise' OR until IS NOT NULL", name="ck_dunning_holds_promise_until"),
+)
+
+_PG_APPEND_ONLY = """
+CREATE OR REPLACE FUNCTION dunning_history_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'dunning_history is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'restrict_violation';
+END
+$$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS dunning_history_no_change ON dunning_history;
+CREATE TRIGGER dunning_history_no_change BEFORE UPDATE OR DELETE ON dunning_history
+    FOR EACH ROW EXECUTE FUNCTION dunning_history_append_only();
+DROP TRIGGER IF EXISTS dunning_history_no_truncate ON dunning_history;
+CREATE TRIGGER dunning_history_no_truncate BEFORE TRUNCATE ON dunning_history
+    FOR EACH STATEMENT EXECUTE FUNCTION dunning_history_append_only();
+"""
+
+_SQLITE_APPEND_ONLY = (
+    """CREATE TRIGGER IF NOT EXISTS dunning_history_no_update BEFORE UPDATE ON dunning_history
+       BEGIN SELECT RAISE(ABORT, 'dunning_history is append-only: UPDATE is not allowed'); END""",
+    """CREATE TRIGGER IF NOT EXISTS dunning_history_no_delete BEFORE DELETE ON dunning_history
+       BEGIN SELECT RAISE(ABORT, 'dunning_history is append-only: DELETE is not allowed'); END""",
+)
+
+
+@store.on_schema
+def _history_append_only(warehouse, conn) -> None:
+    """The database refuses to change or remove a history row, whoever asks."""
+    if warehouse.dialect == "postgresql":
+        # Through the driver's cursor without parameters: '%' in the function body is literal.
+        with conn.connection.dbapi_connection.cursor() as cur:
+            cur.execute(_PG_APPEND_ONLY)
+    elif warehouse.dialect == "sqlite":
+        for statement in _SQLITE_APPEND_ONLY:
+            conn.exec_driver_sql(statement)

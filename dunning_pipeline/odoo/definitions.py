@@ -1,5 +1,10 @@
-"""The odoo part of the code location; merged by dunning_pipeline.definitions."""
+"""The odoo part of the code location; merged by dunning_pipeline.definitions.
+
+The "odoo" and "warehouse" resources are bound in the top-level Definitions.
+"""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from dunning_pipeline.odoo.assets import odoo_customers, odoo_invoices
+
+defs = dg.Definitions(assets=[odoo_invoices, odoo_customers])

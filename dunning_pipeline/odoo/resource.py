@@ -1,16 +1,75 @@
-"""Odoo as a Dagster resource (stub: fields are the contract; the client lands in odoo/client.py)."""
+"""Odoo as a Dagster resource: validated configuration that builds an `OdooClient`."""
+
+from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
+
+from dunning_pipeline import settings
+from dunning_pipeline.odoo.client import PROTOCOLS, OdooClient
 
 
 class OdooResource(dg.ConfigurableResource):
-    """Odoo's external API, authenticated with an API key (ODOO_URL, ODOO_DB, ODOO_USERNAME, ODOO_API_KEY)."""
+    """Odoo's external API, authenticated with an API key (ODOO_URL, ODOO_DB, ODOO_USERNAME,
+    ODOO_API_KEY). Works with Odoo 16 to 19: JSON-RPC, or JSON-2 on Odoo 19 and later."""
 
-    url: str
-    database: str
-    username: str
-    api_key: str
-    protocol: str = "auto"  # auto | jsonrpc | json2
-    page_size: int = 2000
-    timeout_seconds: float = 60.0
-    max_retries: int = 5
+    url: str = Field(description="Root address of the Odoo server (ODOO_URL), e.g. https://acme.odoo.com")
+    database: str = Field(description="Odoo database name (ODOO_DB)")
+    username: str = Field(description="Login of the API user (ODOO_USERNAME); used by JSON-RPC")
+    api_key: str = Field(
+        repr=False,
+        description="API key of that user (ODOO_API_KEY; Preferences > Account Security). A secret: bind it with EnvVar.",
+    )
+    protocol: str = Field(
+        default="auto",
+        description="'auto' (JSON-2 on Odoo 19+, else JSON-RPC), 'jsonrpc' or 'json2'",
+    )
+    page_size: int = Field(default=2000, description="Records per request")
+    timeout_seconds: float = Field(default=60.0, description="Per-request connect and read timeout")
+    max_retries: int = Field(
+        default=5, description="Retries of 429, 502/503/504, timeouts and dropped connections"
+    )
+    backoff_factor: float = Field(
+        default=1.0,
+        description="Exponential backoff between retries, in seconds (a Retry-After header wins)",
+    )
+    overlap_seconds: int = Field(
+        default=300,
+        description="Incremental runs re-read records written this long before the high-water"
+        " mark, for Odoo transactions that commit after stamping write_date",
+    )
+
+    def validated(self) -> OdooResource:
+        """Check every value, with errors that name the environment variable (never a secret)."""
+        settings.check_http_url(self.url, "ODOO_URL")
+        settings.require(self.database, "ODOO_DB")
+        settings.require(self.username, "ODOO_USERNAME")
+        settings.require(self.api_key, "ODOO_API_KEY")
+        if self.protocol not in PROTOCOLS:
+            raise settings.SettingsError(
+                f"OdooResource.protocol must be one of {', '.join(PROTOCOLS)} (got {self.protocol!r})"
+            )
+        for name, value, low in (
+            ("page_size", self.page_size, 1),
+            ("timeout_seconds", self.timeout_seconds, 0.001),
+            ("max_retries", self.max_retries, 0),
+            ("backoff_factor", self.backoff_factor, 0),
+            ("overlap_seconds", self.overlap_seconds, 0),
+        ):
+            if value < low:
+                raise settings.SettingsError(f"OdooResource.{name} must be at least {low} (got {value!r})")
+        return self
+
+    def get_client(self) -> OdooClient:
+        """A new client (close it, or use it as a context manager)."""
+        self.validated()
+        return OdooClient(
+            settings.check_http_url(self.url, "ODOO_URL"),
+            settings.require(self.database, "ODOO_DB"),
+            settings.require(self.username, "ODOO_USERNAME"),
+            settings.require(self.api_key, "ODOO_API_KEY"),
+            protocol=self.protocol,
+            timeout_seconds=self.timeout_seconds,
+            max_retries=self.max_retries,
+            backoff_factor=self.backoff_factor,
+        )

@@ -1,3 +1,57 @@
-"""Warehouse tables of the slack concern, on the shared metadata."""
+"""Warehouse tables of the slack concern, on the shared metadata: the alert delivery ledger.
 
-from dunning_pipeline.warehouse.schema import Money, metadata  # noqa: F401
+One `alert_deliveries` row per alert and period (what it covers, whether all of it reached
+Slack) and one `alert_delivery_parts` row per message of that alert (the rendered payload, its
+`ts` once posted). The ledger is what makes the weekly alert exactly-once: a part is posted only
+while its row says it is not, and its `ts` is committed the moment Slack accepts it.
+"""
+
+import sqlalchemy as sa
+
+from dunning_pipeline.warehouse.schema import metadata
+
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("alert", sa.Text, primary_key=True, comment="e.g. weekly_dunning"),
+    sa.Column("period_end", sa.Date, primary_key=True, comment="as-of date of the run; inclusive"),
+    sa.Column("period_start", sa.Date, comment="first as_of_date covered; null: from the beginning"),
+    sa.Column("after_period_end", sa.Date,
+              comment="period_end of the previous delivered alert: history after it is covered"),
+    sa.Column("after_history_id", sa.BigInteger,
+              comment="watermark of the previous alert: older-dated rows above it are covered too"),
+    sa.Column("history_id_max", sa.BigInteger,
+              comment="highest dunning_history.id dated up to period_end when this alert was rendered"),
+    sa.Column("history_rows", sa.Integer, nullable=False),
+    sa.Column("invoices", sa.Integer, nullable=False),
+    sa.Column("customers", sa.Integer, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False, comment="the configured channel (name or id)"),
+    sa.Column("parts", sa.Integer, nullable=False, comment="number of messages of this alert"),
+    sa.Column("status", sa.Text, nullable=False, comment="pending, delivered or superseded"),
+    sa.Column("created_run_id", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, comment="UTC"),
+    sa.Column("delivered_run_id", sa.Text),
+    sa.Column("delivered_at", sa.DateTime, comment="UTC"),
+)
+
+alert_delivery_parts = sa.Table(
+    "alert_delivery_parts",
+    metadata,
+    sa.Column("alert", sa.Text, primary_key=True),
+    sa.Column("period_end", sa.Date, primary_key=True),
+    sa.Column("part", sa.Integer, primary_key=True, comment="1 is the top message; others reply in its thread"),
+    sa.Column("text", sa.Text, nullable=False, comment="plain-text fallback"),
+    sa.Column("blocks", sa.JSON, nullable=False, comment="Block Kit blocks as sent"),
+    sa.Column("status", sa.Text, nullable=False, comment="pending, posting or posted"),
+    sa.Column("claimed_by_run_id", sa.Text, comment="the run posting it (status posting) or that posted it"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text, comment="Slack's error code of the last failed attempt"),
+    sa.Column("channel_id", sa.Text, comment="channel id Slack answered with"),
+    sa.Column("ts", sa.Text, comment="Slack message ts: the proof of delivery"),
+    sa.Column("thread_ts", sa.Text, comment="ts of part 1 for the replies"),
+    sa.Column("posted_at", sa.DateTime, comment="UTC"),
+    sa.ForeignKeyConstraint(
+        ["alert", "period_end"], ["alert_deliveries.alert", "alert_deliveries.period_end"],
+        name="fk_alert_delivery_parts_delivery",
+    ),
+)

@@ -2,4 +2,6 @@
 
 import dagster as dg
 
-defs = dg.Definitions()
+from dunning_pipeline.zendesk.assets import zendesk_comments, zendesk_tickets_and_users
+
+defs = dg.Definitions(assets=[zendesk_tickets_and_users, zendesk_comments])

@@ -1,0 +1,315 @@
+"""The dunning engine as Dagster assets: a thin layer that reads the warehouse, calls the pure
+pandas core (`receivables`, `communications`, `aging`, `history`) and writes the results back
+in one transaction per asset, with the metadata finance people look at.
+
+Lineage: odoo_* / zendesk_* -> receivables, customer_communications -> invoice_aging
+-> dunning_history. `dunning_holds` is a table accountants fill by hand (an external asset).
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from dunning_pipeline import money, runtime, settings
+from dunning_pipeline.dunning import aging as aging_mod
+from dunning_pipeline.dunning import history as history_mod
+from dunning_pipeline.dunning.communications import build_communications
+from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
+from dunning_pipeline.dunning.receivables import (
+    IN_PAYMENT, OPEN_PAYMENT_STATES, build_receivables, quarantined_ids,
+)
+from dunning_pipeline.warehouse.resource import WarehouseResource
+from dunning_pipeline.warehouse.store import Warehouse
+
+GROUP = "dunning"
+OWNERS = ["team:finance-data"]
+KINDS = {"pandas", "sql"}
+
+dunning_holds_spec = dg.AssetSpec(
+    "dunning_holds",
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"sql"},
+    description=(
+        "Payment promises and manual exclusions that accountants enter in the warehouse table "
+        "`dunning_holds` (customer or invoice, kind promise/exclusion, until, note, created_by). "
+        "Honoured by invoice_aging from the day they are created."
+    ),
+)
+
+_INVOICE_COLUMNS = [
+    "id", "name", "move_type", "state", "payment_state", "partner_id", "partner_name", "commercial_partner_id",
+    "company_id", "company_name", "currency", "company_currency", "invoice_date", "invoice_date_due",
+    "amount_total", "amount_residual", "amount_total_signed", "amount_residual_signed", "write_date",
+]
+
+def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
+    policy = load_policy()
+    context.log.info(f"dunning policy: {policy.source}")
+    return policy
+
+def _quarantine(wh: Warehouse) -> pd.DataFrame:
+    return wh.read("data_quality_quarantine", columns=["asset", "record_id", "check_name", "field", "reason"])
+
+def _money_display(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """A copy with money columns (int64 units) formatted in their currency, for previews."""
+    out = frame.copy()
+    for col, cur_col in columns.items():
+        if col in out:
+            out[col] = [money.format_amount(int(v), c if isinstance(c, str) else None) if pd.notna(v) else ""
+                        for v, c in zip(out[col], out[cur_col])]
+    return out
+
+def _totals_by_currency(frame: pd.DataFrame, amount: str = "amount_residual") -> pd.Series:
+    return frame.groupby("currency")[amount].sum().astype("int64") if len(frame) else pd.Series(dtype="int64")
+
+def _counts_md(frame: pd.DataFrame, by: list[str], amount: str | None = None, currency: str | None = None) -> str:
+    if frame.empty:
+        return "_none_"
+    if amount is None:
+        table = frame.groupby(by, dropna=False).size().rename("count").reset_index()
+    else:
+        table = (frame.groupby([*by, currency], dropna=False)
+                 .agg(count=(amount, "size"), amount=(amount, "sum")).reset_index())
+        table["amount"] = [money.format_amount(int(a), c) for a, c in zip(table["amount"], table[currency])]
+        table = table.drop(columns=[currency])
+    return table.fillna("").to_markdown(index=False)
+
+# -- receivables -------------------------------------------------------------------------------
+@dg.asset(
+    group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["odoo_invoices", "odoo_customers"],
+)
+def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Open customer invoices and credit notes per commercial partner, as of the run's day.
+
+    Posted out_invoice/out_refund, payment state not_paid or partial with a residual above the
+    policy's tolerance; in_payment kept and marked (not dunned). Amounts in invoice and company
+    currency, signed (credit notes negative); customer attributes; segment and policy from the
+    customer's Odoo tags. Records quarantined by the data-quality checks are left out and listed.
+    """
+    as_of = runtime.run_as_of(context)
+    policy = _policy(context)
+    wh = warehouse.get_warehouse()
+    t = wh.table("odoo_invoices")
+    invoices = wh.read("odoo_invoices", columns=_INVOICE_COLUMNS, where=sa.and_(
+        t.c.state == "posted", t.c.payment_state.in_([*OPEN_PAYMENT_STATES, IN_PAYMENT])))
+    customers = wh.read("odoo_customers")
+    context.log.info(f"read {len(invoices)} open posted moves and {len(customers)} partners")
+    recv, excluded = build_receivables(invoices, customers, policy, as_of, _quarantine(wh))
+    with wh.begin() as conn:
+        wh.replace("receivables", recv, conn=conn)
+    context.log.info(f"wrote {len(recv)} receivables; {len(excluded)} left out")
+    if len(excluded):
+        context.log.warning(f"{len(excluded)} open moves left out of dunning: "
+                            + ", ".join(f"{r} ({n})" for r, n in excluded["reason"].value_counts().items()))
+    totals = _totals_by_currency(recv[recv["receivable_status"] == "open"])
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(recv),
+        "dagster/column_schema": runtime.column_schema(recv),
+        "as_of_date": as_of.isoformat(),
+        "policy_file": policy.source,
+        "customers": int(recv["customer_id"].nunique()),
+        "by_status": dg.MetadataValue.md(_counts_md(recv, ["move_type", "receivable_status"],
+                                                    "amount_residual", "currency")),
+        "open_residual_by_currency": dg.MetadataValue.md(
+            "\n".join(["| Currency | Open residual |", "|---|---:|"]
+                      + [f"| {c} | {money.format_amount(int(v), c, with_code=False)} |" for c, v in totals.items()])
+            if len(totals) else "_none_"),
+        "by_segment": dg.MetadataValue.md(_counts_md(recv, ["segment", "policy"])),
+        "excluded_count": len(excluded),
+        "excluded": dg.MetadataValue.md(excluded.head(50).fillna("").to_markdown(index=False)
+                                        if len(excluded) else "_none_"),
+        "preview": runtime.markdown_preview(_money_display(
+            recv[["invoice_id", "invoice_number", "move_type", "receivable_status", "customer_id", "customer_name",
+                  "segment", "currency", "amount_residual", "invoice_date_due"]],
+            {"amount_residual": "currency"})),
+    })
+
+# -- customer_communications -------------------------------------------------------------------
+@dg.asset(
+    group_name=GROUP, kinds=KINDS, owners=OWNERS,
+    deps=["zendesk_tickets", "zendesk_users", "zendesk_comments", "odoo_customers", "odoo_invoices"],
+)
+def customer_communications(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Zendesk tickets matched to customers and to the invoices they name.
+
+    Customer by requester email, sender address, Zendesk organization or email domain; invoices by
+    their number found in the subject, description, tags or comments (policy pattern). Last
+    inbound and outbound contact per ticket and per customer; open disputes (an open ticket that
+    names an invoice, or carries a dispute tag) that put invoices on hold.
+    """
+    as_of = runtime.run_as_of(context)
+    policy = _policy(context)
+    wh = warehouse.get_warehouse()
+    tickets = wh.read("zendesk_tickets")
+    users = wh.read("zendesk_users", columns=["id", "email", "organization_id", "role"])
+    comments = wh.read("zendesk_comments", columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
+    customers = wh.read("odoo_customers", columns=["id", "email", "commercial_partner_id"])
+    t = wh.table("odoo_invoices")
+    invoices = wh.read("odoo_invoices", columns=["id", "name", "state", "partner_id", "commercial_partner_id"],
+                       where=t.c.state == "posted")
+    context.log.info(f"read {len(tickets)} tickets, {len(comments)} comments, {len(users)} users")
+    comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, settings.timezone())
+    with wh.begin() as conn:
+        wh.replace("customer_communications", comms, conn=conn)
+    disputes = comms[comms["is_dispute"]]
+    by_ticket = comms.drop_duplicates("ticket_id")
+    context.log.info(f"wrote {len(comms)} rows; {len(disputes)} open disputes")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(comms),
+        "dagster/column_schema": runtime.column_schema(comms),
+        "as_of_date": as_of.isoformat(),
+        "tickets": len(by_ticket),
+        "tickets_by_match": dg.MetadataValue.md(_counts_md(by_ticket, ["match_method"])),
+        "unmatched_tickets": int((by_ticket["match_method"] == "unmatched").sum()),
+        "invoice_mentions": int(comms["invoice_id"].notna().sum()),
+        "open_disputes": len(disputes),
+        "disputes": runtime.markdown_preview(
+            disputes[["ticket_id", "customer_id", "invoice_number", "dispute_scope", "status", "subject"]], rows=20),
+        "preview": runtime.markdown_preview(
+            comms[["ticket_id", "customer_id", "match_method", "invoice_number", "status", "is_dispute",
+                   "last_inbound_at", "last_outbound_at"]]),
+    })
+
+# -- invoice_aging -----------------------------------------------------------------------------
+@dg.asset(
+    group_name=GROUP, kinds=KINDS, owners=OWNERS,
+    deps=[receivables, customer_communications, dunning_holds_spec],
+)
+def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The aging table as of the run's day: one row per open invoice and credit note.
+
+    Days overdue, aging bucket, the stage its policy gives by the calendar and the stage in
+    effect (frozen while on hold), the hold and why (exclusion, dispute, promise, in_payment,
+    net_credit), the residual after the customer's open credit notes, and per customer the net
+    overdue balance and the highest stage. The bucket totals per currency reconcile with the
+    open residual of `receivables` to the cent (checked, blocking the history if not).
+    """
+    as_of = runtime.run_as_of(context)
+    policy = _policy(context)
+    wh = warehouse.get_warehouse()
+    recv = wh.read("receivables")
+    if len(recv) and (recv["as_of_date"] != pd.Timestamp(as_of)).any():
+        raise dg.Failure(f"receivables hold as-of {recv['as_of_date'].iloc[0].date()}, this run's as-of is {as_of}: "
+                         f"materialize receivables in this run first")
+    comms = wh.read("customer_communications")
+    manual = wh.read("dunning_holds")
+    customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
+    prev = history_mod.load_state(wh, as_of)
+    result = aging_mod.build_aging(recv, policy, as_of, settings.timezone(), communications=comms,
+                                   manual_holds=manual, customers=customers, prev_state=prev,
+                                   run_id=context.run_id)
+    aging = result.aging
+    with wh.begin() as conn:
+        wh.replace("invoice_aging", aging, conn=conn)
+    context.log.info(f"wrote {len(aging)} aging rows as of {as_of}")
+
+    totals = aging_mod.bucket_totals(aging, policy.all_bucket_labels())
+    open_totals = _totals_by_currency(recv[recv["invoice_id"].isin(aging["invoice_id"])])
+    held = aging[aging["dunning_status"] == aging_mod.ON_HOLD]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(aging),
+        "dagster/column_schema": runtime.column_schema(aging),
+        "as_of_date": as_of.isoformat(),
+        "bucket_totals": dg.MetadataValue.md(aging_mod.bucket_totals_markdown(totals, open_totals)),
+        "reconciles": bool(len(totals) == 0 or (totals.set_index("currency")["total"]
+                                                == open_totals.reindex(totals["currency"]).fillna(0).to_numpy()).all()),
+        "by_stage": dg.MetadataValue.md(_counts_md(aging[aging["stage"].notna()], ["stage"], "amount_residual", "currency")),
+        "by_status": dg.MetadataValue.md(_counts_md(aging, ["dunning_status"])),
+        "holds": dg.MetadataValue.md(_counts_md(held, ["hold_reason"], "amount_residual", "currency")),
+        "on_hold": len(held),
+        "customers_dunned": int(aging.loc[aging["dunning_status"] == aging_mod.DUNNED, "customer_id"].nunique()),
+        "not_aged": dg.MetadataValue.md(result.excluded.fillna("").to_markdown(index=False)
+                                        if len(result.excluded) else "_none_"),
+        "preview": runtime.markdown_preview(_money_display(
+            aging.sort_values("days_overdue", ascending=False)[
+                ["invoice_number", "customer_name", "currency", "amount_residual", "days_overdue", "aging_bucket",
+                 "stage", "hold_reason"]],
+            {"amount_residual": "currency"})),
+    })
+
+@dg.asset_check(asset=invoice_aging, blocking=True, description=(
+    "The aging buckets add up, per currency and to the cent, to the open residual of the "
+    "receivables, and every receivable is aged or listed as not aged. Blocking: no history is "
+    "recorded from an aging table that does not reconcile."))
+def invoice_aging_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    wh = warehouse.get_warehouse()
+    aging = wh.read("invoice_aging", columns=["invoice_id", "currency", "aging_bucket", "amount_residual"])
+    recv = wh.read("receivables", columns=["invoice_id", "currency", "amount_residual", "invoice_date_due",
+                                           "invoice_date"])
+    dated = recv[recv["invoice_date_due"].notna() | recv["invoice_date"].notna()]
+    buckets = aging.groupby(["currency", "aging_bucket"])["amount_residual"].sum().groupby(level=0).sum()
+    expected = _totals_by_currency(dated)
+    currencies = sorted(set(buckets.index) | set(expected.index))
+    rows = [(c, int(buckets.get(c, 0)), int(expected.get(c, 0))) for c in currencies]
+    diff = [r for r in rows if r[1] != r[2]]
+    missing = set(dated["invoice_id"]) ^ set(aging["invoice_id"])
+    table = "\n".join(["| Currency | Buckets | Receivables | Difference |", "|---|---:|---:|---:|"] + [
+        f"| {c} | {money.format_amount(b, c, with_code=False)} | {money.format_amount(e, c, with_code=False)} "
+        f"| {money.format_amount(b - e, c, with_code=False)} |" for c, b, e in rows])
+    return dg.AssetCheckResult(
+        passed=not diff and not missing,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"totals": dg.MetadataValue.md(table or "_no open receivables_"),
+                  "invoices_not_matching": len(missing),
+                  "sample_invoice_ids": dg.MetadataValue.text(", ".join(map(str, sorted(missing)[:20])))},
+    )
+
+# -- dunning_history ---------------------------------------------------------------------------
+@dg.asset(
+    group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=[invoice_aging, "odoo_invoices"],
+)
+def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The append-only audit log of dunning: one row per stage change of an invoice.
+
+    Entering dunning, moving up (a jump over missed nights is one row with `stages_skipped`),
+    hold and release, policy changes, and `closed` (paid, credited, cancelled) when an invoice
+    leaves the open set; with the as-of day, run id, reason and residual at that time. Re-running
+    a day adds nothing; a day before the latest recorded one records nothing (history is
+    forward-only) and says so. The database refuses updates and deletes.
+    """
+    as_of = runtime.run_as_of(context)
+    policy = _policy(context)
+    wh = warehouse.get_warehouse()
+    aging = wh.read("invoice_aging")
+    if len(aging) and (aging["as_of_date"] != pd.Timestamp(as_of)).any():
+        raise dg.Failure(f"invoice_aging holds as-of {aging['as_of_date'].iloc[0].date()}, this run's as-of is "
+                         f"{as_of}: materialize invoice_aging in this run first")
+    raw = wh.read("odoo_invoices", columns=["id", "move_type", "state", "payment_state", "company_id", "currency",
+                                            "amount_residual", "amount_residual_signed"])
+    excluded = quarantined_ids(_quarantine(wh), "odoo_invoices")
+    recorded_at = datetime.now(UTC).replace(tzinfo=None)  # when it was written; the logic uses as_of only
+    result = history_mod.record(wh, aging, raw, policy, as_of, context.run_id, recorded_at, excluded)
+    rows = result.rows
+    if result.skipped:
+        context.log.warning(
+            f"as-of {as_of} is before the latest recorded day {result.latest_recorded}: the history is "
+            f"forward-only, nothing recorded (the aging table of {as_of} was still computed)")
+    else:
+        context.log.info(f"appended {len(rows)} history rows for {as_of}")
+    total = wh.count("dunning_history")
+    by_stage = (_counts_md(rows, ["from_stage", "to_stage", "reason"], "amount_residual", "currency")
+                if len(rows) else ("_nothing recorded: as-of day before the latest recorded one_"
+                                   if result.skipped else "_no stage changes_"))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": total,
+        "dagster/column_schema": runtime.column_schema(rows if len(rows) else pd.DataFrame(
+            columns=history_mod.HISTORY_COLUMNS)),
+        "as_of_date": as_of.isoformat(),
+        "rows_appended": len(rows),
+        "skipped_before_latest": result.skipped,
+        "latest_recorded_before_run": result.latest_recorded.isoformat() if result.latest_recorded else "",
+        "transitions_by_stage": dg.MetadataValue.md(by_stage),
+        "entered": int((rows["from_stage"].isna()).sum()) if len(rows) else 0,
+        "closed": int((rows["to_stage"] == "closed").sum()) if len(rows) else 0,
+        "jumps": int((rows["stages_skipped"] > 0).sum()) if len(rows) else 0,
+        "preview": runtime.markdown_preview(_money_display(
+            rows[["invoice_number", "customer_name", "from_stage", "to_stage", "reason", "stages_skipped",
+                  "currency", "amount_residual"]], {"amount_residual": "currency"}) if len(rows) else rows),
+    })
+
+ASSETS = [receivables, customer_communications, invoice_aging, dunning_history]
+ASSET_SPECS = [dunning_holds_spec]
+ASSET_CHECKS = [invoice_aging_reconciles]

@@ -1,0 +1,174 @@
+"""Holds: what freezes an invoice's dunning stage, and since when.
+
+An invoice is on hold, as of a day, when any of these applies (the first in this list names
+the hold; the stage is frozen as of the earliest start among those that apply):
+- `exclusion`: a manual exclusion in `dunning_holds` (customer or invoice, optionally until a day);
+- `dispute`: an open Zendesk ticket of the customer that names the invoice, or that carries a
+  dispute tag and names none of the customer's invoices (see `communications`);
+- `promise`: a payment promise until a day, entered in `dunning_holds` or read from an open
+  ticket when the policy's `promise_pattern` is set;
+- `in_payment`: Odoo has a payment registered that is not yet reconciled;
+- `net_credit`: the customer's open credit notes cover the invoice (see `netting`).
+Holds are returned for every invoice they touch, never dropped. Pure pandas.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from dunning_pipeline.dunning.communications import local_day
+from dunning_pipeline.dunning.receivables import INVOICE, IN_PAYMENT, commercial_partner_map
+
+PRIORITY = ("exclusion", "dispute", "promise", "in_payment", "net_credit")
+HOLD_COLUMNS = ["hold_reason", "hold_since", "hold_until", "hold_ticket_id", "hold_note"]
+MANUAL_KINDS = ("promise", "exclusion")
+
+
+class HoldError(ValueError):
+    """A row of `dunning_holds` that cannot be honoured as written; names the row and field."""
+
+
+def validate_manual_holds(manual: pd.DataFrame) -> None:
+    """Refuse rows that the table's constraints would refuse too (frames built by hand)."""
+    if manual.empty:
+        return
+    kind_ok = manual["kind"].isin(MANUAL_KINDS)
+    if not kind_ok.all():
+        row = manual[~kind_ok].iloc[0]
+        raise HoldError(f"dunning_holds row id={row['id']}: field 'kind' is {row['kind']!r}, "
+                        f"expected one of {', '.join(MANUAL_KINDS)}")
+    no_target = manual["customer_id"].isna() & manual["invoice_id"].isna()
+    if no_target.any():
+        row = manual[no_target].iloc[0]
+        raise HoldError(f"dunning_holds row id={row['id']}: fields 'customer_id' and 'invoice_id' are both "
+                        f"empty; set the customer or the invoice the hold is for")
+    no_until = (manual["kind"] == "promise") & manual["until"].isna()
+    if no_until.any():
+        row = manual[no_until].iloc[0]
+        raise HoldError(f"dunning_holds row id={row['id']}: a promise needs field 'until' (the promised day)")
+
+
+def manual_holds(manual: pd.DataFrame, customers: pd.DataFrame, as_of: date, tz: ZoneInfo) -> pd.DataFrame:
+    """Active rows of `dunning_holds` as of the day: customer_id (commercial partner) or
+    invoice_id, reason, since, until, note. A hold starts the day it was created."""
+    validate_manual_holds(manual)
+    as_of_ts = pd.Timestamp(as_of)
+    since = local_day(manual["created_at"], tz) if len(manual) else pd.Series(dtype="datetime64[s]")
+    until = pd.to_datetime(manual["until"])
+    active = (since.fillna(as_of_ts) <= as_of_ts) & (until.isna() | (until >= as_of_ts))
+    cp_of = commercial_partner_map(customers) if len(customers) else pd.Series(dtype="int64")
+    customer = manual["customer_id"].astype("Int64")
+    customer = customer.map(cp_of).astype("Int64").fillna(customer)  # a contact counts for its company
+    note = manual["note"].astype("str").where(manual["note"].notna(), None)
+    by = manual["created_by"].astype("str").where(manual["created_by"].notna(), None)
+    note = (note.fillna("") + " (" + by.fillna("?") + ")").str.strip()
+    out = pd.DataFrame({
+        "customer_id": customer, "invoice_id": manual["invoice_id"].astype("Int64"),
+        "reason": manual["kind"].astype("str"), "since": since, "until": until,
+        "ticket_id": pd.array([pd.NA] * len(manual), dtype="Int64"), "note": note,
+    })
+    return out[active.to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+def ticket_holds(communications: pd.DataFrame, tz: ZoneInfo) -> pd.DataFrame:
+    """Disputes and parsed promises from open tickets: customer_id or invoice_id, reason, since,
+    until, ticket_id. An invoice-level row holds one invoice, a customer-level row all of them."""
+    disputes = communications[communications["is_dispute"]]
+    out = [pd.DataFrame({
+        "customer_id": disputes["customer_id"].astype("Int64"),
+        "invoice_id": disputes["invoice_id"].astype("Int64"),
+        "reason": "dispute",
+        "since": local_day(disputes["mentioned_at"], tz),
+        "until": pd.NaT,
+        "ticket_id": disputes["ticket_id"].astype("Int64"),
+        "note": disputes["subject"],
+    })]
+    promised = communications[communications["is_open"] & communications["customer_id"].notna()
+                              & communications["promise_until"].notna()]
+    if len(promised):
+        out.append(pd.DataFrame({
+            "customer_id": promised["customer_id"].astype("Int64"),
+            "invoice_id": promised["invoice_id"].astype("Int64"),
+            "reason": "promise",
+            "since": local_day(promised["ticket_created_at"], tz),
+            "until": pd.to_datetime(promised["promise_until"]),
+            "ticket_id": promised["ticket_id"].astype("Int64"),
+            "note": promised["subject"],
+        }))
+    return pd.concat(out, ignore_index=True)
+
+
+def resolve_holds(
+    receivables: pd.DataFrame,
+    candidates: list[pd.DataFrame],
+    covered: pd.Series | None,
+    as_of: date,
+    tz: ZoneInfo,
+    credit_since: pd.Series | None = None,
+) -> pd.DataFrame:
+    """The hold of each receivable (index aligned): hold_reason, hold_since, hold_until,
+    hold_ticket_id, hold_note; all null where none applies. Only invoices are held.
+
+    `candidates` are frames with customer_id or invoice_id (a customer-level row applies to all
+    the customer's invoices), reason, since, until, ticket_id, note. `covered` flags invoices
+    fully covered by credit notes (hold `net_credit`, since `credit_since`)."""
+    as_of_ts = pd.Timestamp(as_of)
+    inv = receivables[receivables["move_type"] == INVOICE]
+    keys = pd.DataFrame({"row": inv.index.to_numpy(), "invoice_id": inv["invoice_id"].to_numpy(),
+                         "customer_id": inv["customer_id"].to_numpy()})
+    parts = []
+    for cand in candidates:
+        if cand is None or cand.empty:
+            continue
+        by_invoice = cand[cand["invoice_id"].notna()].astype({"invoice_id": "int64"})
+        by_customer = cand[cand["invoice_id"].isna() & cand["customer_id"].notna()].astype({"customer_id": "int64"})
+        parts.append(keys.merge(by_invoice.drop(columns=["customer_id"]), on="invoice_id"))
+        parts.append(keys.merge(by_customer.drop(columns=["invoice_id"]), on="customer_id"))
+    in_payment = inv["receivable_status"] == IN_PAYMENT
+    if in_payment.any():
+        ip = inv[in_payment]
+        since = pd.to_datetime(ip["write_date"]).dt.normalize()
+        parts.append(pd.DataFrame({"row": ip.index.to_numpy(), "reason": IN_PAYMENT,
+                                   "since": since.where(since <= as_of_ts, as_of_ts).fillna(as_of_ts).to_numpy(),
+                                   "until": pd.NaT, "ticket_id": pd.NA, "note": "payment registered, not yet reconciled"}))
+    if covered is not None:
+        cov = covered.reindex(inv.index, fill_value=False).to_numpy(dtype=bool)
+        if cov.any():
+            since = (credit_since.reindex(inv.index) if credit_since is not None
+                     else pd.Series(as_of_ts, index=inv.index))[cov]
+            parts.append(pd.DataFrame({"row": inv.index[cov], "reason": "net_credit",
+                                       "since": since.fillna(as_of_ts).clip(upper=as_of_ts).to_numpy(),
+                                       "until": pd.NaT, "ticket_id": pd.NA,
+                                       "note": "open credit notes cover this invoice"}))
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
+        HOLD_COLUMNS, ["object", "datetime64[s]", "datetime64[s]", "Int64", "object"])}, index=receivables.index)
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty
+    cols = ["row", "reason", "since", "until", "ticket_id", "note"]
+    allh = pd.concat([p[cols] for p in parts], ignore_index=True)
+    allh["since"] = pd.to_datetime(allh["since"]).fillna(as_of_ts).clip(upper=as_of_ts)
+    allh["until"] = pd.to_datetime(allh["until"])
+    allh = allh[allh["until"].isna() | (allh["until"] >= as_of_ts)]
+    allh["priority"] = allh["reason"].map({r: i for i, r in enumerate(PRIORITY)})
+    allh = allh.sort_values(["row", "priority", "since", "ticket_id"], kind="stable", na_position="last")
+    chosen = allh.drop_duplicates("row").set_index("row")
+    earliest = allh.groupby("row")["since"].min()
+    out = empty.copy()
+    rows = chosen.index
+    out.loc[rows, "hold_reason"] = chosen["reason"].to_numpy()
+    out.loc[rows, "hold_since"] = earliest.reindex(rows).to_numpy()
+    out.loc[rows, "hold_until"] = chosen["until"].to_numpy()
+    out.loc[rows, "hold_ticket_id"] = chosen["ticket_id"].astype("Int64").to_numpy()
+    out.loc[rows, "hold_note"] = chosen["note"].to_numpy()
+    out["hold_since"] = pd.to_datetime(out["hold_since"]).astype("datetime64[s]")
+    out["hold_until"] = pd.to_datetime(out["hold_until"]).astype("datetime64[s]")
+    return out
+
+
+def active_hold_mask(holds: pd.DataFrame) -> np.ndarray:
+    return holds["hold_reason"].notna().to_numpy(dtype=bool)

@@ -1,0 +1,676 @@
+"""The dunning policy: a YAML file validated with pydantic, resolved into lookup tables.
+
+`DUNNING_POLICY_FILE` names the file; without it the documented `default_policy.yaml` shipped
+with the package applies. A wrong key or value fails at load with the file, the line and what
+was expected (pydantic's error locations are mapped back to the YAML nodes' marks), e.g.
+
+    dunning policy /etc/dunning/policy.yaml is invalid:
+      line 14, policies.default.stages[1].action: Input should be 'email', 'call', 'letter',
+      'suspend' or 'agency' (got 'sms')
+
+Numbers in the file are read as `Decimal` (never binary floats), so a tolerance of 0.01 is
+exactly one cent. Pure: no Dagster import; the path and environment are passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dunning_pipeline import money
+from dunning_pipeline.settings import POLICY_FILE_VAR
+
+DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "default_policy.yaml"
+
+# Pseudo-stages of the history: `closed` when an invoice leaves the open set, `none` when an
+# invoice that was in dunning falls back before its policy's first stage (due date moved out).
+CLOSED = "closed"
+NO_STAGE = "none"
+RESERVED_STAGE_NAMES = frozenset({CLOSED, NO_STAGE})
+
+Action = Literal["email", "call", "letter", "suspend", "agency"]
+Tone = Literal["friendly", "polite", "firm", "formal", "legal"]
+TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class PolicyError(ValueError):
+    """The policy file is missing, unreadable or invalid; the message names file and line."""
+
+
+def _amount(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    if value != value.quantize(Decimal(1).scaleb(-money.SCALE_DIGITS)):
+        raise ValueError(f"has more than {money.SCALE_DIGITS} decimal places")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageConfig(_Strict):
+    """One step of a dunning ladder."""
+
+    name: Name
+    days: int = Field(description="days relative to the due date (negative: before it)")
+    action: Action
+    tone: Tone
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED_STAGE_NAMES:
+            raise ValueError(f"{v!r} is reserved for the history; choose another stage name")
+        return v
+
+
+class PolicyConfig(_Strict):
+    """A ladder of stages, or another policy's ladder with overdue stages delayed."""
+
+    description: str | None = None
+    extends: Name | None = None
+    stages: list[StageConfig] | None = None
+    delay_days: int = Field(default=0, ge=0, description="added to every stage due after the due date")
+    manual_only: bool = Field(default=False, description="stages are shown and recorded, never acted on automatically")
+
+    @field_validator("stages")
+    @classmethod
+    def _ladder(cls, stages: list[StageConfig] | None) -> list[StageConfig] | None:
+        if stages is None:
+            return None
+        if not stages:
+            raise ValueError("a policy needs at least one stage")
+        names = [s.name for s in stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stage names must be unique, repeated: {', '.join(dupes)}")
+        days = [s.days for s in stages]
+        if any(b <= a for a, b in zip(days, days[1:])):
+            raise ValueError(f"stage days must strictly increase in order, got {days}")
+        return stages
+
+    @model_validator(mode="after")
+    def _stages_or_extends(self) -> PolicyConfig:
+        if self.stages is None and self.extends is None:
+            raise ValueError("a policy needs either 'stages' or 'extends'")
+        return self
+
+
+class ToleranceConfig(_Strict):
+    """Residuals at or below the tolerance count as settled (rounding leftovers)."""
+
+    default: Decimal = Decimal("0.01")
+    currencies: dict[CurrencyCode, Decimal] = Field(default_factory=dict)
+
+    @field_validator("default")
+    @classmethod
+    def _check_default(cls, v: Decimal) -> Decimal:
+        return _amount(v)
+
+    @field_validator("currencies")
+    @classmethod
+    def _check_currencies(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        for amount in v.values():
+            _amount(amount)
+        return v
+
+
+def _check_bounds(v: list[int] | None) -> list[int] | None:
+    if v is None:
+        return v
+    if not v:
+        raise ValueError("give at least one bound, e.g. [30, 60, 90]")
+    if any(b <= a for a, b in zip(v, v[1:])):
+        raise ValueError(f"bucket bounds must strictly increase, got {v}")
+    return v
+
+
+class SegmentConfig(_Strict):
+    """Customers (commercial partners) selected by Odoo tag name or partner id."""
+
+    name: Name
+    policy: Name
+    tags: list[str] = Field(default_factory=list, description="Odoo partner tag (category) names")
+    partner_ids: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list)
+    companies: list[Annotated[int, Field(gt=0)]] | None = Field(default=None, description="only these Odoo companies")
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> SegmentConfig:
+        if not self.tags and not self.partner_ids:
+            raise ValueError("a segment needs 'tags' or 'partner_ids' to select its customers")
+        return self
+
+
+DEFAULT_INVOICE_NUMBER_PATTERN = r"\b[A-Z][A-Z0-9]*/\d{4}/(?:\d{2}/)?\d{3,}\b"
+
+
+class HoldConfig(_Strict):
+    """What puts an invoice on hold from Zendesk."""
+
+    open_ticket_statuses: list[TicketStatus] = Field(default_factory=lambda: ["new", "open", "pending", "hold"])
+    dispute_tags: list[str] = Field(default_factory=lambda: ["dispute", "billing_dispute", "invoice_dispute"])
+    invoice_number_pattern: str = DEFAULT_INVOICE_NUMBER_PATTERN
+    promise_pattern: str | None = Field(
+        default=None, description="optional: a regex with a named group 'date' (YYYY-MM-DD) in an open ticket"
+    )
+
+    @field_validator("invoice_number_pattern")
+    @classmethod
+    def _invoice_pattern(cls, v: str) -> str:
+        try:
+            compiled = re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression: {exc}") from None
+        if compiled.groups:
+            raise ValueError("must not contain capturing groups; use (?:...) instead")
+        return v
+
+    @field_validator("promise_pattern")
+    @classmethod
+    def _promise_pattern(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            compiled = re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression: {exc}") from None
+        if set(compiled.groupindex) != {"date"} or compiled.groups != 1:
+            raise ValueError("must contain exactly one group, the named group (?P<date>...)")
+        return v
+
+
+class CommunicationsConfig(_Strict):
+    """How Zendesk requesters are matched to Odoo customers."""
+
+    match_by_domain: bool = True
+    public_email_domains: list[str] = Field(
+        default_factory=lambda: [
+            "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "yahoo.com",
+            "icloud.com", "me.com", "aol.com", "gmx.de", "gmx.net", "web.de", "proton.me",
+            "protonmail.com", "mail.com", "yandex.ru", "qq.com",
+        ]
+    )
+
+
+class CompanyConfig(_Strict):
+    """Overrides for one Odoo company (by id)."""
+
+    policy: Name | None = None
+    tolerance: ToleranceConfig | None = None
+    aging_buckets: list[Annotated[int, Field(gt=0)]] | None = None
+
+    @field_validator("aging_buckets")
+    @classmethod
+    def _bounds(cls, v: list[int] | None) -> list[int] | None:
+        return _check_bounds(v)
+
+
+class PolicyFileConfig(_Strict):
+    """The whole policy file."""
+
+    version: Literal[1] = 1
+    tolerance: ToleranceConfig = Field(default_factory=ToleranceConfig)
+    aging_buckets: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [30, 60, 90])
+    policies: dict[Name, PolicyConfig]
+    segments: list[SegmentConfig] = Field(default_factory=list)
+    holds: HoldConfig = Field(default_factory=HoldConfig)
+    communications: CommunicationsConfig = Field(default_factory=CommunicationsConfig)
+    companies: dict[Annotated[int, Field(gt=0)], CompanyConfig] = Field(default_factory=dict)
+
+    @field_validator("aging_buckets")
+    @classmethod
+    def _bounds(cls, v: list[int]) -> list[int]:
+        return _check_bounds(v)
+
+
+# -- the resolved policy ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    days: int
+    action: str
+    tone: str
+    rank: int
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A resolved policy: its stages in order (rank 0 first)."""
+
+    name: str
+    stages: tuple[Stage, ...]
+    manual_only: bool
+
+    def rank_of(self, stage: str) -> int | None:
+        for s in self.stages:
+            if s.name == stage:
+                return s.rank
+        return None
+
+
+def bucket_labels(bounds: tuple[int, ...]) -> tuple[str, ...]:
+    """[30, 60, 90] -> current, 1-30, 31-60, 61-90, 90+ (days overdue; current = not yet due)."""
+    return tuple(label for label, _low in _buckets(bounds))
+
+
+def _buckets(bounds: tuple[int, ...]) -> list[tuple[str, int]]:
+    """(label, lowest days overdue) of each bucket."""
+    out = [("current", -(2**62))]
+    low = 1
+    for b in bounds:
+        out.append((f"{low}-{b}", low))
+        low = b + 1
+    out.append((f"{bounds[-1]}+", low))
+    return out
+
+
+@dataclass(frozen=True)
+class DunningPolicy:
+    """The validated policy, with vectorised lookups for the engine."""
+
+    source: str
+    config: PolicyFileConfig
+    ladders: Mapping[str, Ladder]
+
+    # -- policies and stages --------------------------------------------------------------
+    def default_policy_for(self, company_id: int | None) -> str:
+        override = self.config.companies.get(int(company_id)) if company_id is not None else None
+        return override.policy if override is not None and override.policy else "default"
+
+    def stage_table(self) -> pd.DataFrame:
+        """One row per (policy, stage): rank, days, action, tone, manual_only."""
+        rows = [
+            {"policy": lad.name, "stage": s.name, "rank": s.rank, "days": s.days, "action": s.action,
+             "tone": s.tone, "manual_only": lad.manual_only}
+            for lad in self.ladders.values() for s in lad.stages
+        ]
+        return pd.DataFrame(rows)
+
+    def stage_rank(self, policy: pd.Series, days: pd.Series) -> pd.Series:
+        """Rank (0-based) of the stage each invoice has reached by `days` relative to its due
+        date under its policy, or -1 before the first stage. Monotone in `days` per policy."""
+        out = np.full(len(days), -1, dtype=np.int64)
+        pol = policy.to_numpy()
+        d = days.to_numpy(dtype=np.int64, na_value=np.iinfo(np.int64).min)
+        for name, ladder in self.ladders.items():
+            mask = pol == name
+            if mask.any():
+                thresholds = np.array([s.days for s in ladder.stages], dtype=np.int64)
+                out[mask] = np.searchsorted(thresholds, d[mask], side="right") - 1
+        unknown = ~np.isin(pol, list(self.ladders))
+        if unknown.any():
+            raise PolicyError(f"unknown policy name(s) {sorted(set(pol[unknown]))}")
+        return pd.Series(out, index=days.index, dtype="int64")
+
+    def stage_name(self, policy: pd.Series, rank: pd.Series) -> pd.Series:
+        """Stage names for (policy, rank) pairs; null where the rank is -1."""
+        table = self.stage_table()
+        idx = pd.MultiIndex.from_frame(table[["policy", "rank"]]).get_indexer(
+            pd.MultiIndex.from_arrays([policy.astype(object).to_numpy(), rank.to_numpy(dtype=np.int64)])
+        )
+        names = np.append(table["stage"].to_numpy(dtype=object), None)  # index -1 -> None
+        return pd.Series(names[idx], index=rank.index, dtype=object)
+
+    def rank_of_names(self, policy: pd.Series, stage: pd.Series) -> pd.Series:
+        """Rank of named stages under the given policies: -1 for null or `none`, NA when the
+        stage does not exist in that policy (the policy changed since it was recorded)."""
+        table = self.stage_table()
+        idx = pd.MultiIndex.from_frame(table[["policy", "stage"]]).get_indexer(
+            pd.MultiIndex.from_arrays([policy.astype(object).to_numpy(), stage.astype(object).to_numpy()])
+        )
+        ranks = pd.array(np.append(table["rank"].to_numpy(dtype=np.int64), 0), dtype="Int64")
+        out = ranks[idx]
+        out[idx < 0] = pd.NA
+        s = stage.astype(object)
+        out[(s.isna() | (s == NO_STAGE)).to_numpy()] = -1
+        return pd.Series(out, index=stage.index)
+
+    # -- segments -------------------------------------------------------------------------
+    def segment_of(self, customers: pd.DataFrame) -> pd.DataFrame:
+        """Segment and policy of each (customer_id, company_id) pair.
+
+        `customers` has columns customer_id, company_id and tag_list (lists of tag names).
+        The first segment (in file order) that selects a customer wins; everyone else gets the
+        company's default policy (segment 'default')."""
+        n = len(customers)
+        segment = np.full(n, "default", dtype=object)
+        company = customers["company_id"].astype("Int64")
+        defaults = {c: self.default_policy_for(c) for c in company.dropna().unique().tolist()}
+        policy = company.astype(object).map(defaults).fillna("default").to_numpy(dtype=object)
+        assigned = np.zeros(n, dtype=bool)
+        if n and self.config.segments:
+            exploded = customers[["tag_list"]].explode("tag_list")
+            tag_norm = exploded["tag_list"].astype("str").str.strip().str.casefold()
+            for seg in self.config.segments:
+                hit = customers["customer_id"].isin(seg.partner_ids).to_numpy().copy()
+                if seg.tags:
+                    wanted = {t.strip().casefold() for t in seg.tags}
+                    tagged = tag_norm.isin(wanted).groupby(level=0).any()
+                    hit |= tagged.reindex(customers.index, fill_value=False).to_numpy()
+                if seg.companies is not None:
+                    hit &= customers["company_id"].isin(seg.companies).to_numpy()
+                take = hit & ~assigned
+                segment[take] = seg.name
+                policy[take] = seg.policy
+                assigned |= take
+        return pd.DataFrame({"segment": segment, "policy": policy}, index=customers.index)
+
+    # -- tolerance and buckets ------------------------------------------------------------
+    def tolerance_units(self, company_id: pd.Series, currency: pd.Series) -> pd.Series:
+        """The tolerance of each (company, currency), in 1/10,000 units of that currency."""
+        keys = pd.DataFrame({"company_id": company_id.astype("Int64"), "currency": currency.astype(object)})
+        distinct = keys.drop_duplicates()
+        values = []
+        for comp, cur in distinct.itertuples(index=False, name=None):
+            tol = self.config.tolerance
+            override = self.config.companies.get(int(comp)) if pd.notna(comp) else None
+            if override is not None and override.tolerance is not None:
+                tol = override.tolerance
+            amount = tol.currencies.get(cur if isinstance(cur, str) else "", tol.default)
+            values.append(money.to_units(amount))
+        distinct = distinct.assign(_tol=np.array(values, dtype=np.int64))
+        merged = keys.merge(distinct, on=["company_id", "currency"], how="left")
+        return pd.Series(merged["_tol"].to_numpy(dtype=np.int64), index=company_id.index)
+
+    def bucket_bounds(self, company_id: int | None) -> tuple[int, ...]:
+        override = self.config.companies.get(int(company_id)) if company_id is not None else None
+        if override is not None and override.aging_buckets is not None:
+            return tuple(override.aging_buckets)
+        return tuple(self.config.aging_buckets)
+
+    def all_bucket_labels(self) -> tuple[str, ...]:
+        """Every bucket label in use, in aging order (for reports)."""
+        bounds = [tuple(self.config.aging_buckets)] + [
+            tuple(c.aging_buckets) for c in self.config.companies.values() if c.aging_buckets
+        ]
+        labels: dict[str, int] = {}
+        for b in bounds:
+            for label, low in _buckets(b):
+                labels.setdefault(label, low)
+        # Open-ended buckets ('90+') after closed ones starting at the same day.
+        return tuple(sorted(labels, key=lambda k: (labels[k], k.endswith("+"))))
+
+    def aging_bucket(self, company_id: pd.Series, days_overdue: pd.Series) -> pd.Series:
+        """The aging bucket label of each invoice by days overdue (<= 0: current)."""
+        out = np.empty(len(days_overdue), dtype=object)
+        comp = company_id.astype("Int64")
+        d = days_overdue.to_numpy(dtype=np.int64)
+        configs: dict[tuple[int, ...], np.ndarray] = {}
+        for cid in comp.dropna().unique().tolist() + ([None] if comp.isna().any() else []):
+            bounds = self.bucket_bounds(cid)
+            mask = (comp.isna() if cid is None else comp == cid).fillna(False).to_numpy(dtype=bool)
+            configs[bounds] = configs.get(bounds, np.zeros(len(d), dtype=bool)) | mask
+        for bounds, mask in configs.items():
+            labels = np.array(bucket_labels(bounds), dtype=object)
+            edges = np.array((0,) + bounds, dtype=np.int64)
+            out[mask] = labels[np.searchsorted(edges, d[mask], side="left")]
+        return pd.Series(out, index=days_overdue.index, dtype=object)
+
+    @property
+    def holds(self) -> HoldConfig:
+        return self.config.holds
+
+    @property
+    def communications(self) -> CommunicationsConfig:
+        return self.config.communications
+
+
+# -- loading ---------------------------------------------------------------------------------
+def policy_path(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    value = (env.get(POLICY_FILE_VAR) or "").strip()
+    return Path(value).expanduser() if value else DEFAULT_POLICY_FILE
+
+
+def load_policy(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> DunningPolicy:
+    """Read and validate a policy file (default: `DUNNING_POLICY_FILE`, else the shipped one)."""
+    p = Path(path) if path is not None else policy_path(environ)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        hint = f" (set by {POLICY_FILE_VAR})" if path is None and p != DEFAULT_POLICY_FILE else ""
+        raise PolicyError(f"dunning policy {p}{hint} cannot be read: {exc.strerror or exc}") from exc
+    return parse_policy(text, source=str(p))
+
+
+def parse_policy(text: str, *, source: str = "<policy>") -> DunningPolicy:
+    """Validate policy YAML text; errors name `source`, the line and what was expected."""
+    try:
+        root = yaml.compose(text, Loader=_DecimalLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(f"dunning policy {source}{where}: not valid YAML: {problem}") from None
+    if root is None:
+        raise PolicyError(f"dunning policy {source} is empty; it needs at least a 'policies' mapping")
+    problems = _duplicate_keys(root)
+    if problems:
+        raise PolicyError(_format(source, problems))
+    data = _DecimalLoader.construct_from(root)
+    if not isinstance(data, dict):
+        raise PolicyError(f"dunning policy {source}, line {root.start_mark.line + 1}: "
+                          f"the file must be a mapping of keys (version, policies, ...)")
+    try:
+        config = PolicyFileConfig.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(_format(source, _pydantic_problems(exc, root))) from None
+    problems = _cross_references(config)
+    if problems:
+        raise PolicyError(_format(source, [(_line_of(root, loc), loc, msg) for loc, msg in problems]))
+    return DunningPolicy(source=source, config=config, ladders=_resolve_ladders(config))
+
+
+def _resolve_ladders(config: PolicyFileConfig) -> dict[str, Ladder]:
+    resolved: dict[str, Ladder] = {}
+
+    def resolve(name: str) -> Ladder:
+        if name in resolved:
+            return resolved[name]
+        pc = config.policies[name]
+        base = pc.stages if pc.stages is not None else [
+            StageConfig(name=s.name, days=s.days, action=s.action, tone=s.tone) for s in resolve(pc.extends).stages
+        ]
+        stages = tuple(
+            Stage(name=s.name, days=s.days + (pc.delay_days if s.days > 0 else 0), action=s.action,
+                  tone=s.tone, rank=i)
+            for i, s in enumerate(base)
+        )
+        resolved[name] = Ladder(name=name, stages=stages, manual_only=pc.manual_only)
+        return resolved[name]
+
+    for name in config.policies:
+        resolve(name)
+    return resolved
+
+
+def _cross_references(config: PolicyFileConfig) -> list[tuple[tuple, str]]:
+    problems: list[tuple[tuple, str]] = []
+    known = sorted(config.policies)
+    if "default" not in config.policies:
+        problems.append((("policies",), f"a policy named 'default' is required (found: {', '.join(known) or 'none'})"))
+    for name, pc in config.policies.items():
+        if pc.extends is not None:
+            if pc.extends not in config.policies:
+                problems.append((("policies", name, "extends"),
+                                 f"unknown policy {pc.extends!r}; expected one of: {', '.join(known)}"))
+                continue
+            seen, cur = {name}, pc.extends
+            while cur is not None and cur in config.policies:
+                if cur in seen:
+                    problems.append((("policies", name, "extends"), f"policies extend each other in a cycle ({cur!r})"))
+                    break
+                seen.add(cur)
+                cur = config.policies[cur].extends
+    if not problems:
+        # Delays may reorder a ladder whose stages straddle the due date: check the result.
+        for name, ladder in _resolve_ladders(config).items():
+            days = [s.days for s in ladder.stages]
+            if any(b <= a for a, b in zip(days, days[1:])):
+                problems.append((("policies", name, "delay_days"),
+                                 f"the delayed stages are no longer in increasing order: {days}"))
+    seg_names = [s.name for s in config.segments]
+    for i, seg in enumerate(config.segments):
+        if seg.policy not in config.policies:
+            problems.append((("segments", i, "policy"), f"unknown policy {seg.policy!r}; expected one of: {', '.join(known)}"))
+        if seg.name == "default" or seg_names.count(seg.name) > 1:
+            problems.append((("segments", i, "name"), f"segment name {seg.name!r} must be unique and not 'default'"))
+    for cid, cc in config.companies.items():
+        if cc.policy is not None and cc.policy not in config.policies:
+            problems.append((("companies", cid, "policy"), f"unknown policy {cc.policy!r}; expected one of: {', '.join(known)}"))
+    return problems
+
+
+# -- YAML with Decimal numbers and line numbers -----------------------------------------------
+class _DecimalLoader(yaml.SafeLoader):
+    """SafeLoader that reads floats as Decimal (exact amounts) and can build from a node."""
+
+    @classmethod
+    def construct_from(cls, node: yaml.Node) -> Any:
+        loader = cls("")
+        try:
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = loader.construct_scalar(node).replace("_", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return text
+    return value if value.is_finite() else text
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple = ()) -> list[tuple[int, tuple, str]]:
+    out = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            if k in seen:
+                out.append((key.start_mark.line + 1, path + (k,),
+                            f"key {k!r} appears twice (first on line {seen[k]}); keep one"))
+            else:
+                seen[k] = key.start_mark.line + 1
+            out += _duplicate_keys(value, path + (k,))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out += _duplicate_keys(item, path + (i,))
+    return out
+
+
+def _line_of(root: yaml.Node, loc: tuple, *, key: bool = False) -> int:
+    """The 1-based line of the YAML node at `loc` (the deepest one that exists)."""
+    node = root
+    key_node = None
+    for part in loc:
+        if isinstance(part, str) and part.startswith("[") and part.endswith("]"):
+            continue  # pydantic's '[key]' marker: stay on the key found before
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            if match is None:
+                break
+            key_node, node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            key_node, node = None, node.value[part]
+        else:
+            break
+    target = key_node if (key and key_node is not None) else node
+    return target.start_mark.line + 1
+
+
+def _pydantic_problems(exc: ValidationError, root: yaml.Node) -> list[tuple[int, tuple, str]]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            expected = _expected_keys(loc[:-1])
+            msg = f"unknown key {loc[-1]!r}" + (f"; expected one of: {', '.join(expected)}" if expected else "")
+            problems.append((_line_of(root, loc, key=True), loc, msg))
+            continue
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if kind == "missing":
+            msg = f"required key {loc[-1]!r} is missing"
+        elif "input" in err and not isinstance(err["input"], (dict, list)):
+            got = err["input"]
+            msg += f" (got {str(got) if isinstance(got, Decimal) else repr(got)})"
+        problems.append((_line_of(root, loc), loc, msg))
+    return problems
+
+
+def _expected_keys(loc: tuple) -> list[str]:
+    """The field names allowed at `loc` in the policy file model."""
+    model: Any = PolicyFileConfig
+    for part in loc:
+        if isinstance(part, str) and part.startswith("["):
+            continue
+        model = _unwrap(model)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part))
+            if field is None:
+                return []
+            model = field.annotation
+        elif get_origin(model) in (list, dict):
+            model = get_args(model)[-1]
+        else:
+            return []
+    model = _unwrap(model)
+    if get_origin(model) in (list, dict):
+        model = _unwrap(get_args(model)[-1])
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin is not None and origin not in (list, dict) and type(None) in get_args(tp):
+            tp = next(a for a in get_args(tp) if a is not type(None))
+        else:
+            return tp
+
+
+def _dotted(loc: tuple) -> str:
+    """('policies', 'default', 'stages', 1, 'action') -> policies.default.stages[1].action"""
+    out, previous = "", None
+    for part in loc:
+        if isinstance(part, str) and part.startswith("["):
+            continue
+        if isinstance(part, int) and out and previous != "companies":  # list index, not a dict key
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+        previous = part
+    return out or "(top level)"
+
+
+def _format(source: str, problems: list[tuple[int, tuple, str]]) -> str:
+    lines = [f"dunning policy {source} is invalid:"]
+    for line, loc, msg in sorted(problems, key=lambda p: p[0]):
+        lines.append(f"  {source}, line {line}, {_dotted(loc)}: {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,577 @@
+"""A read-only client for Odoo's external API: JSON-RPC (Odoo 16 to 19) and JSON-2 (Odoo 19+).
+
+It authenticates with an API key, pages through `search_read` by `id > last_id` (never by
+growing offsets, which get slow on large tables), and turns every failure into an `OdooError`
+subclass whose message says what happened and what to fix. Transient faults (429, 502/503/504,
+timeouts, dropped connections) are retried by urllib3's `Retry` mounted on a requests Session,
+honouring `Retry-After`. The API key never appears in a message, a log line or a repr.
+
+No Dagster import here: the resource (`resource.py`) builds this client from configuration.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util.retry import Retry
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("auto", "jsonrpc", "json2")
+RETRY_STATUSES = (429, 502, 503, 504)
+# JSON-2 (`/json/2/<model>/<method>`) exists from Odoo 19 on.
+JSON2_MIN_MAJOR = 19
+_MAX_SERVER_TEXT = 300
+
+
+# -- errors ------------------------------------------------------------------------------------
+class OdooError(RuntimeError):
+    """Something went wrong talking to Odoo; the message says what and what to fix."""
+
+
+class OdooAuthError(OdooError):
+    """The credentials were refused: wrong user or API key, an expired key, a lost session."""
+
+
+class OdooAccessError(OdooError):
+    """The user is authenticated but may not read a model (Odoo's AccessError)."""
+
+
+class OdooConfigError(OdooError):
+    """The configuration does not fit this server: unknown database, model or field, wrong URL."""
+
+
+class OdooUnavailableError(OdooError):
+    """Odoo could not be reached or kept failing after the retries: try again later."""
+
+
+class OdooResponseError(OdooError):
+    """Odoo (or something in front of it) answered with something that is not Odoo's API."""
+
+
+class OdooDataError(OdooError, ValueError):
+    """A record whose field cannot be read as its type; the message names record and field."""
+
+
+# -- value objects -----------------------------------------------------------------------------
+class _Secret:
+    """Holds the API key so that no repr, str or vars() dump of the client can show it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class OdooVersion:
+    """The server's version as reported by `common.version` or `GET /web/version`."""
+
+    label: str  # e.g. "17.0", "saas~18.3", "19.0"
+    major: int
+
+    @property
+    def supports_json2(self) -> bool:
+        return self.major >= JSON2_MIN_MAJOR
+
+
+def build_retry(max_retries: int, backoff_factor: float) -> Retry:
+    """The retry policy: transient statuses, timeouts and dropped connections, POST included
+    (every call this client makes is a read), honouring the server's Retry-After."""
+    return Retry(
+        total=max_retries,
+        connect=max_retries,
+        read=max_retries,
+        status=max_retries,
+        other=0,
+        backoff_factor=backoff_factor,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "POST"}),
+        respect_retry_after_header=True,
+        # After the last retry we want the response itself, to say what the server answered.
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+
+
+class OdooClient:
+    """Odoo's external API for reading records, authenticated with an API key.
+
+    `protocol` is "jsonrpc" (`/jsonrpc`, Odoo 8 to 21), "json2" (`/json/2/...`, Odoo 19+) or
+    "auto": ask the server its version and use JSON-2 from 19 on.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        username: str,
+        api_key: str,
+        *,
+        protocol: str = "auto",
+        timeout_seconds: float = 60.0,
+        max_retries: int = 5,
+        backoff_factor: float = 0.5,
+        session: requests.Session | None = None,
+    ):
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
+        self.url = url.rstrip("/")
+        self.database = database
+        self.username = username
+        self._api_key = _Secret(api_key)
+        self.requested_protocol = protocol
+        self.timeout_seconds = timeout_seconds
+        self.max_retries = max_retries
+        self._session = session or requests.Session()
+        adapter = HTTPAdapter(max_retries=build_retry(max_retries, backoff_factor))
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["User-Agent"] = "dunning_pipeline " + requests.utils.default_user_agent()
+        self._ids = itertools.count(1)
+        self._uid: int | None = None
+        self._version: OdooVersion | None = None
+        self._protocol: str | None = None if protocol == "auto" else protocol
+
+    def __repr__(self) -> str:
+        return (
+            f"OdooClient(url={self.url!r}, database={self.database!r}, username={self.username!r}, "
+            f"protocol={self.requested_protocol!r}, api_key='***')"
+        )
+
+    __str__ = __repr__
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> OdooClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- version and protocol -------------------------------------------------------------------
+    def version(self) -> OdooVersion:
+        """The server version: `GET /web/version` (Odoo 17+), else JSON-RPC `common.version`."""
+        if self._version is None:
+            self._version = self._web_version() or self._rpc_version()
+        return self._version
+
+    def _web_version(self) -> OdooVersion | None:
+        resp = self._http("GET", "/web/version", what="GET /web/version")
+        if resp.status_code in RETRY_STATUSES:
+            self._raise_for_http(resp, "GET /web/version")
+        if resp.status_code != 200:
+            return None
+        try:
+            body = resp.json()
+            info = body["version_info"]
+            return OdooVersion(label=str(body.get("version") or ".".join(map(str, info[:2]))), major=int(info[0]))
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None  # not Odoo's JSON (an older server's web client page): ask JSON-RPC
+
+    def _rpc_version(self) -> OdooVersion:
+        result = self._jsonrpc("common", "version", [], what="common.version")
+        try:
+            info = result["server_version_info"]
+            label = str(result.get("server_serie") or result.get("server_version"))
+            return OdooVersion(label=label, major=int(info[0]))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise OdooResponseError(
+                f"{self.url}/jsonrpc answered common.version without a usable server_version_info;"
+                " is ODOO_URL the address of an Odoo server?"
+            ) from exc
+
+    @property
+    def protocol(self) -> str:
+        """The protocol in use ("jsonrpc" or "json2"), detecting the version when "auto"."""
+        if self._protocol is None:
+            self._protocol = "json2" if self.version().supports_json2 else "jsonrpc"
+            log.info("Odoo %s at %s: using %s", self.version().label, self.url, self._protocol)
+        return self._protocol
+
+    def _version_label(self) -> str:
+        """The version for an error message; never raises (we are already reporting an error)."""
+        try:
+            return self.version().label
+        except OdooError:
+            return "(version unknown)"
+
+    # -- authentication ---------------------------------------------------------------------------
+    def authenticate(self) -> int:
+        """The user id for JSON-RPC calls (`common.authenticate`); checks the credentials."""
+        if self._uid is None:
+            uid = self._jsonrpc(
+                "common", "authenticate", [self.database, self.username, self._api_key.value, {}],
+                what="common.authenticate",
+            )
+            if not uid:  # Odoo answers `false`, not an error, for a wrong login or key
+                raise OdooAuthError(
+                    f"Odoo at {self.url} refused the login {self.username!r} with the given API key"
+                    f" on database {self.database!r}: check ODOO_USERNAME (the user's login, usually"
+                    " an email) and ODOO_API_KEY; if the key expired or was revoked, re-issue your"
+                    " Odoo API key (Preferences > Account Security > New API Key)"
+                )
+            if not isinstance(uid, int):
+                raise OdooResponseError(f"Odoo at {self.url} answered authenticate with {type(uid).__name__}, not a user id")
+            self._uid = uid
+        return self._uid
+
+    def check_connection(self) -> OdooVersion:
+        """Fail early with a clear error: the server answers and the credentials are accepted."""
+        version = self.version()
+        if self.protocol == "jsonrpc":
+            self.authenticate()
+        # JSON-2 has no login call: a refused key fails the first read with the same clarity.
+        return version
+
+    # -- reading --------------------------------------------------------------------------------
+    def search_read(
+        self,
+        model: str,
+        domain: Sequence,
+        fields: Sequence[str],
+        *,
+        limit: int | None = None,
+        order: str | None = None,
+        context: dict | None = None,
+    ) -> list[dict[str, Any]]:
+        """Records matching `domain` with the given fields (plus `id`); floats come as Decimal."""
+        kwargs: dict[str, Any] = {"fields": list(fields)}
+        if limit is not None:
+            kwargs["limit"] = limit
+        if order:
+            kwargs["order"] = order
+        if context:
+            kwargs["context"] = context
+        result = self.call(model, "search_read", [list(domain)], kwargs)
+        if not isinstance(result, list):
+            raise OdooResponseError(f"{model}.search_read answered {type(result).__name__}, not a list of records")
+        return result
+
+    def iter_pages(
+        self,
+        model: str,
+        domain: Sequence,
+        fields: Sequence[str],
+        *,
+        page_size: int,
+        context: dict | None = None,
+        after_id: int = 0,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records ordered by id, each fetched with `id > last id of the previous page`.
+
+        Keyset paging stays fast at any depth and never skips or repeats a record when others are
+        inserted or deleted meanwhile. A page shorter than `page_size` is the last one.
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        last_id = after_id
+        while True:
+            page = self.search_read(
+                model, [*domain, ["id", ">", last_id]], fields,
+                limit=page_size, order="id asc", context=context,
+            )
+            if page:
+                ids = [r.get("id") for r in page]
+                if not all(isinstance(i, int) for i in ids) or ids != sorted(ids) or ids[0] <= last_id:
+                    raise OdooResponseError(
+                        f"{model}.search_read ordered by id returned ids out of order or not above"
+                        f" {last_id}; paging would not be reliable"
+                    )
+                last_id = ids[-1]
+                yield page
+            if len(page) < page_size:
+                return
+
+    def call(self, model: str, method: str, args: list, kwargs: dict) -> Any:
+        """Call a model method. `args` are positional for JSON-RPC; JSON-2 takes them by name,
+        so only the methods this client uses are mapped (search_read's domain)."""
+        if self.protocol == "json2":
+            body = dict(kwargs)
+            if method in ("search_read", "search", "search_count") and args:
+                body["domain"] = args[0]
+            elif args:
+                raise ValueError(f"JSON-2 takes named arguments only; map {method}'s positional args")
+            return self._json2(model, method, body)
+        uid = self.authenticate()
+        return self._jsonrpc(
+            "object", "execute_kw", [self.database, uid, self._api_key.value, model, method, args, kwargs],
+            what=f"{model}.{method}", model=model,
+        )
+
+    # -- transports -----------------------------------------------------------------------------
+    def _jsonrpc(self, service: str, method: str, args: list, *, what: str, model: str | None = None) -> Any:
+        payload = {
+            "jsonrpc": "2.0", "method": "call", "id": next(self._ids),
+            "params": {"service": service, "method": method, "args": args},
+        }
+        resp = self._http("POST", "/jsonrpc", what=what, json_body=payload)
+        if resp.status_code == 404:
+            raise OdooConfigError(
+                f"{self.url}/jsonrpc does not exist (HTTP 404): ODOO_URL must be the root address of"
+                " the Odoo server (e.g. https://mycompany.odoo.com), without a path"
+            )
+        self._raise_for_http(resp, what)
+        body = self._decode(resp, what)
+        if not isinstance(body, dict):
+            raise OdooResponseError(f"{self.url}/jsonrpc answered {what} with JSON that is not a JSON-RPC response")
+        if "error" in body and body["error"]:
+            raise self._error_from_payload(body["error"], what, model=model, status=None)
+        if "result" not in body:
+            raise OdooResponseError(f"{self.url}/jsonrpc answered {what} without a result or an error")
+        return body["result"]
+
+    def _json2(self, model: str, method: str, body: dict) -> Any:
+        what = f"{model}.{method}"
+        headers = {
+            "Authorization": f"bearer {self._api_key.value}",
+            "X-Odoo-Database": self.database,
+        }
+        resp = self._http("POST", f"/json/2/{model}/{method}", what=what, json_body=body, headers=headers)
+        if resp.status_code == 200:
+            return self._decode(resp, what)
+        payload = self._try_decode(resp)
+        if isinstance(payload, dict) and ("name" in payload or "message" in payload):
+            raise self._error_from_payload(payload, what, model=model, status=resp.status_code)
+        if resp.status_code == 404:
+            raise OdooConfigError(
+                f"{self.url}/json/2/{model}/{method} does not exist (HTTP 404): JSON-2 needs Odoo 19"
+                " or later and ODOO_URL must be the server's root address; with an older Odoo use"
+                " protocol 'jsonrpc' (or 'auto')"
+            )
+        self._raise_for_http(resp, what)
+        raise OdooResponseError(f"{self.url} answered {what} with HTTP {resp.status_code} and no Odoo error")
+
+    def _http(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json_body: Any = None,
+        headers: dict | None = None,
+    ) -> requests.Response:
+        url = self.url + path
+        data = None
+        hdrs = dict(headers or {})
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            hdrs["Content-Type"] = "application/json; charset=utf-8"
+        try:
+            return self._session.request(method, url, data=data, headers=hdrs, timeout=self.timeout_seconds)
+        except requests.exceptions.RequestException as exc:
+            raise self._transport_error(exc, what) from None
+
+    def _transport_error(self, exc: requests.exceptions.RequestException, what: str) -> OdooError:
+        """Name what happened after the retries: refused, timed out, connection dropped."""
+        tries = f"{self.max_retries + 1} attempt(s)"
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        if isinstance(reason, NameResolutionError):
+            detail = "the host name could not be resolved"
+        elif isinstance(reason, NewConnectionError) and "refused" in str(reason).lower():
+            detail = "the connection was refused (nothing listens on that port)"
+        elif isinstance(reason, NewConnectionError):  # (a subclass of ConnectTimeoutError)
+            detail = "no connection could be made"
+        elif isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
+            detail = f"the connection timed out after {self.timeout_seconds:g} s"
+        elif isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
+            detail = f"Odoo did not answer within {self.timeout_seconds:g} s"
+        elif isinstance(reason, ProtocolError) or "RemoteDisconnected" in str(exc):
+            detail = "the server closed the connection without answering"
+        elif isinstance(exc, requests.exceptions.SSLError):
+            detail = "the TLS handshake failed (certificate or protocol mismatch)"
+        else:
+            detail = type(reason or exc).__name__
+        return OdooUnavailableError(
+            f"Odoo server unreachable at {self.url} for {what}: {detail} ({tries}); check that"
+            " ODOO_URL is right and the server is up, then re-run"
+        )
+
+    def _raise_for_http(self, resp: requests.Response, what: str) -> None:
+        status = resp.status_code
+        if status < 400:
+            return
+        tries = f"after {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'}"
+        body = _describe_body(resp)
+        if status == 429:
+            after = resp.headers.get("Retry-After")
+            hint = f" (its last Retry-After was {after} s)" if after else ""
+            raise OdooUnavailableError(
+                f"Odoo at {self.url} is rate limiting requests (HTTP 429) and still was {tries}"
+                f" for {what}{hint}: try again later, or lower the load (a larger page_size means"
+                " fewer requests)"
+            )
+        if status in (502, 503, 504):
+            source = ("an HTML page, so it came from a proxy or load balancer in front of Odoo"
+                      if _is_html(resp) else body)
+            raise OdooUnavailableError(
+                f"Odoo at {self.url} answered HTTP {status} ({resp.reason or 'error'}) {tries} for"
+                f" {what}; the body was {source}. Odoo is down, restarting or overloaded: try again later"
+            )
+        if status in (401, 403):
+            raise OdooAuthError(
+                f"Odoo at {self.url} refused {what} with HTTP {status} (the body was {body}): check ODOO_API_KEY"
+                " and any proxy authentication in front of Odoo"
+            )
+        raise OdooResponseError(
+            f"Odoo at {self.url} answered {what} with HTTP {status} ({resp.reason or 'error'}); the"
+            f" body was {body}"
+        )
+
+    def _decode(self, resp: requests.Response, what: str) -> Any:
+        try:
+            return resp.json(parse_float=Decimal)  # money stays exact
+        except ValueError:
+            raise OdooResponseError(
+                f"{resp.url.split('?')[0]} answered {what} with {_describe_body(resp)} instead of JSON:"
+                " is ODOO_URL the Odoo server itself (not a login page or a proxy)?"
+            ) from None
+
+    @staticmethod
+    def _try_decode(resp: requests.Response) -> Any:
+        try:
+            return resp.json(parse_float=Decimal)
+        except ValueError:
+            return None
+
+    # -- Odoo's error payloads -------------------------------------------------------------------
+    def _error_from_payload(self, error: dict, what: str, *, model: str | None, status: int | None) -> OdooError:
+        """Map an Odoo error (JSON-RPC `error` or a JSON-2 error body) to a specific exception."""
+        data = error.get("data") if isinstance(error.get("data"), dict) else error
+        name = str(data.get("name") or "")
+        message = self._redact(str(data.get("message") or error.get("message") or ""))
+        short = _first_line(message)
+        code = error.get("code")
+        where = f"Odoo at {self.url}"
+
+        if code == 100 or "SessionExpired" in name:
+            return OdooAuthError(
+                f"{where} answered {what} with 'Session Expired' (code 100): the session behind"
+                " the API key was invalidated; re-run, and if it persists re-issue your Odoo API key"
+            )
+        if name.endswith("AccessDenied") or status == 401 or name.endswith("Unauthorized"):
+            expired = "expire" in message.lower()
+            reason = "has expired" if expired else "was refused (wrong, revoked or expired)"
+            return OdooAuthError(
+                f"{where}: the API key for {self.username!r} on database {self.database!r} {reason}"
+                f" ({short or name}): re-issue your Odoo API key (Preferences > Account Security >"
+                " New API Key; keys last at most 3 months) and update ODOO_API_KEY; also check"
+                " ODOO_USERNAME and ODOO_DB"
+            )
+        if "OperationalError" in name or _looks_like_missing_db(message):
+            return OdooConfigError(
+                f"{where} cannot open database {self.database!r} ({short}): check ODOO_DB; the"
+                " database list is at /web/database/selector"
+            )
+        if name.endswith("AccessError") or status == 403:
+            return OdooAccessError(
+                f"{where}: user {self.username!r} may not run {what} ({short}): give the user read"
+                " access to invoices and contacts (e.g. Invoicing / Billing or Accounting / Read-only)"
+            )
+        field = _invalid_field(message)
+        if field is not None:
+            fname, fmodel = field
+            return OdooConfigError(
+                f"field {fname} does not exist on model {fmodel or model} in Odoo"
+                f" {self._version_label()}: {short}. The pipeline only asks for fields present in"
+                " Odoo 16 to 19; a module that removes it, or another Odoo edition, needs a code change"
+            )
+        missing_model = _missing_model(message)
+        if missing_model is not None:
+            return OdooConfigError(
+                f"model {missing_model} does not exist in Odoo {self._version_label()} at {self.url}"
+                f" ({short}): is the Invoicing app (module 'account') installed in this database?"
+            )
+        if name.endswith("AttributeError") and "method" in message.lower():
+            return OdooConfigError(
+                f"{what} does not exist in Odoo {self._version_label()} at {self.url} ({short})"
+            )
+        if status == 404:
+            return OdooConfigError(f"{where} has no {what} (HTTP 404: {short or name})")
+        return OdooError(f"{where} failed on {what}: {name or 'error'}: {short or 'no message'}")
+
+    def _redact(self, text: str) -> str:
+        key = self._api_key.value
+        return text.replace(key, "***") if key else text
+
+
+# -- helpers -----------------------------------------------------------------------------------
+_INVALID_FIELD = re.compile(
+    r"Invalid field\s+'?(?P<a>[\w.]+)'?(?:\s+on model\s+'?(?P<model>[\w.]+)'?)?"
+)
+
+
+def _invalid_field(message: str) -> tuple[str, str | None] | None:
+    """('foo', 'account.move') from "Invalid field 'foo' on model 'account.move'" (16-19 wording)
+    or from a domain error "Invalid field account.move.foo in leaf/condition ..."."""
+    m = _INVALID_FIELD.search(message)
+    if not m:
+        return None
+    name, model = m.group("a"), m.group("model")
+    if model is None and "." in name:
+        # "account.move.foo": the model is everything but the last part
+        model, name = name.rsplit(".", 1)
+    return name, model
+
+
+_MISSING_MODEL = re.compile(r"Object\s+'?(?P<m>[\w.]+)'?\s+doesn't exist|[Mm]odel\s+'?(?P<m2>[\w.]+)'?\s+(?:does not|doesn't) exist|Unknown model\s+'?(?P<m3>[\w.]+)'?")
+
+
+def _missing_model(message: str) -> str | None:
+    m = _MISSING_MODEL.search(message)
+    if not m:
+        return None
+    return m.group("m") or m.group("m2") or m.group("m3")
+
+
+def _looks_like_missing_db(message: str) -> bool:
+    low = message.lower()
+    return "database" in low and ("does not exist" in low or "not found" in low)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= _MAX_SERVER_TEXT else line[: _MAX_SERVER_TEXT - 1] + "…"
+
+
+def _is_html(resp: requests.Response) -> bool:
+    ctype = resp.headers.get("Content-Type", "").lower()
+    start = (resp.text or "").lstrip()[:200].lower()
+    return "html" in ctype or start.startswith(("<!doctype html", "<html", "<head", "<body"))
+
+
+def _describe_body(resp: requests.Response) -> str:
+    """What the body was, without dumping it (an HTML error page says nothing useful)."""
+    text = resp.text or ""
+    if _is_html(resp):
+        return "an HTML page"
+    if not text.strip():
+        return "empty"
+    if "json" in resp.headers.get("Content-Type", "").lower():
+        return f"JSON: {_first_line(text)[:120]!r}"
+    return f"text: {_first_line(text)[:120]!r}"

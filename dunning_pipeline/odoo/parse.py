@@ -1,0 +1,366 @@
+"""Odoo records (as `search_read` returns them) to typed frames with the warehouse's columns.
+
+Pure: no I/O, no Dagster. The columns are exactly those of `odoo_invoices` and `odoo_customers`
+in `dunning_pipeline/warehouse/schema.py`, in that order:
+
+- many2one `[id, "display name"]` -> an id column (nullable Int64) and, where the table has
+  one, a name column; a currency many2one -> its ISO code (the display name of `res.currency`);
+- Odoo's `false` for an empty field -> null (booleans excepted: there `false` is a value);
+- dates -> datetime64[s]; datetimes (UTC, no zone marker) -> naive UTC datetime64[us];
+- money (JSON parsed with `Decimal`) -> int64 units of 1/10,000 (`dunning_pipeline.money`).
+
+A value that does not fit raises `OdooDataError` naming the model, the record and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from dunning_pipeline import money
+from dunning_pipeline.odoo.client import OdooDataError
+from dunning_pipeline.warehouse import schema
+
+INVOICE_MODEL = "account.move"
+PARTNER_MODEL = "res.partner"
+CATEGORY_MODEL = "res.partner.category"
+
+# Customer invoices and credit notes, in every state, so a cancellation or a reset to draft of
+# an invoice we already hold is seen; which of them are receivables is the dunning engine's call.
+INVOICE_MOVE_TYPES = ("out_invoice", "out_refund")
+INVOICE_DOMAIN: list = [["move_type", "in", list(INVOICE_MOVE_TYPES)]]
+PARTNER_DOMAIN: list = []
+# Archived partners too: an invoice may belong to a customer archived since.
+ALL_RECORDS_CONTEXT = {"active_test": False}
+
+# (column, Odoo field, kind). Every field here exists on account.move / res.partner in Odoo 16,
+# 17, 18 and 19 with the Invoicing app (module `account`); asking for one that does not makes
+# Odoo fail the whole call, so adding a field means checking all four versions.
+INVOICE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", "id"),
+    ("name", "name", "text"),
+    ("move_type", "move_type", "required_text"),
+    ("state", "state", "required_text"),
+    ("payment_state", "payment_state", "text"),
+    ("partner_id", "partner_id", "m2o_id"),
+    ("partner_name", "partner_id", "m2o_name"),
+    ("commercial_partner_id", "commercial_partner_id", "m2o_id"),
+    ("company_id", "company_id", "m2o_id"),
+    ("company_name", "company_id", "m2o_name"),
+    ("currency", "currency_id", "m2o_currency"),
+    ("company_currency", "company_currency_id", "m2o_currency"),
+    ("invoice_date", "invoice_date", "date"),
+    ("invoice_date_due", "invoice_date_due", "date"),
+    ("amount_total", "amount_total", "money"),
+    ("amount_residual", "amount_residual", "money"),
+    ("amount_total_signed", "amount_total_signed", "money"),
+    ("amount_residual_signed", "amount_residual_signed", "money"),
+    ("invoice_origin", "invoice_origin", "text"),
+    ("ref", "ref", "text"),
+    ("payment_term", "invoice_payment_term_id", "m2o_name"),
+    ("write_date", "write_date", "datetime"),
+    ("create_date", "create_date", "datetime"),
+)
+
+CUSTOMER_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", "id"),
+    ("name", "name", "text"),
+    ("email", "email", "text"),
+    ("phone", "phone", "text"),
+    ("vat", "vat", "text"),
+    ("lang", "lang", "text"),
+    ("country", "country_id", "m2o_name"),
+    ("is_company", "is_company", "bool"),
+    ("parent_id", "parent_id", "m2o_id"),
+    ("commercial_partner_id", "commercial_partner_id", "m2o_id"),
+    ("customer_rank", "customer_rank", "int"),
+    ("tags", "category_id", "tag_names"),
+    ("company_id", "company_id", "m2o_id"),
+    ("active", "active", "bool"),
+    ("write_date", "write_date", "datetime"),
+)
+
+
+def _fields(columns: Sequence[tuple[str, str, str]]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for _col, field, _kind in columns:
+        if field != "id":
+            seen.setdefault(field, None)
+    return tuple(seen)
+
+
+INVOICE_FIELDS = _fields(INVOICE_COLUMNS)
+PARTNER_FIELDS = _fields(CUSTOMER_COLUMNS)
+CATEGORY_FIELDS = ("name",)
+
+
+def _check_against_table(columns, table) -> None:
+    expected = [c.name for c in table.columns]
+    got = [c for c, _f, _k in columns] + ["extracted_at"]
+    if got != expected:  # a schema change must be reflected here, or loading would fail later
+        raise AssertionError(f"parse columns {got} differ from table {table.name} columns {expected}")
+
+
+_check_against_table(INVOICE_COLUMNS, schema.odoo_invoices)
+_check_against_table(CUSTOMER_COLUMNS, schema.odoo_customers)
+
+MONEY_COLUMNS = tuple(c for c, _f, k in INVOICE_COLUMNS if k == "money")
+
+
+# -- public API --------------------------------------------------------------------------------
+def parse_invoices(records: Sequence[Mapping], *, extracted_at: datetime) -> pd.DataFrame:
+    """account.move records -> a frame with the columns of `odoo_invoices`."""
+    return _parse(records, INVOICE_MODEL, INVOICE_COLUMNS, extracted_at=extracted_at)
+
+
+def parse_customers(
+    records: Sequence[Mapping], *, tag_names: Mapping[int, str], extracted_at: datetime
+) -> pd.DataFrame:
+    """res.partner records -> a frame with the columns of `odoo_customers`.
+
+    `tag_names` maps res.partner.category ids to names (see `parse_tag_names`); a tag id that
+    is not in it (a category the user may not read) is kept as "#<id>" rather than dropped.
+    """
+    return _parse(records, PARTNER_MODEL, CUSTOMER_COLUMNS, extracted_at=extracted_at, tag_names=tag_names)
+
+
+def parse_tag_names(records: Sequence[Mapping]) -> dict[int, str]:
+    """res.partner.category records -> {id: name}."""
+    out: dict[int, str] = {}
+    for rec in records:
+        cid = rec.get("id")
+        name = rec.get("name")
+        if not isinstance(cid, int) or isinstance(cid, bool):
+            raise OdooDataError(f"{CATEGORY_MODEL} record without an integer id: {_short(rec)}")
+        if not isinstance(name, str):
+            raise OdooDataError(f"{CATEGORY_MODEL} {cid}: field name: expected text, got {_short(name)}")
+        out[cid] = name
+    return out
+
+
+def empty_invoices() -> pd.DataFrame:
+    return parse_invoices([], extracted_at=datetime(1970, 1, 1))
+
+
+def empty_customers() -> pd.DataFrame:
+    return parse_customers([], tag_names={}, extracted_at=datetime(1970, 1, 1))
+
+
+def currency_code(display_name: str) -> str | None:
+    """The ISO 4217 code in a res.currency display name ("EUR"), or None if there is none."""
+    m = _ISO_CODE.match(display_name.strip()) if isinstance(display_name, str) else None
+    return m.group(1) if m else None
+
+
+_ISO_CODE = re.compile(r"^([A-Z]{3})(?![A-Za-z])")
+
+
+# -- implementation ----------------------------------------------------------------------------
+def _parse(records, model, columns, *, extracted_at: datetime, tag_names=None) -> pd.DataFrame:
+    records = list(records)
+    _check_ids(records, model)
+    out: dict[str, object] = {}
+    raw_cache: dict[str, list] = {}
+    for col, field, kind in columns:
+        if field not in raw_cache:
+            raw_cache[field] = _column(records, model, field)
+        where = _Where(model, records, field)
+        if kind == "tag_names":
+            out[col] = _conv_tag_names(raw_cache[field], where, tag_names or {})
+        else:
+            out[col] = _CONVERTERS[kind](raw_cache[field], where)
+    stamp = pd.Timestamp(extracted_at)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    out["extracted_at"] = pd.Series([stamp] * len(records), dtype="datetime64[us]")
+    return pd.DataFrame(out)
+
+
+class _Where:
+    """Names a record and field in error messages, found lazily (only when there is an error)."""
+
+    def __init__(self, model: str, records: list, field: str):
+        self.model, self.records, self.field = model, records, field
+
+    def error(self, index: int, problem: str) -> OdooDataError:
+        rec = self.records[index]
+        label = f"{self.model} {rec.get('id')}"
+        name = rec.get("name")
+        if isinstance(name, str) and name and self.field != "name":
+            label += f" ({name})"
+        return OdooDataError(f"{label}: field {self.field}: {problem}")
+
+
+def _check_ids(records: list, model: str) -> None:
+    for i, rec in enumerate(records):
+        rid = rec.get("id") if isinstance(rec, Mapping) else None
+        if not isinstance(rid, int) or isinstance(rid, bool):
+            raise OdooDataError(f"{model}: record #{i + 1} of the page has no integer id: {_short(rec)}")
+
+
+def _column(records: list, model: str, field: str) -> list:
+    try:
+        return [r[field] for r in records]
+    except KeyError:
+        for r in records:
+            if field not in r:
+                raise OdooDataError(
+                    f"{model} {r.get('id')}: field {field} is missing from Odoo's answer"
+                ) from None
+        raise
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _first_bad(values: list, ok: Callable[[object], bool]) -> int | None:
+    for i, v in enumerate(values):
+        if not ok(v):
+            return i
+    return None
+
+
+def _conv_id(raw: list, where: _Where) -> pd.Series:
+    return pd.Series(np.asarray(raw, dtype=np.int64), dtype="int64")
+
+
+def _conv_text(raw: list, where: _Where) -> pd.Series:
+    vals = [None if v is False or v is None else v for v in raw]
+    bad = _first_bad(vals, lambda v: v is None or isinstance(v, str))
+    if bad is not None:
+        raise where.error(bad, f"expected text or false, got {_short(raw[bad])}")
+    return pd.Series(vals, dtype=object)
+
+
+def _conv_required_text(raw: list, where: _Where) -> pd.Series:
+    bad = _first_bad(raw, lambda v: isinstance(v, str) and v != "")
+    if bad is not None:
+        raise where.error(bad, f"is required, got {_short(raw[bad])}")
+    return pd.Series(raw, dtype=object)
+
+
+def _is_m2o(v) -> bool:
+    return v is False or v is None or (
+        isinstance(v, (list, tuple)) and len(v) == 2 and isinstance(v[0], int)
+        and not isinstance(v[0], bool) and (isinstance(v[1], str) or v[1] is False)
+    )
+
+
+def _check_m2o(raw: list, where: _Where) -> None:
+    bad = _first_bad(raw, _is_m2o)
+    if bad is not None:
+        raise where.error(bad, f"expected [id, name] or false, got {_short(raw[bad])}")
+
+
+def _conv_m2o_id(raw: list, where: _Where) -> pd.Series:
+    _check_m2o(raw, where)
+    return pd.Series([v[0] if v else None for v in raw], dtype="Int64")
+
+
+def _conv_m2o_name(raw: list, where: _Where) -> pd.Series:
+    _check_m2o(raw, where)
+    return pd.Series([(v[1] or None) if v else None for v in raw], dtype=object)
+
+
+def _conv_m2o_currency(raw: list, where: _Where) -> pd.Series:
+    _check_m2o(raw, where)
+    codes = []
+    for i, v in enumerate(raw):
+        if not v:
+            codes.append(None)
+            continue
+        code = currency_code(v[1])
+        if code is None:
+            raise where.error(i, f"currency display name {v[1]!r} does not start with an ISO 4217 code")
+        codes.append(code)
+    return pd.Series(codes, dtype=object)
+
+
+def _conv_money(raw: list, where: _Where) -> pd.Series:
+    units: list = []
+    for i, v in enumerate(raw):
+        if v is False or v is None:
+            units.append(None)
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, Decimal, float, str)):
+            raise where.error(i, f"expected an amount, got {_short(v)}")
+        try:
+            units.append(money.to_units(v))
+        except money.MoneyError as exc:
+            raise where.error(i, str(exc)) from None
+    if any(u is None for u in units):
+        return pd.Series(units, dtype="Int64")
+    return pd.Series(np.asarray(units, dtype=np.int64), dtype="int64")
+
+
+def _conv_int(raw: list, where: _Where) -> pd.Series:
+    vals = [None if v is False or v is None else v for v in raw]
+    bad = _first_bad(vals, lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)))
+    if bad is not None:
+        raise where.error(bad, f"expected an integer, got {_short(raw[bad])}")
+    return pd.Series(vals, dtype="Int64")
+
+
+def _conv_bool(raw: list, where: _Where) -> pd.Series:
+    # A boolean field's `false` is the value False, not "empty".
+    bad = _first_bad(raw, lambda v: isinstance(v, bool) or v is None)
+    if bad is not None:
+        raise where.error(bad, f"expected true or false, got {_short(raw[bad])}")
+    return pd.Series(raw, dtype="boolean")
+
+
+def _parse_times(raw: list, where: _Where, fmt: str, kind: str, unit: str) -> pd.Series:
+    vals = [None if v is False or v is None else v for v in raw]
+    bad = _first_bad(vals, lambda v: v is None or isinstance(v, str))
+    if bad is not None:
+        raise where.error(bad, f"expected a {kind} string or false, got {_short(raw[bad])}")
+    series = pd.Series(vals, dtype=object)
+    parsed = pd.to_datetime(series, format=fmt, errors="coerce")
+    failed = parsed.isna() & series.notna()
+    if failed.any():
+        bad = int(np.flatnonzero(failed.to_numpy())[0])
+        raise where.error(bad, f"{vals[bad]!r} is not a {kind} ({fmt.replace('%', '')})")
+    return parsed.astype(f"datetime64[{unit}]")
+
+
+def _conv_date(raw: list, where: _Where) -> pd.Series:
+    return _parse_times(raw, where, "%Y-%m-%d", "date", "s")
+
+
+def _conv_datetime(raw: list, where: _Where) -> pd.Series:
+    # Odoo sends UTC without a zone marker; the warehouse keeps naive UTC.
+    return _parse_times(raw, where, "%Y-%m-%d %H:%M:%S", "datetime", "us")
+
+
+def _conv_tag_names(raw: list, where: _Where, tag_names: Mapping[int, str]) -> pd.Series:
+    out = []
+    for i, v in enumerate(raw):
+        if v is False or v is None:
+            v = []
+        if not isinstance(v, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in v):
+            raise where.error(i, f"expected a list of tag ids, got {_short(v)}")
+        out.append(json.dumps([tag_names.get(t, f"#{t}") for t in v], ensure_ascii=False))
+    return pd.Series(out, dtype=object)
+
+
+_CONVERTERS: dict[str, Callable] = {
+    "id": _conv_id,
+    "text": _conv_text,
+    "required_text": _conv_required_text,
+    "m2o_id": _conv_m2o_id,
+    "m2o_name": _conv_m2o_name,
+    "m2o_currency": _conv_m2o_currency,
+    "money": _conv_money,
+    "int": _conv_int,
+    "bool": _conv_bool,
+    "date": _conv_date,
+    "datetime": _conv_datetime,
+}

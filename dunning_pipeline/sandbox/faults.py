@@ -1,0 +1,145 @@
+"""Faults the sandbox servers inject on demand: per service, a queue for the next requests.
+
+    sb.faults.set("zendesk", "rate_limit", count=2, retry_after=1)   # next 2 Zendesk requests get 429
+    sb.faults.set("odoo", "server_error", status=503)                 # next Odoo request: HTML 503
+    sb.faults.set("zendesk", "drop", path="/comments")                # only a matching path consumes it
+    sb.faults.clear()
+
+`set` appends to the service's queue; each request takes the first queued fault whose `path`
+(a substring of the request path) matches, so faults fire in the order they were set. A random
+mode (`enable_random`, the CLI's `--faults`) adds a light, seeded rate of transient faults for
+demos. Thread-safe: the servers answer requests on several threads.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+
+SERVICES = ("odoo", "zendesk", "slack")
+
+# kind -> {option: default}; a missing default (None) means "no such header / not used".
+KINDS: dict[str, dict] = {
+    "rate_limit": {"retry_after": 1},          # 429 + Retry-After (seconds)
+    "server_error": {"status": 502, "retry_after": None},  # 5xx with a proxy's HTML page
+    "slow": {"delay": 2.0},                    # answer normally after `delay` seconds
+    "drop": {},                                # close the connection without any response
+    "bad_credentials": {},                     # answer as the real API does for a wrong key/token
+    "expired_key": {},                         # Odoo: the API key expired (JSON-2: 401 saying so)
+    "slack_error": {"error": "channel_not_found"},  # Slack: HTTP 200 {"ok": false, "error": ...}
+    "malformed": {},                           # HTTP 200, JSON content type, truncated body
+    "status": {"status": 500, "body": "", "content_type": "text/plain", "retry_after": None},
+}
+# Transient kinds the random mode draws from (a client with retries must survive all of them).
+RANDOM_KINDS = ("rate_limit", "server_error", "slow")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    opts: dict = field(default_factory=dict)
+    path: str | None = None
+
+    def opt(self, name: str):
+        return self.opts.get(name, KINDS[self.kind].get(name))
+
+
+class Faults:
+    """The fault queues of the three services, plus an optional random rate."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: dict[str, list[Fault]] = {s: [] for s in SERVICES}
+        self._random_rate = 0.0
+        self._random_rng = random.Random(0)
+        self._random_kinds: tuple[str, ...] = RANDOM_KINDS
+        self.applied: list[tuple[str, str, str]] = []  # (service, kind, path) of each fault served
+
+    def set(self, service: str, kind: str, count: int = 1, path: str | None = None, **opts) -> None:
+        """Make the next `count` requests to `service` (whose path contains `path`, if given) fail."""
+        _check_service(service)
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known kinds: {', '.join(KINDS)}")
+        unknown = set(opts) - set(KINDS[kind])
+        if unknown:
+            raise ValueError(f"fault {kind!r} takes options {sorted(KINDS[kind]) or 'none'},"
+                             f" not {sorted(unknown)}")
+        if kind == "slack_error" and service != "slack":
+            raise ValueError("fault 'slack_error' applies to the 'slack' service only")
+        if kind == "expired_key" and service != "odoo":
+            raise ValueError("fault 'expired_key' applies to the 'odoo' service only")
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        fault = Fault(kind, dict(opts), path)
+        with self._lock:
+            self._queues[service].extend([fault] * count)
+
+    def clear(self, service: str | None = None) -> None:
+        """Drop queued faults (of one service, or all) and switch the random mode off."""
+        with self._lock:
+            for name in ([service] if service else SERVICES):
+                _check_service(name)
+                self._queues[name].clear()
+            if service is None:
+                self._random_rate = 0.0
+
+    def pending(self, service: str) -> list[Fault]:
+        with self._lock:
+            return list(self._queues[service])
+
+    def enable_random(self, rate: float = 0.05, seed: int = 0,
+                      kinds: tuple[str, ...] = RANDOM_KINDS) -> None:
+        """Each request fails with probability `rate` with one of `kinds` (seeded, for demos)."""
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        with self._lock:
+            self._random_rate = rate
+            self._random_rng = random.Random(seed)
+            self._random_kinds = tuple(kinds)
+
+    def take(self, service: str, path: str) -> Fault | None:
+        """The fault for this request, consumed; None when the request should be served."""
+        with self._lock:
+            queue = self._queues[service]
+            for i, fault in enumerate(queue):
+                if fault.path is None or fault.path in path:
+                    del queue[i]
+                    self.applied.append((service, fault.kind, path))
+                    return fault
+            if self._random_rate and self._random_rng.random() < self._random_rate:
+                kind = self._random_rng.choice(self._random_kinds)
+                opts = {"status": self._random_rng.choice([502, 503])} if kind == "server_error" else (
+                    {"delay": 0.5} if kind == "slow" else {})
+                self.applied.append((service, kind, path))
+                return Fault(kind, opts)
+        return None
+
+
+def _check_service(service: str) -> None:
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+
+
+# Bodies a real proxy in front of the service sends: nginx for Odoo, Cloudflare for Zendesk/Slack.
+_REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
+
+
+def nginx_page(status: int) -> bytes:
+    title = f"{status} {_REASONS.get(status, 'Error')}"
+    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1>"
+            f"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n").encode()
+
+
+def cloudflare_page(status: int, host: str) -> bytes:
+    reason = {502: "Bad gateway", 503: "Service unavailable", 504: "Gateway time-out",
+              500: "Internal server error", 429: "Too many requests"}.get(status, "Error")
+    return (f"<!DOCTYPE html>\n<!--[if lt IE 7]> <html class=\"no-js ie6 oldie\" lang=\"en-US\"> "
+            f"<![endif]-->\n<html lang=\"en-US\">\n<head>\n<title>{host} | {status}: {reason}</title>\n"
+            f"<meta charset=\"UTF-8\" />\n</head>\n<body>\n<div id=\"cf-wrapper\">\n"
+            f"<h1><span class=\"cf-error-type\">Error</span> <span class=\"cf-error-code\">{status}"
+            f"</span></h1>\n<h2 class=\"cf-subheadline\">{reason}</h2>\n"
+            f"<p>The web server reported a {reason.lower()} error.</p>\n"
+            f"<span class=\"cf-footer-item\">Cloudflare Ray ID: <strong>8a1f2c3d4e5f6a7b</strong>"
+            f"</span>\n</div>\n</body>\n</html>\n").encode()

@@ -1,0 +1,738 @@
+"""A local Odoo: JSON-RPC (`POST /jsonrpc`, 16 to 19) and JSON-2 (`POST /json/2/<model>/<method>`, 19).
+
+It answers the way a real Odoo does (see /work/shared/reference/ODOO.md): errors on JSON-RPC are
+HTTP 200 with an error envelope (`code` 200 in 16-18, 0 in 19) naming the exception class;
+JSON-2 errors are HTTP 4xx/5xx with the error object as body; only the requested fields plus
+`id` come back; archived records are hidden unless `context.active_test` is false or the domain
+names `active`.
+
+Reads are fast at a million moves: records are kept sorted by id, so `id > N` ordered by id
+with a limit starts by bisection and stops after `limit` matches; a `write_date >=` filter uses
+a sorted index (built per data version) when the model is large.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from typing import Callable
+
+from dunning_pipeline.sandbox import data as sd
+from dunning_pipeline.sandbox.faults import Fault, nginx_page
+from dunning_pipeline.sandbox.http import App, Request, Response
+
+VERSIONS = ("16.0", "17.0", "18.0", "19.0")
+DEFAULT_INDEX_THRESHOLD = 20_000
+
+_SEL_MOVE_TYPE = ["entry", "out_invoice", "out_refund", "in_invoice", "in_refund", "out_receipt", "in_receipt"]
+_SEL_STATE = ["draft", "posted", "cancel"]
+_SEL_PAYMENT_STATE_16 = ["not_paid", "in_payment", "paid", "partial", "reversed", "invoicing_legacy"]
+
+
+def _f(ftype: str, string: str, relation: str | None = None, selection=None, store: bool = True):
+    spec = {"type": ftype, "string": string, "store": store, "readonly": True, "required": False,
+            "searchable": True, "sortable": store}
+    if relation:
+        spec["relation"] = relation
+    if selection:
+        spec["selection"] = [[v, v.replace("_", " ").title()] for v in selection]
+    return spec
+
+
+def _move_fields(version: str) -> dict:
+    payment_states = _SEL_PAYMENT_STATE_16 + (["blocked"] if version >= "17.0" else [])
+    return {
+        "id": _f("integer", "ID"),
+        "name": _f("char", "Number"),
+        "display_name": _f("char", "Display Name", store=False),
+        "move_type": _f("selection", "Type", selection=_SEL_MOVE_TYPE),
+        "state": _f("selection", "Status", selection=_SEL_STATE),
+        "payment_state": _f("selection", "Payment Status", selection=payment_states),
+        "partner_id": _f("many2one", "Partner", "res.partner"),
+        "commercial_partner_id": _f("many2one", "Commercial Entity", "res.partner"),
+        "company_id": _f("many2one", "Company", "res.company"),
+        "currency_id": _f("many2one", "Currency", "res.currency"),
+        "company_currency_id": _f("many2one", "Company Currency", "res.currency"),
+        "date": _f("date", "Date"),
+        "invoice_date": _f("date", "Invoice/Bill Date"),
+        "invoice_date_due": _f("date", "Due Date"),
+        "invoice_payment_term_id": _f("many2one", "Payment Terms", "account.payment.term"),
+        "amount_untaxed": _f("monetary", "Untaxed Amount"),
+        "amount_tax": _f("monetary", "Tax"),
+        "amount_total": _f("monetary", "Total"),
+        "amount_residual": _f("monetary", "Amount Due"),
+        "amount_untaxed_signed": _f("monetary", "Untaxed Amount Signed"),
+        "amount_total_signed": _f("monetary", "Total Signed"),
+        "amount_residual_signed": _f("monetary", "Amount Due Signed"),
+        "invoice_origin": _f("char", "Origin"),
+        "ref": _f("char", "Reference"),
+        "payment_reference": _f("char", "Payment Reference"),
+        "reversed_entry_id": _f("many2one", "Reversal of", "account.move"),
+        "narration": _f("html", "Terms and Conditions"),
+        "invoice_user_id": _f("many2one", "Salesperson", "res.users"),
+        "create_date": _f("datetime", "Created on"),
+        "write_date": _f("datetime", "Last Updated on"),
+    }
+
+
+def _partner_fields(version: str) -> dict:
+    return {
+        "id": _f("integer", "ID"),
+        "name": _f("char", "Name"),
+        "display_name": _f("char", "Display Name", store=False),
+        "complete_name": _f("char", "Complete Name"),
+        "email": _f("char", "Email"),
+        "phone": _f("char", "Phone"),
+        "vat": _f("char", "Tax ID"),
+        "lang": _f("selection", "Language", selection=["de_DE", "de_CH", "en_US", "en_GB", "fr_FR",
+                                                        "fr_BE", "fr_CH", "nl_NL", "nl_BE", "ja_JP"]),
+        "country_id": _f("many2one", "Country", "res.country"),
+        "city": _f("char", "City"),
+        "is_company": _f("boolean", "Is a Company"),
+        "type": _f("selection", "Address Type", selection=["contact", "invoice", "delivery", "other"]),
+        "parent_id": _f("many2one", "Related Company", "res.partner"),
+        "commercial_partner_id": _f("many2one", "Commercial Entity", "res.partner"),
+        "customer_rank": _f("integer", "Customer Rank"),
+        "supplier_rank": _f("integer", "Supplier Rank"),
+        "category_id": _f("many2many", "Tags", "res.partner.category"),
+        "company_id": _f("many2one", "Company", "res.company"),
+        "ref": _f("char", "Reference"),
+        "active": _f("boolean", "Active"),
+        "create_date": _f("datetime", "Created on"),
+        "write_date": _f("datetime", "Last Updated on"),
+    }
+
+
+def _simple_fields(**extra) -> dict:
+    out = {"id": _f("integer", "ID"), "name": _f("char", "Name"),
+           "display_name": _f("char", "Display Name", store=False),
+           "write_date": _f("datetime", "Last Updated on")}
+    out.update(extra)
+    return out
+
+
+class _Model:
+    def __init__(self, name: str, records: Callable[[], list], fields: dict, order: str,
+                 has_active: bool):
+        self.name, self.records, self.fields = name, records, fields
+        self.default_order, self.has_active = order, has_active
+
+
+class OdooError(Exception):
+    """An exception Odoo would raise; `name` is its dotted class as Odoo reports it."""
+
+    def __init__(self, name: str, message: str, http_status: int = 422):
+        super().__init__(message)
+        self.name, self.message, self.http_status = name, message, http_status
+
+
+def _access_denied() -> OdooError:
+    return OdooError("odoo.exceptions.AccessDenied", "Access Denied", 401)
+
+
+class OdooApp(App):
+    service = "odoo"
+    server_header = "nginx"
+
+    def __init__(self, data: sd.SandboxData, version: str = "17.0", database: str = sd.DB_NAME,
+                 login: str = sd.ADMIN_LOGIN, api_key: str = "sandbox-odoo-api-key",
+                 index_threshold: int = DEFAULT_INDEX_THRESHOLD):
+        if version not in VERSIONS:
+            raise ValueError(f"odoo_version must be one of {', '.join(VERSIONS)}, not {version!r}")
+        self.data, self.version, self.database = data, version, database
+        self.login, self.api_key, self.uid = login, api_key, sd.ADMIN_UID
+        self.index_threshold = index_threshold
+        self.major = int(version.split(".")[0])
+        self.models = {
+            "account.move": _Model("account.move", lambda: self.data.moves, _move_fields(version),
+                                   "date desc, name desc, id desc", False),
+            "res.partner": _Model("res.partner", lambda: self.data.partners, _partner_fields(version),
+                                  "display_name asc, id desc", True),
+            "res.partner.category": _Model(
+                "res.partner.category", lambda: self.data.partner_categories,
+                _simple_fields(color=_f("integer", "Color"), active=_f("boolean", "Active"),
+                               parent_id=_f("many2one", "Parent", "res.partner.category")),
+                "name asc", True),
+            "res.currency": _Model(
+                "res.currency", lambda: self.data.currencies,
+                _simple_fields(symbol=_f("char", "Symbol"), decimal_places=_f("integer", "Decimals"),
+                               rounding=_f("float", "Rounding"), rate=_f("float", "Current Rate"),
+                               full_name=_f("char", "Full Name"), active=_f("boolean", "Active")),
+                "active desc, name asc", True),
+            "res.company": _Model(
+                "res.company", lambda: self.data.companies,
+                _simple_fields(currency_id=_f("many2one", "Currency", "res.currency"),
+                               partner_id=_f("many2one", "Partner", "res.partner"),
+                               country_id=_f("many2one", "Country", "res.country"),
+                               email=_f("char", "Email"), vat=_f("char", "Tax ID")),
+                "name asc", False),
+            "account.payment.term": _Model(
+                "account.payment.term", lambda: self.data.payment_terms,
+                _simple_fields(active=_f("boolean", "Active")), "id asc", True),
+        }
+        self._indexes: dict = {}
+        self._count_cache: dict = {}
+
+    # ------------------------------------------------------------------ routing
+    def handle(self, req: Request) -> Response:
+        if req.path == "/jsonrpc":
+            if req.method != "POST":
+                return Response.html(_werkzeug_page(405, "Method Not Allowed",
+                                                    "The method is not allowed for the requested URL."), 405)
+            return self._jsonrpc(req)
+        if self.major >= 19 and req.path == "/web/version" and req.method == "GET":
+            return Response.json({"version_info": [self.major, 0, 0, "final", 0, ""],
+                                  "version": self.version})
+        if self.major >= 19 and req.path.startswith("/json/2/"):
+            return self._json2(req)
+        return Response.html(_werkzeug_page(
+            404, "Not Found", "The requested URL was not found on the server. If you entered the URL"
+            " manually please check your spelling and try again."), 404)
+
+    def fault_response(self, fault: Fault, req: Request) -> Response | None:
+        if fault.kind == "rate_limit":
+            return Response.html(nginx_page(429), 429, {"Retry-After": str(fault.opt("retry_after"))})
+        if fault.kind == "server_error":
+            status = int(fault.opt("status"))
+            headers = {"Retry-After": str(fault.opt("retry_after"))} if fault.opt("retry_after") else {}
+            return Response.html(nginx_page(status), status, headers)
+        return None  # bad_credentials / expired_key: handled where credentials are checked
+
+    # ------------------------------------------------------------------ JSON-RPC
+    def _jsonrpc(self, req: Request) -> Response:
+        body = req.json
+        rid = body.get("id") if isinstance(body, dict) else None
+        try:
+            if not isinstance(body, dict) or not isinstance(body.get("params"), dict):
+                raise OdooError("werkzeug.exceptions.BadRequest",
+                                "400 Bad Request: Invalid JSON data" if not isinstance(body, dict)
+                                else "400 Bad Request: params must be an object", 400)
+            params = body["params"]
+            service, method = params.get("service"), params.get("method")
+            args = params.get("args") or []
+            if service == "common":
+                result = self._common(method, args, req.fault)
+            elif service == "object":
+                result = self._object(method, args, req.fault)
+            elif service == "db":
+                if method == "list":
+                    result = [self.database]
+                elif method == "server_version":
+                    result = self.version
+                else:
+                    raise OdooError("builtins.KeyError", f"'{method}'")
+            else:
+                raise OdooError("builtins.Exception", f"No such service: {service!r}")
+        except OdooError as exc:
+            return Response.json({"jsonrpc": "2.0", "id": rid, "error": self._error_envelope(exc)})
+        return Response.json({"jsonrpc": "2.0", "id": rid, "result": result})
+
+    def _error_envelope(self, exc: OdooError) -> dict:
+        return {"code": 0 if self.major >= 19 else 200, "message": "Odoo Server Error",
+                "data": _error_data(exc)}
+
+    def _common(self, method: str, args: list, fault: Fault | None):
+        if method == "version":
+            return {"server_version": self.version,
+                    "server_version_info": [self.major, 0, 0, "final", 0, ""],
+                    "server_serie": self.version, "protocol_version": 1}
+        if method in ("login", "authenticate"):
+            if len(args) < 3:
+                raise OdooError("builtins.TypeError",
+                                f"{method}() missing required positional arguments", 422)
+            db, login, key = args[0], args[1], args[2]
+            self._check_db(db)
+            if fault is not None or login != self.login or key != self.api_key:
+                return False
+            return self.uid
+        if method == "about":
+            return f"See http://openerp.com"
+        raise OdooError("builtins.AttributeError",
+                        f"'module' object has no attribute 'exp_{method}'")
+
+    def _check_db(self, db) -> None:
+        if db != self.database:
+            raise OdooError("psycopg2.OperationalError",
+                            f'connection to server on socket "/var/run/postgresql/.s.PGSQL.5432" failed:'
+                            f' FATAL:  database "{db}" does not exist\n', 500)
+
+    def _object(self, method: str, args: list, fault: Fault | None):
+        if method not in ("execute_kw", "execute"):
+            raise OdooError("builtins.AttributeError",
+                            f"'module' object has no attribute 'exp_{method}'")
+        if len(args) < 5:
+            raise OdooError("builtins.TypeError", f"{method}() missing required positional arguments")
+        db, uid, key, model_name, model_method = args[:5]
+        self._check_db(db)
+        if fault is not None or uid != self.uid or key != self.api_key:
+            raise _access_denied()
+        if method == "execute_kw":
+            call_args = args[5] if len(args) > 5 else []
+            call_kwargs = args[6] if len(args) > 6 else {}
+        else:
+            call_args, call_kwargs = list(args[5:]), {}
+        if not isinstance(call_args, list) or not isinstance(call_kwargs, dict):
+            raise OdooError("builtins.TypeError", "execute_kw expects a list of args and a dict of kwargs")
+        return self._call(model_name, model_method, call_args, call_kwargs)
+
+    # ------------------------------------------------------------------ JSON-2
+    def _json2(self, req: Request) -> Response:
+        try:
+            if req.method != "POST":
+                raise OdooError("werkzeug.exceptions.MethodNotAllowed",
+                                "405 Method Not Allowed: The method is not allowed for the requested URL.", 405)
+            auth = req.headers.get("Authorization") or ""
+            scheme, _, token = auth.partition(" ")
+            if req.fault is not None and req.fault.kind == "expired_key":
+                raise OdooError("werkzeug.exceptions.Unauthorized",
+                                "Invalid apikey: the API key has expired; generate a new one in your"
+                                " user preferences (Account Security > API Keys)", 401)
+            if scheme.lower() != "bearer" or token.strip() != self.api_key or req.fault is not None:
+                raise OdooError("werkzeug.exceptions.Unauthorized", "Invalid apikey", 401)
+            db = req.headers.get("X-Odoo-Database")
+            if db is not None and db != self.database:
+                raise OdooError("werkzeug.exceptions.NotFound",
+                                f"404 Not Found: database {db!r} not found", 404)
+            parts = req.path[len("/json/2/"):].strip("/").split("/")
+            if len(parts) != 2 or not all(parts):
+                raise OdooError("werkzeug.exceptions.NotFound", "404 Not Found", 404)
+            model_name, method = parts
+            body = req.json if req.body else {}
+            if not isinstance(body, dict):
+                raise OdooError("werkzeug.exceptions.BadRequest",
+                                "400 Bad Request: the body must be a JSON object", 400)
+            if model_name not in self.models:
+                raise OdooError("werkzeug.exceptions.NotFound",
+                                f"404 Not Found: the model {model_name!r} does not exist", 404)
+            kwargs = dict(body)
+            ids = kwargs.pop("ids", None)
+            args = []
+            if method == "read":
+                args = [ids if ids is not None else []]
+            elif ids:
+                raise OdooError("builtins.TypeError", f"{method}() does not take ids", 422)
+            result = self._call(model_name, method, args, kwargs)
+        except OdooError as exc:
+            return Response.json(_error_data(exc), exc.http_status)
+        return Response.json(result)
+
+    # ------------------------------------------------------------------ ORM methods
+    def _call(self, model_name: str, method: str, args: list, kwargs: dict):
+        model = self.models.get(model_name)
+        if model is None:
+            raise OdooError("odoo.exceptions.UserError", f"Object {model_name} doesn't exist", 404)
+        kwargs = dict(kwargs)
+        context = kwargs.pop("context", None) or {}
+        if not isinstance(context, dict):
+            raise OdooError("builtins.TypeError", "context must be a dict")
+        handlers = {
+            "search_read": (("domain", "fields", "offset", "limit", "order"), self._search_read),
+            "search": (("domain", "offset", "limit", "order"), self._search),
+            "search_count": (("domain", "limit"), self._search_count),
+            "read": (("ids", "fields", "load"), self._read),
+            "fields_get": (("allfields", "attributes"), self._fields_get),
+        }
+        if method not in handlers:
+            if method in ("create", "write", "unlink", "copy", "action_post", "button_cancel"):
+                raise OdooError("odoo.exceptions.AccessError",
+                                f"You are not allowed to modify '{model_name}' records in the sandbox.", 403)
+            raise OdooError("builtins.AttributeError",
+                            f"The method '{method}' does not exist on the model '{model_name}'", 404)
+        names, fn = handlers[method]
+        if len(args) > len(names):
+            raise OdooError("builtins.TypeError",
+                            f"{method}() takes at most {len(names)} positional arguments ({len(args)} given)")
+        bound = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise OdooError("builtins.TypeError", f"{model_name}.{method}() got an unexpected keyword argument '{key}'")
+            if key in bound:
+                raise OdooError("builtins.TypeError", f"{method}() got multiple values for argument '{key}'")
+            bound[key] = value
+        active_test = context.get("active_test", True) is not False
+        with self.data.lock:
+            return fn(model, active_test=active_test, **bound)
+
+    def _check_fields(self, model: _Model, fields) -> list[str]:
+        if not fields:
+            return [f for f in model.fields if f != "id"]
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            raise OdooError("builtins.TypeError", "fields must be a list of field names")
+        for f in fields:
+            if f not in model.fields:
+                raise OdooError("builtins.ValueError", f"Invalid field '{f}' on model '{model.name}'")
+        return [f for f in fields if f != "id"]
+
+    def _search_read(self, model: _Model, domain=None, fields=None, offset=0, limit=None, order=None,
+                     active_test=True):
+        names = self._check_fields(model, fields)
+        records = self._select(model, domain, offset, limit, order, active_test)
+        return [_materialize(model, r, names) for r in records]
+
+    def _search(self, model: _Model, domain=None, offset=0, limit=None, order=None, active_test=True):
+        return [r["id"] for r in self._select(model, domain, offset, limit, order, active_test)]
+
+    def _search_count(self, model: _Model, domain=None, limit=None, active_test=True):
+        records = model.records()
+        key = None
+        if len(records) >= self.index_threshold:
+            key = (model.name, json.dumps(domain, sort_keys=True, default=str), active_test,
+                   self.data.version, len(records))
+            if key in self._count_cache:
+                n = self._count_cache[key]
+                return min(n, limit) if limit else n
+        pred, candidates = self._plan(model, domain, active_test)
+        n = sum(1 for r in candidates if pred(r))
+        if key is not None:
+            if len(self._count_cache) > 64:
+                self._count_cache.clear()
+            self._count_cache[key] = n
+        return min(n, limit) if limit else n
+
+    def _read(self, model: _Model, ids=None, fields=None, load=None, active_test=True):
+        names = self._check_fields(model, fields)
+        if isinstance(ids, int):
+            ids = [ids]
+        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
+            raise OdooError("builtins.TypeError", "ids must be a list of integers")
+        records = model.records()
+        out = []
+        missing = []
+        for rid in ids:
+            try:
+                out.append(_materialize(model, sd._by_id(records, rid), names))
+            except KeyError:
+                missing.append(rid)
+        if missing:
+            raise OdooError("odoo.exceptions.MissingError",
+                            "Record does not exist or has been deleted.\n(Record: "
+                            f"{model.name}({', '.join(map(str, missing))},), User: {self.uid})", 404)
+        return out
+
+    def _fields_get(self, model: _Model, allfields=None, attributes=None, active_test=True):
+        out = {}
+        for name, spec in model.fields.items():
+            if allfields and name not in allfields:
+                continue
+            out[name] = {k: v for k, v in spec.items() if not attributes or k in attributes}
+        return out
+
+    # ------------------------------------------------------------------ query planning
+    def _select(self, model: _Model, domain, offset, limit, order, active_test) -> list[dict]:
+        offset = _int_arg(offset, "offset") or 0
+        limit = _int_arg(limit, "limit") or None
+        keys = _parse_order(order or model.default_order, model)
+        pred, candidates = self._plan(model, domain, active_test,
+                                      descending=keys == [("id", True)])
+        if keys in ([("id", False)], [("id", True)]):
+            # Candidates already come in id order: stop once the page is full.
+            out = []
+            skip = offset
+            for r in candidates:
+                if pred(r):
+                    if skip:
+                        skip -= 1
+                        continue
+                    out.append(r)
+                    if limit and len(out) >= limit:
+                        break
+            return out
+        matches = [r for r in candidates if pred(r)]
+        for field_name, desc in reversed(keys):
+            matches.sort(key=_sort_key(field_name, model), reverse=desc)
+        end = offset + limit if limit else None
+        return matches[offset:end]
+
+    def _plan(self, model: _Model, domain, active_test: bool, descending: bool = False):
+        """(predicate, candidate records in id order) for a domain."""
+        if domain is None:
+            domain = []
+        if not isinstance(domain, list):
+            raise OdooError("builtins.ValueError", f"Invalid domain: {domain!r}")
+        pred = _compile(domain, model)
+        if model.has_active and active_test and not _mentions(domain, "active"):
+            inner = pred
+            pred = lambda r: r.get("active", True) is not False and inner(r)  # noqa: E731
+        records = model.records()
+        lo, hi = 0, len(records)
+        conj = _conjunction(domain)
+        if conj is not None and len(records) >= self.index_threshold:
+            wd = [(op, v) for f, op, v in conj if f == "write_date" and op in (">", ">=")]
+            if wd and model.fields.get("write_date"):
+                ids = self._write_date_ids(model, records, wd)
+                chosen = [records[i] for i in ids]
+                return pred, (reversed(chosen) if descending else chosen)
+        if conj is not None:
+            for f, op, v in conj:
+                if f != "id" or isinstance(v, bool) or not isinstance(v, int):
+                    continue
+                key = lambda r: r["id"]  # noqa: E731
+                if op == ">":
+                    lo = max(lo, bisect.bisect_right(records, v, key=key))
+                elif op == ">=":
+                    lo = max(lo, bisect.bisect_left(records, v, key=key))
+                elif op == "<":
+                    hi = min(hi, bisect.bisect_left(records, v, key=key))
+                elif op == "<=":
+                    hi = min(hi, bisect.bisect_right(records, v, key=key))
+        rng = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
+        return pred, (records[i] for i in rng)
+
+    def _write_date_ids(self, model: _Model, records: list, terms) -> list[int]:
+        """Positions (in id order) of records whose write_date passes all `terms`, via a sorted index."""
+        key = (model.name, self.data.version, len(records))
+        index = self._indexes.get(model.name)
+        if index is None or index[0] != key:
+            pairs = sorted((r.get("write_date") or "", i) for i, r in enumerate(records))
+            index = (key, [p[0] for p in pairs], [p[1] for p in pairs])
+            self._indexes[model.name] = index
+        _, stamps, positions = index
+        start = 0
+        for op, value in terms:
+            value = _norm_datetime(value) if isinstance(value, str) else value
+            if not isinstance(value, str):
+                continue
+            pos = bisect.bisect_right(stamps, value) if op == ">" else bisect.bisect_left(stamps, value)
+            start = max(start, pos)
+        return sorted(positions[start:])
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _error_data(exc: OdooError) -> dict:
+    return {"name": exc.name, "message": exc.message, "arguments": [exc.message]
+            if exc.http_status != 401 or "apikey" not in exc.message else [exc.message, 401],
+            "context": {},
+            "debug": "Traceback (most recent call last):\n  File \"/usr/lib/python3/dist-packages/"
+                     "odoo/http.py\", line 1764, in _serve_db\n    return service_model.retrying("
+                     f"self._serve_ir_http, self.env)\n{exc.name}: {exc.message}\n"}
+
+
+def _werkzeug_page(status: int, title: str, text: str) -> bytes:
+    return (f"<!doctype html>\n<html lang=en>\n<title>{status} {title}</title>\n<h1>{title}</h1>\n"
+            f"<p>{text}</p>\n").encode()
+
+
+def _int_arg(value, name: str) -> int | None:
+    if value is None or value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OdooError("builtins.ValueError", f"Invalid {name}: {value!r}")
+    return value
+
+
+def _materialize(model: _Model, rec: dict, names: list[str]) -> dict:
+    out = {"id": rec["id"]}
+    for f in names:
+        value = rec.get(f, False)
+        if value is False and f == "display_name":
+            value = rec.get("name", False)
+        if f == "complete_name" and value is False:
+            value = rec.get("display_name", False)
+        out[f] = value
+    return out
+
+
+_ORDER_RE = re.compile(r"^\s*([a-z_][a-z0-9_]*)(?:\s+(asc|desc))?(?:\s+nulls\s+(?:first|last))?\s*$", re.I)
+
+
+def _parse_order(order: str, model: _Model) -> list[tuple[str, bool]]:
+    if not isinstance(order, str):
+        raise OdooError("builtins.ValueError", f"Invalid \"order\" specified ({order!r}).")
+    keys = []
+    for part in order.split(","):
+        m = _ORDER_RE.match(part)
+        if not m or m.group(1) not in model.fields:
+            raise OdooError(
+                "builtins.ValueError",
+                f"Invalid \"order\" specified ({order}). A valid \"order\" specification is a "
+                "comma-separated list of valid field names (optionally followed by asc/desc for "
+                "the direction)")
+        keys.append((m.group(1), (m.group(2) or "asc").lower() == "desc"))
+    return keys
+
+
+def _sort_key(field_name: str, model: _Model):
+    is_m2o = model.fields[field_name]["type"] == "many2one"
+
+    def key(r):
+        v = r.get(field_name, False)
+        if field_name == "display_name" and v is False:
+            v = r.get("name", False)
+        if v is False or v is None:
+            return (True, 0)  # NULLs last ascending, first descending, as PostgreSQL sorts them
+        if is_m2o and isinstance(v, list):
+            v = v[1]
+        return (False, v)
+    return key
+
+
+def _mentions(domain: list, field_name: str) -> bool:
+    return any(isinstance(t, (list, tuple)) and t and t[0] == field_name for t in domain)
+
+
+def _conjunction(domain: list):
+    """The leaves of a domain that is a pure AND (implicit or with '&'), else None."""
+    leaves = []
+    for item in domain:
+        if item == "&":
+            continue
+        if isinstance(item, str) or not isinstance(item, (list, tuple)) or len(item) != 3:
+            return None
+        leaves.append(tuple(item))
+    return leaves
+
+
+def _norm_datetime(value: str) -> str:
+    value = value.strip().replace("T", " ")
+    if value.endswith("Z"):
+        value = value[:-1]
+    value = value.split(".")[0].split("+")[0]
+    return value + " 00:00:00" if len(value) == 10 else value
+
+
+def _compile(domain: list, model: _Model) -> Callable[[dict], bool]:
+    stack: list[Callable] = []
+    for item in reversed(domain):
+        if isinstance(item, str) and item in ("&", "|"):
+            if len(stack) < 2:
+                raise OdooError("builtins.ValueError", f"Invalid domain: {domain!r} (operator {item!r} needs two operands)")
+            a, b = stack.pop(), stack.pop()
+            stack.append((lambda a, b: lambda r: a(r) and b(r))(a, b) if item == "&"
+                         else (lambda a, b: lambda r: a(r) or b(r))(a, b))
+        elif isinstance(item, str) and item == "!":
+            if not stack:
+                raise OdooError("builtins.ValueError", f"Invalid domain: {domain!r} ('!' needs an operand)")
+            a = stack.pop()
+            stack.append((lambda a: lambda r: not a(r))(a))
+        elif isinstance(item, (list, tuple)) and len(item) == 3:
+            stack.append(_leaf(item, model))
+        else:
+            raise OdooError("builtins.ValueError", f"Invalid domain term {item!r}")
+    if not stack:
+        return lambda r: True
+    if len(stack) == 1:
+        return stack[0]
+    preds = list(reversed(stack))
+    return lambda r: all(p(r) for p in preds)
+
+
+_OPERATORS = ("=", "!=", "<>", "in", "not in", ">", ">=", "<", "<=", "like", "ilike", "not like",
+              "not ilike", "=like", "=ilike")
+
+
+def _leaf(term, model: _Model) -> Callable[[dict], bool]:
+    field_name, op, value = term
+    if field_name in (1, 0) and op == "=" and value in (1, 0):  # TRUE_LEAF / FALSE_LEAF
+        result = field_name == value
+        return lambda r: result
+    if not isinstance(field_name, str) or field_name not in model.fields:
+        raise OdooError("builtins.ValueError", f"Invalid field {field_name!r} on model {model.name!r}")
+    if not isinstance(op, str) or op.lower() not in _OPERATORS:
+        raise OdooError("builtins.ValueError", f"Invalid domain operator {op!r} in {list(term)!r}")
+    op = op.lower()
+    if op == "<>":
+        op = "!="
+    spec = model.fields[field_name]
+    ftype = spec["type"]
+    f = field_name
+    if ftype == "datetime" and isinstance(value, str):
+        value = _norm_datetime(value)
+    if ftype == "date" and isinstance(value, str):
+        value = value[:10]
+    if op in ("in", "not in"):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        values = list(value)
+        wants_empty = any(v is False or v is None for v in values)
+        if ftype == "many2one":
+            ids = {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
+            names = {v for v in values if isinstance(v, str)}
+
+            def hit(r):
+                v = r.get(f, False)
+                if not v:
+                    return wants_empty
+                return v[0] in ids or v[1] in names
+        elif ftype in ("many2many", "one2many"):
+            ids = {v for v in values if isinstance(v, int)}
+
+            def hit(r):
+                v = r.get(f) or []
+                return (not v and wants_empty) or any(i in ids for i in v)
+        else:
+            vals = set(v for v in values if v is not False and v is not None)
+
+            def hit(r):
+                v = r.get(f, False)
+                if v is False or v is None:
+                    return wants_empty or (ftype == "boolean" and False in values)
+                try:
+                    return v in vals
+                except TypeError:
+                    return False
+        return hit if op == "in" else (lambda r: not hit(r))
+    if op in ("like", "ilike", "not like", "not ilike", "=like", "=ilike"):
+        text = "" if value is False or value is None else str(value)
+        insensitive = "ilike" in op
+        if op.startswith("="):
+            pattern = "^" + re.escape(text).replace("%", ".*").replace("_", ".") + "$"
+        else:
+            pattern = re.escape(text)
+        rx = re.compile(pattern, re.I if insensitive else 0)
+
+        def like(r):
+            v = r.get(f, False)
+            if ftype == "many2one":
+                v = v[1] if v else False
+            return v is not False and v is not None and rx.search(str(v)) is not None
+        return (lambda r: not like(r)) if op.startswith("not") else like
+    if ftype == "many2one":
+        if value is False or value is None:
+            check = lambda r: not r.get(f)  # noqa: E731
+        elif isinstance(value, str):
+            check = lambda r: bool(r.get(f)) and r[f][1] == value  # noqa: E731
+        else:
+            check = lambda r: bool(r.get(f)) and r[f][0] == value  # noqa: E731
+        if op == "=":
+            return check
+        if op == "!=":
+            return lambda r: not check(r)
+        getter = lambda r: r[f][0] if r.get(f) else False  # noqa: E731
+    elif ftype in ("many2many", "one2many"):
+        if op == "=":
+            return (lambda r: not r.get(f)) if value is False else (lambda r: value in (r.get(f) or []))
+        if op == "!=":
+            return (lambda r: bool(r.get(f))) if value is False else (lambda r: value not in (r.get(f) or []))
+        raise OdooError("builtins.ValueError", f"Invalid domain operator {op!r} for a {ftype} field")
+    else:
+        getter = None
+    if op == "=":
+        if value is False or value is None:
+            if ftype == "boolean":
+                return lambda r: not r.get(f, False)
+            return lambda r: r.get(f, False) is False or r.get(f) is None
+        if ftype == "boolean":
+            return lambda r: bool(r.get(f, False)) == bool(value)
+        return lambda r: r.get(f, False) == value
+    if op == "!=":
+        if value is False or value is None:
+            if ftype == "boolean":
+                return lambda r: bool(r.get(f, False))
+            return lambda r: r.get(f, False) is not False and r.get(f) is not None
+        return lambda r: r.get(f, False) != value
+    compare = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+               "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}[op]
+    if value is False or value is None:
+        return lambda r: False
+
+    def cmp(r):
+        v = getter(r) if getter else r.get(f, False)
+        if v is False or v is None:
+            return False
+        try:
+            return compare(v, value)
+        except TypeError:
+            return False
+    return cmp

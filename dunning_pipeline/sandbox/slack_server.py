@@ -1,0 +1,229 @@
+"""A local Slack Web API: `chat.postMessage` (plus `auth.test`, `conversations.list`).
+
+As in /work/shared/reference/SLACK.md: a bot token in `Authorization: Bearer` (or a `token`
+form field); failures are HTTP 200 `{"ok": false, "error": ...}` (`not_authed`, `invalid_auth`,
+`channel_not_found`, `not_in_channel`, `is_archived`, `no_text`, `invalid_blocks`,
+`invalid_blocks_format`); Block Kit limits are checked; a rate-limit fault is HTTP 429 with
+Retry-After. Accepted messages are recorded (`messages`) and served at
+`GET /api/_sandbox/messages` so the CLI and the demo can print them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import parse_qs
+
+from dunning_pipeline.sandbox.faults import Fault, cloudflare_page
+from dunning_pipeline.sandbox.http import App, Request, Response
+
+CHANNELS = [
+    {"id": "C0SBXDUNN01", "name": "#dunning", "is_archived": False, "is_member": True, "is_private": False},
+    {"id": "C0SBXALRT02", "name": "#dunning-alerts", "is_archived": False, "is_member": True, "is_private": False},
+    {"id": "C0SBXOLDD03", "name": "#old-dunning", "is_archived": True, "is_member": True, "is_private": False},
+    {"id": "C0SBXPRIV04", "name": "#private-finance", "is_archived": False, "is_member": False, "is_private": True},
+]
+TEAM_ID, BOT_USER_ID, BOT_ID, APP_ID = "T0SANDBOX", "U0SBXBOT01", "B0SBXBOT01", "A0SBXAPP01"
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_SECTION_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_CONTEXT_ELEMENTS = 10
+MAX_TEXT = 40_000
+_BLOCK_TYPES = {"section", "header", "divider", "context", "actions", "image", "rich_text", "input",
+                "file", "video", "markdown"}
+
+
+def find_channel(ref: str) -> dict | None:
+    """A channel by id, "#name" or "name"."""
+    ref = (ref or "").strip()
+    for ch in CHANNELS:
+        if ref in (ch["id"], ch["name"], ch["name"].lstrip("#")):
+            return ch
+    return None
+
+
+class SlackApp(App):
+    service = "slack"
+    server_header = "envoy"
+
+    def __init__(self, token: str, messages: list | None = None,
+                 clock: Callable[[], datetime] | None = None):
+        self.token = token
+        self.messages = messages if messages is not None else []
+        self.clock = clock or (lambda: datetime(2026, 3, 2, 23, 0, tzinfo=timezone.utc))
+        self._ts_lock = threading.Lock()
+        self._last_ts = 0
+
+    def fault_response(self, fault: Fault, req: Request) -> Response | None:
+        if fault.kind == "rate_limit":
+            return Response.json({"ok": False, "error": "ratelimited"}, 429,
+                                 {"Retry-After": str(fault.opt("retry_after"))})
+        if fault.kind == "server_error":
+            status = int(fault.opt("status"))
+            headers = {"Retry-After": str(fault.opt("retry_after"))} if fault.opt("retry_after") else {}
+            return Response.html(cloudflare_page(status, "slack.com"), status, headers)
+        if fault.kind == "slack_error":
+            return Response.json({"ok": False, "error": str(fault.opt("error"))})
+        return None
+
+    def handle(self, req: Request) -> Response:
+        if req.path == "/api/_sandbox/messages" and req.method == "GET":
+            return Response.json({"ok": True, "messages": list(self.messages)})
+        if not req.path.startswith("/api/"):
+            return Response(404, b"Not Found", content_type="text/plain")
+        method = req.path[len("/api/"):]
+        args = self._args(req)
+        if args is None:
+            return Response.json({"ok": False, "error": "invalid_json"})
+        token = None
+        auth = req.headers.get("Authorization") or ""
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        elif args.get("token"):
+            token = str(args["token"])
+        if not token:
+            return Response.json({"ok": False, "error": "not_authed"})
+        if token != self.token or (req.fault is not None and req.fault.kind == "bad_credentials"):
+            return Response.json({"ok": False, "error": "invalid_auth"})
+        if method == "chat.postMessage":
+            return self._post_message(args)
+        if method == "auth.test":
+            return Response.json({"ok": True, "url": "https://nordwind-sandbox.slack.com/",
+                                  "team": "Nordwind Trading", "user": "dunning-bot",
+                                  "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID,
+                                  "is_enterprise_install": False})
+        if method == "conversations.list":
+            exclude_archived = str(args.get("exclude_archived", "false")).lower() == "true"
+            channels = [{"id": c["id"], "name": c["name"].lstrip("#"), "is_channel": True,
+                         "is_archived": c["is_archived"], "is_member": c["is_member"],
+                         "is_private": c["is_private"]}
+                        for c in CHANNELS if c["is_member"] or not c["is_private"]
+                        if not (exclude_archived and c["is_archived"])]
+            return Response.json({"ok": True, "channels": channels,
+                                  "response_metadata": {"next_cursor": ""}})
+        return Response.json({"ok": False, "error": "unknown_method"})
+
+    @staticmethod
+    def _args(req: Request) -> dict | None:
+        args: dict = {k: v[-1] for k, v in req.query.items()}
+        ctype = (req.headers.get("Content-Type") or "").lower()
+        if req.body:
+            if "json" in ctype:
+                if not isinstance(req.json, dict):
+                    return None
+                args.update(req.json)
+            else:
+                form = parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True)
+                args.update({k: v[-1] for k, v in form.items()})
+        return args
+
+    def _next_ts(self) -> str:
+        """Unique, increasing "seconds.micros" timestamps from the sandbox clock."""
+        with self._ts_lock:
+            micros = int(self.clock().timestamp()) * 1_000_000
+            micros = max(micros, self._last_ts + 100)
+            self._last_ts = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _post_message(self, args: dict) -> Response:
+        channel = find_channel(str(args.get("channel") or ""))
+        if not args.get("channel") or channel is None:
+            return Response.json({"ok": False, "error": "channel_not_found"})
+        if channel["is_archived"]:
+            return Response.json({"ok": False, "error": "is_archived"})
+        if not channel["is_member"]:
+            return Response.json({"ok": False, "error": "not_in_channel"})
+        blocks = args.get("blocks")
+        if isinstance(blocks, str):
+            try:
+                blocks = json.loads(blocks) if blocks.strip() else None
+            except ValueError:
+                return Response.json({"ok": False, "error": "invalid_blocks_format",
+                                      "response_metadata": {"messages": ["[ERROR] blocks is not valid JSON"]}})
+        if blocks is not None and not isinstance(blocks, list):
+            return Response.json({"ok": False, "error": "invalid_blocks_format",
+                                  "response_metadata": {"messages": ["[ERROR] blocks must be an array"]}})
+        text = args.get("text")
+        if not text and not blocks and not args.get("attachments"):
+            return Response.json({"ok": False, "error": "no_text"})
+        if blocks:
+            problems = validate_blocks(blocks)
+            if problems:
+                return Response.json({"ok": False, "error": "invalid_blocks",
+                                      "response_metadata": {"messages": problems}})
+        warnings = []
+        if isinstance(text, str) and len(text) > MAX_TEXT:
+            text = text[:MAX_TEXT]
+            warnings.append("message_truncated")
+        ts = self._next_ts()
+        message = {"user": BOT_USER_ID, "type": "message", "ts": ts, "bot_id": BOT_ID,
+                   "app_id": APP_ID, "text": text or "", "team": TEAM_ID}
+        if blocks:
+            message["blocks"] = blocks
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        record = {k: v for k, v in args.items() if k != "token"}
+        record.update(text=text, ts=ts, channel=channel["id"], channel_name=channel["name"])
+        if blocks is not None:
+            record["blocks"] = blocks
+        self.messages.append(record)
+        body = {"ok": True, "channel": channel["id"], "ts": ts, "message": message}
+        if warnings:
+            body["response_metadata"] = {"warnings": warnings}
+        return Response.json(body)
+
+
+def validate_blocks(blocks: list) -> list[str]:
+    """Block Kit limits Slack enforces; each problem names the JSON pointer of the block."""
+    problems = []
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"[ERROR] must provide at most {MAX_BLOCKS} items [json-pointer:/blocks]")
+    for i, block in enumerate(blocks):
+        where = f"/blocks/{i}"
+        if not isinstance(block, dict) or block.get("type") not in _BLOCK_TYPES:
+            problems.append(f"[ERROR] unsupported or missing block type [json-pointer:{where}/type]")
+            continue
+        kind = block["type"]
+        if kind == "section":
+            text = block.get("text")
+            fields = block.get("fields")
+            if text is None and not fields:
+                problems.append(f"[ERROR] a section needs text or fields [json-pointer:{where}]")
+            if text is not None:
+                problems += _text_object(text, f"{where}/text", MAX_SECTION_TEXT)
+            if fields is not None:
+                if not isinstance(fields, list) or len(fields) > MAX_SECTION_FIELDS:
+                    problems.append(f"[ERROR] must provide at most {MAX_SECTION_FIELDS} items"
+                                    f" [json-pointer:{where}/fields]")
+                else:
+                    for j, field in enumerate(fields):
+                        problems += _text_object(field, f"{where}/fields/{j}", MAX_FIELD_TEXT)
+        elif kind == "header":
+            text = block.get("text")
+            problems += _text_object(text, f"{where}/text", MAX_HEADER_TEXT, plain_only=True)
+        elif kind == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not elements or len(elements) > MAX_CONTEXT_ELEMENTS:
+                problems.append(f"[ERROR] must provide between 1 and {MAX_CONTEXT_ELEMENTS} items"
+                                f" [json-pointer:{where}/elements]")
+            else:
+                for j, element in enumerate(elements):
+                    if isinstance(element, dict) and element.get("type") in ("mrkdwn", "plain_text"):
+                        problems += _text_object(element, f"{where}/elements/{j}", MAX_SECTION_TEXT)
+    return problems
+
+
+def _text_object(obj, where: str, limit: int, plain_only: bool = False) -> list[str]:
+    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if not isinstance(obj, dict) or obj.get("type") not in allowed or not isinstance(obj.get("text"), str):
+        return [f"[ERROR] must be a text object of type {' or '.join(allowed)} [json-pointer:{where}]"]
+    if not obj["text"]:
+        return [f"[ERROR] must be more than 0 characters [json-pointer:{where}/text]"]
+    if len(obj["text"]) > limit:
+        return [f"[ERROR] must be less than {limit + 1} characters [json-pointer:{where}/text]"]
+    return []

@@ -1,0 +1,375 @@
+"""A local Zendesk Support API: incremental cursor exports, ticket comments, users, organizations.
+
+Behaves as described in /work/shared/reference/ZENDESK.md: Basic auth `{email}/token:{token}`
+(else 401 "Couldn't authenticate you"); cursor exports ordered by (updated_at, id) whose
+`after_cursor` is always returned so a client can resume tomorrow; a changed ticket reappears
+after the cursor; `start_time` less than a minute before the sandbox's clock (`data.now`) is a
+422; export endpoints allow `export_limit_per_minute` requests per minute (429 + Retry-After);
+every endpoint counts against an account-wide limit; unknown records are 404 RecordNotFound.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import html
+import json
+import math
+import re
+import threading
+import time
+from collections import deque
+from datetime import datetime, timedelta
+
+from dunning_pipeline.sandbox import data as sd
+from dunning_pipeline.sandbox.faults import Fault, cloudflare_page
+from dunning_pipeline.sandbox.http import App, Request, Response
+
+MAX_EXPORT_PAGE = 1000
+MAX_CURSOR_PAGE = 100
+_END = 2 ** 63  # an id after every id: "everything up to this second"
+
+
+class _Window:
+    """A sliding one-minute request counter (real time: clients really wait for Retry-After)."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.stamps: deque[float] = deque()
+        self.lock = threading.Lock()
+
+    def hit(self) -> tuple[bool, int, int]:
+        """(allowed, remaining, retry_after seconds)."""
+        if not self.limit:
+            return True, 1_000_000, 0
+        now = time.monotonic()
+        with self.lock:
+            while self.stamps and now - self.stamps[0] >= 60:
+                self.stamps.popleft()
+            if len(self.stamps) >= self.limit:
+                return False, 0, max(1, math.ceil(60 - (now - self.stamps[0])))
+            self.stamps.append(now)
+            return True, self.limit - len(self.stamps), 0
+
+
+def encode_cursor(updated_at: str, record_id: int) -> str:
+    """Zendesk's cursor shape: base64 of "<epoch>.0||<id>|" (the last position emitted)."""
+    epoch = int(sd.parse_zendesk_datetime(updated_at).timestamp())
+    return base64.b64encode(f"{epoch}.0||{record_id}|".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        text = base64.b64decode(cursor.encode(), validate=True).decode()
+        epoch_text, _, rest = text.partition("||")
+        record_id = int(rest.rstrip("|"))
+        epoch = int(float(epoch_text))
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    return _iso(epoch), record_id
+
+
+def _iso(epoch: int) -> str:
+    return sd.zendesk_datetime(datetime.fromtimestamp(epoch, tz=sd.UTC))
+
+
+def _error(status: int, error: str, description: str, headers: dict | None = None) -> Response:
+    return Response.json({"error": error, "description": description}, status, headers)
+
+
+_TICKET_COMMENTS = re.compile(r"^/api/v2/tickets/(\d+)/comments\.json$")
+_TICKET = re.compile(r"^/api/v2/tickets/(\d+)\.json$")
+_USER = re.compile(r"^/api/v2/users/(\d+|me)\.json$")
+_ORG = re.compile(r"^/api/v2/organizations/(\d+)\.json$")
+
+
+class ZendeskApp(App):
+    service = "zendesk"
+    server_header = "cloudflare"
+
+    def __init__(self, data: sd.SandboxData, email: str, api_token: str,
+                 export_limit_per_minute: int | None = 10, rate_limit_per_minute: int | None = 700,
+                 index_threshold: int = 20_000):
+        self.data = data
+        self.email, self.api_token = email, api_token
+        self.export_window = _Window(export_limit_per_minute)
+        self.account_window = _Window(rate_limit_per_minute)
+        self.index_threshold = index_threshold
+        self._expected_auth = "Basic " + base64.b64encode(f"{email}/token:{api_token}".encode()).decode()
+        self._indexes: dict = {}
+
+    # ------------------------------------------------------------------ faults
+    def fault_response(self, fault: Fault, req: Request) -> Response | None:
+        if fault.kind == "rate_limit":
+            retry = str(fault.opt("retry_after"))
+            return _error(429, "APIRateLimitExceeded",
+                          "Number of allowed API requests per minute exceeded",
+                          {"Retry-After": retry, "X-Rate-Limit": "700", "X-Rate-Limit-Remaining": "0"})
+        if fault.kind == "server_error":
+            status = int(fault.opt("status"))
+            headers = {"Retry-After": str(fault.opt("retry_after"))} if fault.opt("retry_after") else {}
+            host = (req.headers.get("Host") or "sandbox.zendesk.com").split(":")[0]
+            return Response.html(cloudflare_page(status, host), status, headers)
+        return None
+
+    # ------------------------------------------------------------------ routing
+    def handle(self, req: Request) -> Response:
+        auth = req.headers.get("Authorization") or ""
+        if req.fault is not None and req.fault.kind == "bad_credentials" or auth.strip() != self._expected_auth:
+            return Response.json({"error": "Couldn't authenticate you"}, 401)
+        ok, remaining, retry = self.account_window.hit()
+        limit_headers = {"X-Rate-Limit": str(self.account_window.limit or 700),
+                         "X-Rate-Limit-Remaining": str(remaining)}
+        if not ok:
+            return _error(429, "APIRateLimitExceeded", "Number of allowed API requests per minute exceeded",
+                          {**limit_headers, "Retry-After": str(retry)})
+        if req.method != "GET":
+            return _error(405, "MethodNotAllowed", "The sandbox serves read endpoints only")
+        path = req.path
+        if path in ("/api/v2/incremental/tickets/cursor.json", "/api/v2/incremental/users/cursor.json"):
+            ok, remaining, retry = self.export_window.hit()
+            export_headers = {"X-Rate-Limit": str(self.export_window.limit or 700),
+                              "X-Rate-Limit-Remaining": str(remaining)}
+            if not ok:
+                return _error(429, "APIRateLimitExceeded",
+                              "Number of allowed incremental export API requests per minute exceeded",
+                              {**export_headers, "Retry-After": str(retry)})
+            kind = "tickets" if "/tickets/" in path else "users"
+            resp = self._export(req, kind)
+            resp.headers.update(export_headers)
+            return resp
+        with self.data.lock:
+            if m := _TICKET_COMMENTS.match(path):
+                resp = self._comments(req, int(m.group(1)))
+            elif m := _TICKET.match(path):
+                resp = self._ticket(req, int(m.group(1)))
+            elif m := _USER.match(path):
+                resp = self._user(req, m.group(1))
+            elif path == "/api/v2/organizations.json":
+                resp = self._organizations(req)
+            elif m := _ORG.match(path):
+                org = next((o for o in self.data.zendesk_organizations if o["id"] == int(m.group(1))), None)
+                resp = (Response.json({"organization": self._absolute(req, org)}) if org
+                        else _error(404, "RecordNotFound", "Not found"))
+            else:
+                resp = _error(404, "InvalidEndpoint", "Not found")
+        resp.headers.update(limit_headers)
+        return resp
+
+    @staticmethod
+    def _absolute(req: Request, rec: dict) -> dict:
+        url = rec.get("url")
+        if isinstance(url, str) and url.startswith("/"):
+            return {**rec, "url": req.base_url + url}
+        return rec
+
+    # ------------------------------------------------------------------ incremental exports
+    def _keys(self, kind: str) -> list[tuple[str, int, int]]:
+        """(updated_at, id, position) sorted: the export order."""
+        records = self.data.zendesk_tickets if kind == "tickets" else self.data.zendesk_users
+        stamp = (self.data.version, len(records))
+        cached = self._indexes.get(kind)
+        if len(records) >= self.index_threshold and cached and cached[0] == stamp:
+            return cached[1]
+        keys = sorted((r["updated_at"], r["id"], i) for i, r in enumerate(records))
+        self._indexes[kind] = (stamp, keys)
+        return keys
+
+    def _export(self, req: Request, kind: str) -> Response:
+        per_page_text = req.arg("per_page", str(MAX_EXPORT_PAGE))
+        try:
+            per_page = int(per_page_text)
+            if per_page < 1:
+                raise ValueError
+        except ValueError:
+            return _error(400, "InvalidPaginationParameter", f"per_page must be a positive integer")
+        per_page = min(per_page, MAX_EXPORT_PAGE)
+        cursor, start_time = req.arg("cursor"), req.arg("start_time")
+        with self.data.lock:
+            now_epoch = int(self.data.now.timestamp())
+            if cursor:
+                try:
+                    position = decode_cursor(cursor)
+                except ValueError:
+                    return _error(422, "InvalidValue", "Invalid cursor")
+            elif start_time is not None:
+                try:
+                    start = int(start_time)
+                except ValueError:
+                    return _error(422, "InvalidValue", "start_time must be a Unix epoch time in seconds")
+                if start > now_epoch - 60:
+                    return _error(422, "InvalidValue",
+                                  "Too recent start_time. Use a start_time older than one minute.")
+                position = (_iso(max(0, start - 1)), _END) if start > 0 else ("", _END)
+            else:
+                return _error(400, "InvalidValue", "start_time or cursor is required")
+            records = self.data.zendesk_tickets if kind == "tickets" else self.data.zendesk_users
+            keys = self._keys(kind)
+            lo = bisect.bisect_right(keys, (position[0], position[1], _END))
+            chunk = keys[lo:lo + per_page]
+            exclude_deleted = kind == "tickets" and (req.arg("exclude_deleted") or "").lower() == "true"
+            items = [records[i] for _, _, i in chunk]
+            if exclude_deleted:
+                items = [t for t in items if t.get("status") != "deleted"]
+            end_of_stream = lo + per_page >= len(keys)
+            if chunk:
+                after = encode_cursor(chunk[-1][0], chunk[-1][1])
+            else:
+                after = cursor or base64.b64encode(
+                    f"{max(0, int(start_time) - 1)}.0||{_END}|".encode()).decode()
+            body = {kind: [self._absolute(req, r) for r in items]}
+            includes = {s.strip() for s in (req.arg("include") or "").split(",") if s.strip()}
+            if "users" in includes and kind == "tickets":
+                body["users"] = self._users_for(req, items)
+            if "organizations" in includes:
+                org_ids = {r.get("organization_id") for r in items if r.get("organization_id")}
+                body["organizations"] = [self._absolute(req, o) for o in self.data.zendesk_organizations
+                                         if o["id"] in org_ids]
+        path = req.path
+        body.update({
+            "after_url": f"{req.base_url}{path}?cursor={after}", "after_cursor": after,
+            "before_url": None, "before_cursor": None, "end_of_stream": end_of_stream,
+        })
+        return Response.json(body)
+
+    def _users_for(self, req: Request, items: list[dict]) -> list[dict]:
+        wanted = set()
+        for t in items:
+            for key in ("requester_id", "submitter_id", "assignee_id"):
+                if t.get(key):
+                    wanted.add(t[key])
+            wanted.update(t.get("collaborator_ids") or [])
+        users = self.data.zendesk_users
+        out = []
+        for uid in sorted(wanted):
+            try:
+                out.append(self._absolute(req, sd._by_id(users, uid)))
+            except KeyError:
+                continue
+        return out
+
+    # ------------------------------------------------------------------ records
+    def _ticket(self, req: Request, ticket_id: int) -> Response:
+        try:
+            ticket = sd._by_id(self.data.zendesk_tickets, ticket_id)
+        except KeyError:
+            return _error(404, "RecordNotFound", "Not found")
+        if ticket.get("status") == "deleted":
+            return _error(404, "RecordNotFound", "Not found")
+        return Response.json({"ticket": self._absolute(req, ticket)})
+
+    def _user(self, req: Request, which: str) -> Response:
+        users = self.data.zendesk_users
+        if which == "me":
+            user = next((u for u in users if u.get("email") == self.email), None)
+        else:
+            try:
+                user = sd._by_id(users, int(which))
+            except KeyError:
+                user = None
+        if user is None:
+            return _error(404, "RecordNotFound", "Not found")
+        return Response.json({"user": self._absolute(req, user)})
+
+    def _comments(self, req: Request, ticket_id: int) -> Response:
+        try:
+            ticket = sd._by_id(self.data.zendesk_tickets, ticket_id)
+        except KeyError:
+            return _error(404, "RecordNotFound", "Not found")
+        if ticket.get("status") == "deleted":
+            return _error(404, "RecordNotFound", "Not found")
+        thread = list(self.data.zendesk_comments.get(ticket_id, []))
+        if (req.arg("sort_order") or "asc").lower() == "desc":
+            thread.reverse()
+        resp = self._paginate(req, thread, "comments", _render_comment)
+        if resp.status == 200 and "users" in (req.arg("include") or ""):
+            payload = json.loads(resp.body)
+            authors = sorted({c["author_id"] for c in payload["comments"]})
+            payload["users"] = [self._absolute(req, u) for u in self.data.zendesk_users
+                                if u["id"] in authors]
+            resp = Response.json(payload, headers=resp.headers)
+        return resp
+
+    def _organizations(self, req: Request) -> Response:
+        return self._paginate(req, self.data.zendesk_organizations, "organizations",
+                              lambda o: self._absolute(req, o))
+
+    def _paginate(self, req: Request, records: list[dict], key: str, render) -> Response:
+        """Cursor pagination (page[size], page[after], page[before]) or, without page[...], offset pages."""
+        base = f"{req.base_url}{req.path}"
+        if any(k.startswith("page[") for k in req.query):
+            try:
+                size = int(req.arg("page[size]", "100"))
+            except ValueError:
+                return _error(400, "InvalidPaginationParameter", "page[size] must be an integer")
+            if size < 1 or size > MAX_CURSOR_PAGE:
+                return _error(400, "InvalidPaginationParameter",
+                              f"page[size] must be between 1 and {MAX_CURSOR_PAGE}")
+            start = 0
+            after, before = req.arg("page[after]"), req.arg("page[before]")
+            try:
+                if after:
+                    start = _decode_page_cursor(after) + 1
+                    end = start + size
+                elif before:
+                    end = _decode_page_cursor(before)
+                    start = max(0, end - size)
+                else:
+                    end = size
+            except ValueError:
+                return _error(400, "InvalidPaginationParameter", "invalid page cursor")
+            page = records[start:end]
+            has_more = (end < len(records)) if not before else start > 0
+            after_cursor = _encode_page_cursor(start + len(page) - 1) if page else None
+            before_cursor = _encode_page_cursor(start) if page else None
+            body = {key: [render(r) for r in page],
+                    "meta": {"has_more": has_more, "after_cursor": after_cursor,
+                             "before_cursor": before_cursor},
+                    "links": {"prev": f"{base}?page%5Bbefore%5D={before_cursor}&page%5Bsize%5D={size}"
+                              if before_cursor else None,
+                              "next": f"{base}?page%5Bafter%5D={after_cursor}&page%5Bsize%5D={size}"
+                              if after_cursor else None}}
+            return Response.json(body)
+        try:
+            per_page = min(100, max(1, int(req.arg("per_page", "100"))))
+            page_no = max(1, int(req.arg("page", "1")))
+        except ValueError:
+            return _error(400, "InvalidPaginationParameter", "page and per_page must be integers")
+        start = (page_no - 1) * per_page
+        page = records[start:start + per_page]
+        more = start + per_page < len(records)
+        return Response.json({
+            key: [render(r) for r in page],
+            "next_page": f"{base}?page={page_no + 1}&per_page={per_page}" if more else None,
+            "previous_page": f"{base}?page={page_no - 1}&per_page={per_page}" if page_no > 1 else None,
+            "count": len(records)})
+
+
+def _encode_page_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": "created_at,id", "v": position}).encode()).decode()
+
+
+def _decode_page_cursor(cursor: str) -> int:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())["v"]
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ValueError("invalid cursor") from exc
+    if not isinstance(value, int) or value < -1:
+        raise ValueError("invalid cursor")
+    return value
+
+
+def _render_comment(comment: dict) -> dict:
+    body = comment.get("body") or ""
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n"))
+    return {**comment, "html_body": f'<div class="zd-comment" dir="auto">{paragraphs}</div>',
+            "plain_body": body}
+
+
+# Used by the CLI to show the clock it serves.
+def now_epoch(data: sd.SandboxData) -> int:
+    return int(data.now.timestamp())
+
+
+__all__ = ["ZendeskApp", "encode_cursor", "decode_cursor", "now_epoch", "timedelta"]

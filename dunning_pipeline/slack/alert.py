@@ -1,0 +1,258 @@
+"""The weekly alert from start to end, without Dagster: read what the ledger says is not yet
+covered, render it, record it, post what is missing.
+
+The order of things is what makes it exactly-once:
+1. An earlier alert that reached Slack only in part is finished first (its stored parts, in its
+   thread); one that reached Slack not at all is superseded, and this alert covers its history.
+2. An alert already recorded for this as-of date is resumed, never rendered again: a retried run,
+   a duplicate tick and a manual re-run all find it and post only the parts not yet posted.
+3. Otherwise the history since the last delivered alert is rendered, recorded with all its
+   parts in one transaction, and posted part by part, each `ts` committed as soon as Slack
+   answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+
+from dunning_pipeline.dunning.tables import dunning_history
+from dunning_pipeline.slack import ledger
+from dunning_pipeline.slack.delivery import Poster, SlackDeliveryError
+from dunning_pipeline.slack.digest import RESOLVED_REASONS, AlertMessage, Period
+from dunning_pipeline.warehouse.store import Warehouse
+
+WEEKLY_ALERT = "weekly_dunning"
+_CHUNK = 1000
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> None: ...
+    def warning(self, msg: str) -> None: ...
+
+
+class AlertInProgressError(RuntimeError):
+    """Another run is posting this alert right now."""
+
+
+@dataclass
+class AlertOutcome:
+    """What a run did: `status` is posted, already_delivered, already_covered or dry_run."""
+
+    status: str
+    period: Period
+    messages: list[AlertMessage] = field(default_factory=list)
+    posted_now: list[tuple[int, str]] = field(default_factory=list)  # (part, ts)
+    posted_before: int = 0
+    finished_earlier: list[date] = field(default_factory=list)
+    superseded: list[date] = field(default_factory=list)
+    history_rows: int = 0
+    invoices: int = 0
+    customers: int = 0
+
+
+# -- reading the history -------------------------------------------------------------------------
+def read_history(wh: Warehouse, cover: ledger.Coverage, id_max: int | None) -> pd.DataFrame:
+    """The covered `dunning_history` rows, plus `prior_amount_residual_company`: for an invoice
+    closed in the period, its last non-zero amount from before the period (what was settled)."""
+    frame = wh.read("dunning_history", where=cover.where(id_max), order_by=["as_of_date", "id"])
+    closed = frame["reason"].isin(RESOLVED_REASONS) | frame["to_stage"].eq("closed")
+    ids = sorted({int(i) for i in frame.loc[closed, "invoice_id"]})
+    prior = []
+    h = dunning_history.c
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
+        where = sa.and_(h.invoice_id.in_(chunk), h.amount_residual_company != 0)
+        if id_max is not None:
+            where = sa.and_(where, h.id <= id_max)
+        prior.append(wh.read("dunning_history", columns=["id", "invoice_id", "amount_residual_company"],
+                             where=where, order_by=["id"]))
+    frame["prior_amount_residual_company"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    if prior:
+        earlier = pd.concat(prior, ignore_index=True)
+        earlier = earlier[~earlier["id"].isin(frame["id"])]
+        last = earlier.groupby("invoice_id")["amount_residual_company"].last()
+        frame["prior_amount_residual_company"] = frame["invoice_id"].map(last).astype("Int64")
+    return frame
+
+
+# Per customer first (the engine's customer_communications), then per ticket, then generic names.
+_CONTACT_COLUMNS = ("customer_last_inbound_at", "customer_last_outbound_at", "last_inbound_at",
+                    "last_outbound_at", "last_contact_at")
+
+
+def read_last_contact(wh: Warehouse, period_end: date) -> dict[int, date] | None:
+    """Customer id -> day of the last contact up to `period_end`, from the engine's
+    `customer_communications` table; None when there is no such table or no contact column."""
+    inspector = sa.inspect(wh.engine)
+    if not inspector.has_table("customer_communications"):
+        return None
+    names = {c["name"] for c in inspector.get_columns("customer_communications")}
+    found = [c for c in _CONTACT_COLUMNS if c in names]
+    if "customer_id" not in names or not found:
+        return None
+    raw = wh.query(sa.select(*[sa.column(c) for c in ["customer_id", *found]])
+                   .select_from(sa.table("customer_communications")))
+    if raw.empty:
+        return {}
+    stamps = pd.concat([pd.to_datetime(raw[c], errors="coerce", format="mixed") for c in found], axis=1)
+    day = stamps.max(axis=1).dt.normalize()
+    day = day.where(day <= pd.Timestamp(period_end))
+    latest = day.groupby(raw["customer_id"].astype("int64")).max().dropna()
+    return {int(k): v.date() for k, v in latest.items()}
+
+
+# -- posting -------------------------------------------------------------------------------------
+def _post_missing(wh: Warehouse, poster: Poster, delivery: ledger.Delivery, *, channel: str,
+                  run_id: str, is_run_active: Callable[[str], bool], log: Log) -> list[tuple[int, str]]:
+    """Post the parts of `delivery` not yet posted, in order; replies go in part 1's thread."""
+    posted: list[tuple[int, str]] = []
+    top = delivery.parts[0]
+    thread_ts = top.ts if top.status == ledger.POSTED else None
+    target = top.channel_id if top.status == ledger.POSTED else channel
+    total = len(delivery.parts)
+    for part in delivery.parts:
+        if part.status == ledger.POSTED:
+            continue
+        take_over = None
+        if part.status == ledger.POSTING:
+            holder = part.claimed_by_run_id
+            if holder and holder != run_id and is_run_active(holder):
+                raise AlertInProgressError(
+                    f"Run {holder} is posting part {part.part} of the alert for"
+                    f" {delivery.period_end}; this run posts nothing.")
+            # The run that claimed it ended without recording a ts: Slack may or may not have
+            # the message. Posting again risks a duplicate; not posting risks a loss.
+            log.warning(f"Part {part.part}/{total} of the alert for {delivery.period_end} was being"
+                        f" posted by run {holder}, which ended without recording Slack's answer;"
+                        " posting it again (check the channel for a duplicate).")
+            take_over = holder
+        if not ledger.claim_part(wh, delivery.alert, delivery.period_end, part.part, run_id,
+                                 take_over_from=take_over):
+            raise AlertInProgressError(
+                f"Part {part.part} of the alert for {delivery.period_end} was claimed by another"
+                " run; this run posts nothing more.")
+        try:
+            result = poster.post(part.text, part.blocks, channel=target,
+                                 thread_ts=thread_ts if part.part > 1 else None)
+        except SlackDeliveryError as exc:
+            ledger.release_part(wh, delivery.alert, delivery.period_end, part.part, run_id, exc.code)
+            raise
+        except BaseException:
+            ledger.release_part(wh, delivery.alert, delivery.period_end, part.part, run_id, "error")
+            raise
+        ledger.mark_posted(wh, delivery.alert, delivery.period_end, part.part, run_id=run_id,
+                           ts=result.ts, channel_id=result.channel_id,
+                           thread_ts=thread_ts if part.part > 1 else None)
+        if part.part == 1:
+            thread_ts, target = result.ts, result.channel_id
+        posted.append((part.part, result.ts))
+        log.info(f"Posted part {part.part}/{total} of the alert for {delivery.period_end} (ts {result.ts})")
+    return posted
+
+
+def _messages(delivery: ledger.Delivery) -> list[AlertMessage]:
+    return [AlertMessage(p.text, p.blocks) for p in delivery.parts]
+
+
+def _period(delivery: ledger.Delivery) -> Period:
+    return Period(end=delivery.period_end, start=delivery.period_start)
+
+
+def deliver(
+    wh: Warehouse,
+    poster: Poster | None,
+    *,
+    period_end: date,
+    channel: str,
+    run_id: str,
+    render: Callable[[pd.DataFrame, Period], list[AlertMessage]],
+    is_run_active: Callable[[str], bool],
+    log: Log,
+    dry_run: bool = False,
+    alert: str = WEEKLY_ALERT,
+) -> AlertOutcome:
+    """Deliver the alert for `period_end` exactly once (see the module docstring). With
+    `dry_run`, nothing is written or posted: the outcome holds the messages it would post."""
+    finished, superseded = [], []
+    for earlier in ledger.incomplete_deliveries(wh, alert):
+        if earlier.period_end == period_end:
+            continue
+        if earlier.touched:
+            if dry_run:
+                log.info(f"Dry run: would finish the alert for {earlier.period_end}"
+                         f" ({len(earlier.posted)}/{len(earlier.parts)} parts posted)")
+                continue
+            log.info(f"Finishing the alert for {earlier.period_end}: {len(earlier.posted)} of"
+                     f" {len(earlier.parts)} parts were posted before")
+            _post_missing(wh, poster, earlier, channel=channel, run_id=run_id,
+                          is_run_active=is_run_active, log=log)
+            finished.append(earlier.period_end)
+        elif earlier.period_end < period_end and not dry_run:
+            if ledger.supersede(wh, alert, earlier.period_end):
+                log.info(f"The alert for {earlier.period_end} never reached Slack; this alert"
+                         " covers its history instead")
+                superseded.append(earlier.period_end)
+
+    existing = ledger.get_delivery(wh, alert, period_end)
+    if existing is not None:
+        outcome = AlertOutcome("already_delivered", _period(existing), _messages(existing),
+                               posted_before=len(existing.posted), finished_earlier=finished,
+                               superseded=superseded, history_rows=existing.history_rows,
+                               invoices=existing.invoices, customers=existing.customers)
+        if existing.status == ledger.DELIVERED:
+            log.info(f"The alert for {period_end} was already delivered"
+                     f" ({len(existing.parts)} message(s)); nothing to post")
+            return outcome
+        if dry_run:
+            outcome.status = "dry_run"
+            return outcome
+        log.info(f"Resuming the alert for {period_end}: {len(existing.posted)} of"
+                 f" {len(existing.parts)} parts were posted before")
+        outcome.posted_now = _post_missing(wh, poster, existing, channel=channel, run_id=run_id,
+                                           is_run_active=is_run_active, log=log)
+        outcome.status = "posted"
+        return outcome
+
+    last = ledger.last_delivered(wh, alert)
+    if last is not None and last.period_end >= period_end:
+        log.info(f"History up to {period_end} was covered by the alert for {last.period_end};"
+                 " nothing to post")
+        return AlertOutcome("already_covered", Period(end=period_end), finished_earlier=finished,
+                            superseded=superseded)
+
+    cover = ledger.coverage(wh, alert, period_end)
+    id_max = ledger.history_id_max(wh, period_end)
+    history = read_history(wh, cover, id_max)
+    late = 0
+    if cover.after_period_end is not None and not history.empty:
+        late = int((history["as_of_date"] <= pd.Timestamp(cover.after_period_end)).sum())
+    start = cover.period_start
+    if start is None and not history.empty:
+        start = history["as_of_date"].min().date()
+    period = Period(end=period_end, start=start, late_rows=late)
+    log.info(f"Alert for {period.describe()}: {len(history)} history rows"
+             + (f" ({late} recorded late)" if late else ""))
+    messages = render(history, period)
+    invoices = int(history["invoice_id"].nunique())
+    customers = int(history["customer_id"].nunique())
+    if dry_run:
+        return AlertOutcome("dry_run", period, messages, finished_earlier=finished,
+                            history_rows=len(history), invoices=invoices, customers=customers)
+
+    delivery = ledger.create_delivery(
+        wh, alert=alert, cover=cover, period_start=start, id_max=id_max,
+        history_rows=len(history), invoices=invoices, customers=customers, channel=channel,
+        messages=[m.to_dict() for m in messages], run_id=run_id,
+    )
+    posted = _post_missing(wh, poster, delivery, channel=channel, run_id=run_id,
+                           is_run_active=is_run_active, log=log)
+    return AlertOutcome("posted", period, _messages(delivery), posted_now=posted,
+                        posted_before=len(delivery.posted), finished_earlier=finished,
+                        superseded=superseded, history_rows=delivery.history_rows,
+                        invoices=delivery.invoices, customers=delivery.customers)

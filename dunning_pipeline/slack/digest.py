@@ -1,0 +1,624 @@
+"""The weekly digest of dunning stage changes, rendered as Slack Block Kit messages.
+
+Pure: a frame of `dunning_history` rows in, a list of messages (fallback text + block dicts)
+out; no Dagster, no I/O, no clock. The blocks are built with slack_sdk's block models, whose
+`to_dict()` validates Slack's limits, and the packing below keeps every message within them:
+at most 50 blocks, 3,000 characters per section text, 150 per header, and a cumulative text
+budget (Slack rejects messages of about 12,000 characters with `msg_blocks_too_long`).
+A long week becomes several messages (posted as a thread); nothing is cut silently.
+
+What an accountant sees per invoice is its state at the end of the period: the last history
+row of the invoice decides its category, the first row's `from_stage` says where it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import pandas as pd
+from slack_sdk.models.blocks import (
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from dunning_pipeline import money
+
+CLOSED = "closed"
+RESOLVED_REASONS = ("paid", "credited", "cancelled")
+HOLD_REASON = "hold"
+RELEASED_REASON = "released"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A dunning stage as the digest shows it. `overdue` is False for stages before the due date;
+    a stage whose action is not an email is one an accountant must act on."""
+
+    name: str
+    label: str
+    action: str
+    todo: str
+    overdue: bool = True
+
+    @property
+    def needs_action(self) -> bool:
+        return self.action != "email"
+
+
+# The default policy's stages, lowest first (the engine's default_policy.yaml has the same order).
+DEFAULT_STAGES: tuple[Stage, ...] = (
+    Stage("pre_due", "Pre-due", "email", "friendly email before the due date", overdue=False),
+    Stage("reminder_1", "Reminder 1", "email", "reminder email"),
+    Stage("reminder_2", "Reminder 2", "email", "second reminder email"),
+    Stage("call", "Call", "call", "phone the customer"),
+    Stage("final_notice", "Final notice", "letter",
+          "send the final notice letter (warns of suspension or legal action)"),
+    Stage("collection", "Collection", "agency", "hand to the collection agency or suspend service"),
+)
+
+
+# What a person does for a stage's action (stages of a custom policy get these).
+ACTION_TODO = {
+    "email": "reminder email",
+    "call": "phone the customer",
+    "letter": "send the letter",
+    "suspend": "suspend service",
+    "agency": "hand to the collection agency",
+}
+
+
+def stages_from(ladder: Iterable[tuple[str, int, str]]) -> tuple[Stage, ...]:
+    """Stages of a policy ladder, given as (name, days relative to due date, action), lowest
+    first: the default stages keep their wording, others are described by their action."""
+    known = {s.name: s for s in DEFAULT_STAGES}
+    out = []
+    for name, days, action in ladder:
+        base = known.get(name)
+        if base is not None and base.action == action:
+            out.append(Stage(name, base.label, action, base.todo, overdue=days > 0))
+        else:
+            out.append(Stage(name, name.replace("_", " ").capitalize(), action,
+                             ACTION_TODO.get(action, action), overdue=days > 0))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Slack's limits, and how many messages one alert may take before it says what it left out."""
+
+    blocks_per_message: int = 50
+    section_chars: int = 3000
+    header_chars: int = 150
+    # Sum of the text of all blocks of one message; Slack's undocumented cap is near 12,000.
+    message_chars: int = 10_000
+    max_messages: int = 20
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where invoice numbers and ticket ids link to; without a base URL they are plain text."""
+
+    odoo_url: str | None = None
+    zendesk_url: str | None = None
+    invoice_path: str = "/odoo/action-account.action_move_out_invoice_type/{invoice_id}"
+
+    def invoice(self, invoice_id: int) -> str | None:
+        if not self.odoo_url:
+            return None
+        return self.odoo_url.rstrip("/") + self.invoice_path.format(invoice_id=int(invoice_id))
+
+    def ticket(self, ticket_id: int) -> str | None:
+        if not self.zendesk_url:
+            return None
+        return f"{self.zendesk_url.rstrip('/')}/agent/tickets/{int(ticket_id)}"
+
+
+@dataclass(frozen=True)
+class Period:
+    """The history an alert covers: `as_of_date` in (start - 1 day, end], plus `late_rows` rows
+    dated earlier that were recorded after the previous alert. `start` None: from the beginning."""
+
+    end: date
+    start: date | None = None
+    late_rows: int = 0
+
+    def describe(self) -> str:
+        if self.start is None:
+            return f"up to {self.end.isoformat()}"
+        if self.start == self.end:
+            return self.end.isoformat()
+        return f"{self.start.isoformat()} to {self.end.isoformat()}"
+
+
+@dataclass
+class AlertMessage:
+    """One chat.postMessage payload: `text` is the plain-text fallback and notification."""
+
+    text: str
+    blocks: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+# -- escaping and formatting ----------------------------------------------------------------------
+def escape(text: object) -> str:
+    """User data for mrkdwn: Slack's three control characters as HTML entities."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str | None, label: str) -> str:
+    """`<url|label>` with an escaped label, or the escaped label alone when there is no URL."""
+    if not url:
+        return escape(label)
+    # A '|' or '>' would end the URL part early; '&' is sent as an entity, as Slack expects.
+    safe_url = url.replace("&", "&amp;").replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
+    return f"<{safe_url}|{escape(label)}>"
+
+
+def _clip(text: str, limit: int) -> str:
+    """A display name cut to `limit` characters, visibly (an ellipsis), so one row fits a block."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _amounts(units_by_currency: Mapping[str, int]) -> str:
+    if not units_by_currency:
+        return "no amount"
+    return " + ".join(
+        money.format_amount(units, cur or None)
+        for cur, units in sorted(units_by_currency.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+
+
+def _days(n: int | None) -> list[str]:
+    if n is None:
+        return []
+    if n < 0:
+        return [f"due in {-n} d"]
+    return [f"{n} d overdue"]
+
+
+def _as_date(value) -> date | None:
+    if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return pd.Timestamp(value).date()
+
+
+def _int_or_none(value) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+# -- classification -----------------------------------------------------------------------------
+SECTION_ORDER = ("action", "escalated", "newly_overdue", "on_hold", "resolved", "other")
+SECTION_TITLES = {
+    "action": ":rotating_light: *Needs action now*",
+    "escalated": ":arrow_up: *Escalated*",
+    "newly_overdue": ":hourglass_flowing_sand: *Newly overdue*",
+    "on_hold": ":double_vertical_bar: *On hold*",
+    "resolved": ":white_check_mark: *Resolved*",
+    "other": ":information_source: *Other changes*",
+}
+SECTION_NAMES = {
+    "action": "Needs action now",
+    "escalated": "Escalated",
+    "newly_overdue": "Newly overdue",
+    "on_hold": "On hold",
+    "resolved": "Resolved",
+    "other": "Other changes",
+}
+# Among a customer's open invoices, the most urgent category decides where its one line goes.
+_DUNNING_PRIORITY = {"action": 0, "escalated": 1, "newly_overdue": 2, "other": 3}
+
+
+def invoice_states(history: pd.DataFrame, stages: Sequence[Stage] = DEFAULT_STAGES) -> pd.DataFrame:
+    """One row per invoice: its last history row of the period, where it entered the period
+    (`entry_stage`), its ticket, the stages it jumped, and its digest `category`."""
+    if history.empty:
+        return history.assign(entry_stage=[], category=[], jumped=[])
+    order = [c for c in ("as_of_date", "id") if c in history.columns]
+    h = history.sort_values(order, kind="stable") if order else history
+    grouped = h.groupby("invoice_id", sort=False)
+    last = grouped.tail(1).set_index("invoice_id")
+    first = grouped.head(1).set_index("invoice_id")
+    out = last.copy()
+    out["entry_stage"] = first["from_stage"]
+    out["jumped"] = grouped["stages_skipped"].sum(min_count=1) if "stages_skipped" in h else pd.NA
+    tickets = h[h["ticket_id"].notna()].groupby("invoice_id", sort=False)["ticket_id"].last()
+    out["ticket_id"] = tickets.reindex(out.index)
+    # A closed invoice shows the amount it was closed at; the engine may record 0 on closure.
+    open_amounts = h[h["amount_residual_company"].fillna(0) != 0]
+    last_open = open_amounts.groupby("invoice_id", sort=False)["amount_residual_company"].last()
+    closed_amount = last_open.reindex(out.index)
+    if "prior_amount_residual_company" in out.columns:
+        closed_amount = closed_amount.fillna(out["prior_amount_residual_company"])
+    out["closed_amount_company"] = closed_amount.fillna(out["amount_residual_company"])
+
+    by_name = {s.name: (i, s) for i, s in enumerate(stages)}
+    rank = out["to_stage"].map(lambda s: by_name[s][0] if s in by_name else -1)
+    entry_rank = out["entry_stage"].map(lambda s: by_name[s][0] if s in by_name else -1)
+    needs_action = out["to_stage"].map(lambda s: s in by_name and by_name[s][1].needs_action)
+    if "action" in out.columns:  # the engine records each row's action (custom policies too)
+        needs_action = needs_action.where(out["action"].isna(), out["action"].ne("email"))
+    if "manual_only" in out.columns:  # manual-only policies leave even emails to a person
+        needs_action = needs_action | out["manual_only"].fillna(False).astype(bool)
+    overdue = out["to_stage"].map(lambda s: s in by_name and by_name[s][1].overdue)
+    entry_overdue = out["entry_stage"].map(lambda s: s in by_name and by_name[s][1].overdue)
+
+    reason = out["reason"]
+    resolved = reason.isin(RESOLVED_REASONS) | out["to_stage"].eq(CLOSED)
+    hold = ~resolved & reason.eq(HOLD_REASON)
+    up = rank > entry_rank
+    action = ~resolved & ~hold & needs_action & (up | reason.eq(RELEASED_REASON))
+    newly = ~resolved & ~hold & ~action & up & overdue & ~entry_overdue
+    escalated = ~resolved & ~hold & ~action & ~newly & up & entry_overdue
+    category = pd.Series("other", index=out.index, dtype=object)
+    for mask, name in ((resolved, "resolved"), (hold, "on_hold"), (action, "action"),
+                       (newly, "newly_overdue"), (escalated, "escalated")):
+        category[mask.to_numpy(dtype=bool)] = name
+    out["category"] = category
+    out["stage_rank"] = rank
+    return out.reset_index()
+
+
+# -- lines --------------------------------------------------------------------------------------
+@dataclass
+class Line:
+    """One customer in one section: a head (who, how much, what to do) and per-invoice items."""
+
+    section: str
+    customer_id: int
+    name: str
+    head: str
+    items: list[str]
+    sort_amount: int
+
+
+def _stage_label(name: str | None, stages: Mapping[str, Stage]) -> str:
+    if name is None or (isinstance(name, float) and pd.isna(name)):
+        return "none"
+    if name == CLOSED:
+        return "Closed"
+    return stages[name].label if name in stages else str(name)
+
+
+def _invoice_item(row, links: Links, stages: Mapping[str, Stage], section: str, period_end: date) -> str:
+    number = _clip(str(row.invoice_number or f"id {row.invoice_id}"), 60)
+    label = link(links.invoice(row.invoice_id), number)
+    due = _as_date(row.invoice_date_due)
+    days = (period_end - due).days if due is not None else _int_or_none(row.days_overdue)
+    if section == "resolved":
+        amount = money.format_amount(int(row.closed_amount_company), row.company_currency or None)
+        return f"{label} ({escape(row.reason)} {_as_date(row.as_of_date).isoformat()}, {amount})"
+    amount = money.format_amount(int(row.amount_residual_company), row.company_currency or None)
+    if section == "on_hold":
+        details = [escape(row.hold_reason or "hold"), f"at {_stage_label(row.to_stage, stages)}"]
+    else:
+        entry = row.entry_stage
+        if entry is None or (isinstance(entry, float) and pd.isna(entry)):
+            details = [f"entered {_stage_label(row.to_stage, stages)}"]
+        else:
+            details = [f"{_stage_label(entry, stages)} → {_stage_label(row.to_stage, stages)}"]
+        if row.reason != "days_overdue":
+            details.append(escape(str(row.reason).replace("_", " ")))
+        jumped = _int_or_none(row.jumped)
+        if jumped:
+            details.append(f"skipped {jumped} stage{'s' if jumped != 1 else ''}")
+    return f"{label} ({', '.join(details + _days(days) + [amount])})"
+
+
+def _todo(row, stage: Stage | None) -> str:
+    action = getattr(row, "action", None)
+    if not isinstance(action, str) or not action:
+        action = stage.action if stage is not None else None
+    todo = stage.todo if stage is not None and stage.action == action else ACTION_TODO.get(action, action or "act")
+    manual = getattr(row, "manual_only", None)
+    if manual is not None and not pd.isna(manual) and bool(manual):
+        todo += " (by hand: manual-only policy)"
+    return todo
+
+
+def _customer_line(section: str, rows: pd.DataFrame, links: Links, stages: Mapping[str, Stage],
+                   period_end: date, last_contact: Mapping[int, object] | None) -> Line:
+    first = rows.iloc[0]
+    name = _clip(str(first.customer_name or f"customer {first.customer_id}"), 150)
+    amount_col = "closed_amount_company" if section == "resolved" else "amount_residual_company"
+    per_cur: dict[str, int] = {}
+    for cur, units in zip(rows["company_currency"].fillna(""), rows[amount_col].fillna(0)):
+        per_cur[cur] = per_cur.get(cur, 0) + int(units)
+    rows = rows.assign(_amt=rows[amount_col].fillna(0).astype("int64"))
+    rows = rows.sort_values(["_amt", "invoice_number"], ascending=[False, True], kind="stable")
+    parts = [f"*{escape(name)}*", f"*{_amounts(per_cur)}*"]
+    if section == "resolved":
+        parts.append(", ".join(sorted(set(rows["reason"].map(escape)))))
+    else:
+        top = rows.sort_values("stage_rank", ascending=False, kind="stable").iloc[0]
+        stage = stages.get(top.to_stage)
+        label = _stage_label(top.to_stage, stages)
+        if section == "on_hold":
+            parts.append(f"on hold at {label}")
+        elif section == "action":
+            parts.append(f"{label}: {escape(_todo(top, stage))}")
+        else:
+            parts.append(label)
+        dues = [_as_date(d) for d in rows["invoice_date_due"]]
+        days = [(period_end - d).days for d in dues if d is not None]
+        if not days:
+            days = [int(d) for d in rows["days_overdue"].dropna()]
+        if days and max(days) > 0:
+            parts.append(f"{max(days)} days overdue")
+    if last_contact is not None and section != "resolved":
+        contact = _as_date(last_contact.get(int(first.customer_id)))
+        parts.append(f"last contact {contact.isoformat()}" if contact else "no contact on record")
+    items = [_invoice_item(r, links, stages, section, period_end) for r in rows.itertuples()]
+    tickets = sorted({int(t) for t in rows["ticket_id"].dropna()})
+    items += [f"ticket {link(links.ticket(t), f'#{t}')}" for t in tickets]
+    return Line(section, int(first.customer_id), name, " · ".join(parts), items,
+                sum(per_cur.values()))
+
+
+def customer_lines(states: pd.DataFrame, *, links: Links, stages: Sequence[Stage], period_end: date,
+                   last_contact: Mapping[int, object] | None = None) -> dict[str, list[Line]]:
+    """Lines per section, biggest amounts first. A customer's changed open invoices make one line
+    in the most urgent section among them; its held and its resolved invoices one line each."""
+    by_name = {s.name: s for s in stages}
+    sections: dict[str, list[Line]] = {k: [] for k in SECTION_ORDER}
+    if states.empty:
+        return sections
+    dunning = states[states["category"].isin(list(_DUNNING_PRIORITY))]
+    if not dunning.empty:
+        urgency = dunning["category"].map(_DUNNING_PRIORITY)
+        best = urgency.groupby(dunning["customer_id"]).transform("min")
+        line_section = best.map({v: k for k, v in _DUNNING_PRIORITY.items()})
+        states = states.assign(line_section=states["category"])
+        states.loc[dunning.index, "line_section"] = line_section
+    else:
+        states = states.assign(line_section=states["category"])
+    for (section, _cid), rows in states.groupby(["line_section", "customer_id"], sort=False):
+        sections[section].append(
+            _customer_line(section, rows, links, by_name, period_end, last_contact))
+    for lines in sections.values():
+        lines.sort(key=lambda ln: (-ln.sort_amount, ln.name.lower(), ln.customer_id))
+    return sections
+
+
+# -- the summary at the top ---------------------------------------------------------------------
+def _stage_totals(states: pd.DataFrame, stages: Sequence[Stage]) -> list[tuple[str, dict[str, int]]]:
+    """Amount per stage (company currency) of the changed invoices still open at the period end."""
+    open_ = states[states["category"] != "resolved"]
+    totals: list[tuple[str, dict[str, int]]] = []
+    known = [s.name for s in stages]
+    extra = sorted(set(open_["to_stage"]) - set(known))
+    for name in known + extra:
+        rows = open_[open_["to_stage"] == name]
+        if rows.empty:
+            continue
+        sums = rows.groupby(rows["company_currency"].fillna(""))["amount_residual_company"].sum()
+        label = _stage_label(name, {s.name: s for s in stages})
+        totals.append((label, {cur: int(v) for cur, v in sums.items()}))
+    return totals
+
+
+# -- packing into blocks and messages -----------------------------------------------------------
+@dataclass
+class _Block:
+    block: object
+    chars: int
+    lines: tuple[tuple[str, int], ...] = ()  # (section, customer_id) whose text is in this block
+    title_of: str | None = None
+
+
+def _line_pieces(line: Line, limit: int) -> list[str]:
+    """The line as text pieces each within `limit`; a customer with very many invoices
+    continues in the next piece under its name."""
+    whole = line.head + "\n" + " · ".join(line.items)
+    if len(whole) <= limit:
+        return [whole]
+    pieces, current = [], line.head + "\n"
+    cont = f"↳ *{escape(line.name)}* (continued)\n"
+    body = ""
+    for item in line.items:
+        candidate = item if not body else body + " · " + item
+        if len(current) + len(candidate) <= limit:
+            body = candidate
+            continue
+        pieces.append(current + body)
+        current, body = cont, item
+    pieces.append(current + body)
+    return pieces
+
+
+def _section_blocks(section: str, lines: list[Line], limits: Limits) -> list[_Block]:
+    title = f"{SECTION_TITLES[section]} · {len(lines)} customer{'s' if len(lines) != 1 else ''}"
+    out = [_Block(SectionBlock(text=MarkdownTextObject(text=title)), len(title), title_of=section)]
+    text, owners = "", []
+    for line in lines:
+        for piece in _line_pieces(line, limits.section_chars):
+            if text and len(text) + 2 + len(piece) <= limits.section_chars:
+                text += "\n\n" + piece
+            else:
+                if text:
+                    out.append(_Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text), tuple(owners)))
+                text, owners = piece, []
+            owners.append((section, line.customer_id))
+    if text:
+        out.append(_Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text), tuple(owners)))
+    return out
+
+
+def _continued_title(section: str) -> _Block:
+    text = f"{SECTION_TITLES[section]} (continued)"
+    return _Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text), title_of=section)
+
+
+def _paginate(intro: list[_Block], body: list[_Block], limits: Limits) -> list[list[_Block]]:
+    """Blocks into messages: at most `blocks_per_message - 1` (one is kept for the part footer)
+    and `message_chars` each; a section cut by a message boundary repeats its title."""
+    max_blocks = limits.blocks_per_message - 1
+    max_chars = limits.message_chars - 200
+    pages: list[list[_Block]] = [list(intro)]
+    section = None
+    for i, blk in enumerate(body):
+        page = pages[-1]
+        used = sum(b.chars for b in page)
+        # A divider or title is never left at the end of a page: it moves on with its first line.
+        j = i
+        while j + 1 < len(body) and (body[j].title_of or isinstance(body[j].block, DividerBlock)):
+            j += 1
+        need = body[i:j + 1]
+        fits = len(page) + len(need) <= max_blocks and used + sum(b.chars for b in need) <= max_chars
+        if not fits and page:
+            page = []
+            pages.append(page)
+            if blk.title_of is None and section is not None:
+                page.append(_continued_title(section))
+        if blk.title_of:
+            section = blk.title_of
+        page.append(blk)
+    return pages
+
+
+def _truncation_note(omitted: dict[str, int], total: int, limits: Limits) -> _Block:
+    parts = ", ".join(f"{SECTION_NAMES[s]}: {n}" for s, n in omitted.items() if n)
+    text = (f":warning: *{total} more customer line{'s' if total != 1 else ''} not shown in full* "
+            f"({parts}): this alert is capped at {limits.max_messages} messages "
+            f"(SLACK_MAX_MESSAGES). Every change is in the `dunning_history` table.")
+    return _Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text))
+
+
+def _cap(pages: list[list[_Block]], all_lines: list[tuple[str, int]], limits: Limits) -> list[list[_Block]]:
+    """Keep at most `max_messages` pages; the last one ends with a note of what was left out."""
+    if len(pages) <= limits.max_messages:
+        return pages
+    kept = pages[: limits.max_messages]
+    last = kept[-1]
+    while last and (len(last) >= limits.blocks_per_message - 1
+                    or sum(b.chars for b in last) > limits.message_chars - 800):
+        last.pop()
+    while last and last[-1].title_of:  # no dangling section title before the note
+        last.pop()
+    shown = {owner for page in kept for b in page for owner in b.lines}
+    # A customer split across pages counts as shown only if all its pieces are.
+    dropped_pieces = {owner for page in pages[limits.max_messages:] for b in page for owner in b.lines}
+    dropped_pieces |= {o for o in all_lines if o not in shown}
+    omitted: dict[str, int] = {s: 0 for s in SECTION_ORDER}
+    for section, _cid in dropped_pieces:
+        omitted[section] += 1
+    last.append(_truncation_note(omitted, len(dropped_pieces), limits))
+    return kept
+
+
+def render_digest(
+    history: pd.DataFrame,
+    period: Period,
+    *,
+    links: Links = Links(),
+    stages: Sequence[Stage] = DEFAULT_STAGES,
+    last_contact: Mapping[int, object] | None = None,
+    limits: Limits = Limits(),
+) -> list[AlertMessage]:
+    """The messages of one alert. `history`: the `dunning_history` rows of the period as
+    `Warehouse.read` returns them. `last_contact`: customer id -> date of the last contact, or
+    None when not known at all (then the lines do not mention it)."""
+    title = f"Dunning changes {period.describe()}"
+    if history.empty:
+        text = f"No dunning stage changes {_period_phrase(period)}."
+        return [AlertMessage(text, [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])]
+
+    states = invoice_states(history, stages)
+    sections = customer_lines(states, links=links, stages=stages, period_end=period.end,
+                              last_contact=last_contact)
+    n_invoices = int(states["invoice_id"].nunique())
+    n_customers = int(states["customer_id"].nunique())
+    summary = (f"*{n_invoices}* invoice{'s' if n_invoices != 1 else ''} of "
+               f"*{n_customers}* customer{'s' if n_customers != 1 else ''} changed stage")
+    counts = [f"{SECTION_NAMES[s]}: {len(sections[s])}" for s in SECTION_ORDER if sections[s]]
+    summary += ".\nCustomers per section: " + " · ".join(counts)
+    if period.late_rows:
+        summary += (f"\nIncludes {period.late_rows} change{'s' if period.late_rows != 1 else ''} "
+                    f"dated before {period.start.isoformat() if period.start else period.end.isoformat()}"
+                    f" that {'was' if period.late_rows == 1 else 'were'} recorded after the previous alert.")
+    intro = [
+        _Block(HeaderBlock(text=PlainTextObject(text=_clip(title, limits.header_chars))), len(title)),
+        _Block(SectionBlock(text=MarkdownTextObject(text=summary)), len(summary)),
+    ]
+    totals = _stage_totals(states, stages)
+    for start in range(0, len(totals), 10):  # at most 10 fields per section
+        fields = [MarkdownTextObject(text=f"*{label}*\n{_amounts(units)}")
+                  for label, units in totals[start:start + 10]]
+        intro.append(_Block(SectionBlock(fields=fields), sum(len(f.text) for f in fields)))
+    intro.append(_Block(ContextBlock(elements=[MarkdownTextObject(
+        text="Open amount per stage in company currency, for the invoices that changed.")]), 80))
+
+    body: list[_Block] = []
+    all_lines: list[tuple[str, int]] = []
+    for section in SECTION_ORDER:
+        if sections[section]:
+            body.append(_Block(DividerBlock(), 0))
+            body.extend(_section_blocks(section, sections[section], limits))
+            all_lines += [(section, ln.customer_id) for ln in sections[section]]
+    pages = _cap(_paginate(intro, body, limits), all_lines, limits)
+
+    fallback = (f"{title}: {n_invoices} invoices of {n_customers} customers changed stage; "
+                + "; ".join(counts))
+    n = len(pages)
+    messages = []
+    for i, page in enumerate(pages, start=1):
+        blocks = [b.block for b in page if not isinstance(b.block, DividerBlock) or b is not page[0]]
+        if n > 1:
+            note = f"Part {i} of {n}" + (" · continued in the thread" if i == 1 else "")
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=note)]))
+        text = fallback if i == 1 else f"{title} (part {i} of {n})"
+        messages.append(AlertMessage(text, [b.to_dict() for b in blocks]))
+    return messages
+
+
+def _period_phrase(period: Period) -> str:
+    if period.start is None:
+        return f"up to {period.end.isoformat()}"
+    if period.start == period.end:
+        return f"on {period.end.isoformat()}"
+    return f"from {period.start.isoformat()} to {period.end.isoformat()}"
+
+
+# -- a markdown view for the Dagster UI ---------------------------------------------------------
+def _mrkdwn_to_markdown(text: str) -> str:
+    text = re.sub(r"<([^|>]+)\|([^>]+)>", r"[\2](\1)", text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return re.sub(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])", r"**\1**", text)
+
+
+def to_markdown(messages: Sequence[AlertMessage | dict]) -> str:
+    """The messages as Markdown (run metadata shows what was, or would be, posted)."""
+    out: list[str] = []
+    for i, msg in enumerate(messages, start=1):
+        blocks = msg.blocks if isinstance(msg, AlertMessage) else msg["blocks"]
+        if len(messages) > 1:
+            out.append(f"#### Message {i} of {len(messages)}")
+        for block in blocks:
+            kind = block.get("type")
+            if kind == "header":
+                out.append(f"### {block['text']['text']}")
+            elif kind == "divider":
+                out.append("---")
+            elif kind == "context":
+                out.append(" ".join(f"_{_mrkdwn_to_markdown(e.get('text', ''))}_" for e in block["elements"]))
+            elif kind == "section":
+                if block.get("text"):
+                    out.append(_mrkdwn_to_markdown(block["text"]["text"]).replace("\n", "  \n"))
+                for f in block.get("fields") or []:
+                    out.append("- " + _mrkdwn_to_markdown(f["text"]).replace("\n", ": ", 1).replace("\n", ", "))
+        out.append("")
+    return "\n\n".join(out).strip() + "\n"

@@ -1,0 +1,96 @@
+"""The Zendesk assets materialized with Dagster against the sandbox and the warehouse."""
+
+import dagster as dg
+
+from dunning_pipeline.definitions import defs
+from dunning_pipeline.warehouse.resource import WarehouseResource
+from dunning_pipeline.zendesk import load
+from dunning_pipeline.zendesk.assets import zendesk_comments, zendesk_tickets_and_users
+from dunning_pipeline_tests.zendesk.conftest import resource_for
+
+ASSETS = [zendesk_tickets_and_users, zendesk_comments]
+
+
+def materialize(sb, wh, instance=None, **zendesk_fields):
+    return dg.materialize(
+        ASSETS,
+        resources={"zendesk": resource_for(sb, **zendesk_fields),
+                   "warehouse": WarehouseResource(database_url=wh.url)},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def metadata(result, key):
+    [event] = [m for m in result.get_asset_materialization_events()
+               if m.asset_key.to_user_string() == key]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_assets_are_grouped_described_and_wired_in_the_code_location():
+    graph = defs.resolve_asset_graph()
+    for key in ("zendesk_tickets", "zendesk_users", "zendesk_comments"):
+        node = graph.get(dg.AssetKey(key))
+        assert node.group_name == "zendesk"
+        assert node.kinds == {"zendesk", "python"}
+        assert node.owners == ["team:finance-data"]
+        assert node.description
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey("zendesk_comments")).parent_keys}
+    assert parents == {"zendesk_tickets", "zendesk_users"}
+
+
+def test_materialize_full_then_next_night(sandbox, warehouse):
+    sb, wh = sandbox, warehouse
+    result = materialize(sb, wh)
+    assert result.success
+    tickets = metadata(result, "zendesk_tickets")
+    n_tickets = len(sb.data.zendesk_tickets)
+    assert wh.count("zendesk_tickets") == n_tickets
+    assert tickets["dagster/row_count"] == tickets["total_rows"] == n_tickets
+    assert tickets["fetched_this_run"] == tickets["written_this_run"] == n_tickets
+    assert tickets["deleted_this_run"] == sum(t["status"] == "deleted" for t in sb.data.zendesk_tickets) > 0
+    assert tickets["cursor"] == wh.get_state(load.TICKETS_CURSOR_KEY) != ""
+    assert tickets["resumed_from_cursor"] is False
+    columns = [c.name for c in tickets["dagster/column_schema"].columns]
+    assert columns == [c.name for c in wh.table("zendesk_tickets").columns]
+    assert tickets["preview"].startswith("| ") and sb.data.zendesk_tickets[0]["subject"] in tickets["preview"]
+    users = metadata(result, "zendesk_users")
+    assert users["dagster/row_count"] == wh.count("zendesk_users") == len(sb.data.zendesk_users)
+    assert users["cursor"] == wh.get_state(load.USERS_CURSOR_KEY) != ""
+    comments = metadata(result, "zendesk_comments")
+    assert comments["dagster/row_count"] == wh.count("zendesk_comments") == comments["fetched_this_run"] > 0
+
+    changes = sb.advance_night()
+    changed = set(changes.tickets_updated) | set(changes.tickets_new)
+    again = materialize(sb, wh)
+    assert again.success
+    tickets2 = metadata(again, "zendesk_tickets")
+    assert tickets2["fetched_this_run"] == len(changed)
+    assert tickets2["resumed_from_cursor"] is True
+    assert tickets2["dagster/row_count"] == len(sb.data.zendesk_tickets) == n_tickets + len(changes.tickets_new)
+    comments2 = metadata(again, "zendesk_comments")
+    assert comments2["tickets_fetched"] == len(changed)
+    assert comments2["dagster/row_count"] == wh.count("zendesk_comments") > comments["dagster/row_count"]
+
+
+def test_progress_is_logged_per_page(sandbox, warehouse):
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(sandbox, warehouse, instance=instance, page_size=10)
+    assert result.success
+    messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    pages = [m for m in messages if m.startswith("Zendesk tickets page")]
+    assert len(pages) == -(-len(sandbox.data.zendesk_tickets) // 10)
+    assert any(m.startswith("Zendesk comments: ") and "tickets," in m for m in messages)
+
+
+def test_bad_credentials_fail_the_run_with_a_clear_error_and_write_nothing(sandbox, warehouse):
+    secret = "wrong-token-0a9b8c7d6e"
+    instance = dg.DagsterInstance.ephemeral()
+    result = materialize(sandbox, warehouse, instance=instance, api_token=secret)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "check ZENDESK_EMAIL and ZENDESK_API_TOKEN" in failure.event_specific_data.error.to_string()
+    for entry in instance.all_logs(result.run_id):
+        assert secret not in str(entry)
+    assert warehouse.count("zendesk_tickets") == 0
+    assert warehouse.get_state(load.TICKETS_CURSOR_KEY) is None
