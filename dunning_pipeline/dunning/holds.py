@@ -144,11 +144,13 @@ def resolve_holds(
                                        "since": since.fillna(as_of_ts).clip(upper=as_of_ts).to_numpy(),
                                        "until": pd.NaT, "ticket_id": pd.NA,
                                        "note": "open credit notes cover this invoice"}))
-    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-        HOLD_COLUMNS, ["object", "datetime64[s]", "datetime64[s]", "Int64", "object"])}, index=receivables.index)
     parts = [p for p in parts if len(p)]
     if not parts:
-        return empty
+        return pd.DataFrame({"hold_reason": pd.Series(None, index=receivables.index, dtype=object),
+                             "hold_since": pd.Series(pd.NaT, index=receivables.index, dtype="datetime64[s]"),
+                             "hold_until": pd.Series(pd.NaT, index=receivables.index, dtype="datetime64[s]"),
+                             "hold_ticket_id": pd.Series(pd.NA, index=receivables.index, dtype="Int64"),
+                             "hold_note": pd.Series(None, index=receivables.index, dtype=object)})
     cols = ["row", "reason", "since", "until", "ticket_id", "note"]
     allh = pd.concat([p[cols] for p in parts], ignore_index=True)
     allh["since"] = pd.to_datetime(allh["since"]).fillna(as_of_ts).clip(upper=as_of_ts)
@@ -156,18 +158,16 @@ def resolve_holds(
     allh = allh[allh["until"].isna() | (allh["until"] >= as_of_ts)]
     allh["priority"] = allh["reason"].map({r: i for i, r in enumerate(PRIORITY)})
     allh = allh.sort_values(["row", "priority", "since", "ticket_id"], kind="stable", na_position="last")
-    chosen = allh.drop_duplicates("row").set_index("row")
-    earliest = allh.groupby("row")["since"].min()
-    out = empty.copy()
-    rows = chosen.index
-    out.loc[rows, "hold_reason"] = chosen["reason"].to_numpy()
-    out.loc[rows, "hold_since"] = earliest.reindex(rows).to_numpy()
-    out.loc[rows, "hold_until"] = chosen["until"].to_numpy()
-    out.loc[rows, "hold_ticket_id"] = chosen["ticket_id"].astype("Int64").to_numpy()
-    out.loc[rows, "hold_note"] = chosen["note"].to_numpy()
-    out["hold_since"] = pd.to_datetime(out["hold_since"]).astype("datetime64[s]")
-    out["hold_until"] = pd.to_datetime(out["hold_until"]).astype("datetime64[s]")
-    return out
+    # The first hold in priority order names it; the stage freezes as of the earliest start.
+    chosen = allh.drop_duplicates("row").set_index("row").reindex(receivables.index)
+    earliest = allh.groupby("row")["since"].min().reindex(receivables.index)
+    return pd.DataFrame({
+        "hold_reason": chosen["reason"].astype(object).where(chosen["reason"].notna(), None),
+        "hold_since": earliest.astype("datetime64[s]"),
+        "hold_until": chosen["until"].astype("datetime64[s]"),
+        "hold_ticket_id": pd.to_numeric(chosen["ticket_id"]).astype("Int64"),
+        "hold_note": chosen["note"].astype(object).where(chosen["note"].notna(), None),
+    }, index=receivables.index)
 
 
 def active_hold_mask(holds: pd.DataFrame) -> np.ndarray:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -285,6 +285,21 @@ class DunningPolicy:
     source: str
     config: PolicyFileConfig
     ladders: Mapping[str, Ladder]
+    _stages: pd.DataFrame = field(init=False, repr=False, compare=False)
+    _by_rank: pd.MultiIndex = field(init=False, repr=False, compare=False)
+    _by_name: pd.MultiIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Lookup tables built once: the engine consults them several times per night.
+        rows = [
+            {"policy": lad.name, "stage": s.name, "rank": s.rank, "days": s.days, "action": s.action,
+             "tone": s.tone, "manual_only": lad.manual_only}
+            for lad in self.ladders.values() for s in lad.stages
+        ]
+        table = pd.DataFrame(rows)
+        object.__setattr__(self, "_stages", table)
+        object.__setattr__(self, "_by_rank", pd.MultiIndex.from_frame(table[["policy", "rank"]]))
+        object.__setattr__(self, "_by_name", pd.MultiIndex.from_frame(table[["policy", "stage"]]))
 
     # -- policies and stages --------------------------------------------------------------
     def default_policy_for(self, company_id: int | None) -> str:
@@ -293,12 +308,7 @@ class DunningPolicy:
 
     def stage_table(self) -> pd.DataFrame:
         """One row per (policy, stage): rank, days, action, tone, manual_only."""
-        rows = [
-            {"policy": lad.name, "stage": s.name, "rank": s.rank, "days": s.days, "action": s.action,
-             "tone": s.tone, "manual_only": lad.manual_only}
-            for lad in self.ladders.values() for s in lad.stages
-        ]
-        return pd.DataFrame(rows)
+        return self._stages.copy()
 
     def stage_rank(self, policy: pd.Series, days: pd.Series) -> pd.Series:
         """Rank (0-based) of the stage each invoice has reached by `days` relative to its due
@@ -318,8 +328,8 @@ class DunningPolicy:
 
     def stage_name(self, policy: pd.Series, rank: pd.Series) -> pd.Series:
         """Stage names for (policy, rank) pairs; null where the rank is -1."""
-        table = self.stage_table()
-        idx = pd.MultiIndex.from_frame(table[["policy", "rank"]]).get_indexer(
+        table = self._stages
+        idx = self._by_rank.get_indexer(
             pd.MultiIndex.from_arrays([policy.astype(object).to_numpy(), rank.to_numpy(dtype=np.int64)])
         )
         names = np.append(table["stage"].to_numpy(dtype=object), None)  # index -1 -> None
@@ -328,8 +338,8 @@ class DunningPolicy:
     def rank_of_names(self, policy: pd.Series, stage: pd.Series) -> pd.Series:
         """Rank of named stages under the given policies: -1 for null or `none`, NA when the
         stage does not exist in that policy (the policy changed since it was recorded)."""
-        table = self.stage_table()
-        idx = pd.MultiIndex.from_frame(table[["policy", "stage"]]).get_indexer(
+        table = self._stages
+        idx = self._by_name.get_indexer(
             pd.MultiIndex.from_arrays([policy.astype(object).to_numpy(), stage.astype(object).to_numpy()])
         )
         ranks = pd.array(np.append(table["rank"].to_numpy(dtype=np.int64), 0), dtype="Int64")
@@ -455,6 +465,9 @@ def parse_policy(text: str, *, source: str = "<policy>") -> DunningPolicy:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and cmark is not None and cmark is not mark:
+            problem += f" ({context} started on line {cmark.line + 1})"
         raise PolicyError(f"dunning policy {source}{where}: not valid YAML: {problem}") from None
     if root is None:
         raise PolicyError(f"dunning policy {source} is empty; it needs at least a 'policies' mapping")
@@ -594,7 +607,9 @@ def _line_of(root: yaml.Node, loc: tuple, *, key: bool = False) -> int:
             key_node, node = None, node.value[part]
         else:
             break
-    target = key_node if (key and key_node is not None) else node
+    # A collection's problem is reported on its key's line (where the reader looks for it).
+    use_key = key_node is not None and (key or not isinstance(node, yaml.ScalarNode))
+    target = key_node if use_key else node
     return target.start_mark.line + 1
 
 

@@ -235,7 +235,9 @@ class OdooClient:
                     " Odoo API key (Preferences > Account Security > New API Key)"
                 )
             if not isinstance(uid, int):
-                raise OdooResponseError(f"Odoo at {self.url} answered authenticate with {type(uid).__name__}, not a user id")
+                raise OdooResponseError(
+                    f"Odoo at {self.url} answered authenticate with {type(uid).__name__}, not a user id"
+                )
             self._uid = uid
         return self._uid
 
@@ -391,6 +393,7 @@ class OdooClient:
         reason = exc.args[0] if exc.args else None
         if isinstance(reason, MaxRetryError):
             reason = reason.reason
+        unreachable = True
         if isinstance(reason, NameResolutionError):
             detail = "the host name could not be resolved"
         elif isinstance(reason, NewConnectionError) and "refused" in str(reason).lower():
@@ -399,17 +402,24 @@ class OdooClient:
             detail = "no connection could be made"
         elif isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
             detail = f"the connection timed out after {self.timeout_seconds:g} s"
-        elif isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
-            detail = f"Odoo did not answer within {self.timeout_seconds:g} s"
-        elif isinstance(reason, ProtocolError) or "RemoteDisconnected" in str(exc):
-            detail = "the server closed the connection without answering"
         elif isinstance(exc, requests.exceptions.SSLError):
             detail = "the TLS handshake failed (certificate or protocol mismatch)"
         else:
-            detail = type(reason or exc).__name__
+            unreachable = False
+            if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
+                detail = f"Odoo did not answer within {self.timeout_seconds:g} s"
+            elif isinstance(reason, ProtocolError) or "RemoteDisconnected" in str(exc):
+                detail = "the server closed the connection without answering"
+            else:
+                detail = type(reason or exc).__name__
+        if unreachable:
+            return OdooUnavailableError(
+                f"Odoo server unreachable at {self.url} for {what}: {detail} ({tries}); check that"
+                " ODOO_URL is right and the server is up, then re-run"
+            )
         return OdooUnavailableError(
-            f"Odoo server unreachable at {self.url} for {what}: {detail} ({tries}); check that"
-            " ODOO_URL is right and the server is up, then re-run"
+            f"No answer from Odoo at {self.url} for {what}: {detail} ({tries}); Odoo or a proxy in"
+            " front of it is overloaded or restarting: re-run later, or raise timeout_seconds"
         )
 
     def _raise_for_http(self, resp: requests.Response, what: str) -> None:
@@ -539,7 +549,12 @@ def _invalid_field(message: str) -> tuple[str, str | None] | None:
     return name, model
 
 
-_MISSING_MODEL = re.compile(r"Object\s+'?(?P<m>[\w.]+)'?\s+doesn't exist|[Mm]odel\s+'?(?P<m2>[\w.]+)'?\s+(?:does not|doesn't) exist|Unknown model\s+'?(?P<m3>[\w.]+)'?")
+# "Object foo doesn't exist" (JSON-RPC), "the model 'foo' does not exist" (JSON-2), "Unknown model"
+_MISSING_MODEL = re.compile(
+    r"Object\s+'?(?P<m>[\w.]+)'?\s+doesn't exist"
+    r"|[Mm]odel\s+'?(?P<m2>[\w.]+)'?\s+(?:does not|doesn't) exist"
+    r"|Unknown model\s+'?(?P<m3>[\w.]+)'?"
+)
 
 
 def _missing_model(message: str) -> str | None:

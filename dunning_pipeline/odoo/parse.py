@@ -228,22 +228,32 @@ def _first_bad(values: list, ok: Callable[[object], bool]) -> int | None:
     return None
 
 
+# Each converter checks a whole column at C speed first (types of all values at once) and only
+# walks it value by value to name the first bad record when that check fails.
+_NONE = type(None)
+
+
+def _types(values) -> set:
+    return set(map(type, values))
+
+
 def _conv_id(raw: list, where: _Where) -> pd.Series:
     return pd.Series(np.asarray(raw, dtype=np.int64), dtype="int64")
 
 
 def _conv_text(raw: list, where: _Where) -> pd.Series:
-    vals = [None if v is False or v is None else v for v in raw]
-    bad = _first_bad(vals, lambda v: v is None or isinstance(v, str))
-    if bad is not None:
+    vals = [None if v is False else v for v in raw]
+    if not _types(vals) <= {str, _NONE}:
+        bad = _first_bad(vals, lambda v: v is None or isinstance(v, str))
         raise where.error(bad, f"expected text or false, got {_short(raw[bad])}")
     return pd.Series(vals, dtype=object)
 
 
 def _conv_required_text(raw: list, where: _Where) -> pd.Series:
-    bad = _first_bad(raw, lambda v: isinstance(v, str) and v != "")
-    if bad is not None:
-        raise where.error(bad, f"is required, got {_short(raw[bad])}")
+    if _types(raw) != {str} or "" in raw:
+        bad = _first_bad(raw, lambda v: isinstance(v, str) and v != "")
+        if bad is not None:
+            raise where.error(bad, f"is required, got {_short(raw[bad])}")
     return pd.Series(raw, dtype=object)
 
 
@@ -254,32 +264,40 @@ def _is_m2o(v) -> bool:
     )
 
 
-def _check_m2o(raw: list, where: _Where) -> None:
-    bad = _first_bad(raw, _is_m2o)
-    if bad is not None:
+def _m2o_parts(raw: list, where: _Where) -> tuple[list, list]:
+    """([id or None], [name or None]) of a many2one column, checked."""
+    pairs = [v for v in raw if v]
+    ok = _types(pairs) <= {list, tuple} and set(map(len, pairs)) <= {2}
+    if ok:
+        ids = [v[0] if v else None for v in raw]
+        names = [(v[1] or None) if v else None for v in raw]
+        ok = _types(ids) <= {int, _NONE} and _types(names) <= {str, _NONE} and _types(raw) - {
+            list, tuple} <= {bool, _NONE} and True not in raw
+    if not ok:
+        bad = _first_bad(raw, _is_m2o)
         raise where.error(bad, f"expected [id, name] or false, got {_short(raw[bad])}")
+    return ids, names
 
 
 def _conv_m2o_id(raw: list, where: _Where) -> pd.Series:
-    _check_m2o(raw, where)
-    return pd.Series([v[0] if v else None for v in raw], dtype="Int64")
+    return pd.Series(_m2o_parts(raw, where)[0], dtype="Int64")
 
 
 def _conv_m2o_name(raw: list, where: _Where) -> pd.Series:
-    _check_m2o(raw, where)
-    return pd.Series([(v[1] or None) if v else None for v in raw], dtype=object)
+    return pd.Series(_m2o_parts(raw, where)[1], dtype=object)
 
 
 def _conv_m2o_currency(raw: list, where: _Where) -> pd.Series:
-    _check_m2o(raw, where)
+    _ids, names = _m2o_parts(raw, where)
+    known: dict[str, str | None] = {}  # a handful of currencies: parse each name once
     codes = []
-    for i, v in enumerate(raw):
-        if not v:
+    for i, name in enumerate(names):
+        if name is None:
             codes.append(None)
             continue
-        code = currency_code(v[1])
+        code = known[name] if name in known else known.setdefault(name, currency_code(name))
         if code is None:
-            raise where.error(i, f"currency display name {v[1]!r} does not start with an ISO 4217 code")
+            raise where.error(i, f"currency display name {name!r} does not start with an ISO 4217 code")
         codes.append(code)
     return pd.Series(codes, dtype=object)
 
@@ -296,48 +314,59 @@ def _conv_money(raw: list, where: _Where) -> pd.Series:
             units.append(money.to_units(v))
         except money.MoneyError as exc:
             raise where.error(i, str(exc)) from None
-    if any(u is None for u in units):
+    if None in units:
         return pd.Series(units, dtype="Int64")
     return pd.Series(np.asarray(units, dtype=np.int64), dtype="int64")
 
 
 def _conv_int(raw: list, where: _Where) -> pd.Series:
-    vals = [None if v is False or v is None else v for v in raw]
-    bad = _first_bad(vals, lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)))
-    if bad is not None:
+    vals = [None if v is False else v for v in raw]
+    if not _types(vals) <= {int, _NONE}:
+        bad = _first_bad(vals, lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)))
         raise where.error(bad, f"expected an integer, got {_short(raw[bad])}")
     return pd.Series(vals, dtype="Int64")
 
 
 def _conv_bool(raw: list, where: _Where) -> pd.Series:
     # A boolean field's `false` is the value False, not "empty".
-    bad = _first_bad(raw, lambda v: isinstance(v, bool) or v is None)
-    if bad is not None:
+    if not _types(raw) <= {bool, _NONE}:
+        bad = _first_bad(raw, lambda v: isinstance(v, bool) or v is None)
         raise where.error(bad, f"expected true or false, got {_short(raw[bad])}")
     return pd.Series(raw, dtype="boolean")
 
 
-def _parse_times(raw: list, where: _Where, fmt: str, kind: str, unit: str) -> pd.Series:
-    vals = [None if v is False or v is None else v for v in raw]
-    bad = _first_bad(vals, lambda v: v is None or isinstance(v, str))
-    if bad is not None:
-        raise where.error(bad, f"expected a {kind} string or false, got {_short(raw[bad])}")
-    series = pd.Series(vals, dtype=object)
-    parsed = pd.to_datetime(series, format=fmt, errors="coerce")
-    failed = parsed.isna() & series.notna()
-    if failed.any():
-        bad = int(np.flatnonzero(failed.to_numpy())[0])
-        raise where.error(bad, f"{vals[bad]!r} is not a {kind} ({fmt.replace('%', '')})")
-    return parsed.astype(f"datetime64[{unit}]")
+def _parse_times(raw: list, where: _Where, length: int, kind: str, unit: str) -> pd.Series:
+    """Odoo's fixed-width "YYYY-MM-DD" / "YYYY-MM-DD HH:MM:SS" strings, parsed by numpy in C."""
+    vals = [None if v is False else v for v in raw]
+    strings = [v for v in vals if v is not None]
+    try:
+        if not _types(strings) <= {str} or set(map(len, strings)) - {length}:
+            raise ValueError("not all fixed-width strings")
+        parsed = np.array(vals, dtype=f"datetime64[{unit}]")
+    except ValueError:
+        for i, v in enumerate(vals):
+            if v is None:
+                continue
+            if not isinstance(v, str):
+                raise where.error(i, f"expected a {kind} string or false, got {_short(raw[i])}") from None
+            try:
+                if len(v) != length:
+                    raise ValueError
+                np.datetime64(v, unit)
+            except ValueError:
+                shape = "YYYY-MM-DD" if kind == "date" else "YYYY-MM-DD HH:MM:SS"
+                raise where.error(i, f"{v!r} is not a {kind} ({shape})") from None
+        raise
+    return pd.Series(parsed, dtype=f"datetime64[{unit}]")
 
 
 def _conv_date(raw: list, where: _Where) -> pd.Series:
-    return _parse_times(raw, where, "%Y-%m-%d", "date", "s")
+    return _parse_times(raw, where, 10, "date", "s")
 
 
 def _conv_datetime(raw: list, where: _Where) -> pd.Series:
     # Odoo sends UTC without a zone marker; the warehouse keeps naive UTC.
-    return _parse_times(raw, where, "%Y-%m-%d %H:%M:%S", "datetime", "us")
+    return _parse_times(raw, where, 19, "datetime", "us")
 
 
 def _conv_tag_names(raw: list, where: _Where, tag_names: Mapping[int, str]) -> pd.Series:

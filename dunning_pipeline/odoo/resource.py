@@ -18,7 +18,8 @@ class OdooResource(dg.ConfigurableResource):
     username: str = Field(description="Login of the API user (ODOO_USERNAME); used by JSON-RPC")
     api_key: str = Field(
         repr=False,
-        description="API key of that user (ODOO_API_KEY; Preferences > Account Security). A secret: bind it with EnvVar.",
+        description="API key of that user (ODOO_API_KEY; Preferences > Account Security)."
+        " A secret: bind it with EnvVar.",
     )
     protocol: str = Field(
         default="auto",

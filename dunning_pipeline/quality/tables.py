@@ -13,10 +13,11 @@ data_quality_quarantine = sa.Table(
     metadata,
     sa.Column("asset", sa.Text, primary_key=True, comment="e.g. odoo_invoices"),
     sa.Column("record_id", sa.BigInteger, primary_key=True),
-    sa.Column("check_name", sa.Text, primary_key=True),
+    sa.Column("check_name", sa.Text, primary_key=True, comment="the asset check (rule) that failed"),
     sa.Column("field", sa.Text),
     sa.Column("value", sa.Text, comment="the offending value, as text"),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("quarantined_at", sa.DateTime, comment="UTC"),
+    sa.Column("as_of_date", sa.Date, comment="the as-of date of the run that quarantined the record"),
 )

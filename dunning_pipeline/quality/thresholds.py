@@ -20,10 +20,11 @@ class Thresholds(BaseModel):
                     "3 covers a weekend without new invoices.",
     )
     max_broken_reference_share: float = Field(
-        default=0.01, ge=0.0, le=1.0,
+        default=0.05, ge=0.0, le=1.0,
         description="Share of rows (0..1) whose reference (invoice partner, ticket requester, "
                     "comment ticket) may point nowhere before the reference check blocks as ERROR; "
-                    "at or below it the rows are quarantined with a WARN.",
+                    "at or below it the rows are quarantined with a WARN. A broken extraction of the "
+                    "referenced table breaks far more than 5%.",
     )
     allow_due_before_invoice: bool = Field(
         default=False,

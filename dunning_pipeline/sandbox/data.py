@@ -126,17 +126,43 @@ _TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "é":
 # Formatting helpers (wire formats)
 # ---------------------------------------------------------------------------------------------
 
+_DAY_TEXT: dict[int, str] = {}
+
+
+def _day_text(dt: datetime) -> str:
+    ordinal = dt.toordinal()
+    text = _DAY_TEXT.get(ordinal)
+    if text is None:
+        text = _DAY_TEXT[ordinal] = dt.date().isoformat()
+    return text
+
+
 def odoo_datetime(dt: datetime) -> str:
-    """Odoo's datetime wire format: UTC, no zone marker."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """Odoo's datetime wire format: UTC, no zone marker (fast: called for every generated record)."""
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return f"{_day_text(dt)} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
 
 
 def zendesk_datetime(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return f"{_day_text(dt)}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
+
+
+_DATE_TEXT: dict[date, str] = {}
+
+
+def date_text(day: date) -> str:
+    """A date's ISO text, shared between records (a million invoices share a few hundred dates)."""
+    text = _DATE_TEXT.get(day)
+    if text is None:
+        text = _DATE_TEXT[day] = day.isoformat()
+    return text
 
 
 def parse_zendesk_datetime(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def minor_to_float(minor: int, decimals: int) -> float | int:
@@ -567,11 +593,17 @@ def _move_name(seq: dict, company_id: int, move_type: str, day: date) -> str:
     return f"{journal}/{day.year}/{seq[key]:05d}"
 
 
+def _ri(rng: random.Random, low: int, high: int) -> int:
+    """A random integer in [low, high]; cheaper than randint (called millions of times)."""
+    return low + int(rng.random() * (high - low + 1))
+
+
 def _amount_minor(rng: random.Random, currency: str) -> int:
     major = min(250_000.0, max(40.0, rng.lognormvariate(7.0, 1.15)))
     if currency == "JPY":
         return int(major * 150)
-    cents = rng.choice([0, 0, 0, 50, rng.randrange(100)])
+    r = rng.random()
+    cents = 0 if r < 0.6 else (50 if r < 0.8 else int(r * 10_000) % 100)
     return int(major) * 100 + cents
 
 
@@ -589,12 +621,13 @@ class _MoveFactory:
     def build(self, *, move_id, name, move_type, state, payment_state, partner_id, commercial_id,
               company_id, currency, invoice_date, due, term_id, total_minor, residual_minor,
               create_dt, write_dt, ref=False, origin=False, reversed_entry=False) -> dict:
+        # 21 stored keys keep a dict small (a million of them); `date`, `display_name`,
+        # `company_currency_id`, `payment_reference` and the untaxed/tax amounts are derived by
+        # the Odoo server (see odoo_server.MOVE_COMPUTED), as Odoo computes them.
         dec = CURRENCY_BY_CODE[currency][3]
         company_cur = self.company_currency[company_id]
-        sign = -1 if move_type in ("out_refund", "in_invoice") else 1
-        total_c = convert_minor(total_minor, currency, company_cur)
-        residual_c = convert_minor(residual_minor, currency, company_cur)
-        untaxed = total_minor * 100 // 119 if company_id == 1 else total_minor * 100 // 108
+        company_dec = CURRENCY_BY_CODE[company_cur][3]
+        sign = -1 if move_type in ("out_refund", "in_invoice", "in_refund") else 1
         return {
             "id": move_id,
             "name": name,
@@ -605,21 +638,17 @@ class _MoveFactory:
             "commercial_partner_id": self.partner_pair[commercial_id] if commercial_id else False,
             "company_id": self.company_pair[company_id],
             "currency_id": self.currency_pair[currency],
-            "company_currency_id": self.currency_pair[company_cur],
-            "date": invoice_date.isoformat() if invoice_date else create_dt.date().isoformat(),
-            "invoice_date": invoice_date.isoformat() if invoice_date else False,
-            "invoice_date_due": due.isoformat() if due else False,
+            "invoice_date": date_text(invoice_date) if invoice_date else False,
+            "invoice_date_due": date_text(due) if due else False,
             "invoice_payment_term_id": self.term_pair[term_id] if term_id else False,
-            "amount_untaxed": minor_to_float(untaxed, dec),
-            "amount_tax": minor_to_float(total_minor - untaxed, dec),
             "amount_total": minor_to_float(total_minor, dec),
             "amount_residual": minor_to_float(residual_minor, dec),
-            "amount_untaxed_signed": minor_to_float(sign * convert_minor(untaxed, currency, company_cur), 2 if company_cur != "JPY" else 0),
-            "amount_total_signed": minor_to_float(sign * total_c, CURRENCY_BY_CODE[company_cur][3]),
-            "amount_residual_signed": minor_to_float(sign * residual_c, CURRENCY_BY_CODE[company_cur][3]),
+            "amount_total_signed": minor_to_float(
+                sign * convert_minor(total_minor, currency, company_cur), company_dec),
+            "amount_residual_signed": minor_to_float(
+                sign * convert_minor(residual_minor, currency, company_cur), company_dec),
             "invoice_origin": origin,
             "ref": ref,
-            "payment_reference": name if name != "/" and move_type == "out_invoice" else False,
             "reversed_entry_id": reversed_entry,
             "create_date": odoo_datetime(create_dt),
             "write_date": odoo_datetime(write_dt),
@@ -640,6 +669,7 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
     n_refunds = n // 20
     chosen = rng.choices(buyers, cum_weights=cum, k=n - n_refunds)
     plans = []
+    terms_for = {off: [t for t in term_days if t[1] >= off] or [(10, 60)] for off in range(-120, 31)}
     for cust in chosen:
         r = rng.random()
         if r < 0.035 and vendors:
@@ -648,18 +678,19 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
             kind = "entry"
         else:
             kind = "out_invoice"
-        due_offset = rng.randint(-120, 30)
+        due_offset = _ri(rng, -120, 30)
         due = as_of + timedelta(days=due_offset)
         if rng.random() < 0.06:  # no payment term: a due date typed by hand
             term_id, days = False, max(rng.choice([10, 14, 30]), due_offset)
         else:
-            term_id, days = rng.choice([t for t in term_days if t[1] >= due_offset] or [(10, 60)])
+            options = terms_for[due_offset]
+            term_id, days = options[int(rng.random() * len(options))]
         invoice_date = due - timedelta(days=days)
         state_r = rng.random()
         state = "draft" if state_r < 0.025 else ("cancel" if state_r < 0.035 else "posted")
         if state == "draft" and invoice_date < as_of - timedelta(days=20) and rng.random() < 0.7:
             state = "posted"  # old drafts are rare: most drafts are recent
-        created = _at(invoice_date, rng.randrange(7 * 3600, 19 * 3600))
+        created = _at(invoice_date, _ri(rng, 7 * 3600, 19 * 3600))
         plans.append([created, kind, state, cust, due, term_id, None])
     invoice_plans = [p for p in plans if p[1] == "out_invoice" and p[2] == "posted"]
     for inv_plan in rng.sample(invoice_plans, min(n_refunds, len(invoice_plans))):
@@ -677,12 +708,14 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
     po_counter = itertools.count(40_000 + rng.randrange(5000))
     so_counter = itertools.count(1000 + rng.randrange(500))
     report_every = max(1, len(plans) // 10)
+    latest_write = b.now - timedelta(minutes=5)
+    latest_create = b.now - timedelta(minutes=10)
     for i, plan in enumerate(plans):
         if i and i % report_every == 0:
             b.progress(f"  {i} / {len(plans)} moves")
         create_dt, kind, state, cust, due, term_id, inv_plan = plan
-        if create_dt > b.now - timedelta(minutes=10):
-            create_dt = b.now - timedelta(minutes=10)
+        if create_dt > latest_create:
+            create_dt = latest_create
         if kind == "out_refund":
             inv = built[id(inv_plan)]
             _credit_note(factory, seq, moves, inv, rng, when=create_dt)
@@ -723,13 +756,13 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
             elif kind in ("out_invoice", "in_invoice"):
                 payment_state, residual, write_dt = _payment(rng, as_of, invoice_date, due, total,
                                                              cust.reliability, create_dt)
-        if write_dt > b.now - timedelta(minutes=5):
-            write_dt = b.now - timedelta(minutes=rng.randrange(5, 600))
+        if write_dt > latest_write:
+            write_dt = b.now - timedelta(minutes=_ri(rng, 5, 600))
         write_dt = max(write_dt, create_dt)
         origin = f"S{next(so_counter):05d}" if kind == "out_invoice" and rng.random() < 0.6 else False
         ref = f"PO-{next(po_counter)}" if kind == "out_invoice" and rng.random() < 0.4 else False
         if kind == "in_invoice":
-            ref = f"{rng.randrange(10**6, 10**7)}"
+            ref = str(_ri(rng, 10**6, 10**7 - 1))
         move = factory.build(
             move_id=move_id, name=name, move_type=kind, state=state, payment_state=payment_state,
             partner_id=partner_id, commercial_id=commercial, company_id=company_id,
@@ -751,19 +784,17 @@ def _payment(rng, as_of, invoice_date, due, total, reliability, create_dt):
             break
     p_open = min(0.9, p_open * reliability)
     r = rng.random()
-    latest = min(as_of, due + timedelta(days=max(0, overdue - 1)))
-    span = max(0, (latest - invoice_date).days)
-    pay_day = invoice_date + timedelta(days=rng.randint(0, span))
-    pay_dt = _at(pay_day, rng.randrange(6 * 3600, 20 * 3600))
     if r < p_open:
         return "not_paid", total, create_dt
+    latest = min(as_of, due + timedelta(days=max(0, overdue - 1)))
+    span = max(0, (latest - invoice_date).days)
+    pay_dt = _at(invoice_date + timedelta(days=_ri(rng, 0, span)), _ri(rng, 6 * 3600, 20 * 3600))
     if r < p_open + p_partial:
         residual = max(1, min(total - 1, int(total * rng.uniform(0.15, 0.85))))
         return "partial", residual, pay_dt
     if r < p_open + p_partial + p_in_payment:
-        day = as_of - timedelta(days=rng.randint(0, 3))
-        day = max(day, invoice_date)
-        return "in_payment", 0, _at(day, rng.randrange(6 * 3600, 20 * 3600))
+        day = max(as_of - timedelta(days=_ri(rng, 0, 3)), invoice_date)
+        return "in_payment", 0, _at(day, _ri(rng, 6 * 3600, 20 * 3600))
     return "paid", 0, pay_dt
 
 
@@ -804,7 +835,7 @@ def _credit_note(factory: _MoveFactory, seq: dict, moves: list[dict], inv: dict,
 def _set_payment(factory: _MoveFactory, move: dict, payment_state: str, residual_minor: int,
                  when: datetime) -> None:
     currency = move["currency_id"][1]
-    company_cur = move["company_currency_id"][1]
+    company_cur = factory.company_currency[move["company_id"][0]]
     sign = -1 if move["move_type"] in ("out_refund", "in_invoice") else 1
     move["payment_state"] = payment_state
     move["amount_residual"] = minor_to_float(residual_minor, CURRENCY_BY_CODE[currency][3])
@@ -1082,9 +1113,9 @@ class _TicketGen:
             "requester_id": user["id"], "submitter_id": user["id"],
             "assignee_id": None if status == "new" else agent["id"],
             "organization_id": user["organization_id"], "group_id": 360_001_234_567,
-            "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [], "forum_topic_id": None,
+            "collaborator_ids": _EMPTY, "follower_ids": _EMPTY, "email_cc_ids": _EMPTY, "forum_topic_id": None,
             "problem_id": None, "has_incidents": False, "is_public": True, "due_at": None,
-            "tags": tags, "custom_fields": [], "satisfaction_rating": None, "sharing_agreement_ids": [],
+            "tags": tags, "custom_fields": _EMPTY, "satisfaction_rating": None, "sharing_agreement_ids": _EMPTY,
             "brand_id": 360_000_111_222, "allow_channelback": False, "allow_attachments": True,
             "from_messaging_channel": False,
         }
@@ -1098,18 +1129,33 @@ class _TicketGen:
         cid = next(self.ids.comment)
         return {
             "id": cid, "type": "Comment", "author_id": author["id"], "body": body,
-            "public": public, "attachments": [], "audit_id": cid - 41,
-            "via": _via(channel, author), "created_at": zendesk_datetime(at), "metadata": {"system": {}},
+            "public": public, "attachments": _EMPTY, "audit_id": cid - 41,
+            "via": _via(channel, author), "created_at": zendesk_datetime(at), "metadata": _NO_META,
         }
 
 
+# Nested objects that are the same for many records are shared (memory at 100k+ tickets):
+# edit a record by replacing such a value, not by mutating it in place.
+_VIA_CACHE: dict = {}
+_NO_META = {"system": {}}
+_EMPTY: list = []
+
+
 def _via(channel: str, user: dict) -> dict:
-    if channel == "email":
-        return {"channel": "email", "source": {
-            "from": {"address": user["email"], "name": user["name"]},
-            "to": {"name": "Nordwind Trading Billing", "address": f"billing@{COMPANY_DOMAIN}"},
-            "rel": None}}
-    return {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}}
+    key = (channel, user["id"], user["email"], user["name"]) if channel == "email" else channel
+    via = _VIA_CACHE.get(key)
+    if via is None:
+        if len(_VIA_CACHE) > 500_000:
+            _VIA_CACHE.clear()
+        if channel == "email":
+            via = {"channel": "email", "source": {
+                "from": {"address": user["email"], "name": user["name"]},
+                "to": {"name": "Nordwind Trading Billing", "address": f"billing@{COMPANY_DOMAIN}"},
+                "rel": None}}
+        else:
+            via = {"channel": channel, "source": {"from": {}, "to": {}, "rel": None}}
+        _VIA_CACHE[key] = via
+    return via
 
 
 def _scrub(ticket: dict) -> None:
@@ -1185,12 +1231,10 @@ def advance_night(data: SandboxData) -> NightChanges:
             when = clock.next()
             company_id = m["company_id"][0]
             m["state"] = "posted"
-            m["invoice_date"] = day.isoformat()
-            m["date"] = day.isoformat()
-            if not m["invoice_date_due"] or m["invoice_date_due"] < day.isoformat():
-                m["invoice_date_due"] = (day + timedelta(days=30)).isoformat()
+            m["invoice_date"] = date_text(day)
+            if not m["invoice_date_due"] or m["invoice_date_due"] < date_text(day):
+                m["invoice_date_due"] = date_text(day + timedelta(days=30))
             m["name"] = _move_name(seq, company_id, "out_invoice", day)
-            m["payment_reference"] = m["name"]
             m["write_date"] = odoo_datetime(when)
             changes.posted_drafts.append(m["id"])
         # New invoices to existing customers.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import operator
 import re
 from typing import Callable
 
@@ -114,9 +115,78 @@ def _simple_fields(**extra) -> dict:
 
 class _Model:
     def __init__(self, name: str, records: Callable[[], list], fields: dict, order: str,
-                 has_active: bool):
+                 has_active: bool, computed: dict | None = None):
         self.name, self.records, self.fields = name, records, fields
         self.default_order, self.has_active = order, has_active
+        self.computed = computed or {}  # field -> function(record): fields Odoo derives
+
+    def getter(self, field_name: str) -> Callable[[dict], object]:
+        fn = self.computed.get(field_name)
+        if fn is not None:
+            return fn
+        return lambda r: r.get(field_name, False)
+
+
+_MOVE_LABEL = {"out_invoice": "Invoice", "out_refund": "Credit Note", "in_invoice": "Vendor Bill",
+               "in_refund": "Refund", "entry": "Entry"}
+_TAX_RATE = {1: 19, 2: 8}  # percent, per company: untaxed = total * 100 / (100 + rate)
+
+
+def _move_computed(data: sd.SandboxData) -> dict:
+    """The account.move fields Odoo derives from others; computed when read, not stored."""
+
+    def company_currency(r):
+        company = r.get("company_id")
+        for c in data.companies:
+            if company and c["id"] == company[0]:
+                return c["currency_id"]
+        return False
+
+    def untaxed_minor(r):
+        currency = r.get("currency_id")
+        total = r.get("amount_total")
+        if not currency or not isinstance(total, (int, float)):
+            return None, 0
+        dec = sd.CURRENCY_BY_CODE.get(currency[1], (0, "", "", 2))[3]
+        minor = round(total * 10 ** dec)
+        rate = _TAX_RATE.get((r.get("company_id") or [0])[0], 0)
+        return minor * 100 // (100 + rate), dec
+
+    def amount_untaxed(r):
+        minor, dec = untaxed_minor(r)
+        return False if minor is None else sd.minor_to_float(minor, dec)
+
+    def amount_tax(r):
+        minor, dec = untaxed_minor(r)
+        return False if minor is None else sd.minor_to_float(round(r["amount_total"] * 10 ** dec) - minor, dec)
+
+    def amount_untaxed_signed(r):
+        minor, _dec = untaxed_minor(r)
+        company_cur = company_currency(r)
+        if minor is None or not company_cur:
+            return False
+        sign = -1 if r.get("move_type") in ("out_refund", "in_invoice", "in_refund") else 1
+        converted = sd.convert_minor(minor, r["currency_id"][1], company_cur[1])
+        return sd.minor_to_float(sign * converted, sd.CURRENCY_BY_CODE[company_cur[1]][3])
+
+    def display_name(r):
+        name = r.get("name")
+        if name and name != "/":
+            return name
+        return f"Draft {_MOVE_LABEL.get(r.get('move_type'), 'Entry')} (* {r['id']})"
+
+    return {
+        "display_name": display_name,
+        "date": lambda r: r.get("invoice_date") or (r.get("create_date") or "")[:10] or False,
+        "company_currency_id": company_currency,
+        "payment_reference": lambda r: r.get("name") if r.get("move_type") == "out_invoice"
+        and r.get("name") not in (None, False, "/") else False,
+        "amount_untaxed": amount_untaxed,
+        "amount_tax": amount_tax,
+        "amount_untaxed_signed": amount_untaxed_signed,
+        "narration": lambda r: False,
+        "invoice_user_id": lambda r: False,
+    }
 
 
 class OdooError(Exception):
@@ -146,9 +216,10 @@ class OdooApp(App):
         self.major = int(version.split(".")[0])
         self.models = {
             "account.move": _Model("account.move", lambda: self.data.moves, _move_fields(version),
-                                   "date desc, name desc, id desc", False),
+                                   "date desc, name desc, id desc", False, _move_computed(data)),
             "res.partner": _Model("res.partner", lambda: self.data.partners, _partner_fields(version),
-                                  "display_name asc, id desc", True),
+                                  "display_name asc, id desc", True,
+                                  {"complete_name": lambda r: r.get("display_name", False)}),
             "res.partner.category": _Model(
                 "res.partner.category", lambda: self.data.partner_categories,
                 _simple_fields(color=_f("integer", "Color"), active=_f("boolean", "Active"),
@@ -368,7 +439,8 @@ class OdooApp(App):
                      active_test=True):
         names = self._check_fields(model, fields)
         records = self._select(model, domain, offset, limit, order, active_test)
-        return [_materialize(model, r, names) for r in records]
+        getters = [(f, model.getter(f)) for f in names]
+        return [_materialize(r, getters) for r in records]
 
     def _search(self, model: _Model, domain=None, offset=0, limit=None, order=None, active_test=True):
         return [r["id"] for r in self._select(model, domain, offset, limit, order, active_test)]
@@ -399,9 +471,10 @@ class OdooApp(App):
         records = model.records()
         out = []
         missing = []
+        getters = [(f, model.getter(f)) for f in names]
         for rid in ids:
             try:
-                out.append(_materialize(model, sd._by_id(records, rid), names))
+                out.append(_materialize(sd._by_id(records, rid), getters))
             except KeyError:
                 missing.append(rid)
         if missing:
@@ -522,15 +595,10 @@ def _int_arg(value, name: str) -> int | None:
     return value
 
 
-def _materialize(model: _Model, rec: dict, names: list[str]) -> dict:
+def _materialize(rec: dict, getters: list) -> dict:
     out = {"id": rec["id"]}
-    for f in names:
-        value = rec.get(f, False)
-        if value is False and f == "display_name":
-            value = rec.get("name", False)
-        if f == "complete_name" and value is False:
-            value = rec.get("display_name", False)
-        out[f] = value
+    for f, get in getters:
+        out[f] = get(rec)
     return out
 
 
@@ -555,11 +623,10 @@ def _parse_order(order: str, model: _Model) -> list[tuple[str, bool]]:
 
 def _sort_key(field_name: str, model: _Model):
     is_m2o = model.fields[field_name]["type"] == "many2one"
+    get = model.getter(field_name)
 
     def key(r):
-        v = r.get(field_name, False)
-        if field_name == "display_name" and v is False:
-            v = r.get("name", False)
+        v = get(r)
         if v is False or v is None:
             return (True, 0)  # NULLs last ascending, first descending, as PostgreSQL sorts them
         if is_m2o and isinstance(v, list):
@@ -615,11 +682,19 @@ def _compile(domain: list, model: _Model) -> Callable[[dict], bool]:
     if len(stack) == 1:
         return stack[0]
     preds = list(reversed(stack))
-    return lambda r: all(p(r) for p in preds)
+    combined = preds[0]
+    for nxt in preds[1:]:
+        combined = (lambda a, b: lambda r: a(r) and b(r))(combined, nxt)
+    return combined
 
 
 _OPERATORS = ("=", "!=", "<>", "in", "not in", ">", ">=", "<", "<=", "like", "ilike", "not like",
               "not ilike", "=like", "=ilike")
+
+
+def _is_empty(value) -> bool:
+    """Odoo's `false` / SQL NULL (identity: 0 and 0.0 are values, not empty)."""
+    return value is False or value is None
 
 
 def _leaf(term, model: _Model) -> Callable[[dict], bool]:
@@ -631,27 +706,23 @@ def _leaf(term, model: _Model) -> Callable[[dict], bool]:
         raise OdooError("builtins.ValueError", f"Invalid field {field_name!r} on model {model.name!r}")
     if not isinstance(op, str) or op.lower() not in _OPERATORS:
         raise OdooError("builtins.ValueError", f"Invalid domain operator {op!r} in {list(term)!r}")
-    op = op.lower()
-    if op == "<>":
-        op = "!="
-    spec = model.fields[field_name]
-    ftype = spec["type"]
-    f = field_name
+    op = "!=" if op == "<>" else op.lower()
+    ftype = model.fields[field_name]["type"]
+    get = model.getter(field_name)
     if ftype == "datetime" and isinstance(value, str):
         value = _norm_datetime(value)
     if ftype == "date" and isinstance(value, str):
         value = value[:10]
+
     if op in ("in", "not in"):
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        values = list(value)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
         wants_empty = any(v is False or v is None for v in values)
         if ftype == "many2one":
             ids = {v for v in values if isinstance(v, int) and not isinstance(v, bool)}
             names = {v for v in values if isinstance(v, str)}
 
             def hit(r):
-                v = r.get(f, False)
+                v = get(r)
                 if not v:
                     return wants_empty
                 return v[0] in ids or v[1] in names
@@ -659,78 +730,80 @@ def _leaf(term, model: _Model) -> Callable[[dict], bool]:
             ids = {v for v in values if isinstance(v, int)}
 
             def hit(r):
-                v = r.get(f) or []
+                v = get(r) or []
                 return (not v and wants_empty) or any(i in ids for i in v)
         else:
-            vals = set(v for v in values if v is not False and v is not None)
+            vals = [v for v in values if v is not False and v is not None]
+            try:
+                vals = set(vals)
+            except TypeError:
+                pass
 
             def hit(r):
-                v = r.get(f, False)
+                v = get(r)
                 if v is False or v is None:
-                    return wants_empty or (ftype == "boolean" and False in values)
+                    return wants_empty
                 try:
                     return v in vals
                 except TypeError:
                     return False
         return hit if op == "in" else (lambda r: not hit(r))
+
     if op in ("like", "ilike", "not like", "not ilike", "=like", "=ilike"):
-        text = "" if value is False or value is None else str(value)
-        insensitive = "ilike" in op
+        text = "" if _is_empty(value) else str(value)
         if op.startswith("="):
             pattern = "^" + re.escape(text).replace("%", ".*").replace("_", ".") + "$"
         else:
             pattern = re.escape(text)
-        rx = re.compile(pattern, re.I if insensitive else 0)
+        rx = re.compile(pattern, re.I if "ilike" in op else 0)
 
         def like(r):
-            v = r.get(f, False)
+            v = get(r)
             if ftype == "many2one":
                 v = v[1] if v else False
-            return v is not False and v is not None and rx.search(str(v)) is not None
+            return not _is_empty(v) and rx.search(str(v)) is not None
         return (lambda r: not like(r)) if op.startswith("not") else like
-    if ftype == "many2one":
-        if value is False or value is None:
-            check = lambda r: not r.get(f)  # noqa: E731
-        elif isinstance(value, str):
-            check = lambda r: bool(r.get(f)) and r[f][1] == value  # noqa: E731
-        else:
-            check = lambda r: bool(r.get(f)) and r[f][0] == value  # noqa: E731
+
+    if ftype in ("many2many", "one2many"):
         if op == "=":
-            return check
+            return (lambda r: not get(r)) if _is_empty(value) else (lambda r: value in (get(r) or []))
         if op == "!=":
-            return lambda r: not check(r)
-        getter = lambda r: r[f][0] if r.get(f) else False  # noqa: E731
-    elif ftype in ("many2many", "one2many"):
-        if op == "=":
-            return (lambda r: not r.get(f)) if value is False else (lambda r: value in (r.get(f) or []))
-        if op == "!=":
-            return (lambda r: bool(r.get(f))) if value is False else (lambda r: value not in (r.get(f) or []))
+            return (lambda r: bool(get(r))) if _is_empty(value) else (lambda r: value not in (get(r) or []))
         raise OdooError("builtins.ValueError", f"Invalid domain operator {op!r} for a {ftype} field")
-    else:
-        getter = None
+
+    if ftype == "many2one":
+        if _is_empty(value):
+            eq = lambda r: not get(r)  # noqa: E731
+        elif isinstance(value, str):
+            eq = lambda r: bool(get(r)) and get(r)[1] == value  # noqa: E731
+        else:
+            eq = lambda r: bool(get(r)) and get(r)[0] == value  # noqa: E731
+        if op == "=":
+            return eq
+        if op == "!=":
+            return lambda r: not eq(r)
+        raw = get
+        get = lambda r: raw(r)[0] if raw(r) else False  # noqa: E731 - compare ids
+    elif ftype == "boolean" and op in ("=", "!="):
+        want = bool(value)
+        return (lambda r: bool(get(r)) == want) if op == "=" else (lambda r: bool(get(r)) != want)
+
     if op == "=":
-        if value is False or value is None:
-            if ftype == "boolean":
-                return lambda r: not r.get(f, False)
-            return lambda r: r.get(f, False) is False or r.get(f) is None
-        if ftype == "boolean":
-            return lambda r: bool(r.get(f, False)) == bool(value)
-        return lambda r: r.get(f, False) == value
+        if _is_empty(value):
+            return lambda r: _is_empty(get(r))
+        return lambda r: get(r) == value
     if op == "!=":
-        if value is False or value is None:
-            if ftype == "boolean":
-                return lambda r: bool(r.get(f, False))
-            return lambda r: r.get(f, False) is not False and r.get(f) is not None
-        return lambda r: r.get(f, False) != value
-    compare = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-               "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}[op]
-    if value is False or value is None:
+        if _is_empty(value):
+            return lambda r: not _is_empty(get(r))
+        return lambda r: get(r) != value
+    if _is_empty(value):
         return lambda r: False
+    compare = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}[op]
 
     def cmp(r):
-        v = getter(r) if getter else r.get(f, False)
+        v = get(r)
         if v is False or v is None:
-            return False
+            return False  # NULL compares false in SQL
         try:
             return compare(v, value)
         except TypeError:

@@ -41,9 +41,16 @@ def render_run_failure(*, job_name: str, run_id: str, run_url: str, as_of: str |
 
 
 def _error_message(event: dg.DagsterEvent) -> str | None:
-    error = getattr(event.event_specific_data, "error", None)
+    """The user's error, not Dagster's wrapper: a Failure's description, else the root cause."""
+    data = event.event_specific_data
+    user = getattr(data, "user_failure_data", None)
+    if user is not None and user.description:
+        return user.description
+    error = getattr(data, "error", None)
     if error is None:
         return event.message
+    while error.cause is not None:  # "Error occurred while executing op ..." wraps the real one
+        error = error.cause
     return (error.message or "").strip() or error.cls_name
 
 

@@ -179,7 +179,7 @@ def extract_comments(
     """Comments of the tickets that changed since the last comments run (see
     `tickets_needing_comments`), written with the new mark in one transaction."""
     tickets = tickets_needing_comments(warehouse)
-    log(f"Zendesk comments: {len(tickets)} customer tickets changed since the last run")
+    log(f"Zendesk comments: {len(tickets)} customer tickets new or changed since the last comments run")
     frames: list[pd.DataFrame] = []
     skipped: list[int] = []
     pages = 0

@@ -55,7 +55,7 @@ def tickets_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime) 
             "created_at": rec.get("created_at"),
             "updated_at": rec.get("updated_at"),
         })
-    frame = _frame(rows, TICKET_COLUMNS, "ticket", ("requester_id", "organization_id"))
+    frame = _frame(rows, TICKET_COLUMNS, ("requester_id", "organization_id"))
     frame = _timestamps(frame, ("created_at", "updated_at"), "ticket", required=("updated_at",))
     return _finish(frame, TICKET_COLUMNS, extracted_at)
 
@@ -75,7 +75,7 @@ def users_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime) ->
             "external_id": _text(rec, "external_id", what, allow_number=True),
             "updated_at": rec.get("updated_at"),
         })
-    frame = _frame(rows, USER_COLUMNS, "user", ("organization_id",))
+    frame = _frame(rows, USER_COLUMNS, ("organization_id",))
     frame = _timestamps(frame, ("updated_at",), "user", required=())
     return _finish(frame, USER_COLUMNS, extracted_at)
 
@@ -102,7 +102,7 @@ def comments_frame(
             "via_channel": _text(via, "channel", what, "via.channel"),
             "created_at": rec.get("created_at"),
         })
-    frame = _frame(rows, COMMENT_COLUMNS, "comment", ("author_id",))
+    frame = _frame(rows, COMMENT_COLUMNS, ("author_id",))
     frame["public"] = frame["public"].astype("boolean")
     frame = _timestamps(frame, ("created_at",), "comment", required=())
     return _finish(frame, COMMENT_COLUMNS, extracted_at)
@@ -167,7 +167,7 @@ def _tags(rec: Mapping[str, Any], what: str) -> str:
     return json.dumps(tags, ensure_ascii=False)
 
 
-def _frame(rows: list[dict], columns: list[str], kind: str, nullable_ids: tuple[str, ...]) -> pd.DataFrame:
+def _frame(rows: list[dict], columns: list[str], nullable_ids: tuple[str, ...]) -> pd.DataFrame:
     data_cols = [c for c in columns if c != "extracted_at"]
     frame = pd.DataFrame(rows, columns=data_cols)
     frame["id"] = frame["id"].astype("int64")

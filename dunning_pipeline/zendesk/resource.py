@@ -33,7 +33,10 @@ class ZendeskResource(dg.ConfigurableResource):
     comments_page_size: int = Field(default=100, description="Comments per page (1-100)")
     start_time: int = Field(
         default=0,
-        description="Unix time the very first export starts from (0: everything); later runs resume from the stored cursor",
+        description=(
+            "Unix time the very first export starts from (0: everything);"
+            " later runs resume from the stored cursor"
+        ),
     )
 
     def get_client(self, logger: logging.Logger | Any | None = None) -> ZendeskClient:

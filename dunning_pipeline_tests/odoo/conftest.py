@@ -16,11 +16,7 @@ OUT_TYPES = ("out_invoice", "out_refund")
 
 
 def make_sandbox(version: str = "17.0", *, customers: int = 12, invoices: int = 150, seed: int = 11):
-    import os
-    if os.environ.get("ODOO_SCRATCH"):  # SCRATCH-REMOVE
-        import sys; sys.path.insert(0, "/tmp/odoo_scratch"); from mini import Mini as Sandbox  # SCRATCH-REMOVE
-    else:  # SCRATCH-REMOVE
-        from dunning_pipeline.sandbox import Sandbox
+    from dunning_pipeline.sandbox import Sandbox
 
     return Sandbox(seed=seed, customers=customers, invoices=invoices, as_of=AS_OF, odoo_version=version)
 

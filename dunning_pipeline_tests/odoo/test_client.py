@@ -4,8 +4,11 @@ detection, keyset paging, retries, and an error that says what to fix for every 
 from __future__ import annotations
 
 import json
+import logging
 import math
+from datetime import datetime
 
+import pandas as pd
 import pytest
 
 from dunning_pipeline.odoo import parse
@@ -26,6 +29,7 @@ from dunning_pipeline_tests.odoo.conftest import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+EXTRACTED = datetime(2026, 3, 3)
 
 
 def fetch_all(client, page_size=50, fields=("name", "state")):
@@ -55,6 +59,19 @@ def test_auto_protocol_follows_the_server_version(odoo_sandbox, odoo_version):
             assert call["json"]["params"]["service"] == "object"
 
 
+def test_every_supported_version_gives_the_same_invoices():
+    frames = {}
+    for version in ("16.0", "17.0", "18.0", "19.0"):
+        with make_sandbox(version) as sb, client_for(sb) as client:
+            pages, _ids = fetch_all(client, page_size=64, fields=parse.INVOICE_FIELDS)
+            assert client.protocol == ("json2" if version == "19.0" else "jsonrpc")
+            frames[version] = parse.parse_invoices([r for p in pages for r in p], extracted_at=EXTRACTED)
+            assert frames[version]["id"].tolist() == [m["id"] for m in out_moves(sb.data)]
+    # same seed, same data: whatever the version and protocol, the same frame
+    for version, frame in frames.items():
+        pd.testing.assert_frame_equal(frame, frames["16.0"], obj=version)
+
+
 def test_an_explicit_protocol_skips_detection_and_jsonrpc_still_works_on_19():
     with make_sandbox("19.0") as sb:
         with client_for(sb, protocol="jsonrpc") as client:
@@ -65,9 +82,9 @@ def test_an_explicit_protocol_skips_detection_and_jsonrpc_still_works_on_19():
 
 
 def test_json2_against_an_older_odoo_says_so():
-    with make_sandbox("17.0") as sb, client_for(sb, protocol="json2") as client:
-        with pytest.raises(OdooConfigError, match="JSON-2 needs Odoo 19"):
-            fetch_all(client)
+    with make_sandbox("17.0") as sb, client_for(sb, protocol="json2") as client, \
+            pytest.raises(OdooConfigError, match="JSON-2 needs Odoo 19"):
+        fetch_all(client)
 
 
 def test_records_come_with_exact_amounts_and_every_state(odoo_sandbox):
@@ -209,16 +226,17 @@ def test_unknown_model(odoo_sandbox):
 
 
 def test_wrong_url_path_is_a_configuration_error():
-    with make_sandbox("17.0") as sb, client_for(sb, url=sb.env["ODOO_URL"] + "/odoo") as client:
-        with pytest.raises(OdooConfigError, match="ODOO_URL must be the root address"):
-            client.authenticate()
+    with make_sandbox("17.0") as sb, client_for(sb, url=sb.env["ODOO_URL"] + "/odoo") as client, \
+            pytest.raises(OdooConfigError, match="ODOO_URL must be the root address"):
+        client.authenticate()
 
 
 @pytest.mark.parametrize(
     ("error", "exc_type", "expected"),
     [
         ({"code": 200, "message": "Odoo Server Error", "data": {
-            "name": "odoo.exceptions.AccessError", "message": "You are not allowed to access 'Journal Entry' (account.move) records.",
+            "name": "odoo.exceptions.AccessError",
+            "message": "You are not allowed to access 'Journal Entry' (account.move) records.",
             "arguments": [], "context": {}, "debug": "Traceback ..."}},
          OdooAccessError, "may not run account.move.search_read"),
         ({"code": 100, "message": "Odoo Session Expired", "data": {
@@ -259,9 +277,12 @@ def _fetch_with_fault(sb, kind, count, retry_sleeps=None, **opts):
     assert not sb.faults.pending("odoo")
 
 
-def test_rate_limit_is_retried_honouring_retry_after(odoo_sandbox, retry_sleeps):
+def test_rate_limit_is_retried_honouring_retry_after(odoo_sandbox, retry_sleeps, caplog):
+    caplog.set_level(logging.DEBUG)
     _fetch_with_fault(odoo_sandbox, "rate_limit", 2, retry_after=7)
     assert retry_sleeps == [7, 7]  # Retry-After, not our own backoff
+    assert " 429 " in caplog.text  # urllib3 logs each request and its retries ...
+    assert odoo_sandbox.env["ODOO_API_KEY"] not in caplog.text  # ... never the key
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
@@ -303,9 +324,9 @@ def test_retries_exhausted_on_rate_limit(retry_sleeps):
         sb.faults.set("odoo", "rate_limit", count=2, retry_after=3)
         with pytest.raises(OdooUnavailableError) as err:
             fetch_all(client)
+        assert_secret_free(err.value, sb.env["ODOO_API_KEY"])
     assert "rate limiting requests (HTTP 429)" in str(err.value)
     assert "Retry-After was 3" in str(err.value)
-    assert_secret_free(err.value, sb.env["ODOO_API_KEY"])
 
 
 def test_retries_exhausted_on_dropped_connections(retry_sleeps):

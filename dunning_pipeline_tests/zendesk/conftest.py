@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import types
 import time
+import types
 
 import pytest
 import urllib3.util.retry

@@ -60,7 +60,8 @@ def test_a_start_time_in_the_future_is_clamped_to_a_minute_ago(server):
 
 
 def test_too_recent_start_time_422_moves_start_time_back_and_asks_again(server):
-    server.add(422, {"error": "InvalidValue", "description": "Too recent start_time. Use a start_time older than 1 minute"})
+    server.add(422, {"error": "InvalidValue",
+                     "description": "Too recent start_time. Use a start_time older than 1 minute"})
     server.add(200, page([{"id": 5}]))
     with client(server.url) as zd:
         pages = list(zd.export_tickets(start_time=int(NOW) - 60))

@@ -1,0 +1,316 @@
+"""Bad records for the data-quality checks: each function spoils exactly one record of a SandboxData.
+
+    faults = inject(sb.data)                       # one bad record of every kind
+    faults = inject(sb.data, ["unknown_currency"])  # only some kinds
+
+Each fault is a record as a misconfigured or newer Odoo / Zendesk could really send it (an
+unknown payment state, a posted invoice without a due date, a credit note with the wrong sign,
+a requester who is not a user, ...), in the wire shape the servers serve, so it travels through
+the real extraction into the warehouse. The returned `DataFault` says which warehouse record and
+field the check must name, which check, and whether it blocks (ERROR) or quarantines (WARN).
+Each kind takes a different record; the spoilt record's write_date / updated_at is moved to the
+sandbox's "now" so an incremental extraction picks it up.
+
+Faults that no real source can send through the extraction (a duplicate primary key, a missing
+column, an unparseable stored date) are built by the tests directly on frames and tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from dunning_pipeline.sandbox import data as sd
+
+ERROR, WARN = "ERROR", "WARN"
+
+
+@dataclass(frozen=True)
+class DataFault:
+    kind: str
+    asset: str         # the warehouse table the record lands in
+    record_id: int
+    field: str         # the warehouse column holding the bad value
+    check: str         # the asset check (on `asset`) that must name the record
+    severity: str      # ERROR: blocks the dunning assets; WARN: the record is quarantined
+    value: object      # the bad value as the source sends it
+    note: str
+    related_ids: tuple[int, ...] = ()  # other records the check names too (the other duplicate)
+
+    def describe(self) -> str:
+        return (f"{self.kind}: {self.asset} id {self.record_id}, {self.field} = {self.value!r} "
+                f"-> check {self.check} ({self.severity}): {self.note}")
+
+
+class _Picker:
+    """Chooses a different, ordinary record for each fault, deterministically (by id order)."""
+
+    def __init__(self, data: sd.SandboxData):
+        self.data = data
+        self.used: set[tuple[str, int]] = set()
+
+    def take(self, kind: str, records: Iterable[dict], ok: Callable[[dict], bool]) -> dict:
+        for rec in records:
+            if (kind, rec["id"]) not in self.used and ok(rec):
+                self.used.add((kind, rec["id"]))
+                return rec
+        raise LookupError(f"the sandbox data has no record left to spoil for this fault ({kind})")
+
+    # -- typical records -----------------------------------------------------------------------
+    def invoice(self, ok: Callable[[dict], bool] = lambda m: True) -> dict:
+        return self.take("move", self.data.moves, lambda m: _plain_invoice(m) and ok(m))
+
+    def credit_note(self) -> dict:
+        return self.take("move", self.data.moves, lambda m: m["move_type"] == "out_refund"
+                         and m["state"] == "posted" and m["amount_total_signed"] < 0)
+
+    def company_partner(self) -> dict:
+        return self.take("partner", self.data.partners, lambda p: p["is_company"] and p["customer_rank"] > 0
+                         and not p["parent_id"] and p["email"])
+
+    def ticket(self) -> dict:
+        users = {u["id"] for u in self.data.zendesk_users}
+        return self.take("ticket", self.data.zendesk_tickets, lambda t: t["status"] in ("open", "pending")
+                         and t["requester_id"] in users
+                         and (t.get("via") or {}).get("channel") == "email")
+
+    def end_user(self) -> dict:
+        return self.take("user", self.data.zendesk_users, lambda u: u["role"] == "end-user" and u["email"])
+
+
+def _plain_invoice(m: dict) -> bool:
+    return (m["move_type"] == "out_invoice" and m["state"] == "posted" and m["payment_state"] == "not_paid"
+            and bool(m["invoice_date"]) and bool(m["invoice_date_due"]) and bool(m["partner_id"])
+            and m["name"] not in ("/", False) and m["amount_total"] > 0)
+
+
+def _touch_move(data: sd.SandboxData, rec: dict) -> None:
+    rec["write_date"] = sd.odoo_datetime(data.now)
+
+
+def _touch_ticket(data: sd.SandboxData, rec: dict) -> None:
+    rec["updated_at"] = sd.zendesk_datetime(data.now)
+    rec["generated_timestamp"] = int(data.now.timestamp())
+
+
+def _decimals(data: sd.SandboxData, move: dict) -> int:
+    return sd.CURRENCY_BY_CODE.get(move["currency_id"][1], (0, "", "", 2))[3] if move["currency_id"] else 2
+
+
+# -- Odoo: account.move ------------------------------------------------------------------------
+def unknown_payment_state(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["payment_state"] = "frozen"
+    _touch_move(data, m)
+    return DataFault("unknown_payment_state", "odoo_invoices", m["id"], "payment_state", "known_payment_states",
+                     ERROR, "frozen", "a payment state this pipeline does not know (a newer Odoo?)")
+
+
+def unknown_invoice_state(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["state"] = "locked"
+    _touch_move(data, m)
+    return DataFault("unknown_invoice_state", "odoo_invoices", m["id"], "state", "known_states", ERROR,
+                     "locked", "an invoice state this pipeline does not know")
+
+
+def duplicate_invoice_number(data, pick: _Picker) -> DataFault:
+    original = pick.invoice()
+    company = original["company_id"][0]
+    m = pick.invoice(lambda x: x["company_id"][0] == company and x["id"] != original["id"])
+    m["name"] = original["name"]
+    _touch_move(data, m)
+    return DataFault("duplicate_invoice_number", "odoo_invoices", m["id"], "name", "unique_invoice_numbers",
+                     ERROR, original["name"], f"the same number as invoice {original['id']} of the same company",
+                     (original["id"],))
+
+
+def posted_without_number(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["name"] = "/"
+    _touch_move(data, m)
+    return DataFault("posted_without_number", "odoo_invoices", m["id"], "name", "posted_fields_present", WARN,
+                     "/", 'a posted invoice still numbered "/"')
+
+
+def posted_without_due_date(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["invoice_date_due"] = False
+    _touch_move(data, m)
+    return DataFault("posted_without_due_date", "odoo_invoices", m["id"], "invoice_date_due",
+                     "posted_fields_present", WARN, False, "a posted invoice without a due date")
+
+
+def posted_without_currency(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["currency_id"] = False
+    _touch_move(data, m)
+    return DataFault("posted_without_currency", "odoo_invoices", m["id"], "currency", "posted_fields_present",
+                     WARN, False, "a posted invoice without a currency")
+
+
+def posted_without_partner(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["partner_id"] = False
+    _touch_move(data, m)
+    return DataFault("posted_without_partner", "odoo_invoices", m["id"], "partner_id", "posted_fields_present",
+                     WARN, False, "a posted invoice without a partner")
+
+
+def residual_above_total(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    step = 10 ** -_decimals(data, m)
+    m["amount_residual"] = round(m["amount_total"] + 100 * step, _decimals(data, m))
+    _touch_move(data, m)
+    return DataFault("residual_above_total", "odoo_invoices", m["id"], "amount_residual", "amounts_consistent",
+                     WARN, m["amount_residual"], "more left to pay than the invoice's total")
+
+
+def negative_residual(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["amount_residual"] = -1.0
+    _touch_move(data, m)
+    return DataFault("negative_residual", "odoo_invoices", m["id"], "amount_residual", "amounts_consistent",
+                     WARN, -1.0, "a negative amount left to pay")
+
+
+def negative_total(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["amount_total"] = -m["amount_total"]
+    _touch_move(data, m)
+    return DataFault("negative_total", "odoo_invoices", m["id"], "amount_total", "amounts_consistent", WARN,
+                     m["amount_total"], "a negative invoice total")
+
+
+def credit_note_sign(data, pick: _Picker) -> DataFault:
+    m = pick.credit_note()
+    m["amount_total_signed"] = -m["amount_total_signed"]
+    m["amount_residual_signed"] = -m["amount_residual_signed"]
+    _touch_move(data, m)
+    return DataFault("credit_note_sign", "odoo_invoices", m["id"], "amount_total_signed", "amounts_consistent",
+                     WARN, m["amount_total_signed"], "a credit note whose company-currency total is positive")
+
+
+def unknown_currency(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    m["currency_id"] = [999, "XYZ"]
+    _touch_move(data, m)
+    return DataFault("unknown_currency", "odoo_invoices", m["id"], "currency", "currency_codes", WARN, "XYZ",
+                     "a currency code that is not ISO 4217")
+
+
+def unknown_partner(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    ghost = max(p["id"] for p in data.partners) + 1000
+    m["partner_id"] = [ghost, "Deleted Partner"]
+    _touch_move(data, m)
+    return DataFault("unknown_partner", "odoo_invoices", m["id"], "partner_id", "partner_references", WARN,
+                     ghost, "an invoice partner that is not among the customers")
+
+
+def due_before_invoice(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    due = date.fromisoformat(m["invoice_date"]) - timedelta(days=14)
+    m["invoice_date_due"] = due.isoformat()
+    _touch_move(data, m)
+    return DataFault("due_before_invoice", "odoo_invoices", m["id"], "invoice_date_due", "dates_plausible",
+                     WARN, due.isoformat(), "due two weeks before it was issued")
+
+
+def date_decades_away(data, pick: _Picker) -> DataFault:
+    m = pick.invoice()
+    typo = "0" + m["invoice_date"][1:]  # 2026-02-11 typed as 0026-02-11
+    m["invoice_date"] = typo
+    _touch_move(data, m)
+    return DataFault("date_decades_away", "odoo_invoices", m["id"], "invoice_date", "dates_plausible", WARN,
+                     typo, "an invoice date two thousand years ago (a typo)")
+
+
+# -- Odoo: res.partner -------------------------------------------------------------------------
+def malformed_customer_email(data, pick: _Picker) -> DataFault:
+    p = pick.company_partner()
+    bad = p["email"].replace("@", "(at)")
+    p["email"] = bad
+    p["write_date"] = sd.odoo_datetime(data.now)
+    return DataFault("malformed_customer_email", "odoo_customers", p["id"], "email", "emails_well_formed", WARN,
+                     bad, "an email address without @")
+
+
+def customer_without_name(data, pick: _Picker) -> DataFault:
+    p = pick.company_partner()
+    p["name"] = False
+    p["write_date"] = sd.odoo_datetime(data.now)
+    return DataFault("customer_without_name", "odoo_customers", p["id"], "name", "customer_fields_present",
+                     WARN, False, "a company customer without a name")
+
+
+# -- Zendesk -----------------------------------------------------------------------------------
+def unknown_ticket_status(data, pick: _Picker) -> DataFault:
+    t = pick.ticket()
+    t["status"] = "escalated"
+    _touch_ticket(data, t)
+    return DataFault("unknown_ticket_status", "zendesk_tickets", t["id"], "status", "known_statuses", ERROR,
+                     "escalated", "a ticket status this pipeline does not know")
+
+
+def unknown_requester(data, pick: _Picker) -> DataFault:
+    t = pick.ticket()
+    ghost = max(u["id"] for u in data.zendesk_users) + 7919
+    t["requester_id"] = ghost
+    _touch_ticket(data, t)
+    return DataFault("unknown_requester", "zendesk_tickets", t["id"], "requester_id", "requester_references",
+                     WARN, ghost, "a requester who is not among the Zendesk users")
+
+
+def malformed_ticket_sender(data, pick: _Picker) -> DataFault:
+    t = pick.ticket()
+    sender = dict(t["via"]["source"]["from"])
+    bad = "accounts payable at customer"
+    sender["address"] = bad
+    t["via"] = {**t["via"], "source": {**t["via"]["source"], "from": sender}}
+    _touch_ticket(data, t)
+    return DataFault("malformed_ticket_sender", "zendesk_tickets", t["id"], "from_address", "emails_well_formed",
+                     WARN, bad, "an email ticket whose sender is not an address")
+
+
+def malformed_user_email(data, pick: _Picker) -> DataFault:
+    u = pick.end_user()
+    bad = u["email"].split("@")[0] + "@"
+    u["email"] = bad
+    u["updated_at"] = sd.zendesk_datetime(data.now)
+    return DataFault("malformed_user_email", "zendesk_users", u["id"], "email", "emails_well_formed", WARN, bad,
+                     "an email address without a domain")
+
+
+def unknown_user_role(data, pick: _Picker) -> DataFault:
+    u = pick.end_user()
+    u["role"] = "light-agent"
+    u["updated_at"] = sd.zendesk_datetime(data.now)
+    return DataFault("unknown_user_role", "zendesk_users", u["id"], "role", "known_roles", ERROR, "light-agent",
+                     "a user role this pipeline does not know")
+
+
+KINDS: dict[str, Callable[[sd.SandboxData, _Picker], DataFault]] = {
+    f.__name__: f for f in (
+        unknown_payment_state, unknown_invoice_state, duplicate_invoice_number, posted_without_number,
+        posted_without_due_date, posted_without_currency, posted_without_partner, residual_above_total,
+        negative_residual, negative_total, credit_note_sign, unknown_currency, unknown_partner,
+        due_before_invoice, date_decades_away, malformed_customer_email, customer_without_name,
+        unknown_ticket_status, unknown_requester, malformed_ticket_sender, malformed_user_email,
+        unknown_user_role,
+    )
+}
+
+
+def inject(data: sd.SandboxData, kinds: Iterable[str] | None = None) -> list[DataFault]:
+    """Spoil one record per kind (default: every kind), each a different record; returns what was done."""
+    names = list(KINDS) if kinds is None else list(kinds)
+    unknown = [k for k in names if k not in KINDS]
+    if unknown:
+        raise ValueError(f"unknown data fault(s) {unknown}; known: {', '.join(KINDS)}")
+    pick = _Picker(data)
+    with data.lock:
+        faults = [KINDS[k](data, pick) for k in names]
+        data.changed()
+    return faults

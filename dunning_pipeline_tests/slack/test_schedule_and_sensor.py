@@ -1,0 +1,113 @@
+"""The weekly schedule (time zone, configurable cron, run keys) and the run-failure sensor,
+evaluated by Dagster against real failed runs on a test instance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from dunning_pipeline.schedules import nightly_dunning
+from dunning_pipeline.settings import SettingsError
+from dunning_pipeline.slack.definitions import (
+    alert_cron,
+    build_weekly_schedule,
+    defs,
+    weekly_slack_alert_schedule,
+)
+from dunning_pipeline.slack.resource import SlackResource
+from dunning_pipeline.slack.sensors import nightly_dunning_failure_to_slack
+from dunning_pipeline.warehouse.resource import WarehouseResource
+
+
+def test_the_weekly_schedule_runs_monday_at_eight_and_tags_the_run_with_its_day():
+    assert weekly_slack_alert_schedule.cron_schedule == "0 8 * * 1"
+    assert weekly_slack_alert_schedule.job_name == "weekly_slack_alert"
+    berlin = build_weekly_schedule("0 8 * * 1", "Europe/Berlin")
+    # 08:00 in Berlin is still Monday; the business day is the tick's day in that zone.
+    tick = datetime(2026, 3, 2, 8, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    request = berlin.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=tick)).run_requests[0]
+    assert request.run_key == "weekly-slack-2026-03-02"  # a duplicate tick gets the same key
+    assert request.tags["dunning/as_of"] == "2026-03-02"
+    resources = {"slack": SlackResource(bot_token="xoxb-unused", channel="#dunning"),
+                 "warehouse": WarehouseResource()}
+    job = dg.Definitions.merge(defs, dg.Definitions(resources=resources)).resolve_job_def("weekly_slack_alert")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"weekly_slack_alert"}
+
+
+def test_the_alert_time_is_configurable_and_a_bad_cron_names_the_variable():
+    assert alert_cron({}) == "0 8 * * 1"
+    assert alert_cron({"DUNNING_ALERT_CRON": "30 7 * * 2"}) == "30 7 * * 2"
+    assert build_weekly_schedule("30 7 * * 2", "UTC").cron_schedule == "30 7 * * 2"
+    with pytest.raises(SettingsError, match=r"DUNNING_ALERT_CRON='every monday' is not a cron expression"):
+        build_weekly_schedule("every monday", "UTC")
+
+
+@dg.asset(name="odoo_invoices", group_name="odoo")
+def failing_odoo_invoices():
+    raise ValueError("Odoo answered <html> & gave up")
+
+
+def test_a_failed_nightly_run_is_posted_to_the_alerts_channel_with_the_error_and_a_link(sandbox, monkeypatch):
+    monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "https://dagster.acme.example")
+    slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning",
+                          alerts_channel="#dunning-alerts", api_url=sandbox.slack_api_url)
+    other = dg.define_asset_job("other_job", selection=[failing_odoo_invoices])
+    location = dg.Definitions(assets=[failing_odoo_invoices], jobs=[nightly_dunning, other],
+                              sensors=[nightly_dunning_failure_to_slack], resources={"slack": slack})
+    repo = location.get_repository_def()
+    with dg.instance_for_test() as instance:
+        def tick(cursor=None):
+            ctx = dg.build_sensor_context(instance=instance, repository_def=repo, cursor=cursor,
+                                          resources={"slack": slack})
+            return nightly_dunning_failure_to_slack.evaluate_tick(ctx).cursor
+
+        cursor = tick()  # the first tick only starts watching
+        failed = location.resolve_job_def("nightly_dunning").execute_in_process(
+            instance=instance, raise_on_error=False, tags={"dunning/as_of": "2026-03-02"})
+        location.resolve_job_def("other_job").execute_in_process(instance=instance, raise_on_error=False)
+        assert not failed.success
+        cursor = tick(cursor)
+        tick(cursor)  # the same failure is not posted twice
+
+    run_id = failed.run_id
+    url = f"https://dagster.acme.example/runs/{run_id}"
+    assert sandbox.slack_messages == [{
+        "channel": "C0SBXALRT02", "channel_name": "#dunning-alerts", "ts": sandbox.slack_messages[0]["ts"],
+        "unfurl_links": False, "unfurl_media": False,
+        "text": f"nightly_dunning failed for as-of 2026-03-02 (odoo_invoices): {url}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text":
+                f":x: *nightly_dunning failed* for as-of 2026-03-02\n<{url}|Open run {run_id[:8]} in Dagster>"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text":
+                "*odoo_invoices*\n```ValueError: Odoo answered &lt;html&gt; &amp; gave up```"}},
+        ],
+    }]
+
+
+def test_without_an_alerts_channel_failures_go_to_the_alert_channel_and_the_default_ui_url(sandbox, monkeypatch):
+    monkeypatch.delenv("DAGSTER_WEBSERVER_URL", raising=False)
+
+    @dg.op
+    def extract():
+        raise dg.Failure(description="ODOO_API_KEY was rejected: create a new key")
+
+    @dg.job(name="nightly_dunning")
+    def nightly():
+        extract()
+
+    slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning",
+                          api_url=sandbox.slack_api_url)
+    with dg.instance_for_test() as instance:
+        result = nightly.execute_in_process(instance=instance, raise_on_error=False)
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="nightly_dunning_failure_to_slack", dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance, dagster_run=result.dagster_run, resources={"slack": slack},
+        ).for_run_failure()
+        nightly_dunning_failure_to_slack(ctx)
+    (message,) = sandbox.slack_messages
+    assert message["channel"] == "C0SBXDUNN01"
+    assert message["text"] == f"nightly_dunning failed (extract): http://localhost:3000/runs/{result.run_id}"
+    assert message["blocks"][1]["text"]["text"] == "*extract*\n```ODOO_API_KEY was rejected: create a new key```"
