@@ -41,7 +41,8 @@ NEGATIVE_MOVE_TYPES = ("out_refund",)
 # A well-formed address list as Odoo and mail clients write it: "a@x.com",
 # "Jane Doe <a@x.com>", several joined by "," or ";". Unicode letters allowed (IDN, local parts).
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}"
-_ONE = rf"(?:{_ADDR}|[^<>@,;]*<{_ADDR}>)"
+_NAME = r'(?:"[^"]*"|[^<>@,;"])*'  # a display name; quoted, it may hold "," and ";"
+_ONE = rf"(?:{_ADDR}|{_NAME}<{_ADDR}>)"
 EMAIL_PATTERN = rf"^\s*{_ONE}(?:\s*[,;]\s*{_ONE})*\s*$"
 
 INVOICES, CUSTOMERS = "odoo_invoices", "odoo_customers"
@@ -150,10 +151,10 @@ def _at_most(col: str, maximum, label: str, where=(), shows=()) -> Expect:
                   tuple(where), tuple(shows))
 
 
-def _a_at_least_b(a: str, b: str, label: str, field_name: str, where=()) -> Expect:
+def _a_at_least_b(a: str, b: str, label: str, field_name: str, where=(), shows=()) -> Expect:
     return Expect("ExpectColumnPairValuesAToBeGreaterThanB",
                   {"column_A": a, "column_B": b, "or_equal": True, "ignore_row_if": "either_value_is_missing"},
-                  field_name, label, tuple(where), tuple(c for c in (a, b) if c != field_name))
+                  field_name, label, tuple(where), (*shows, *(c for c in (a, b) if c != field_name)))
 
 
 def _found_in(col: str, target: str, label: str) -> Expect:
@@ -198,14 +199,15 @@ def _known_values(asset: str, name: str, col: str, values: Sequence[str], what: 
 
 
 def _dates_plausible(asset: str, columns: Sequence[str], extra: Callable[[SuiteParams], list[Expect]] | None = None,
-                     extra_text: str = "") -> Rule:
+                     extra_text: str = "", shows: tuple[str, ...] = ()) -> Rule:
     def build(p: SuiteParams) -> list[Expect]:
         t = p.thresholds
         low = datetime.combine(_shift_years(p.as_of, -t.plausible_years_past), time.min)
         high = datetime.combine(_shift_years(p.as_of, t.plausible_years_future), time.max.replace(microsecond=0))
         out = [Expect("ExpectColumnValuesToBeBetween", {"column": c, "min_value": low, "max_value": high}, c,
                       f"{c} lies between {low.date()} and {high.date()} "
-                      f"({t.plausible_years_past} years before and {t.plausible_years_future} after the as-of date)")
+                      f"({t.plausible_years_past} years before and {t.plausible_years_future} after the as-of date)",
+                      shows=shows)
                for c in columns]
         return out + (extra(p) if extra else [])
     return Rule(asset, "dates_plausible", RuleKind.RECORD,
@@ -266,25 +268,24 @@ def _posted_fields(p: SuiteParams) -> list[Expect]:
 def _amounts(p: SuiteParams) -> list[Expect]:
     plus = (Where("move_type", "in", list(POSITIVE_MOVE_TYPES)),)
     minus = (Where("move_type", "in", list(NEGATIVE_MOVE_TYPES)),)
+    doc = ("name", "currency")
+    signed = ("name", "move_type", "company_currency")
     return [
-        _at_least("amount_total", 0, "amount_total is not negative", shows=("name",)),
-        _at_least("amount_residual", 0, "amount_residual is not negative", shows=("name", "amount_total")),
+        _at_least("amount_total", 0, "amount_total is not negative", shows=doc),
+        _at_least("amount_residual", 0, "amount_residual is not negative", shows=(*doc, "amount_total")),
         _a_at_least_b("amount_total", "amount_residual", "amount_residual is at most amount_total",
-                      "amount_residual"),
-        _at_least("amount_total_signed", 0, "amount_total_signed is not negative on an invoice", plus,
-                  ("name", "move_type")),
-        _at_least("amount_residual_signed", 0, "amount_residual_signed is not negative on an invoice", plus,
-                  ("name", "move_type")),
+                      "amount_residual", shows=doc),
+        _at_least("amount_total_signed", 0, "amount_total_signed is not negative on an invoice", plus, signed),
+        _at_least("amount_residual_signed", 0, "amount_residual_signed is not negative on an invoice", plus, signed),
         _a_at_least_b("amount_total_signed", "amount_residual_signed",
                       "amount_residual_signed is at most amount_total_signed on an invoice",
-                      "amount_residual_signed", plus),
-        _at_most("amount_total_signed", 0, "amount_total_signed is not positive on a credit note", minus,
-                 ("name", "move_type")),
+                      "amount_residual_signed", plus, signed),
+        _at_most("amount_total_signed", 0, "amount_total_signed is not positive on a credit note", minus, signed),
         _at_most("amount_residual_signed", 0, "amount_residual_signed is not positive on a credit note", minus,
-                 ("name", "move_type")),
+                 signed),
         _a_at_least_b("amount_residual_signed", "amount_total_signed",
                       "amount_residual_signed lies between amount_total_signed and 0 on a credit note",
-                      "amount_residual_signed", minus),
+                      "amount_residual_signed", minus, signed),
     ]
 
 
@@ -303,7 +304,7 @@ def _due_after_invoice(p: SuiteParams) -> list[Expect]:
     if p.thresholds.allow_due_before_invoice:
         return []
     return [_a_at_least_b("invoice_date_due", "invoice_date", "the due date is not before the invoice date",
-                          "invoice_date_due")]
+                          "invoice_date_due", shows=("name",))]
 
 
 INVOICE_RULES = (
@@ -322,7 +323,8 @@ INVOICE_RULES = (
     Rule(INVOICES, "amounts_consistent", RuleKind.RECORD,
          "Quarantines invoices whose totals are negative or whose residual is not between 0 and the "
          "total; the company-currency (`*_signed`) amounts are positive on invoices and negative on "
-         "credit notes.", _amounts),
+         "credit notes. (Amounts are exact integers of 1/10,000 once extracted, so always finite: the "
+         "extraction refuses NaN and infinity.)", _amounts),
     Rule(INVOICES, "currency_codes", RuleKind.RECORD,
          "Quarantines invoices whose currency or company currency is not an ISO 4217 code.", _currencies),
     Rule(INVOICES, "partner_references", RuleKind.REFERENCE,
@@ -330,7 +332,8 @@ INVOICE_RULES = (
          "blocking when more than `max_broken_reference_share` of them are broken.",
          _partners, references=(CUSTOMERS,)),
     _dates_plausible(INVOICES, INVOICE_DATES, _due_after_invoice,
-                     ", and invoices due before they were issued (unless `allow_due_before_invoice`)"),
+                     ", and invoices due before they were issued (unless `allow_due_before_invoice`)",
+                     ("name",)),
     _freshness(INVOICES, "write_date"),
 )
 
@@ -355,7 +358,7 @@ CUSTOMER_RULES = (
     Rule(CUSTOMERS, "emails_well_formed", RuleKind.RECORD,
          "Quarantines customers whose email, where present, is not a well-formed address (or list of them).",
          lambda p: [_email("email", ("name",))]),
-    _dates_plausible(CUSTOMERS, ("write_date",)),
+    _dates_plausible(CUSTOMERS, ("write_date",), shows=("name",)),
 )
 
 # -- zendesk_tickets ---------------------------------------------------------------------------
@@ -375,7 +378,7 @@ TICKET_RULES = (
     Rule(TICKETS, "emails_well_formed", RuleKind.RECORD,
          "Quarantines tickets whose sender address, where present, is not a well-formed email address.",
          lambda p: [_email("from_address", ("subject",))]),
-    _dates_plausible(TICKETS, TICKET_DATES),
+    _dates_plausible(TICKETS, TICKET_DATES, shows=("subject",)),
     _freshness(TICKETS, "updated_at"),
 )
 
@@ -390,7 +393,7 @@ USER_RULES = (
     Rule(USERS, "emails_well_formed", RuleKind.RECORD,
          "Quarantines users whose email, where present, is not a well-formed address.",
          lambda p: [_email("email", ("name",))]),
-    _dates_plausible(USERS, ("updated_at",)),
+    _dates_plausible(USERS, ("updated_at",), shows=("name",)),
 )
 
 # -- zendesk_comments --------------------------------------------------------------------------
@@ -405,7 +408,7 @@ COMMENT_RULES = (
          "`max_broken_reference_share` of them are broken.",
          lambda p: [_found_in("ticket_id", TICKETS, "the comment's ticket is among the Zendesk tickets")],
          references=(TICKETS,)),
-    _dates_plausible(COMMENTS, ("created_at",)),
+    _dates_plausible(COMMENTS, ("created_at",), shows=("ticket_id",)),
 )
 
 SUITES: dict[str, tuple[Rule, ...]] = {

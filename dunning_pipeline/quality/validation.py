@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline import money
-from dunning_pipeline.quality.suites import SUITES, Expect, Rule, RuleKind, SuiteParams, ref_column
+from dunning_pipeline.quality.suites import SUITES, Expect, Rule, RuleKind, SuiteParams, columns_used, ref_column
 from dunning_pipeline.warehouse import schema
 
 ERROR, WARN = "ERROR", "WARN"
@@ -91,8 +91,14 @@ def evaluate_table(asset: str, frame: pd.DataFrame, params: SuiteParams, *,
 
 
 def prepare(frame: pd.DataFrame, expects: Sequence[Expect], reference_ids: Mapping[str, pd.Series]) -> pd.DataFrame:
-    """The frame GX sees: helper columns for references, blank email addresses as absent."""
-    out = frame.copy(deep=False)
+    """The frame GX sees: only the columns the expectations read (GX copies the frame for each row
+    condition), helper columns for references, blank email addresses as absent."""
+    wanted = set(columns_used(expects))
+    for e in expects:
+        wanted.update(e.kwargs.get("column_set", ()))
+        if e.gx_type == "ExpectColumnValuesToBeNull":  # the unparsed-date helper columns
+            wanted.add(e.kwargs["column"])
+    out = frame[[c for c in frame.columns if c in wanted]].copy(deep=False)
     for e in expects:
         if e.reference is not None:
             if e.reference not in reference_ids:

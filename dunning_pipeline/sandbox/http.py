@@ -105,6 +105,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections, as with real servers
+    disable_nagle_algorithm = True  # headers and body leave in one segment: no 40 ms delayed-ACK stall
     timeout = 120  # an idle keep-alive connection is closed after this many seconds
     server: _Server
 

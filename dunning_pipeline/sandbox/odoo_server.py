@@ -439,8 +439,8 @@ class OdooApp(App):
                      active_test=True):
         names = self._check_fields(model, fields)
         records = self._select(model, domain, offset, limit, order, active_test)
-        getters = [(f, model.getter(f)) for f in names]
-        return [_materialize(r, getters) for r in records]
+        render = _renderer(model, names)
+        return [render(r) for r in records]
 
     def _search(self, model: _Model, domain=None, offset=0, limit=None, order=None, active_test=True):
         return [r["id"] for r in self._select(model, domain, offset, limit, order, active_test)]
@@ -471,10 +471,10 @@ class OdooApp(App):
         records = model.records()
         out = []
         missing = []
-        getters = [(f, model.getter(f)) for f in names]
+        render = _renderer(model, names)
         for rid in ids:
             try:
-                out.append(_materialize(sd._by_id(records, rid), getters))
+                out.append(render(sd._by_id(records, rid)))
             except KeyError:
                 missing.append(rid)
         if missing:
@@ -595,11 +595,24 @@ def _int_arg(value, name: str) -> int | None:
     return value
 
 
-def _materialize(rec: dict, getters: list) -> dict:
-    out = {"id": rec["id"]}
-    for f, get in getters:
-        out[f] = get(rec)
-    return out
+def _renderer(model: _Model, names: list[str]) -> Callable[[dict], dict]:
+    """A function that turns a stored record into the response dict: id + the requested fields."""
+    stored = ["id"] + [f for f in names if f not in model.computed]
+    computed = [(f, model.computed[f]) for f in names if f in model.computed]
+    pick = operator.itemgetter(*stored)
+    order = ["id"] + names
+
+    def render(rec: dict) -> dict:
+        try:
+            out = dict(zip(stored, pick(rec))) if len(stored) > 1 else {"id": rec["id"]}
+        except KeyError:  # a hand-edited record without some field: Odoo would send false
+            out = {f: rec.get(f, False) for f in stored}
+        for f, fn in computed:
+            out[f] = fn(rec)
+        if computed:
+            out = {f: out[f] for f in order}
+        return out
+    return render
 
 
 _ORDER_RE = re.compile(r"^\s*([a-z_][a-z0-9_]*)(?:\s+(asc|desc))?(?:\s+nulls\s+(?:first|last))?\s*$", re.I)

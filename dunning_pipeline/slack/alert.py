@@ -59,9 +59,11 @@ class AlertOutcome:
 # -- reading the history -------------------------------------------------------------------------
 def read_history(wh: Warehouse, cover: ledger.Coverage, id_max: int | None) -> pd.DataFrame:
     """The covered `dunning_history` rows, plus `prior_amount_residual_company`: for an invoice
-    closed in the period, its last non-zero amount from before the period (what was settled)."""
+    with a zero residual in the period (closed, or paid and not yet reconciled), its last
+    non-zero amount from before the period (what was settled)."""
     frame = wh.read("dunning_history", where=cover.where(id_max), order_by=["as_of_date", "id"])
-    closed = frame["reason"].isin(RESOLVED_REASONS) | frame["to_stage"].eq("closed")
+    zero = frame["amount_residual_company"].fillna(0).eq(0)
+    closed = frame["reason"].isin(RESOLVED_REASONS) | frame["to_stage"].eq("closed") | zero
     ids = sorted({int(i) for i in frame.loc[closed, "invoice_id"]})
     prior = []
     h = dunning_history.c
@@ -97,7 +99,8 @@ def read_last_contact(wh: Warehouse, period_end: date) -> dict[int, date] | None
     if "customer_id" not in names or not found:
         return None
     raw = wh.query(sa.select(*[sa.column(c) for c in ["customer_id", *found]])
-                   .select_from(sa.table("customer_communications")))
+                   .select_from(sa.table("customer_communications"))
+                   .where(sa.column("customer_id").is_not(None)))  # null: ticket not matched
     if raw.empty:
         return {}
     stamps = pd.concat([pd.to_datetime(raw[c], errors="coerce", format="mixed") for c in found], axis=1)

@@ -182,7 +182,26 @@ def _days(n: int | None) -> list[str]:
         return []
     if n < 0:
         return [f"due in {-n} d"]
+    if n == 0:
+        return ["due today"]
     return [f"{n} d overdue"]
+
+
+# The engine's hold reasons (dunning.holds.PRIORITY), as an accountant reads them.
+HOLD_LABELS = {
+    "dispute": "disputed",
+    "promise": "payment promised",
+    "exclusion": "excluded by hand",
+    "in_payment": "payment on its way",
+    "net_credit": "covered by credit notes",
+}
+
+
+def _hold_label(row) -> str:
+    reason = row.hold_reason if isinstance(row.hold_reason, str) and row.hold_reason else "hold"
+    label = HOLD_LABELS.get(reason, reason.replace("_", " "))
+    until = _as_date(getattr(row, "hold_until", None))
+    return escape(f"{label} until {until.isoformat()}" if until else label)
 
 
 def _as_date(value) -> date | None:
@@ -238,7 +257,8 @@ def invoice_states(history: pd.DataFrame, stages: Sequence[Stage] = DEFAULT_STAG
     out["jumped"] = grouped["stages_skipped"].sum(min_count=1) if "stages_skipped" in h else pd.NA
     tickets = h[h["ticket_id"].notna()].groupby("invoice_id", sort=False)["ticket_id"].last()
     out["ticket_id"] = tickets.reindex(out.index)
-    # A closed invoice shows the amount it was closed at; the engine may record 0 on closure.
+    # A closed invoice shows the amount it was closed at (the engine may record 0 on closure);
+    # so does a hold whose residual is 0 (a payment on its way).
     open_amounts = h[h["amount_residual_company"].fillna(0) != 0]
     last_open = open_amounts.groupby("invoice_id", sort=False)["amount_residual_company"].last()
     closed_amount = last_open.reindex(out.index)
@@ -304,7 +324,11 @@ def _invoice_item(row, links: Links, stages: Mapping[str, Stage], section: str, 
         return f"{label} ({escape(row.reason)} {_as_date(row.as_of_date).isoformat()}, {amount})"
     amount = money.format_amount(int(row.amount_residual_company), row.company_currency or None)
     if section == "on_hold":
-        details = [escape(row.hold_reason or "hold"), f"at {_stage_label(row.to_stage, stages)}"]
+        details = [_hold_label(row), f"at {_stage_label(row.to_stage, stages)}"]
+        if int(row.amount_residual_company) == 0:  # e.g. paid, not yet reconciled: nothing owed
+            known = row.closed_amount_company
+            amount = (f"was {money.format_amount(int(known), row.company_currency or None)}"
+                      if known is not None and not pd.isna(known) and int(known) != 0 else "")
     else:
         entry = row.entry_stage
         if entry is None or (isinstance(entry, float) and pd.isna(entry)):
@@ -316,7 +340,7 @@ def _invoice_item(row, links: Links, stages: Mapping[str, Stage], section: str, 
         jumped = _int_or_none(row.jumped)
         if jumped:
             details.append(f"skipped {jumped} stage{'s' if jumped != 1 else ''}")
-    return f"{label} ({', '.join(details + _days(days) + [amount])})"
+    return f"{label} ({', '.join(details + _days(days) + ([amount] if amount else []))})"
 
 
 def _todo(row, stage: Stage | None) -> str:

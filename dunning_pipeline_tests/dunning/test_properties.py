@@ -5,10 +5,11 @@ history as running every night, apart from the recorded jumps."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from dunning_pipeline.dunning import history, netting
@@ -17,6 +18,7 @@ from dunning_pipeline.dunning.policy import CLOSED, bucket_labels, load_policy, 
 from dunning_pipeline.dunning.receivables import build_receivables
 
 POLICY = load_policy()
+_UTC = ZoneInfo("UTC")
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -183,7 +185,10 @@ def _snapshot(state: pd.DataFrame) -> dict[int, tuple]:
             for r in state.itertuples()}
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Each example runs the engine on 60 + up to 9 nights, so few examples; no shrinking (it would
+# re-run whole simulations for minutes): a failure prints the generated example as it is.
+@settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(invoices=st.lists(invoice_strategy, min_size=1, max_size=12),
        gap_nights=st.sets(st.integers(0, NIGHTS - 2), max_size=8))
 def test_sixty_nights_one_by_one_or_after_gaps_give_the_same_history(invoices, gap_nights):
@@ -228,11 +233,10 @@ def test_sixty_nights_one_by_one_or_after_gaps_give_the_same_history(invoices, g
     # every invoice ends closed if paid, and the nightly log never skipped a stage on its own
     final = states[NIGHTS - 1]
     for i, spec in enumerate(invoices):
-        if spec["paid"] is not None:
+        if spec["paid"] is not None and (1000 + i) in final:  # paid before it ever had a stage: no history
             assert final[1000 + i][0] == CLOSED
     log = pd.concat(nightly_rows)
     moving = log[(log["reason"] == "days_overdue") & log["from_stage"].notna()]
     assert (moving["stages_skipped"] == 0).all()
 
 
-_UTC = __import__("zoneinfo").ZoneInfo("UTC")

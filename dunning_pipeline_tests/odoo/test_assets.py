@@ -86,14 +86,13 @@ def test_materialize_twice_then_after_a_night(version, warehouse_url, monkeypatc
         assert first_changed["name"] in inv3["preview"]
 
 
-def test_preview_shows_exact_amounts(sqlite_url, monkeypatch):
-    with make_sandbox("17.0") as sb:
-        result, _ = materialize(sb, sqlite_url, monkeypatch)
-        preview = meta(result, "odoo_invoices")["preview"]
-        first = out_moves(sb.data)[0]
-        amount = money.format_amount(money.to_units(Decimal(repr(first["amount_total"]))),
-                                     first["currency_id"][1])
-        assert amount in preview and first["name"] in preview
+def test_preview_shows_exact_amounts(sandbox, sqlite_url, monkeypatch):
+    result, _ = materialize(sandbox, sqlite_url, monkeypatch)
+    preview = meta(result, "odoo_invoices")["preview"]
+    first = out_moves(sandbox.data)[0]
+    amount = money.format_amount(money.to_units(Decimal(repr(first["amount_total"]))),
+                                 first["currency_id"][1])
+    assert amount in preview and first["name"] in preview
 
 
 def test_a_wrong_key_fails_the_run_clearly_without_showing_it(sqlite_url, monkeypatch):

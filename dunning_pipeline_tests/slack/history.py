@@ -12,14 +12,15 @@ COLUMNS = [
     "invoice_id", "invoice_number", "move_type", "customer_id", "customer_name", "company_id",
     "currency", "company_currency", "from_stage", "to_stage", "as_of_date", "run_id", "reason",
     "stages_skipped", "days_overdue", "invoice_date_due", "amount_residual",
-    "amount_residual_company", "hold_reason", "ticket_id", "recorded_at",
+    "amount_residual_company", "hold_reason", "hold_until", "ticket_id", "recorded_at",
 ]
 
 
 def row(invoice_id: int, customer_id: int, name: str, from_stage: str | None, to_stage: str,
         as_of: date, *, amount: str = "100.00", currency: str = "EUR", due: date | None = None,
         reason: str = "days_overdue", number: str | None = None, skipped: int = 0,
-        hold: str | None = None, ticket: int | None = None, run_id: str = "run-test") -> dict:
+        hold: str | None = None, hold_until: date | None = None, ticket: int | None = None,
+        run_id: str = "run-test") -> dict:
     due = due or as_of
     units = to_units(amount)
     return {
@@ -42,6 +43,7 @@ def row(invoice_id: int, customer_id: int, name: str, from_stage: str | None, to
         "amount_residual": units,
         "amount_residual_company": units,
         "hold_reason": hold,
+        "hold_until": pd.Timestamp(hold_until) if hold_until else None,
         "ticket_id": ticket,
         "recorded_at": pd.Timestamp(datetime(as_of.year, as_of.month, as_of.day, 2, 0)),
     }
@@ -50,7 +52,7 @@ def row(invoice_id: int, customer_id: int, name: str, from_stage: str | None, to
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows typed as `Warehouse.read` returns them (money int64 units, dates datetime64)."""
     df = pd.DataFrame(rows, columns=COLUMNS)
-    for col in ("as_of_date", "invoice_date_due"):
+    for col in ("as_of_date", "invoice_date_due", "hold_until"):
         df[col] = pd.to_datetime(df[col]).astype("datetime64[s]")
     df["recorded_at"] = pd.to_datetime(df["recorded_at"]).astype("datetime64[us]")
     for col in ("stages_skipped", "days_overdue", "ticket_id"):

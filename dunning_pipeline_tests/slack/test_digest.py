@@ -6,6 +6,7 @@ import json
 import re
 from datetime import date, timedelta
 
+import pandas as pd
 from slack_sdk.models.blocks import Block
 
 from dunning_pipeline.slack.digest import Limits, Links, Period, render_digest, to_markdown
@@ -92,7 +93,7 @@ def test_a_fixed_week_renders_exactly():
             {"type": "divider"},
             section(":double_vertical_bar: *On hold* · 1 customer"),
             section("*Elm Inc* · *3,000.00 EUR* · on hold at Call · 20 days overdue · no contact on record\n"
-                    f"<{INV}501|INV/2026/00501> (dispute, at Call, 20 d overdue, 3,000.00 EUR)"
+                    f"<{INV}501|INV/2026/00501> (disputed, at Call, 20 d overdue, 3,000.00 EUR)"
                     f" · ticket <{TICKET}5002|#5002>"),
             {"type": "divider"},
             section(":white_check_mark: *Resolved* · 1 customer"),
@@ -118,6 +119,25 @@ def test_a_closed_invoice_shows_the_amount_before_the_period_when_the_week_only_
     rows["prior_amount_residual_company"] = [640_0000]
     text = render_digest(rows, WEEK, links=Links())[0].blocks[-1]["text"]["text"]
     assert text == "*Fern Oy* · *640.00 EUR* · credited\nINV/2026/00601 (credited 2026-02-28, 640.00 EUR)"
+
+
+def test_holds_say_why_and_a_payment_on_its_way_shows_what_was_owed():
+    rows = frame([
+        row(1, 1, "Promiser", "call", "call", d(3), amount="500.00", due=d(20), reason="hold",
+            hold="promise", hold_until=date(2026, 3, 10)),
+        row(2, 1, "Promiser", "reminder_1", "reminder_1", d(2), amount="0", due=d(3), reason="hold",
+            hold="in_payment"),
+        row(3, 1, "Promiser", "reminder_2", "reminder_2", d(2), amount="0", due=d(9), reason="hold",
+            hold="in_payment"),
+    ])
+    rows["prior_amount_residual_company"] = pd.array([pd.NA, 80_0000, pd.NA], dtype="Int64")
+    text = render_digest(rows, WEEK, links=Links())[0].blocks[-1]["text"]["text"]
+    assert text == (
+        "*Promiser* · *500.00 EUR* · on hold at Call · 20 days overdue\n"
+        "INV/2026/00001 (payment promised until 2026-03-10, at Call, 20 d overdue, 500.00 EUR)"
+        " · INV/2026/00002 (payment on its way, at Reminder 1, 3 d overdue, was 80.00 EUR)"
+        " · INV/2026/00003 (payment on its way, at Reminder 2, 9 d overdue)"
+    )
 
 
 def test_an_empty_week_says_so_in_one_short_line():

@@ -1,0 +1,144 @@
+"""The history in a real database (SQLite and PostgreSQL): idempotent, append-only, forward-only,
+written in one transaction, and its state table always derivable from the log."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime
+
+import pandas as pd
+import psycopg2
+import pytest
+import sqlalchemy as sa
+
+from dunning_pipeline.dunning import history
+from dunning_pipeline.dunning.engine import run_night
+from dunning_pipeline.dunning.policy import load_policy
+
+from . import dataset as D
+
+POLICY = load_policy()
+RECORDED_AT = datetime(2026, 3, 2, 3, 0, 0)
+
+
+def _aging(as_of: date, prev: pd.DataFrame | None = None, invoices: pd.DataFrame | None = None) -> pd.DataFrame:
+    night = run_night(D.invoices() if invoices is None else invoices, D.customers(), POLICY, as_of, prev,
+                      tickets=D.tickets(), users=D.users(), comments=D.comments(), manual_holds=D.manual_holds(),
+                      quarantine=D.quarantine())
+    return night.aging
+
+
+def _record(warehouse, as_of: date, run_id: str, invoices: pd.DataFrame | None = None):
+    invoices = D.invoices() if invoices is None else invoices
+    aging = _aging(as_of, history.load_state(warehouse, as_of), invoices)
+    return history.record(warehouse, aging, invoices, POLICY, as_of, run_id, RECORDED_AT, {602})
+
+
+def test_rerunning_a_day_adds_nothing(warehouse):
+    first = _record(warehouse, D.AS_OF, "run-1")
+    assert len(first.rows) == 12 and not first.skipped
+    assert warehouse.count("dunning_history") == 12
+    again = _record(warehouse, D.AS_OF, "run-2")
+    assert again.rows.empty and not again.skipped
+    assert warehouse.count("dunning_history") == 12
+    stored = warehouse.read("dunning_history", order_by=["id"])
+    assert set(stored["run_id"]) == {"run-1"}
+    assert stored.loc[stored["invoice_id"] == 104, "amount_residual"].item() == 10_000_000  # exact, 1,000.00 USD
+    assert stored.loc[stored["invoice_id"] == 105, "hold_reason"].item() == "dispute"
+
+
+def test_history_rows_cannot_be_updated_or_deleted(warehouse):
+    _record(warehouse, D.AS_OF, "run-1")
+    t = warehouse.table("dunning_history")
+    for statement in (t.update().values(to_stage="collection"), t.delete().where(t.c.invoice_id == 101)):
+        with pytest.raises(sa.exc.DBAPIError, match="dunning_history is append-only"):
+            with warehouse.begin() as conn:
+                conn.execute(statement)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        warehouse.replace("dunning_history", pd.DataFrame(columns=["invoice_id"]))
+    if warehouse.dialect == "postgresql":
+        with pytest.raises(sa.exc.DBAPIError, match="append-only: TRUNCATE"):
+            with warehouse.begin() as conn:
+                conn.exec_driver_sql("TRUNCATE dunning_history")
+    assert warehouse.count("dunning_history") == 12
+    assert set(warehouse.read("dunning_history")["to_stage"]) != {"collection"}
+    # ensure_schema again keeps (and does not duplicate) the triggers
+    warehouse.ensure_schema()
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        with warehouse.begin() as conn:
+            conn.execute(t.delete())
+
+
+def test_next_days_append_and_a_past_day_records_nothing(warehouse):
+    _record(warehouse, D.AS_OF, "run-1")
+    invoices = D.invoices()
+    invoices.loc[invoices["id"] == 102, ["payment_state", "amount_residual", "amount_residual_signed"]] = ["paid", 0, 0]
+    later = _record(warehouse, date(2026, 3, 9), "run-2", invoices)
+    got = {(r.invoice_id, r.from_stage, r.to_stage, r.reason) for r in later.rows.itertuples()}
+    assert (102, "reminder_1", "closed", "paid") in got
+    assert (103, "reminder_2", "call", "days_overdue") in got  # 15 days
+    total = warehouse.count("dunning_history")
+
+    past = _record(warehouse, date(2026, 3, 5), "run-3", invoices)
+    assert past.skipped and past.rows.empty and past.latest_recorded == date(2026, 3, 9)
+    assert warehouse.count("dunning_history") == total
+    # the state the past day would have seen comes from the log, not from later rows
+    seen = history.load_state(warehouse, date(2026, 3, 5)).set_index("invoice_id")
+    assert seen.loc[102, "stage"] == "reminder_1" and seen.loc[103, "stage"] == "reminder_2"
+
+
+def test_state_table_matches_the_log_and_is_rebuilt_when_missing(warehouse):
+    _record(warehouse, D.AS_OF, "run-1")
+    invoices = D.invoices()
+    invoices.loc[invoices["id"] == 104, "state"] = "cancel"
+    _record(warehouse, date(2026, 3, 4), "run-2", invoices)
+    cols = ["invoice_id", "stage", "on_hold", "hold_reason", "policy", "as_of_date", "history_id"]
+    state = warehouse.read("dunning_state", order_by=["invoice_id"])[cols].reset_index(drop=True)
+    from_log = history.state_from_history(warehouse).sort_values("invoice_id")[cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(state, from_log, check_dtype=False)
+    assert state.set_index("invoice_id").loc[104, "stage"] == "closed"
+
+    warehouse.delete("dunning_state", warehouse.table("dunning_state").c.invoice_id > 0)
+    rows = _record(warehouse, date(2026, 3, 5), "run-3", invoices).rows
+    assert 104 not in set(rows["invoice_id"])  # closed already: not closed twice
+    assert warehouse.count("dunning_state") == len(from_log) + len(set(rows["invoice_id"]) - set(from_log["invoice_id"]))
+
+
+def test_a_failure_while_writing_leaves_the_history_as_it_was(warehouse, monkeypatch):
+    _record(warehouse, D.AS_OF, "run-1")
+    invoices = D.invoices()
+    invoices.loc[invoices["id"] == 102, ["payment_state", "amount_residual", "amount_residual_signed"]] = ["paid", 0, 0]
+    real_upsert = warehouse.upsert
+
+    def crash(table, frame, *, conn=None):
+        if table == "dunning_state":
+            raise RuntimeError("disk full")
+        return real_upsert(table, frame, conn=conn)
+
+    monkeypatch.setattr(warehouse, "upsert", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _record(warehouse, date(2026, 3, 9), "run-2", invoices)
+    monkeypatch.undo()
+    assert warehouse.count("dunning_history") == 12  # the appended rows were rolled back with the state
+    retry = _record(warehouse, date(2026, 3, 9), "run-3", invoices)
+    assert (102, "closed") in {(r.invoice_id, r.to_stage) for r in retry.rows.itertuples()}
+
+
+# The store writes through the driver's cursor (COPY, executemany): the driver's own errors.
+INTEGRITY_ERRORS = (sa.exc.IntegrityError, sqlite3.IntegrityError, psycopg2.IntegrityError)
+
+
+def test_manual_holds_table_refuses_incomplete_rows(warehouse):
+    bad = pd.DataFrame([{"customer_id": 10, "invoice_id": None, "kind": "promise", "until": None, "created_by": "x"}])
+    with pytest.raises(INTEGRITY_ERRORS, match="ck_dunning_holds_promise_until"):
+        warehouse.append("dunning_holds", bad)
+    bad = pd.DataFrame([{"customer_id": None, "invoice_id": None, "kind": "exclusion", "until": None, "created_by": "x"}])
+    with pytest.raises(INTEGRITY_ERRORS, match="ck_dunning_holds_target"):
+        warehouse.append("dunning_holds", bad)
+    bad = pd.DataFrame([{"customer_id": 10, "invoice_id": None, "kind": "pause", "until": None, "created_by": "x"}])
+    with pytest.raises(INTEGRITY_ERRORS, match="ck_dunning_holds_kind"):
+        warehouse.append("dunning_holds", bad)
+    ok = pd.DataFrame([{"customer_id": 10, "invoice_id": None, "kind": "exclusion", "until": None, "created_by": "x"}])
+    warehouse.append("dunning_holds", ok)
+    stored = warehouse.read("dunning_holds")
+    assert len(stored) == 1 and pd.notna(stored.loc[0, "created_at"])  # stamped by the database

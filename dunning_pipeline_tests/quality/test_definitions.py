@@ -1,0 +1,78 @@
+"""The checks in the code location: on their assets, with descriptions, blocking, in the nightly
+job; loading them never imports Great Expectations; GX runs leave no trace on disk and print no
+progress bars."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+
+from dunning_pipeline.quality.suites import SUITES
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "GX_ANALYTICS_ENABLED"}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_loading_the_code_location_does_not_import_great_expectations(tmp_path):
+    proc = _python("""
+        import json, sys
+        import dunning_pipeline.definitions as d
+        d.defs.get_repository_def().asset_graph  # resolve everything
+        print(json.dumps({"gx": any(m.split(".")[0] == "great_expectations" for m in sys.modules)}))
+    """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"gx": False}
+
+
+def test_a_validation_writes_nothing_to_disk_keeps_analytics_off_and_prints_no_progress(tmp_path):
+    proc = _python("""
+        import json, os
+        import pandas as pd
+        from dunning_pipeline.quality.gx_runner import validate
+        from dunning_pipeline.quality.suites import Expect
+        frame = pd.DataFrame({"id": [1, 2, 3], "status": ["open", "odd", "solved"]})
+        [r] = validate(frame, [Expect("ExpectColumnValuesToBeInSet",
+                                      {"column": "status", "value_set": ["open", "solved"]}, "status", "known")],
+                       suite_name="tickets")
+        print(json.dumps({"positions": r["positions"].tolist(), "analytics": os.environ["GX_ANALYTICS_ENABLED"]}))
+    """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"positions": [1], "analytics": "False"}
+    assert "Calculating Metrics" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert not (REPO / "gx").exists()
+
+
+def test_every_rule_is_a_blocking_check_with_a_description_on_its_asset():
+    from dunning_pipeline.definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    for asset, rules in SUITES.items():
+        for rule in rules:
+            key = dg.AssetCheckKey(dg.AssetKey(asset), rule.name)
+            assert key in graph.asset_check_keys, key
+            spec = graph.get_check_spec(key)
+            assert spec.description == rule.description and len(spec.description) > 20
+            assert spec.blocking
+            assert {d.asset_key.to_user_string() for d in spec.additional_deps} == set(rule.references)
+
+
+def test_the_nightly_job_runs_the_checks():
+    from dunning_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("nightly_dunning")
+    in_job = job.asset_layer.asset_graph.asset_check_keys
+    expected = {dg.AssetCheckKey(dg.AssetKey(a), r.name) for a, rules in SUITES.items() for r in rules}
+    assert expected <= set(in_job)

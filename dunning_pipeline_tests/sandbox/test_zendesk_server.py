@@ -1,0 +1,165 @@
+"""The sandbox's Zendesk: auth, cursor exports that resume after a night, comments, limits, faults."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date
+
+import pytest
+import requests
+
+from dunning_pipeline.sandbox import Sandbox
+
+
+def make(**kwargs) -> Sandbox:
+    kwargs.setdefault("zendesk_export_limit_per_minute", None)
+    return Sandbox(seed=9, customers=15, invoices=160, tickets=45, as_of=date(2026, 3, 2), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def sb():
+    with make() as sandbox:
+        yield sandbox
+
+
+def auth(sb):
+    return (sb.env["ZENDESK_EMAIL"] + "/token", sb.env["ZENDESK_API_TOKEN"])
+
+
+def get(sb, path, **params):
+    return requests.get(sb.zendesk_url + path, params=params, auth=auth(sb), timeout=10)
+
+
+def export(sb, kind="tickets", cursor=None, **params):
+    """Every page of an incremental export from `cursor` (or start_time=0): (items, pages, last cursor)."""
+    items, pages = [], 0
+    while True:
+        query = dict(params, cursor=cursor) if cursor else dict(params, start_time=0)
+        resp = get(sb, f"/api/v2/incremental/{kind}/cursor.json", **query)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        pages += 1
+        items += body[kind]
+        assert body["after_cursor"] and body["after_url"].endswith(f"cursor={body['after_cursor']}")
+        assert body["before_cursor"] is None
+        cursor = body["after_cursor"]
+        if body["end_of_stream"]:
+            return items, pages, cursor
+
+
+def test_authentication_failures(sb):
+    for credentials in [(sb.env["ZENDESK_EMAIL"] + "/token", "wrong"), ("x@y.z/token", sb.env["ZENDESK_API_TOKEN"]),
+                        (sb.env["ZENDESK_EMAIL"], sb.env["ZENDESK_API_TOKEN"])]:
+        resp = requests.get(sb.zendesk_url + "/api/v2/users/me.json", auth=credentials, timeout=10)
+        assert resp.status_code == 401 and resp.json() == {"error": "Couldn't authenticate you"}
+    assert requests.get(sb.zendesk_url + "/api/v2/users/me.json", timeout=10).status_code == 401
+    me = get(sb, "/api/v2/users/me.json").json()["user"]
+    assert me["email"] == sb.env["ZENDESK_EMAIL"] and me["role"] == "admin"
+
+
+def test_full_export_in_pages_with_side_loaded_users(sb):
+    tickets, pages, _ = export(sb, per_page=10, include="users")
+    assert pages == 5  # 45 tickets, 10 a page
+    assert [t["id"] for t in tickets] == [t["id"] for t in sorted(
+        sb.data.zendesk_tickets, key=lambda t: (t["updated_at"], t["id"]))]
+    assert tickets[0]["url"].startswith(sb.zendesk_url + "/api/v2/tickets/")
+    page = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0, per_page=10, include="users").json()
+    user_ids = {u["id"] for u in page["users"]}
+    assert all(t["requester_id"] in user_ids for t in page["tickets"])
+    deleted = {t["id"] for t in sb.data.zendesk_tickets if t["status"] == "deleted"}
+    assert deleted and deleted <= {t["id"] for t in tickets}
+    kept, _, _ = export(sb, per_page=10, exclude_deleted="true")
+    assert {t["id"] for t in kept} == {t["id"] for t in tickets} - deleted
+    users, _, _ = export(sb, "users", per_page=1000)
+    assert sorted(u["id"] for u in users) == [u["id"] for u in sb.data.zendesk_users]
+
+
+def test_start_time_filters_and_must_be_a_minute_old(sb):
+    middle = sorted(t["generated_timestamp"] for t in sb.data.zendesk_tickets)[20]
+    resp = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=middle)
+    got = {t["id"] for t in resp.json()["tickets"]}
+    assert got == {t["id"] for t in sb.data.zendesk_tickets if t["generated_timestamp"] >= middle}
+    now = int(sb.data.now.timestamp())
+    too_recent = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=now - 30)
+    assert too_recent.status_code == 422 and too_recent.json()["error"] == "InvalidValue"
+    assert "Too recent start_time" in too_recent.json()["description"]
+    assert get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=now - 61).status_code == 200
+    assert get(sb, "/api/v2/incremental/tickets/cursor.json", cursor="not a cursor").status_code == 422
+
+
+def test_cursor_resumes_after_a_night_with_only_the_changes():
+    with make() as sb:
+        before, _, cursor = export(sb, per_page=7)
+        again = get(sb, "/api/v2/incremental/tickets/cursor.json", cursor=cursor).json()
+        assert again["tickets"] == [] and again["end_of_stream"] and again["after_cursor"] == cursor
+        changes = sb.advance_night()
+        after, _, cursor2 = export(sb, cursor=cursor, per_page=7)
+        expected = set(changes.tickets_updated) | set(changes.tickets_new)
+        assert {t["id"] for t in after} == expected and expected
+        assert set(changes.tickets_new).isdisjoint(t["id"] for t in before)
+        updated = {t["id"]: t for t in after}
+        for tid in changes.tickets_updated:
+            assert updated[tid]["updated_at"] > next(t for t in before if t["id"] == tid)["updated_at"]
+        decoded = base64.b64decode(cursor2).decode()
+        assert decoded.endswith(f"||{after[-1]['id']}|")
+
+
+def test_comments_cursor_pagination_and_not_found(sb):
+    ticket = max((t for t in sb.data.zendesk_tickets if t["status"] != "deleted"),
+                 key=lambda t: len(sb.data.zendesk_comments[t["id"]]))
+    thread = sb.data.zendesk_comments[ticket["id"]]
+    assert len(thread) >= 3
+    got, after = [], None
+    while True:
+        params = {"page[size]": 2}
+        if after:
+            params["page[after]"] = after
+        body = get(sb, f"/api/v2/tickets/{ticket['id']}/comments.json", **params).json()
+        got += body["comments"]
+        if not body["meta"]["has_more"]:
+            break
+        after = body["meta"]["after_cursor"]
+        assert "page%5Bafter%5D=" in body["links"]["next"]
+    assert [c["id"] for c in got] == [c["id"] for c in thread]
+    assert all(c["plain_body"] == c["body"] and c["html_body"].startswith("<div") for c in got)
+    assert any(not c["public"] for t in sb.data.zendesk_comments.values() for c in t)
+    legacy = get(sb, f"/api/v2/tickets/{ticket['id']}/comments.json").json()
+    assert legacy["count"] == len(thread) and legacy["next_page"] is None
+    missing = get(sb, "/api/v2/tickets/999999/comments.json")
+    assert missing.status_code == 404 and missing.json() == {"error": "RecordNotFound", "description": "Not found"}
+    deleted = next(t for t in sb.data.zendesk_tickets if t["status"] == "deleted")
+    assert get(sb, f"/api/v2/tickets/{deleted['id']}/comments.json").status_code == 404
+    assert get(sb, f"/api/v2/tickets/{ticket['id']}/comments.json", **{"page[size]": 101}).status_code == 400
+    assert get(sb, "/api/v2/nothing.json").status_code == 404
+    orgs = get(sb, "/api/v2/organizations.json", **{"page[size]": 100}).json()["organizations"]
+    assert {o["id"] for o in orgs} == {o["id"] for o in sb.data.zendesk_organizations}
+
+
+def test_export_rate_limit_with_retry_after():
+    with make(zendesk_export_limit_per_minute=3) as sb:
+        statuses = []
+        for _ in range(4):
+            resp = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0, per_page=5)
+            statuses.append(resp.status_code)
+        assert statuses == [200, 200, 200, 429]
+        assert 1 <= int(resp.headers["Retry-After"]) <= 60
+        assert resp.headers["X-Rate-Limit"] == "3" and resp.headers["X-Rate-Limit-Remaining"] == "0"
+        assert resp.json()["error"] == "APIRateLimitExceeded"
+        # other endpoints are not export-limited
+        assert get(sb, "/api/v2/tickets/1/comments.json").status_code in (200, 404)
+
+
+def test_faults(sb):
+    sb.faults.set("zendesk", "rate_limit", retry_after=2)
+    resp = get(sb, "/api/v2/users/me.json")
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "2"
+    sb.faults.set("zendesk", "server_error", status=502)
+    resp = get(sb, "/api/v2/users/me.json")
+    assert resp.status_code == 502 and "<html" in resp.text and "502" in resp.text
+    sb.faults.set("zendesk", "bad_credentials")
+    assert get(sb, "/api/v2/users/me.json").status_code == 401
+    sb.faults.set("zendesk", "drop", path="/comments")
+    assert get(sb, "/api/v2/users/me.json").status_code == 200  # the fault waits for its path
+    with pytest.raises(requests.ConnectionError):
+        get(sb, "/api/v2/tickets/1/comments.json")
+    assert sb.faults.pending("zendesk") == []
