@@ -10,9 +10,12 @@ from dunning_pipeline.as_of import as_of_for_tick
 # Everything but the weekly Slack alert, which has its own job and schedule.
 NIGHTLY_GROUPS = ("odoo", "zendesk", "dunning", "reporting")
 
+# In one process: the steps hand data over through the warehouse, not memory, so separate
+# processes would only add a code-location load (and a Great Expectations import) per step.
 nightly_dunning = dg.define_asset_job(
     "nightly_dunning",
     selection=dg.AssetSelection.groups(*NIGHTLY_GROUPS),
+    executor_def=dg.in_process_executor,
     description="Extract Odoo and Zendesk, validate, age the receivables and record stage changes.",
 )
 

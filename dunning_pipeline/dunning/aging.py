@@ -94,44 +94,49 @@ def build_aging(
     due_rank = due_rank.where(~is_credit, -1)
     eff_rank = eff_rank.where(~is_credit, -1)
 
-    out = r.copy()
-    out["invoice_date_due"] = due
-    out["days_overdue"] = days
-    out["aging_bucket"] = policy.aging_bucket(r["company_id"], days)
-    out["net_residual_company"] = net["net_residual_company"]
+    # Columns are assembled one by one (no merge of the wide frame: at a million rows every
+    # merge would copy all of them).
+    cols: dict[str, object] = {c: r[c] for c in AGING_COLUMNS if c in r.columns}
+    cols["invoice_date_due"] = due
+    cols["days_overdue"] = days
+    cols["aging_bucket"] = policy.aging_bucket(r["company_id"], days)
+    cols["net_residual_company"] = net["net_residual_company"]
     for col in ("customer_overdue_company", "customer_credit_company", "customer_net_overdue_company"):
-        out[col] = net[col].astype("int64")
+        cols[col] = net[col].astype("int64")
     for col in holds_mod.HOLD_COLUMNS:
-        out[col] = held[col]
-    out["due_stage"] = policy.stage_name(r["policy"], due_rank)
-    out["stage"] = policy.stage_name(r["policy"], eff_rank)
-    out["stage_rank"] = pd.array(np.where(eff_rank >= 0, eff_rank, 0), dtype="Int64")
-    out.loc[eff_rank < 0, "stage_rank"] = pd.NA
-    table = policy.stage_table()[["policy", "stage", "action", "tone", "manual_only"]]
-    out = out.merge(table, on=["policy", "stage"], how="left")
+        cols[col] = held[col]
+    cols["due_stage"] = policy.stage_name(r["policy"], due_rank)
+    cols["stage"] = stage = policy.stage_name(r["policy"], eff_rank)
+    cols["stage_rank"] = pd.Series(eff_rank, dtype="Int64").where(eff_rank >= 0)
+    attrs = policy.stage_attributes(r["policy"], stage)
+    for col in ("action", "tone", "manual_only"):
+        cols[col] = attrs[col]
 
-    on_hold = out["hold_reason"].notna().to_numpy()
-    out["dunning_status"] = np.select(
-        [is_credit, on_hold, out["stage"].isna().to_numpy()], [CREDIT, ON_HOLD, NOT_IN_DUNNING], default=DUNNED)
+    on_hold = held["hold_reason"].notna().to_numpy()
+    status = np.select([is_credit, on_hold, stage.isna().to_numpy()], [CREDIT, ON_HOLD, NOT_IN_DUNNING], default=DUNNED)
+    cols["dunning_status"] = pd.Series(status, index=r.index, dtype=object)
 
     # The customer's highest stage among its dunned invoices (per company: one policy each).
-    dunned = out["dunning_status"] == DUNNED
-    top = (out[dunned].assign(_r=out.loc[dunned, "stage_rank"].astype("int64"))
-           .sort_values("_r").drop_duplicates(["customer_id", "company_id"], keep="last")
-           [["customer_id", "company_id", "stage"]].rename(columns={"stage": "customer_stage"}))
-    out = out.merge(top, on=["customer_id", "company_id"], how="left")
+    dunned_rank = pd.Series(np.where(status == DUNNED, eff_rank, -1), index=r.index)
+    company = r["company_id"].astype("Int64").fillna(-1)
+    top = dunned_rank.groupby([r["customer_id"], company], sort=False).transform("max")
+    cols["customer_stage"] = policy.stage_name(r["policy"], top)
 
     if communications is not None and len(communications):
         from dunning_pipeline.dunning.communications import customer_contacts
-        contacts = customer_contacts(communications).astype({"customer_id": "int64"})
-        out = out.merge(contacts, on="customer_id", how="left")
+        contacts = customer_contacts(communications)
+        contacts = contacts.set_index(contacts["customer_id"].astype("int64"))
+        for col in ("customer_last_inbound_at", "customer_last_outbound_at"):
+            cols[col] = r["customer_id"].map(contacts[col])
     else:
-        out["customer_last_inbound_at"] = pd.NaT
-        out["customer_last_outbound_at"] = pd.NaT
-    out["as_of_date"] = as_of_ts
-    out["run_id"] = run_id
-    out = out[AGING_COLUMNS].sort_values("invoice_id", kind="stable").reset_index(drop=True)
-    return AgingResult(aging=out, excluded=excluded)
+        cols["customer_last_inbound_at"] = pd.Series(pd.NaT, index=r.index, dtype="datetime64[us]")
+        cols["customer_last_outbound_at"] = pd.Series(pd.NaT, index=r.index, dtype="datetime64[us]")
+    cols["as_of_date"] = pd.Series(as_of_ts, index=r.index)
+    cols["run_id"] = pd.Series(run_id, index=r.index, dtype=object)
+    out = pd.DataFrame({c: cols[c] for c in AGING_COLUMNS}, index=r.index)
+    if not out["invoice_id"].is_monotonic_increasing:
+        out = out.sort_values("invoice_id", kind="stable")
+    return AgingResult(aging=out.reset_index(drop=True), excluded=excluded)
 
 
 # -- report helpers (used for metadata; pure) --------------------------------------------------

@@ -335,6 +335,20 @@ class DunningPolicy:
         names = np.append(table["stage"].to_numpy(dtype=object), None)  # index -1 -> None
         return pd.Series(names[idx], index=rank.index, dtype=object)
 
+    def stage_attributes(self, policy: pd.Series, stage: pd.Series) -> pd.DataFrame:
+        """action, tone and manual_only of named stages (null where the stage is null)."""
+        idx = self._by_name.get_indexer(
+            pd.MultiIndex.from_arrays([policy.astype(object).to_numpy(), stage.astype(object).to_numpy()])
+        )
+        out = {}
+        for col in ("action", "tone"):
+            values = np.append(self._stages[col].to_numpy(dtype=object), None)
+            out[col] = values[idx]
+        flags = pd.array(np.append(self._stages["manual_only"].to_numpy(dtype=bool), False), dtype="boolean")[idx]
+        flags[idx < 0] = pd.NA
+        out["manual_only"] = flags
+        return pd.DataFrame(out, index=stage.index)
+
     def rank_of_names(self, policy: pd.Series, stage: pd.Series) -> pd.Series:
         """Rank of named stages under the given policies: -1 for null or `none`, NA when the
         stage does not exist in that policy (the policy changed since it was recorded)."""

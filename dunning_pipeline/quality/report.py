@@ -35,6 +35,8 @@ def metadata(outcome: RuleOutcome, sample_size: int) -> dict[str, object]:
         "rule_kind": outcome.rule.kind.value,
         "rows_checked": outcome.rows_checked,
         "failed_records": outcome.failed_records,
+        "unexpected_count": sum(e.unexpected_count for e in outcome.expectations),
+        "unexpected_percent": max((e.unexpected_percent or 0.0 for e in outcome.expectations), default=0.0),
         "expectations": Markdown(expectations_table(outcome, sample_size)),
     }
     if not outcome.passed:

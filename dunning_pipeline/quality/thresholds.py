@@ -1,8 +1,13 @@
 """The tunable limits of the data-quality rules, validated by pydantic.
 
-Pure (no Dagster): `checks.QualityConfig` exposes the same fields as Dagster run config of each
-check (`ops: {odoo_invoices_data_quality: {config: {freshness_days: 5}}}`), so a data engineer
-can loosen a limit for one run in the launchpad without touching code.
+Pure (no Dagster): `checks.QualityConfig` exposes the same fields as the run config of each check
+op (`<asset>_data_quality`, and `<asset>_references` for the reference rules), e.g.
+
+    ops:
+      odoo_invoices_data_quality: {config: {freshness_days: 5, allow_due_before_invoice: true}}
+      odoo_invoices_references: {config: {max_broken_reference_share: 0.02}}
+
+so a data engineer can change a limit for a run in the launchpad without touching code.
 """
 
 from __future__ import annotations

@@ -189,6 +189,36 @@ def _slug(text: str) -> str:
     return "-".join(part for part in "".join(out).split("-") if part)
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_TEXT_BY_NUMBER: dict[int, str] = {}
+_DATE_BY_NUMBER: dict[int, date] = {}
+_HMS: list[str] = []
+
+
+def day_epoch(day: date) -> int:
+    """Seconds since the epoch at 00:00 UTC of `day` (generation works in integer seconds)."""
+    return (day.toordinal() - _EPOCH_ORDINAL) * 86400
+
+
+def ts_date(ts: int) -> date:
+    number = ts // 86400
+    day = _DATE_BY_NUMBER.get(number)
+    if day is None:
+        day = _DATE_BY_NUMBER[number] = date.fromordinal(number + _EPOCH_ORDINAL)
+    return day
+
+
+def odoo_ts(ts: int) -> str:
+    """`odoo_datetime` for integer epoch seconds, by table lookups (a million calls)."""
+    if not _HMS:
+        _HMS.extend(f"{h:02d}:{m:02d}:{sec:02d}" for h in range(24) for m in range(60) for sec in range(60))
+    number = ts // 86400
+    text = _DAY_TEXT_BY_NUMBER.get(number)
+    if text is None:
+        text = _DAY_TEXT_BY_NUMBER[number] = ts_date(ts).isoformat()
+    return f"{text} {_HMS[ts % 86400]}"
+
+
 def _at(day: date, seconds: int) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC) + timedelta(seconds=seconds)
 
@@ -643,7 +673,7 @@ class _MoveFactory:
 
     def build(self, *, move_id, name, move_type, state, payment_state, partner_id, commercial_id,
               company_id, currency, invoice_date, due, term_id, total_minor, residual_minor,
-              create_dt, write_dt, ref=False, origin=False, reversed_entry=False) -> dict:
+              create_ts, write_ts, ref=False, origin=False, reversed_entry=False) -> dict:
         # 21 stored keys keep a dict small (a million of them); `date`, `display_name`,
         # `company_currency_id`, `payment_reference` and the untaxed/tax amounts are derived by
         # the Odoo server (see odoo_server.MOVE_COMPUTED), as Odoo computes them.
@@ -673,8 +703,8 @@ class _MoveFactory:
             "invoice_origin": origin,
             "ref": ref,
             "reversed_entry_id": reversed_entry,
-            "create_date": odoo_datetime(create_dt),
-            "write_date": odoo_datetime(write_dt),
+            "create_date": odoo_ts(create_ts),
+            "write_date": odoo_ts(write_ts),
         }
 
 
@@ -713,17 +743,18 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
         state = "draft" if state_r < 0.025 else ("cancel" if state_r < 0.035 else "posted")
         if state == "draft" and invoice_date < as_of - timedelta(days=20) and rng.random() < 0.7:
             state = "posted"  # old drafts are rare: most drafts are recent
-        created = _at(invoice_date, _ri(rng, 7 * 3600, 19 * 3600))
+        created = day_epoch(invoice_date) + _ri(rng, 7 * 3600, 19 * 3600)
         plans.append([created, kind, state, cust, due, term_id, None])
     invoice_plans = [p for p in plans if p[1] == "out_invoice" and p[2] == "posted"]
     for inv_plan in rng.sample(invoice_plans, min(n_refunds, len(invoice_plans))):
         inv_created = inv_plan[0]
-        latest = max(inv_created.date(), min(as_of, inv_created.date() + timedelta(days=60)))
-        day = inv_created.date() + timedelta(days=rng.randint(0, (latest - inv_created.date()).days))
-        created = max(_at(day, rng.randrange(7 * 3600, 19 * 3600)), inv_created + timedelta(minutes=5))
+        inv_day = ts_date(inv_created)
+        latest = max(inv_day, min(as_of, inv_day + timedelta(days=60)))
+        day = inv_day + timedelta(days=rng.randint(0, (latest - inv_day).days))
+        created = max(day_epoch(day) + rng.randrange(7 * 3600, 19 * 3600), inv_created + 300)
         plans.append([created, "out_refund", "posted", inv_plan[3], None, False, inv_plan])
     # Odoo numbers moves in date order when a batch is posted: sort the plans, then build.
-    plans.sort(key=lambda p: p[0])
+    plans.sort(key=lambda p: p[0])  # stable: equal seconds keep their planning order
     b.progress(f"  {len(plans)} moves planned; numbering in date order")
     seq: dict = {"_next_move_id": 1}
     moves: list[dict] = []
@@ -731,19 +762,20 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
     po_counter = itertools.count(40_000 + rng.randrange(5000))
     so_counter = itertools.count(1000 + rng.randrange(500))
     report_every = max(1, len(plans) // 10)
-    latest_write = b.now - timedelta(minutes=5)
-    latest_create = b.now - timedelta(minutes=10)
+    now_ts = int(b.now.timestamp())
+    latest_write = now_ts - 300
+    latest_create = now_ts - 600
     for i, plan in enumerate(plans):
         if i and i % report_every == 0:
             b.progress(f"  {i} / {len(plans)} moves")
-        create_dt, kind, state, cust, due, term_id, inv_plan = plan
-        if create_dt > latest_create:
-            create_dt = latest_create
+        create_ts, kind, state, cust, due, term_id, inv_plan = plan
+        if create_ts > latest_create:
+            create_ts = latest_create
         if kind == "out_refund":
             inv = built[id(inv_plan)]
-            _credit_note(factory, seq, moves, inv, rng, when=create_dt)
+            _credit_note(factory, seq, moves, inv, rng, when=create_ts)
             continue
-        invoice_date = create_dt.date()
+        invoice_date = ts_date(create_ts)
         move_id = seq["_next_move_id"]
         seq["_next_move_id"] += 1
         if kind == "in_invoice":
@@ -764,7 +796,7 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
         total = _amount_minor(rng, currency)
         residual = total
         payment_state = "not_paid"
-        write_dt = create_dt
+        write_ts = create_ts
         invoice_date_out, due_out = invoice_date, due
         if state == "draft":
             name = "/"
@@ -773,15 +805,16 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
         else:
             name = _move_name(seq, company_id, kind, invoice_date)
             if state == "cancel":
-                write_dt = create_dt + timedelta(hours=rng.randrange(1, 24 * 5))
+                write_ts = create_ts + 3600 * _ri(rng, 1, 24 * 5)
                 if rng.random() < 0.4:
                     name = "/"  # cancelled while still a draft
             elif kind in ("out_invoice", "in_invoice"):
-                payment_state, residual, write_dt = _payment(rng, as_of, invoice_date, due, total,
-                                                             cust.reliability, create_dt)
-        if write_dt > latest_write:
-            write_dt = b.now - timedelta(minutes=_ri(rng, 5, 600))
-        write_dt = max(write_dt, create_dt)
+                payment_state, residual, write_ts = _payment(rng, as_of, invoice_date, due, total,
+                                                             cust.reliability, create_ts)
+        if write_ts > latest_write:
+            write_ts = now_ts - 60 * _ri(rng, 5, 600)
+        if write_ts < create_ts:
+            write_ts = create_ts
         origin = f"S{next(so_counter):05d}" if kind == "out_invoice" and rng.random() < 0.6 else False
         ref = f"PO-{next(po_counter)}" if kind == "out_invoice" and rng.random() < 0.4 else False
         if kind == "in_invoice":
@@ -790,7 +823,7 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
             move_id=move_id, name=name, move_type=kind, state=state, payment_state=payment_state,
             partner_id=partner_id, commercial_id=commercial, company_id=company_id,
             currency=currency, invoice_date=invoice_date_out, due=due_out, term_id=term_id,
-            total_minor=total, residual_minor=residual, create_dt=create_dt, write_dt=write_dt,
+            total_minor=total, residual_minor=residual, create_ts=create_ts, write_ts=write_ts,
             ref=ref, origin=origin)
         moves.append(move)
         built[id(plan)] = move
@@ -799,37 +832,38 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
     return moves, seq
 
 
-def _payment(rng, as_of, invoice_date, due, total, reliability, create_dt):
-    """The payment state of an invoice at as_of: (payment_state, residual minor, write datetime)."""
+def _payment(rng, as_of, invoice_date, due, total, reliability, create_ts):
+    """The payment state of an invoice at as_of: (payment_state, residual minor, write epoch seconds)."""
     overdue = (as_of - due).days
-    for threshold, p_open, p_partial, p_in_payment in _PAYMENT_PROFILE:
-        if overdue >= threshold:
+    for profile in _PAYMENT_PROFILE:
+        if overdue >= profile[0]:
             break
+    _, p_open, p_partial, p_in_payment = profile
     p_open = min(0.9, p_open * reliability)
     r = rng.random()
     if r < p_open:
-        return "not_paid", total, create_dt
+        return "not_paid", total, create_ts
     latest = min(as_of, due + timedelta(days=max(0, overdue - 1)))
     span = max(0, (latest - invoice_date).days)
-    pay_dt = _at(invoice_date + timedelta(days=_ri(rng, 0, span)), _ri(rng, 6 * 3600, 20 * 3600))
+    pay_ts = day_epoch(invoice_date) + 86400 * _ri(rng, 0, span) + _ri(rng, 6 * 3600, 20 * 3600)
     if r < p_open + p_partial:
         residual = max(1, min(total - 1, int(total * rng.uniform(0.15, 0.85))))
-        return "partial", residual, pay_dt
+        return "partial", residual, pay_ts
     if r < p_open + p_partial + p_in_payment:
         day = max(as_of - timedelta(days=_ri(rng, 0, 3)), invoice_date)
-        return "in_payment", 0, _at(day, _ri(rng, 6 * 3600, 20 * 3600))
-    return "paid", 0, pay_dt
+        return "in_payment", 0, day_epoch(day) + _ri(rng, 6 * 3600, 20 * 3600)
+    return "paid", 0, pay_ts
 
 
 def _credit_note(factory: _MoveFactory, seq: dict, moves: list[dict], inv: dict,
-                 rng: random.Random, *, when: datetime, full: bool | None = None) -> dict:
-    """Issue a credit note for `inv` at `when` (reconciling it with `inv` when it may), append it."""
+                 rng: random.Random, *, when: int, full: bool | None = None) -> dict:
+    """Issue a credit note for `inv` at `when` (epoch seconds), reconciled with `inv` when it may."""
     currency = inv["currency_id"][1]
     dec = CURRENCY_BY_CODE[currency][3]
     company_id = inv["company_id"][0]
     inv_total = round(inv["amount_total"] * 10 ** dec)
     inv_residual = round(inv["amount_residual"] * 10 ** dec)
-    day = when.date()
+    day = ts_date(when)
     if full is None:
         full = rng.random() < 0.45 and inv["payment_state"] == "not_paid"
     amount = inv_total if full else max(1, int(inv_total * rng.uniform(0.05, 0.4)))
@@ -844,8 +878,8 @@ def _credit_note(factory: _MoveFactory, seq: dict, moves: list[dict], inv: dict,
         state="posted", payment_state="paid" if reconciled else "not_paid",
         partner_id=inv["partner_id"][0], commercial_id=inv["commercial_partner_id"][0],
         company_id=company_id, currency=currency, invoice_date=day, due=day, term_id=False,
-        total_minor=amount, residual_minor=0 if reconciled else amount, create_dt=when,
-        write_dt=when, ref=f"Reversal of: {inv['name']}",
+        total_minor=amount, residual_minor=0 if reconciled else amount, create_ts=when,
+        write_ts=when, ref=f"Reversal of: {inv['name']}",
         reversed_entry=factory.b.m2o(inv["id"], inv["name"]))
     moves.append(refund)
     if reconciled:
@@ -856,7 +890,7 @@ def _credit_note(factory: _MoveFactory, seq: dict, moves: list[dict], inv: dict,
 
 
 def _set_payment(factory: _MoveFactory, move: dict, payment_state: str, residual_minor: int,
-                 when: datetime) -> None:
+                 when: int) -> None:
     currency = move["currency_id"][1]
     company_cur = factory.company_currency[move["company_id"][0]]
     sign = -1 if move["move_type"] in ("out_refund", "in_invoice") else 1
@@ -864,7 +898,7 @@ def _set_payment(factory: _MoveFactory, move: dict, payment_state: str, residual
     move["amount_residual"] = minor_to_float(residual_minor, CURRENCY_BY_CODE[currency][3])
     move["amount_residual_signed"] = minor_to_float(
         sign * convert_minor(residual_minor, currency, company_cur), CURRENCY_BY_CODE[company_cur][3])
-    move["write_date"] = max(move["write_date"], odoo_datetime(when))
+    move["write_date"] = max(move["write_date"], odoo_ts(when))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -988,7 +1022,7 @@ def _zendesk(b: _Builder, n_tickets: int, customers: list[_Customer], moves: lis
                 "created_at": zendesk_datetime(created), "updated_at": zendesk_datetime(created),
             })
         locale = {"de": "de", "fr": "fr", "nl": "nl", "ja": "ja"}.get(cust.lang[:2], "en-US")
-        for pid, name, email, _lang in cust.contacts:
+        for _pid, name, email, _lang in cust.contacts:
             key = email.lower()
             if key in by_email:
                 continue
@@ -1221,7 +1255,7 @@ def advance_night(data: SandboxData) -> NightChanges:
         volume = max(2, n // 200)
         # Payments received: full, partial; payments reconciled (in_payment -> paid).
         for m in open_invoices[:max(1, volume)]:
-            _set_payment(factory, m, "paid", 0, clock.next())
+            _set_payment(factory, m, "paid", 0, clock.next_ts())
             changes.paid.append(m["id"])
         rest = open_invoices[max(1, volume):]
         for m in rest[:max(1, volume // 3)]:
@@ -1230,35 +1264,35 @@ def advance_night(data: SandboxData) -> NightChanges:
             dec = CURRENCY_BY_CODE[m["currency_id"][1]][3]
             total = round(m["amount_total"] * 10 ** dec)
             residual = max(1, min(total - 1, int(total * rng.uniform(0.2, 0.7))))
-            _set_payment(factory, m, "partial", residual, clock.next())
+            _set_payment(factory, m, "partial", residual, clock.next_ts())
             changes.partially_paid.append(m["id"])
         rest = rest[max(1, volume // 3):]
         in_payment = [m for m in moves if m["payment_state"] == "in_payment" and m["state"] == "posted"]
         for m in in_payment[:max(1, volume // 3)]:
-            _set_payment(factory, m, "paid", 0, clock.next())
+            _set_payment(factory, m, "paid", 0, clock.next_ts())
             changes.reconciled.append(m["id"])
         # One invoice cancelled, one credited in full.
         for m in rest[:1]:
             if m["payment_state"] == "not_paid":
                 m["state"] = "cancel"
-                m["write_date"] = odoo_datetime(clock.next())
+                m["write_date"] = odoo_ts(clock.next_ts())
                 changes.cancelled.append(m["id"])
         for m in rest[1:2]:
             if m["payment_state"] == "not_paid":
-                refund = _credit_note(factory, seq, moves, m, rng, when=clock.next(), full=True)
+                refund = _credit_note(factory, seq, moves, m, rng, when=clock.next_ts(), full=True)
                 changes.credit_notes.append(refund["id"])
                 changes.reversed_invoices.append(m["id"])
         # A draft posted (numbered today).
         drafts = [m for m in moves if m["state"] == "draft" and m["move_type"] == "out_invoice"]
         for m in drafts[:1]:
-            when = clock.next()
+            when = clock.next_ts()
             company_id = m["company_id"][0]
             m["state"] = "posted"
             m["invoice_date"] = date_text(day)
             if not m["invoice_date_due"] or m["invoice_date_due"] < date_text(day):
                 m["invoice_date_due"] = date_text(day + timedelta(days=30))
             m["name"] = _move_name(seq, company_id, "out_invoice", day)
-            m["write_date"] = odoo_datetime(when)
+            m["write_date"] = odoo_ts(when)
             changes.posted_drafts.append(m["id"])
         # New invoices to existing customers.
         buyers = [p for p in data.partners if p["customer_rank"] and p["active"]
@@ -1269,7 +1303,7 @@ def advance_night(data: SandboxData) -> NightChanges:
                 2 if cust["country_id"] and cust["country_id"][1] in ("United States", "Japan") else 1)
             currency = factory.company_currency[company_id]
             term_id = rng.choice(list(PAYMENT_TERMS))
-            when = clock.next()
+            when = clock.next_ts()
             move_id = seq["_next_move_id"]
             seq["_next_move_id"] += 1
             factory.partner_pair.setdefault(cust["id"], b.m2o(cust["id"], cust["display_name"]))
@@ -1280,7 +1314,7 @@ def advance_night(data: SandboxData) -> NightChanges:
                 partner_id=cust["id"], commercial_id=cust["id"], company_id=company_id,
                 currency=currency, invoice_date=day,
                 due=day + timedelta(days=PAYMENT_TERMS[term_id][1]), term_id=term_id,
-                total_minor=total, residual_minor=total, create_dt=when, write_dt=when,
+                total_minor=total, residual_minor=total, create_ts=when, write_ts=when,
                 origin=f"S{rng.randrange(10000, 99999)}"))
             changes.new_invoices.append(move_id)
         # A customer updates its e-mail address.
@@ -1318,6 +1352,9 @@ class _DayClock:
     def next(self) -> datetime:
         self.t += timedelta(seconds=self.rng.randrange(1, 40))
         return self.t
+
+    def next_ts(self) -> int:
+        return int(self.next().timestamp())
 
 
 def _night_zendesk(data: SandboxData, rng: random.Random, clock: _DayClock,

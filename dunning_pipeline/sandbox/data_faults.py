@@ -94,8 +94,10 @@ def _touch_ticket(data: sd.SandboxData, rec: dict) -> None:
     rec["generated_timestamp"] = int(data.now.timestamp())
 
 
-def _decimals(data: sd.SandboxData, move: dict) -> int:
-    return sd.CURRENCY_BY_CODE.get(move["currency_id"][1], (0, "", "", 2))[3] if move["currency_id"] else 2
+def _decimals(move: dict) -> int:
+    """Decimal places of the move's currency (2 when unknown)."""
+    row = sd.CURRENCY_BY_CODE.get(move["currency_id"][1]) if move["currency_id"] else None
+    return row[3] if row else 2
 
 
 # -- Odoo: account.move ------------------------------------------------------------------------
@@ -160,8 +162,8 @@ def posted_without_partner(data, pick: _Picker) -> DataFault:
 
 def residual_above_total(data, pick: _Picker) -> DataFault:
     m = pick.invoice()
-    step = 10 ** -_decimals(data, m)
-    m["amount_residual"] = round(m["amount_total"] + 100 * step, _decimals(data, m))
+    places = _decimals(m)
+    m["amount_residual"] = round(m["amount_total"] + 100 * 10 ** -places, places)
     _touch_move(data, m)
     return DataFault("residual_above_total", "odoo_invoices", m["id"], "amount_residual", "amounts_consistent",
                      WARN, m["amount_residual"], "more left to pay than the invoice's total")

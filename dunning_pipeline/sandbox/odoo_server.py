@@ -244,6 +244,7 @@ class OdooApp(App):
         }
         self._indexes: dict = {}
         self._count_cache: dict = {}
+        self.index_hits = 0  # queries answered from the write_date index (for tests)
 
     # ------------------------------------------------------------------ routing
     def handle(self, req: Request) -> Response:
@@ -318,7 +319,7 @@ class OdooApp(App):
                 return False
             return self.uid
         if method == "about":
-            return f"See http://openerp.com"
+            return "See http://openerp.com"
         raise OdooError("builtins.AttributeError",
                         f"'module' object has no attribute 'exp_{method}'")
 
@@ -414,10 +415,11 @@ class OdooApp(App):
         if len(args) > len(names):
             raise OdooError("builtins.TypeError",
                             f"{method}() takes at most {len(names)} positional arguments ({len(args)} given)")
-        bound = dict(zip(names, args))
+        bound = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():
             if key not in names:
-                raise OdooError("builtins.TypeError", f"{model_name}.{method}() got an unexpected keyword argument '{key}'")
+                raise OdooError("builtins.TypeError",
+                                f"{model_name}.{method}() got an unexpected keyword argument '{key}'")
             if key in bound:
                 raise OdooError("builtins.TypeError", f"{method}() got multiple values for argument '{key}'")
             bound[key] = value
@@ -511,6 +513,23 @@ class OdooApp(App):
                     if limit and len(out) >= limit:
                         break
             return out
+        records = model.records()
+        if (limit and keys in ([("write_date", True), ("id", True)], [("write_date", False)],
+                               [("write_date", False), ("id", False)])
+                and len(records) >= self.index_threshold):
+            # "the newest write_date" (the next high-water mark): walk the index from its end.
+            positions = self._write_date_positions(model, records, [])
+            if positions is not None:
+                index = self._indexes[model.name]
+                order = reversed(index[2]) if keys[0][1] else index[2]
+                out = []
+                for i in order:
+                    r = records[i]
+                    if pred(r):
+                        out.append(r)
+                        if len(out) >= offset + limit:
+                            break
+                return out[offset:]
         matches = [r for r in candidates if pred(r)]
         for field_name, desc in reversed(keys):
             matches.sort(key=_sort_key(field_name, model), reverse=desc)
@@ -530,17 +549,12 @@ class OdooApp(App):
         records = model.records()
         lo, hi = 0, len(records)
         conj = _conjunction(domain)
-        if conj is not None and len(records) >= self.index_threshold:
-            wd = [(op, v) for f, op, v in conj if f == "write_date" and op in (">", ">=")]
-            if wd and model.fields.get("write_date"):
-                ids = self._write_date_ids(model, records, wd)
-                chosen = [records[i] for i in ids]
-                return pred, (reversed(chosen) if descending else chosen)
         if conj is not None:
+            # Paging by id: bisect to the first candidate (records are sorted by id).
             for f, op, v in conj:
                 if f != "id" or isinstance(v, bool) or not isinstance(v, int):
                     continue
-                key = lambda r: r["id"]  # noqa: E731
+                key = _record_id
                 if op == ">":
                     lo = max(lo, bisect.bisect_right(records, v, key=key))
                 elif op == ">=":
@@ -549,26 +563,47 @@ class OdooApp(App):
                     hi = min(hi, bisect.bisect_left(records, v, key=key))
                 elif op == "<=":
                     hi = min(hi, bisect.bisect_right(records, v, key=key))
+        if conj is not None and len(records) >= self.index_threshold and "write_date" in model.fields:
+            # Incremental loads: a sorted write_date index finds the few changed records.
+            terms = [(op, v) for f, op, v in conj if f == "write_date" and op in (">", ">=")]
+            positions = self._write_date_positions(model, records, terms) if terms else None
+            if positions is not None and len(positions) < len(records) // 4:
+                self.index_hits += 1
+                window = positions[bisect.bisect_left(positions, lo):bisect.bisect_left(positions, hi)]
+                if descending:
+                    window = window[::-1]
+                return pred, (records[i] for i in window)
         rng = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
         return pred, (records[i] for i in rng)
 
-    def _write_date_ids(self, model: _Model, records: list, terms) -> list[int]:
-        """Positions (in id order) of records whose write_date passes all `terms`, via a sorted index."""
-        key = (model.name, self.data.version, len(records))
+    def _write_date_positions(self, model: _Model, records: list, terms) -> list[int] | None:
+        """Positions (ascending, i.e. in id order) of the records whose write_date passes `terms`."""
+        stamp = (model.name, self.data.version, len(records))
         index = self._indexes.get(model.name)
-        if index is None or index[0] != key:
-            pairs = sorted((r.get("write_date") or "", i) for i, r in enumerate(records))
-            index = (key, [p[0] for p in pairs], [p[1] for p in pairs])
+        if index is None or index[0] != stamp:
+            try:
+                pairs = sorted((r.get("write_date") or "", i) for i, r in enumerate(records))
+            except TypeError:  # a hand-made record with a non-text write_date: scan instead
+                return None
+            index = (stamp, [p[0] for p in pairs], [p[1] for p in pairs], {})
             self._indexes[model.name] = index
-        _, stamps, positions = index
+        _, stamps, positions, cache = index
         start = 0
         for op, value in terms:
-            value = _norm_datetime(value) if isinstance(value, str) else value
             if not isinstance(value, str):
-                continue
+                return None
+            value = _norm_datetime(value)
             pos = bisect.bisect_right(stamps, value) if op == ">" else bisect.bisect_left(stamps, value)
             start = max(start, pos)
-        return sorted(positions[start:])
+        if start not in cache:
+            if len(cache) > 8:
+                cache.clear()
+            cache[start] = sorted(positions[start:])
+        return cache[start]
+
+
+def _record_id(record: dict):
+    return record["id"]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -604,7 +639,7 @@ def _renderer(model: _Model, names: list[str]) -> Callable[[dict], dict]:
 
     def render(rec: dict) -> dict:
         try:
-            out = dict(zip(stored, pick(rec))) if len(stored) > 1 else {"id": rec["id"]}
+            out = dict(zip(stored, pick(rec), strict=True)) if len(stored) > 1 else {"id": rec["id"]}
         except KeyError:  # a hand-edited record without some field: Odoo would send false
             out = {f: rec.get(f, False) for f in stored}
         for f, fn in computed:
@@ -672,32 +707,42 @@ def _norm_datetime(value: str) -> str:
     return value + " 00:00:00" if len(value) == 10 else value
 
 
+def _and(a, b):
+    return lambda r: a(r) and b(r)
+
+
+def _or(a, b):
+    return lambda r: a(r) or b(r)
+
+
+def _not(a):
+    return lambda r: not a(r)
+
+
 def _compile(domain: list, model: _Model) -> Callable[[dict], bool]:
+    """A predicate for a domain in Odoo's prefix notation ('&', '|', '!'; implicit AND)."""
     stack: list[Callable] = []
     for item in reversed(domain):
         if isinstance(item, str) and item in ("&", "|"):
             if len(stack) < 2:
-                raise OdooError("builtins.ValueError", f"Invalid domain: {domain!r} (operator {item!r} needs two operands)")
-            a, b = stack.pop(), stack.pop()
-            stack.append((lambda a, b: lambda r: a(r) and b(r))(a, b) if item == "&"
-                         else (lambda a, b: lambda r: a(r) or b(r))(a, b))
+                raise OdooError("builtins.ValueError",
+                                f"Invalid domain: {domain!r} (operator {item!r} needs two operands)")
+            first, second = stack.pop(), stack.pop()
+            stack.append(_and(first, second) if item == "&" else _or(first, second))
         elif isinstance(item, str) and item == "!":
             if not stack:
                 raise OdooError("builtins.ValueError", f"Invalid domain: {domain!r} ('!' needs an operand)")
-            a = stack.pop()
-            stack.append((lambda a: lambda r: not a(r))(a))
+            stack.append(_not(stack.pop()))
         elif isinstance(item, (list, tuple)) and len(item) == 3:
             stack.append(_leaf(item, model))
         else:
             raise OdooError("builtins.ValueError", f"Invalid domain term {item!r}")
     if not stack:
         return lambda r: True
-    if len(stack) == 1:
-        return stack[0]
     preds = list(reversed(stack))
     combined = preds[0]
     for nxt in preds[1:]:
-        combined = (lambda a, b: lambda r: a(r) and b(r))(combined, nxt)
+        combined = _and(combined, nxt)
     return combined
 
 

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from dunning_pipeline.sandbox import data as sd
 from dunning_pipeline.sandbox.faults import Fault, cloudflare_page
@@ -183,7 +183,7 @@ class ZendeskApp(App):
             if per_page < 1:
                 raise ValueError
         except ValueError:
-            return _error(400, "InvalidPaginationParameter", f"per_page must be a positive integer")
+            return _error(400, "InvalidPaginationParameter", "per_page must be a positive integer")
         per_page = min(per_page, MAX_EXPORT_PAGE)
         cursor, start_time = req.arg("cursor"), req.arg("start_time")
         with self.data.lock:
@@ -366,10 +366,3 @@ def _render_comment(comment: dict) -> dict:
     return {**comment, "html_body": f'<div class="zd-comment" dir="auto">{paragraphs}</div>',
             "plain_body": body}
 
-
-# Used by the CLI to show the clock it serves.
-def now_epoch(data: sd.SandboxData) -> int:
-    return int(data.now.timestamp())
-
-
-__all__ = ["ZendeskApp", "encode_cursor", "decode_cursor", "now_epoch", "timedelta"]

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 from slack_sdk.models.blocks import (
     ContextBlock,
@@ -266,16 +267,20 @@ def invoice_states(history: pd.DataFrame, stages: Sequence[Stage] = DEFAULT_STAG
         closed_amount = closed_amount.fillna(out["prior_amount_residual_company"])
     out["closed_amount_company"] = closed_amount.fillna(out["amount_residual_company"])
 
-    by_name = {s.name: (i, s) for i, s in enumerate(stages)}
-    rank = out["to_stage"].map(lambda s: by_name[s][0] if s in by_name else -1)
-    entry_rank = out["entry_stage"].map(lambda s: by_name[s][0] if s in by_name else -1)
-    needs_action = out["to_stage"].map(lambda s: s in by_name and by_name[s][1].needs_action)
+    # Dictionary lookups (hash joins), not Python per row: this runs over every changed invoice.
+    ranks = {s.name: i for i, s in enumerate(stages)}
+    acts = {s.name: s.needs_action for s in stages}
+    dues = {s.name: s.overdue for s in stages}
+    to_stage, entry_stage = out["to_stage"].astype(object), out["entry_stage"].astype(object)
+    rank = to_stage.map(ranks).fillna(-1).astype("int64")
+    entry_rank = entry_stage.map(ranks).fillna(-1).astype("int64")
+    needs_action = to_stage.map(acts).fillna(False).astype(bool)
     if "action" in out.columns:  # the engine records each row's action (custom policies too)
-        needs_action = needs_action.where(out["action"].isna(), out["action"].ne("email"))
+        needs_action = needs_action.where(out["action"].isna(), out["action"].ne("email")).astype(bool)
     if "manual_only" in out.columns:  # manual-only policies leave even emails to a person
         needs_action = needs_action | out["manual_only"].fillna(False).astype(bool)
-    overdue = out["to_stage"].map(lambda s: s in by_name and by_name[s][1].overdue)
-    entry_overdue = out["entry_stage"].map(lambda s: s in by_name and by_name[s][1].overdue)
+    overdue = to_stage.map(dues).fillna(False).astype(bool)
+    entry_overdue = entry_stage.map(dues).fillna(False).astype(bool)
 
     reason = out["reason"]
     resolved = reason.isin(RESOLVED_REASONS) | out["to_stage"].eq(CLOSED)
@@ -356,19 +361,20 @@ def _todo(row, stage: Stage | None) -> str:
 
 def _customer_line(section: str, rows: pd.DataFrame, links: Links, stages: Mapping[str, Stage],
                    period_end: date, last_contact: Mapping[int, object] | None) -> Line:
+    """One line from a customer's invoices of one section, biggest invoice first."""
+    if len(rows) > 1:
+        rows = rows.assign(_number=rows["invoice_number"].fillna("").astype(str)).sort_values(
+            ["_amt", "_number"], ascending=[False, True], kind="stable")
     first = rows.iloc[0]
     name = _clip(str(first.customer_name or f"customer {first.customer_id}"), 150)
-    amount_col = "closed_amount_company" if section == "resolved" else "amount_residual_company"
     per_cur: dict[str, int] = {}
-    for cur, units in zip(rows["company_currency"].fillna(""), rows[amount_col].fillna(0)):
+    for cur, units in zip(rows["company_currency"].fillna(""), rows["_amt"]):
         per_cur[cur] = per_cur.get(cur, 0) + int(units)
-    rows = rows.assign(_amt=rows[amount_col].fillna(0).astype("int64"))
-    rows = rows.sort_values(["_amt", "invoice_number"], ascending=[False, True], kind="stable")
     parts = [f"*{escape(name)}*", f"*{_amounts(per_cur)}*"]
     if section == "resolved":
         parts.append(", ".join(sorted(set(rows["reason"].map(escape)))))
     else:
-        top = rows.sort_values("stage_rank", ascending=False, kind="stable").iloc[0]
+        top = rows.iloc[int(np.argmax(rows["stage_rank"].to_numpy()))]
         stage = stages.get(top.to_stage)
         label = _stage_label(top.to_stage, stages)
         if section == "on_hold":
@@ -393,57 +399,55 @@ def _customer_line(section: str, rows: pd.DataFrame, links: Links, stages: Mappi
                 sum(per_cur.values()))
 
 
-def customer_lines(states: pd.DataFrame, *, links: Links, stages: Sequence[Stage], period_end: date,
-                   last_contact: Mapping[int, object] | None = None) -> dict[str, list[Line]]:
-    """Lines per section, biggest amounts first. A customer's changed open invoices make one line
-    in the most urgent section among them; its held and its resolved invoices one line each."""
-    by_name = {s.name: s for s in stages}
-    sections: dict[str, list[Line]] = {k: [] for k in SECTION_ORDER}
-    if states.empty:
-        return sections
-    dunning = states[states["category"].isin(list(_DUNNING_PRIORITY))]
-    if not dunning.empty:
-        urgency = dunning["category"].map(_DUNNING_PRIORITY)
-        best = urgency.groupby(dunning["customer_id"]).transform("min")
-        line_section = best.map({v: k for k, v in _DUNNING_PRIORITY.items()})
-        states = states.assign(line_section=states["category"])
-        states.loc[dunning.index, "line_section"] = line_section
-    else:
-        states = states.assign(line_section=states["category"])
-    for (section, _cid), rows in states.groupby(["line_section", "customer_id"], sort=False):
-        sections[section].append(
-            _customer_line(section, rows, links, by_name, period_end, last_contact))
-    for lines in sections.values():
-        lines.sort(key=lambda ln: (-ln.sort_amount, ln.name.lower(), ln.customer_id))
-    return sections
+def line_groups(states: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Where each invoice is shown, vectorised: `states` re-ordered so that each customer line
+    is a contiguous run, and one row per line in display order
+    (section order, then biggest customer amount first) with its `start`/`stop` rows.
+
+    A customer's changed open invoices make one line in the most urgent section among them;
+    its held and its resolved invoices make one line each in those sections."""
+    states = states.assign(line_section=states["category"])
+    dunning = states["category"].isin(list(_DUNNING_PRIORITY))
+    if dunning.any():
+        urgency = states.loc[dunning, "category"].map(_DUNNING_PRIORITY)
+        best = urgency.groupby(states.loc[dunning, "customer_id"]).transform("min")
+        states.loc[dunning, "line_section"] = best.map({v: k for k, v in _DUNNING_PRIORITY.items()})
+    amount = states["amount_residual_company"].where(
+        states["category"] != "resolved", states["closed_amount_company"])
+    states["_amt"] = pd.to_numeric(amount).fillna(0).astype("int64")
+    key = ["line_section", "customer_id"]
+    lines = (states.groupby(key, sort=False)
+             .agg(total=("_amt", "sum"), name=("customer_name", "first"), invoices=("_amt", "size"))
+             .reset_index())
+    lines["order"] = lines["line_section"].map(SECTION_ORDER.index)
+    lines["name_key"] = lines["name"].fillna("").astype(str).str.lower()
+    lines = lines.sort_values(["order", "total", "name_key", "customer_id"],
+                              ascending=[True, False, True, True], kind="stable").reset_index(drop=True)
+    lines["line_no"] = np.arange(len(lines))
+    states = states.merge(lines[key + ["line_no"]], on=key, how="left")
+    # Only grouped here; each line sorts its own invoices when (and if) it is rendered.
+    states = states.sort_values("line_no", kind="stable").reset_index(drop=True)
+    bounds = np.searchsorted(states["line_no"].to_numpy(), np.arange(len(lines) + 1))
+    lines["start"], lines["stop"] = bounds[:-1], bounds[1:]
+    return states, lines
 
 
 # -- the summary at the top ---------------------------------------------------------------------
 def _stage_totals(states: pd.DataFrame, stages: Sequence[Stage]) -> list[tuple[str, dict[str, int]]]:
     """Amount per stage (company currency) of the changed invoices still open at the period end."""
     open_ = states[states["category"] != "resolved"]
-    totals: list[tuple[str, dict[str, int]]] = []
+    sums = (open_.assign(_cur=open_["company_currency"].fillna(""))
+            .groupby(["to_stage", "_cur"])["amount_residual_company"].sum())
+    by_stage: dict[str, dict[str, int]] = {}
+    for (stage, cur), units in sums.items():
+        by_stage.setdefault(stage, {})[cur] = int(units)
     known = [s.name for s in stages]
-    extra = sorted(set(open_["to_stage"]) - set(known))
-    for name in known + extra:
-        rows = open_[open_["to_stage"] == name]
-        if rows.empty:
-            continue
-        sums = rows.groupby(rows["company_currency"].fillna(""))["amount_residual_company"].sum()
-        label = _stage_label(name, {s.name: s for s in stages})
-        totals.append((label, {cur: int(v) for cur, v in sums.items()}))
-    return totals
+    names = {s.name: s for s in stages}
+    order = known + sorted(set(by_stage) - set(known))
+    return [(_stage_label(name, names), by_stage[name]) for name in order if name in by_stage]
 
 
 # -- packing into blocks and messages -----------------------------------------------------------
-@dataclass
-class _Block:
-    block: object
-    chars: int
-    lines: tuple[tuple[str, int], ...] = ()  # (section, customer_id) whose text is in this block
-    title_of: str | None = None
-
-
 def _line_pieces(line: Line, limit: int) -> list[str]:
     """The line as text pieces each within `limit`; a customer with very many invoices
     continues in the next piece under its name."""
@@ -464,84 +468,97 @@ def _line_pieces(line: Line, limit: int) -> list[str]:
     return pieces
 
 
-def _section_blocks(section: str, lines: list[Line], limits: Limits) -> list[_Block]:
-    title = f"{SECTION_TITLES[section]} · {len(lines)} customer{'s' if len(lines) != 1 else ''}"
-    out = [_Block(SectionBlock(text=MarkdownTextObject(text=title)), len(title), title_of=section)]
-    text, owners = "", []
-    for line in lines:
-        for piece in _line_pieces(line, limits.section_chars):
-            if text and len(text) + 2 + len(piece) <= limits.section_chars:
-                text += "\n\n" + piece
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text))
+
+
+class _Pager:
+    """Blocks into messages as lines arrive: at most `blocks_per_message - 1` blocks (one is kept
+    for the part footer) and `message_chars` characters each, a section cut by a message
+    boundary repeats its title, and a section's title never ends a message. On the last message
+    the cap allows, room is kept for the note that says what did not fit."""
+
+    NOTE_CHARS = 600
+
+    def __init__(self, limits: Limits, intro: list[tuple[object, int]]):
+        self.limits = limits
+        self.pages: list[list[tuple[object, int]]] = [list(intro)]
+        self.full = False
+        self.section: str | None = None
+        self._heading: list[tuple[object, int]] = []  # divider + title, placed with the first text
+        self._text = ""
+        self._done_in_text: list[str] = []  # sections of lines whose last piece is in _text
+        self.shown = {k: 0 for k in SECTION_ORDER}
+
+    def _room(self) -> tuple[int, int]:
+        blocks, chars = self.limits.blocks_per_message - 1, self.limits.message_chars - 200
+        if len(self.pages) == self.limits.max_messages:
+            blocks, chars = blocks - 1, chars - self.NOTE_CHARS
+        return blocks, chars
+
+    def _place(self, group: list[tuple[object, int]]) -> bool:
+        page = self.pages[-1]
+        max_blocks, max_chars = self._room()
+        if (len(page) + len(group) <= max_blocks
+                and sum(c for _b, c in page) + sum(c for _b, c in group) <= max_chars):
+            page.extend(group)
+            return True
+        if len(self.pages) >= self.limits.max_messages:
+            self.full = True
+            return False
+        if not isinstance(group[0][0], DividerBlock) and self.section is not None:
+            title = f"{SECTION_TITLES[self.section]} (continued)"
+            group = [(_section(title), len(title))] + group
+        elif isinstance(group[0][0], DividerBlock):
+            group = group[1:]  # no divider at the top of a message
+        self.pages.append(list(group))
+        return True
+
+    def _flush(self) -> bool:
+        if not self._text:
+            return True
+        group = self._heading + [(_section(self._text), len(self._text))]
+        if not self._place(group):
+            return False
+        self._heading = []
+        for section in self._done_in_text:
+            self.shown[section] += 1
+        self._text, self._done_in_text = "", []
+        return True
+
+    def begin_section(self, section: str, count: int) -> bool:
+        if not self._flush():
+            return False
+        self.section = section
+        title = f"{SECTION_TITLES[section]} · {count} customer{'s' if count != 1 else ''}"
+        self._heading = [(DividerBlock(), 0), (_section(title), len(title))]
+        return True
+
+    def add(self, line: Line) -> bool:
+        """Add a customer line; False once the alert is full (the line is not shown in full)."""
+        pieces = _line_pieces(line, self.limits.section_chars)
+        for i, piece in enumerate(pieces):
+            if self._text and len(self._text) + 2 + len(piece) <= self.limits.section_chars:
+                self._text += "\n\n" + piece
             else:
-                if text:
-                    out.append(_Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text), tuple(owners)))
-                text, owners = piece, []
-            owners.append((section, line.customer_id))
-    if text:
-        out.append(_Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text), tuple(owners)))
-    return out
+                if not self._flush():
+                    return False
+                self._text = piece
+            if i == len(pieces) - 1:
+                self._done_in_text.append(line.section)
+        return True
+
+    def finish(self) -> bool:
+        return self._flush()
 
 
-def _continued_title(section: str) -> _Block:
-    text = f"{SECTION_TITLES[section]} (continued)"
-    return _Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text), title_of=section)
-
-
-def _paginate(intro: list[_Block], body: list[_Block], limits: Limits) -> list[list[_Block]]:
-    """Blocks into messages: at most `blocks_per_message - 1` (one is kept for the part footer)
-    and `message_chars` each; a section cut by a message boundary repeats its title."""
-    max_blocks = limits.blocks_per_message - 1
-    max_chars = limits.message_chars - 200
-    pages: list[list[_Block]] = [list(intro)]
-    section = None
-    for i, blk in enumerate(body):
-        page = pages[-1]
-        used = sum(b.chars for b in page)
-        # A divider or title is never left at the end of a page: it moves on with its first line.
-        j = i
-        while j + 1 < len(body) and (body[j].title_of or isinstance(body[j].block, DividerBlock)):
-            j += 1
-        need = body[i:j + 1]
-        fits = len(page) + len(need) <= max_blocks and used + sum(b.chars for b in need) <= max_chars
-        if not fits and page:
-            page = []
-            pages.append(page)
-            if blk.title_of is None and section is not None:
-                page.append(_continued_title(section))
-        if blk.title_of:
-            section = blk.title_of
-        page.append(blk)
-    return pages
-
-
-def _truncation_note(omitted: dict[str, int], total: int, limits: Limits) -> _Block:
+def _truncation_note(omitted: dict[str, int], limits: Limits) -> tuple[object, int]:
+    total = sum(omitted.values())
     parts = ", ".join(f"{SECTION_NAMES[s]}: {n}" for s, n in omitted.items() if n)
     text = (f":warning: *{total} more customer line{'s' if total != 1 else ''} not shown in full* "
             f"({parts}): this alert is capped at {limits.max_messages} messages "
             f"(SLACK_MAX_MESSAGES). Every change is in the `dunning_history` table.")
-    return _Block(SectionBlock(text=MarkdownTextObject(text=text)), len(text))
-
-
-def _cap(pages: list[list[_Block]], all_lines: list[tuple[str, int]], limits: Limits) -> list[list[_Block]]:
-    """Keep at most `max_messages` pages; the last one ends with a note of what was left out."""
-    if len(pages) <= limits.max_messages:
-        return pages
-    kept = pages[: limits.max_messages]
-    last = kept[-1]
-    while last and (len(last) >= limits.blocks_per_message - 1
-                    or sum(b.chars for b in last) > limits.message_chars - 800):
-        last.pop()
-    while last and last[-1].title_of:  # no dangling section title before the note
-        last.pop()
-    shown = {owner for page in kept for b in page for owner in b.lines}
-    # A customer split across pages counts as shown only if all its pieces are.
-    dropped_pieces = {owner for page in pages[limits.max_messages:] for b in page for owner in b.lines}
-    dropped_pieces |= {o for o in all_lines if o not in shown}
-    omitted: dict[str, int] = {s: 0 for s in SECTION_ORDER}
-    for section, _cid in dropped_pieces:
-        omitted[section] += 1
-    last.append(_truncation_note(omitted, len(dropped_pieces), limits))
-    return kept
+    return _section(text), len(text)
 
 
 def render_digest(
@@ -555,55 +572,65 @@ def render_digest(
 ) -> list[AlertMessage]:
     """The messages of one alert. `history`: the `dunning_history` rows of the period as
     `Warehouse.read` returns them. `last_contact`: customer id -> date of the last contact, or
-    None when not known at all (then the lines do not mention it)."""
+    None when not known at all (then the lines do not mention it). Lines are rendered only as
+    far as the alert has room, so a huge first alert costs what fits, not what exists."""
     title = f"Dunning changes {period.describe()}"
     if history.empty:
         text = f"No dunning stage changes {_period_phrase(period)}."
-        return [AlertMessage(text, [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()])]
+        return [AlertMessage(text, [_section(text).to_dict()])]
 
     states = invoice_states(history, stages)
-    sections = customer_lines(states, links=links, stages=stages, period_end=period.end,
-                              last_contact=last_contact)
+    ordered, lines = line_groups(states)
+    per_section = lines.groupby("line_section").size().to_dict()
     n_invoices = int(states["invoice_id"].nunique())
     n_customers = int(states["customer_id"].nunique())
     summary = (f"*{n_invoices}* invoice{'s' if n_invoices != 1 else ''} of "
                f"*{n_customers}* customer{'s' if n_customers != 1 else ''} changed stage")
-    counts = [f"{SECTION_NAMES[s]}: {len(sections[s])}" for s in SECTION_ORDER if sections[s]]
+    counts = [f"{SECTION_NAMES[s]}: {per_section[s]}" for s in SECTION_ORDER if per_section.get(s)]
     summary += ".\nCustomers per section: " + " · ".join(counts)
     if period.late_rows:
         summary += (f"\nIncludes {period.late_rows} change{'s' if period.late_rows != 1 else ''} "
                     f"dated before {period.start.isoformat() if period.start else period.end.isoformat()}"
                     f" that {'was' if period.late_rows == 1 else 'were'} recorded after the previous alert.")
-    intro = [
-        _Block(HeaderBlock(text=PlainTextObject(text=_clip(title, limits.header_chars))), len(title)),
-        _Block(SectionBlock(text=MarkdownTextObject(text=summary)), len(summary)),
+    intro: list[tuple[object, int]] = [
+        (HeaderBlock(text=PlainTextObject(text=_clip(title, limits.header_chars))), len(title)),
+        (_section(summary), len(summary)),
     ]
     totals = _stage_totals(states, stages)
     for start in range(0, len(totals), 10):  # at most 10 fields per section
         fields = [MarkdownTextObject(text=f"*{label}*\n{_amounts(units)}")
                   for label, units in totals[start:start + 10]]
-        intro.append(_Block(SectionBlock(fields=fields), sum(len(f.text) for f in fields)))
-    intro.append(_Block(ContextBlock(elements=[MarkdownTextObject(
-        text="Open amount per stage in company currency, for the invoices that changed.")]), 80))
+        intro.append((SectionBlock(fields=fields), sum(len(f.text) for f in fields)))
+    note = "Open amount per stage in company currency, for the invoices that changed."
+    intro.append((ContextBlock(elements=[MarkdownTextObject(text=note)]), len(note)))
 
-    body: list[_Block] = []
-    all_lines: list[tuple[str, int]] = []
+    by_name = {s.name: s for s in stages}
+    pager = _Pager(limits, intro)
     for section in SECTION_ORDER:
-        if sections[section]:
-            body.append(_Block(DividerBlock(), 0))
-            body.extend(_section_blocks(section, sections[section], limits))
-            all_lines += [(section, ln.customer_id) for ln in sections[section]]
-    pages = _cap(_paginate(intro, body, limits), all_lines, limits)
+        rows_of = lines[lines["line_section"] == section]
+        if rows_of.empty or not pager.begin_section(section, len(rows_of)):
+            continue
+        for start, stop in zip(rows_of["start"], rows_of["stop"]):
+            line = _customer_line(section, ordered.iloc[start:stop], links, by_name, period.end, last_contact)
+            if not pager.add(line):
+                break
+        if pager.full:
+            break
+    pager.finish()
+    pages = pager.pages
+    if pager.full:
+        omitted = {s: per_section.get(s, 0) - pager.shown[s] for s in SECTION_ORDER}
+        pages[-1].append(_truncation_note(omitted, limits))
 
     fallback = (f"{title}: {n_invoices} invoices of {n_customers} customers changed stage; "
                 + "; ".join(counts))
     n = len(pages)
     messages = []
     for i, page in enumerate(pages, start=1):
-        blocks = [b.block for b in page if not isinstance(b.block, DividerBlock) or b is not page[0]]
+        blocks = [b for b, _chars in page]
         if n > 1:
-            note = f"Part {i} of {n}" + (" · continued in the thread" if i == 1 else "")
-            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=note)]))
+            part = f"Part {i} of {n}" + (" · continued in the thread" if i == 1 else "")
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=part)]))
         text = fallback if i == 1 else f"{title} (part {i} of {n})"
         messages.append(AlertMessage(text, [b.to_dict() for b in blocks]))
     return messages

@@ -19,6 +19,8 @@ from dunning_pipeline.quality.checks import build_asset_checks
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline_tests.quality.conftest import AS_OF
 
+pytestmark = pytest.mark.slow  # whole Dagster runs
+
 SOURCES = ("odoo_invoices", "odoo_customers")
 
 
@@ -165,3 +167,36 @@ def test_a_stored_date_that_is_not_a_date_blocks_and_is_named(sqlite_url, source
     assert not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR
     assert f"| {bad_id} | invoice_date_due | 2026-02-30 |" in ev.metadata["failures"].value
     assert _evaluation(result, "odoo_invoices", "known_states").passed  # the rest was still checked
+
+
+def test_a_blocking_failure_keeps_the_nightly_jobs_dunning_assets_from_running(tmp_path, monkeypatch):
+    """The real nightly job of the code location, against the sandbox with one unknown payment state."""
+    from dunning_pipeline import definitions as top
+    from dunning_pipeline.sandbox import Sandbox, data_faults
+
+    with Sandbox(seed=7, customers=20, invoices=160, as_of=AS_OF) as sb:
+        for name, value in sb.env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+        monkeypatch.setenv(settings.DATABASE_URL_VAR, f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+        [fault] = data_faults.inject(sb.data, ["unknown_payment_state"])
+        defs = dg.Definitions.merge(
+            top.odoo_defs, top.zendesk_defs, top.quality_defs, top.dunning_defs, top.reporting_defs,
+            dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
+        job = defs.resolve_job_def("nightly_dunning")
+        result = job.execute_in_process(
+            tags={settings.AS_OF_TAG: AS_OF.isoformat()}, raise_on_error=False,
+            instance=dg.DagsterInstance.ephemeral())
+
+    assert not result.success
+    ev = _evaluation(result, "odoo_invoices", "known_payment_states")
+    assert not ev.passed and ev.severity == dg.AssetCheckSeverity.ERROR
+    assert f"id {fault.record_id}, field payment_state = 'frozen'" in ev.description
+    graph = defs.resolve_asset_graph()
+    dunning = {k.to_user_string() for k in graph.get_all_asset_keys()
+               if graph.get(k).group_name == "dunning" and graph.get(k).is_materializable}
+    assert dunning and not dunning & _materialized(result)
+    assert dunning <= {node.name for node in job.nodes}  # each is its own step
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert not started & dunning, "the dunning assets must not even start"
+    assert {"odoo_invoices", "odoo_customers", "zendesk_tickets"} <= _materialized(result)

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from dunning_pipeline.quality.suites import SUITES
 
@@ -25,20 +26,16 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_loading_the_code_location_does_not_import_great_expectations(tmp_path):
+@pytest.fixture(scope="module")
+def fresh_process(tmp_path_factory) -> tuple[dict, str, Path]:
+    """A new interpreter (in an empty directory) that loads the code location, then runs one GX
+    validation: what it saw, its stderr, and the directory."""
+    cwd = tmp_path_factory.mktemp("fresh")
     proc = _python("""
-        import json, sys
+        import json, os, sys
         import dunning_pipeline.definitions as d
         d.defs.get_repository_def().asset_graph  # resolve everything
-        print(json.dumps({"gx": any(m.split(".")[0] == "great_expectations" for m in sys.modules)}))
-    """, tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"gx": False}
-
-
-def test_a_validation_writes_nothing_to_disk_keeps_analytics_off_and_prints_no_progress(tmp_path):
-    proc = _python("""
-        import json, os
+        gx_at_load = any(m.split(".")[0] == "great_expectations" for m in sys.modules)
         import pandas as pd
         from dunning_pipeline.quality.gx_runner import validate
         from dunning_pipeline.quality.suites import Expect
@@ -46,12 +43,23 @@ def test_a_validation_writes_nothing_to_disk_keeps_analytics_off_and_prints_no_p
         [r] = validate(frame, [Expect("ExpectColumnValuesToBeInSet",
                                       {"column": "status", "value_set": ["open", "solved"]}, "status", "known")],
                        suite_name="tickets")
-        print(json.dumps({"positions": r["positions"].tolist(), "analytics": os.environ["GX_ANALYTICS_ENABLED"]}))
-    """, tmp_path)
+        print(json.dumps({"gx_at_load": gx_at_load, "positions": r["positions"].tolist(),
+                          "analytics": os.environ["GX_ANALYTICS_ENABLED"]}))
+    """, cwd)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"positions": [1], "analytics": "False"}
-    assert "Calculating Metrics" not in proc.stderr
-    assert list(tmp_path.iterdir()) == []
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr, cwd
+
+
+def test_loading_the_code_location_does_not_import_great_expectations(fresh_process):
+    seen, _stderr, _cwd = fresh_process
+    assert seen["gx_at_load"] is False
+
+
+def test_a_validation_writes_nothing_to_disk_keeps_analytics_off_and_prints_no_progress(fresh_process):
+    seen, stderr, cwd = fresh_process
+    assert seen["positions"] == [1] and seen["analytics"] == "False"
+    assert "Calculating Metrics" not in stderr
+    assert list(cwd.iterdir()) == []
     assert not (REPO / "gx").exists()
 
 

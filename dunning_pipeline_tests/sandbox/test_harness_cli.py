@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from dunning_pipeline.sandbox import Sandbox, __main__ as cli
+from dunning_pipeline.sandbox import __main__ as cli
 from dunning_pipeline.sandbox.faults import Faults
 
 ENV_NAMES = {"ODOO_URL", "ODOO_DB", "ODOO_USERNAME", "ODOO_API_KEY", "ZENDESK_URL", "ZENDESK_EMAIL",
@@ -31,7 +31,7 @@ def test_env_points_at_running_servers_and_stop_frees_them(sandbox):
     with pytest.raises(requests.ConnectionError):
         requests.post(env["ODOO_URL"] + "/jsonrpc", json={}, timeout=5)
     with pytest.raises(RuntimeError, match="not running"):
-        sandbox.odoo_url
+        _ = sandbox.odoo_url
 
 
 def test_requests_are_logged(sandbox):

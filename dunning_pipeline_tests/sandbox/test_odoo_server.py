@@ -191,7 +191,8 @@ def test_other_models_and_fields_get(sb):
     assert len(result(call(sb, "res.company", "search_read", [], fields=["currency_id"]))) == 2
     tags = result(call(sb, "res.partner.category", "search_read", [], fields=["name"]))
     assert "Key Account" in {t["name"] for t in tags}
-    spec = result(call(sb, "account.move", "fields_get", ["payment_state", "partner_id"], ["type", "relation", "selection"]))
+    spec = result(call(sb, "account.move", "fields_get", ["payment_state", "partner_id"],
+                       ["type", "relation", "selection"]))
     assert spec["partner_id"] == {"type": "many2one", "relation": "res.partner"}
     assert ["blocked", "Blocked"] in spec["payment_state"]["selection"]  # 17.0 knows "blocked"
 
@@ -270,10 +271,15 @@ def test_large_data_index_paths_give_the_same_answers():
             sb.advance_night()
         for domain in ([["write_date", ">", mark]], [["write_date", ">=", "2026-02-25 00:00:00"], ["id", ">", 100]],
                        [["id", ">", 40], ["id", "<=", 90], ["state", "=", "posted"]]):
-            for order in ("id asc", "id desc", "amount_total desc, id asc"):
+            for order in ("id asc", "id desc", "amount_total desc, id asc", "write_date desc, id desc",
+                          "write_date asc"):
                 a = result(call(plain, "account.move", "search_read", domain, fields=["write_date"], order=order))
                 b = result(call(indexed, "account.move", "search_read", domain, fields=["write_date"], order=order))
                 assert a == b and a, (domain, order)
+                top = result(call(indexed, "account.move", "search_read", domain, fields=["write_date"],
+                                  order=order, limit=3, offset=1))
+                assert top == a[1:4], (domain, order)
                 assert result(call(indexed, "account.move", "search_count", domain)) == len(a)
+        assert indexed.odoo.index_hits > 0 and plain.odoo.index_hits == 0
         changed = result(call(indexed, "account.move", "search", [["write_date", ">", mark]], order="id"))
         assert changed == sorted(indexed.data.move(i)["id"] for i in changed) and len(changed) >= 5

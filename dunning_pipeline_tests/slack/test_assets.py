@@ -96,6 +96,12 @@ def test_a_run_failing_half_way_is_completed_by_the_next_run(sqlite_url, sandbox
 SECRET = "xoxb-do-not-print-0000000000"
 
 
+@pytest.fixture(scope="module")
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
 @pytest.mark.parametrize(("overrides", "fault", "expected"), [
     ({"channel": "#no-such-channel"}, None, "Slack channel '#no-such-channel' (SLACK_CHANNEL) was not found"),
     ({"channel": "#private-finance"}, None, "invite it in that channel with /invite @<your bot>"),
@@ -104,23 +110,21 @@ SECRET = "xoxb-do-not-print-0000000000"
     ({}, "token_revoked", "Slack rejected the bot token (token_revoked): re-issue the bot token"),
     ({}, "missing_scope", "The bot token lacks the scope chat:write (missing_scope)"),
 ])
-def test_slack_errors_fail_the_run_with_what_to_fix_and_never_the_token(sqlite_url, sandbox, overrides,
-                                                                       fault, expected):
+def test_slack_errors_fail_the_run_with_what_to_fix_and_never_the_token(sqlite_url, sandbox, instance,
+                                                                       overrides, fault, expected):
     _history(sqlite_url)
     if fault:
         sandbox.faults.set("slack", "slack_error", error=fault)
-    with dg.instance_for_test() as instance:
-        result = _materialize(sqlite_url, _slack(sandbox, **overrides), instance=instance)
-        assert not result.success
-        failure = _failure(result)
-        assert expected in failure.user_failure_data.description
-        assert failure.error.cls_name == "Failure"
-        # Nothing the run recorded (events, logs, errors, metadata) holds the token.
-        records = instance.all_logs(result.run_id)
-        dump = "\n".join(str(r) for r in records)
-        assert expected in dump
-        for token in (SECRET, sandbox.env["SLACK_BOT_TOKEN"]):
-            assert token not in dump
+    result = _materialize(sqlite_url, _slack(sandbox, **overrides), instance=instance)
+    assert not result.success
+    failure = _failure(result)
+    assert expected in failure.user_failure_data.description
+    assert failure.error.cls_name == "Failure"
+    # Nothing the run recorded (events, logs, errors, metadata) holds the token.
+    dump = "\n".join(str(r) for r in instance.all_logs(result.run_id))
+    assert expected in dump
+    for token in (SECRET, sandbox.env["SLACK_BOT_TOKEN"]):
+        assert token not in dump
     assert sandbox.slack_messages == []
 
 
