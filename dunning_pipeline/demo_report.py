@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections import defaultdict
 from datetime import date
 
@@ -75,7 +76,7 @@ def print_alert(messages: list[dict]) -> None:
     for i, msg in enumerate(messages, 1):
         print(f"\n  --- Slack message {i}/{len(messages)} to {msg.get('channel')} (ts {msg.get('ts')}) ---")
         for block in msg.get("blocks") or []:
-            text = _block_text(block)
+            text = html.unescape(_block_text(block))  # Slack shows &amp; as &
             if text:
                 print("  " + text.replace("\n", "\n  "))
         if not msg.get("blocks"):

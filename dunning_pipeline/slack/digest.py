@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -325,12 +326,13 @@ def _invoice_item(row, links: Links, stages: Mapping[str, Stage], section: str, 
     due = _as_date(row.invoice_date_due)
     days = (period_end - due).days if due is not None else _int_or_none(row.days_overdue)
     if section == "resolved":
-        amount = money.format_amount(int(row.closed_amount_company), row.company_currency or None)
+        amount = money.format_amount(int(row.closed_amount_company or 0), row.company_currency or None)
         return f"{label} ({escape(row.reason)} {_as_date(row.as_of_date).isoformat()}, {amount})"
-    amount = money.format_amount(int(row.amount_residual_company), row.company_currency or None)
+    residual = int(row.amount_residual_company or 0)
+    amount = money.format_amount(residual, row.company_currency or None)
     if section == "on_hold":
         details = [_hold_label(row), f"at {_stage_label(row.to_stage, stages)}"]
-        if int(row.amount_residual_company) == 0:  # e.g. paid, not yet reconciled: nothing owed
+        if residual == 0:  # e.g. paid, not yet reconciled: nothing owed
             known = row.closed_amount_company
             amount = (f"was {money.format_amount(int(known), row.company_currency or None)}"
                       if known is not None and not pd.isna(known) and int(known) != 0 else "")
@@ -359,22 +361,51 @@ def _todo(row, stage: Stage | None) -> str:
     return todo
 
 
-def _customer_line(section: str, rows: pd.DataFrame, links: Links, stages: Mapping[str, Stage],
+_LINE_COLUMNS = ("invoice_id", "invoice_number", "customer_id", "customer_name", "company_currency",
+                 "_amt", "amount_residual_company", "closed_amount_company", "reason", "to_stage",
+                 "entry_stage", "stage_rank", "invoice_date_due", "days_overdue", "as_of_date",
+                 "hold_reason", "hold_until", "jumped", "ticket_id", "action", "manual_only")
+
+
+class _Records:
+    """A line's rows as plain objects: converted per line (only lines that are rendered pay),
+    because pandas row access is far slower than a few Python attribute reads."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self._frame = frame
+        self._present = [c for c in _LINE_COLUMNS if c in frame.columns]
+
+    def rows(self, start: int, stop: int) -> list[SimpleNamespace]:
+        part = self._frame.iloc[start:stop]
+        cols = {c: part[c].to_numpy(dtype=object) for c in self._present}
+        blank = dict.fromkeys(c for c in _LINE_COLUMNS if c not in cols)
+        return [SimpleNamespace(**blank, **{c: _none(v[i]) for c, v in cols.items()})
+                for i in range(stop - start)]
+
+
+def _none(value):
+    """Missing values of any flavour (NaN, NaT, pd.NA) as None."""
+    try:
+        return None if pd.isna(value) else value
+    except (TypeError, ValueError):  # list-like values are not missing
+        return value
+
+
+def _customer_line(section: str, rows: list[SimpleNamespace], links: Links, stages: Mapping[str, Stage],
                    period_end: date, last_contact: Mapping[int, object] | None) -> Line:
     """One line from a customer's invoices of one section, biggest invoice first."""
-    if len(rows) > 1:
-        rows = rows.assign(_number=rows["invoice_number"].fillna("").astype(str)).sort_values(
-            ["_amt", "_number"], ascending=[False, True], kind="stable")
-    first = rows.iloc[0]
+    rows = sorted(rows, key=lambda r: (-int(r._amt), str(r.invoice_number or "")))
+    first = rows[0]
     name = _clip(str(first.customer_name or f"customer {first.customer_id}"), 150)
     per_cur: dict[str, int] = {}
-    for cur, units in zip(rows["company_currency"].fillna(""), rows["_amt"]):
-        per_cur[cur] = per_cur.get(cur, 0) + int(units)
+    for r in rows:
+        cur = r.company_currency or ""
+        per_cur[cur] = per_cur.get(cur, 0) + int(r._amt)
     parts = [f"*{escape(name)}*", f"*{_amounts(per_cur)}*"]
     if section == "resolved":
-        parts.append(", ".join(sorted(set(rows["reason"].map(escape)))))
+        parts.append(", ".join(sorted({escape(r.reason) for r in rows})))
     else:
-        top = rows.iloc[int(np.argmax(rows["stage_rank"].to_numpy()))]
+        top = max(rows, key=lambda r: int(r.stage_rank))  # the first of the highest stage
         stage = stages.get(top.to_stage)
         label = _stage_label(top.to_stage, stages)
         if section == "on_hold":
@@ -383,17 +414,16 @@ def _customer_line(section: str, rows: pd.DataFrame, links: Links, stages: Mappi
             parts.append(f"{label}: {escape(_todo(top, stage))}")
         else:
             parts.append(label)
-        dues = [_as_date(d) for d in rows["invoice_date_due"]]
-        days = [(period_end - d).days for d in dues if d is not None]
+        days = [(period_end - _as_date(r.invoice_date_due)).days for r in rows if r.invoice_date_due is not None]
         if not days:
-            days = [int(d) for d in rows["days_overdue"].dropna()]
+            days = [int(r.days_overdue) for r in rows if r.days_overdue is not None]
         if days and max(days) > 0:
             parts.append(f"{max(days)} days overdue")
     if last_contact is not None and section != "resolved":
         contact = _as_date(last_contact.get(int(first.customer_id)))
         parts.append(f"last contact {contact.isoformat()}" if contact else "no contact on record")
-    items = [_invoice_item(r, links, stages, section, period_end) for r in rows.itertuples()]
-    tickets = sorted({int(t) for t in rows["ticket_id"].dropna()})
+    items = [_invoice_item(r, links, stages, section, period_end) for r in rows]
+    tickets = sorted({int(r.ticket_id) for r in rows if r.ticket_id is not None})
     items += [f"ticket {link(links.ticket(t), f'#{t}')}" for t in tickets]
     return Line(section, int(first.customer_id), name, " · ".join(parts), items,
                 sum(per_cur.values()))
@@ -605,13 +635,15 @@ def render_digest(
     intro.append((ContextBlock(elements=[MarkdownTextObject(text=note)]), len(note)))
 
     by_name = {s.name: s for s in stages}
+    records = _Records(ordered)
     pager = _Pager(limits, intro)
     for section in SECTION_ORDER:
         rows_of = lines[lines["line_section"] == section]
         if rows_of.empty or not pager.begin_section(section, len(rows_of)):
             continue
         for start, stop in zip(rows_of["start"], rows_of["stop"]):
-            line = _customer_line(section, ordered.iloc[start:stop], links, by_name, period.end, last_contact)
+            line = _customer_line(section, records.rows(start, stop), links, by_name, period.end,
+                                  last_contact)
             if not pager.add(line):
                 break
         if pager.full:
