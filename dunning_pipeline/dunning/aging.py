@@ -127,7 +127,8 @@ def build_aging(
         contacts = customer_contacts(communications)
         contacts = contacts.set_index(contacts["customer_id"].astype("int64"))
         for col in ("customer_last_inbound_at", "customer_last_outbound_at"):
-            cols[col] = r["customer_id"].map(contacts[col])
+            values = contacts[col].astype("datetime64[us]").reindex(r["customer_id"].to_numpy())
+            cols[col] = pd.Series(values.to_numpy(), index=r.index)
     else:
         cols["customer_last_inbound_at"] = pd.Series(pd.NaT, index=r.index, dtype="datetime64[us]")
         cols["customer_last_outbound_at"] = pd.Series(pd.NaT, index=r.index, dtype="datetime64[us]")

@@ -53,9 +53,9 @@ def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
 def _quarantine(wh: Warehouse) -> pd.DataFrame:
     return wh.read("data_quality_quarantine", columns=["asset", "record_id", "check_name", "field", "reason"])
 
-def _money_display(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """A copy with money columns (int64 units) formatted in their currency, for previews."""
-    out = frame.copy()
+def _money_display(frame: pd.DataFrame, columns: dict[str, str], rows: int = 10) -> pd.DataFrame:
+    """The first rows with money columns (int64 units) formatted in their currency, for previews."""
+    out = frame.head(rows).copy()
     for col, cur_col in columns.items():
         if col in out:
             out[col] = [money.format_amount(int(v), c if isinstance(c, str) else None) if pd.notna(v) else ""
@@ -167,7 +167,8 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
         "invoice_mentions": int(comms["invoice_id"].notna().sum()),
         "open_disputes": len(disputes),
         "disputes": runtime.markdown_preview(
-            disputes[["ticket_id", "customer_id", "invoice_number", "dispute_scope", "status", "subject"]], rows=20),
+            disputes[["ticket_id", "customer_id", "invoice_number", "dispute_scope", "status", "subject"]]
+            .astype(object).fillna(""), rows=20),
         "preview": runtime.markdown_preview(
             comms[["ticket_id", "customer_id", "match_method", "invoice_number", "status", "is_dispute",
                    "last_inbound_at", "last_outbound_at"]]),
@@ -197,7 +198,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     comms = wh.read("customer_communications")
     manual = wh.read("dunning_holds")
     customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
-    prev = history_mod.load_state(wh, as_of)
+    prev = history_mod.load_state(wh, as_of, active_only=True)
     result = aging_mod.build_aging(recv, policy, as_of, settings.timezone(), communications=comms,
                                    manual_holds=manual, customers=customers, prev_state=prev,
                                    run_id=context.run_id)

@@ -48,7 +48,20 @@ def local_day(ts: pd.Series, tz: ZoneInfo) -> pd.Series:
 
 
 def _norm_email(s: pd.Series) -> pd.Series:
-    return s.astype("str").str.strip().str.casefold().where(s.notna())
+    """Addresses stripped and case-folded (object dtype, None where missing)."""
+    out = pd.Series(None, index=s.index, dtype=object)
+    known = s[s.notna()].astype("str")
+    out[known.index] = known.str.strip().str.casefold().to_numpy(dtype=object)
+    return out
+
+
+def _domain(emails: pd.Series) -> pd.Series:
+    """The part after the last '@' of normalized addresses (null without one)."""
+    out = pd.Series(None, index=emails.index, dtype=object)
+    known = emails[emails.notna()].astype("str")
+    known = known[known.str.contains("@", regex=False)]
+    out[known.index] = known.str.rsplit("@", n=1).str[-1].to_numpy(dtype=object)
+    return out
 
 
 def _unique_map(keys: pd.Series, values: pd.Series) -> pd.Series:
@@ -87,11 +100,10 @@ def match_customers(tickets: pd.DataFrame, users: pd.DataFrame, customers: pd.Da
 
     if policy.communications.match_by_domain:
         public = {d.casefold() for d in policy.communications.public_email_domains}
-        domain_of = lambda s: s.str.rsplit("@", n=1).str[-1].where(s.str.contains("@", regex=False, na=False))  # noqa: E731
-        pdomain = domain_of(partner_email)
+        pdomain = _domain(partner_email)
         pdomain = pdomain.where(~pdomain.isin(public))
         by_domain = _unique_map(pdomain, customers["id"].astype("int64").map(cp_of))
-        tdomain = domain_of(requester_email.fillna(sender_email))
+        tdomain = _domain(requester_email.fillna(sender_email))
         take = customer.isna() & tdomain.map(by_domain).notna()
         customer = customer.mask(take, tdomain.map(by_domain).astype("Int64"))
         method = method.mask(take, "domain")
@@ -156,6 +168,8 @@ def build_communications(
     `invoices` needs id, name, state, commercial_partner_id, partner_id (the raw extract)."""
     as_of_ts = pd.Timestamp(as_of)
     tickets = tickets[(tickets["status"] != "deleted")].copy()
+    if tickets.empty:
+        return empty_communications()
     tickets["id"] = tickets["id"].astype("int64")
     tickets = tickets[local_day(tickets["created_at"], tz).fillna(as_of_ts) <= as_of_ts]
     comments = comments[comments["ticket_id"].astype("int64").isin(tickets["id"])]
@@ -190,12 +204,14 @@ def build_communications(
     # The ticket's creation is the customer's first message.
     contact = pd.concat([contact, pd.DataFrame({"ticket_id": tickets["id"], "at": tickets["created_at"], "outbound": False})],
                         ignore_index=True)
-    per_ticket = contact.pivot_table(index="ticket_id", columns="outbound", values="at", aggfunc="max")
-    tickets["last_inbound_at"] = tickets["id"].map(per_ticket[False]) if False in per_ticket else pd.NaT
-    tickets["last_outbound_at"] = tickets["id"].map(per_ticket[True]) if True in per_ticket else pd.NaT
-    per_customer = tickets.groupby("customer_id")[["last_inbound_at", "last_outbound_at"]].max()
-    tickets["customer_last_inbound_at"] = tickets["customer_id"].map(per_customer["last_inbound_at"])
-    tickets["customer_last_outbound_at"] = tickets["customer_id"].map(per_customer["last_outbound_at"])
+    contact["at"] = pd.to_datetime(contact["at"])
+    outbound = contact["outbound"].to_numpy(dtype=bool)
+    for col, side in (("last_inbound_at", ~outbound), ("last_outbound_at", outbound)):
+        latest = contact[side].groupby("ticket_id")["at"].max()
+        tickets[col] = latest.reindex(tickets["id"].to_numpy()).to_numpy(dtype="datetime64[us]")
+    for col in ("last_inbound_at", "last_outbound_at"):
+        latest = tickets.groupby("customer_id")[col].transform("max")  # null customer: stays null
+        tickets[f"customer_{col}"] = latest.where(tickets["customer_id"].notna()).astype("datetime64[us]")
 
     holds = policy.holds
     tickets["is_open"] = tickets["status"].isin(holds.open_ticket_statuses)
@@ -224,8 +240,18 @@ def build_communications(
     return out[COLUMNS].sort_values(["ticket_id", "invoice_id"], kind="stable").reset_index(drop=True)
 
 
+def empty_communications() -> pd.DataFrame:
+    types = {"ticket_id": "int64", "invoice_id": "Int64", "customer_id": "Int64", "is_open": "bool",
+             "is_dispute": "bool", "requester_id": "Int64", "mentioned_at": "datetime64[us]",
+             "promise_until": "datetime64[s]", "ticket_created_at": "datetime64[us]",
+             "ticket_updated_at": "datetime64[us]", "last_inbound_at": "datetime64[us]",
+             "last_outbound_at": "datetime64[us]", "customer_last_inbound_at": "datetime64[us]",
+             "customer_last_outbound_at": "datetime64[us]", "as_of_date": "datetime64[s]"}
+    return pd.DataFrame({c: pd.Series(dtype=types.get(c, object)) for c in COLUMNS})
+
+
 def customer_contacts(communications: pd.DataFrame) -> pd.DataFrame:
     """Last inbound and outbound contact per customer."""
     matched = communications[communications["customer_id"].notna()]
-    return (matched.groupby("customer_id")[["customer_last_inbound_at", "customer_last_outbound_at"]].max()
-            .rename_axis("customer_id").reset_index())
+    return matched.drop_duplicates("customer_id")[
+        ["customer_id", "customer_last_inbound_at", "customer_last_outbound_at"]].reset_index(drop=True)

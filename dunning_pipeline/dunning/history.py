@@ -295,21 +295,24 @@ def state_from_history(warehouse, before: date | None = None, conn=None) -> pd.D
     return state_from_rows(rows)
 
 
-def load_state(warehouse, as_of: date, conn=None) -> pd.DataFrame:
+def load_state(warehouse, as_of: date, conn=None, *, active_only: bool = False) -> pd.DataFrame:
     """The recorded state as the night of `as_of` should see it: `dunning_state` normally; the
-    log itself when replaying a day before the latest recorded one, or if the state is missing."""
-    return _load_state(warehouse, as_of, conn)[0]
+    log itself when replaying a day before the latest recorded one, or if the state is missing.
+    `active_only` leaves out closed invoices (all that the aging table needs)."""
+    state = _load_state(warehouse, as_of, conn, active_only)[0]
+    return state[state["stage"] != CLOSED] if active_only else state
 
 
-def _load_state(warehouse, as_of: date, conn=None) -> tuple[pd.DataFrame, bool]:
+def _load_state(warehouse, as_of: date, conn=None, active_only: bool = False) -> tuple[pd.DataFrame, bool]:
     """(state, rebuilt): rebuilt is True when the state had to be derived from the log."""
     latest = latest_recorded(warehouse, conn)
     if latest is None:
         return empty_state(), False
     if as_of < latest:
         return state_from_history(warehouse, before=as_of, conn=conn), True
-    state = warehouse.read("dunning_state", conn=conn)
-    if state.empty:  # e.g. a warehouse restored from the log alone
+    t = warehouse.table("dunning_state")
+    state = warehouse.read("dunning_state", where=t.c.stage != CLOSED if active_only else None, conn=conn)
+    if state.empty and warehouse.count("dunning_state", conn=conn) == 0:  # e.g. restored from the log alone
         return state_from_history(warehouse, conn=conn), True
     return state, False
 

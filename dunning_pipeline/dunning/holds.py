@@ -131,7 +131,7 @@ def resolve_holds(
     in_payment = inv["receivable_status"] == IN_PAYMENT
     if in_payment.any():
         ip = inv[in_payment]
-        since = pd.to_datetime(ip["write_date"]).dt.normalize()
+        since = local_day(ip["write_date"], tz)  # the day Odoo last changed it: when the payment came
         parts.append(pd.DataFrame({"row": ip.index.to_numpy(), "reason": IN_PAYMENT,
                                    "since": since.where(since <= as_of_ts, as_of_ts).fillna(as_of_ts).to_numpy(),
                                    "until": pd.NaT, "ticket_id": pd.NA, "note": "payment registered, not yet reconciled"}))

@@ -102,14 +102,20 @@ def _condition(where: Sequence[Where]):
     cond = None
     for w in where:
         col = Column(w.column)
-        part = {
-            "==": lambda: col == w.value,
-            "!=": lambda: col != w.value,
-            "in": lambda: col.is_in(w.value),
-            "not_in": lambda: col.is_not_in(w.value),
-            "null": lambda: col.is_null(),
-            "not_null": lambda: col.is_not_null(),
-        }[w.op]()
+        if w.op == "==":
+            part = col == w.value
+        elif w.op == "!=":
+            part = col != w.value
+        elif w.op == "in":
+            part = col.is_in(w.value)
+        elif w.op == "not_in":
+            part = col.is_not_in(w.value)
+        elif w.op == "null":
+            part = col.is_null()
+        elif w.op == "not_null":
+            part = col.is_not_null()
+        else:
+            raise ValueError(f"unknown row condition operator {w.op!r} on {w.column}")
         cond = part if cond is None else cond & part
     return cond
 

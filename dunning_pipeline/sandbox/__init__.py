@@ -5,6 +5,6 @@ dunning_pipeline.sandbox` serves one until interrupted and prints the environmen
 """
 
 from dunning_pipeline.sandbox.data import NightChanges, SandboxData, generate, open_receivables
-from dunning_pipeline.sandbox.harness import Sandbox
+from dunning_pipeline.sandbox.harness import Sandbox, SandboxProcess
 
-__all__ = ["NightChanges", "Sandbox", "SandboxData", "generate", "open_receivables"]
+__all__ = ["NightChanges", "Sandbox", "SandboxData", "SandboxProcess", "generate", "open_receivables"]

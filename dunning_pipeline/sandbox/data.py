@@ -518,8 +518,8 @@ def _partners(b: _Builder, n_customers: int, company_partners: list[dict]):
         words = _COMPANY_WORDS[family]
         for attempt in itertools.count():
             base = f"{rng.choice(words[0])} {rng.choice(words[1])}"
-            if attempt > 3:
-                base = f"{base} {city}" if attempt < 8 else f"{base} {attempt}"
+            if attempt > 3:  # the word lists run out at thousands of customers: qualify the name
+                base = f"{base} {city}" if attempt == 4 else f"{base} {k + 1}"
             name = f"{base} {rng.choice(words[2])}"
             slug = _slug(base)
             if name not in used_names and slug not in used_domains:

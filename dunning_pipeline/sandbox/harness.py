@@ -10,7 +10,16 @@ Credentials are fixed sandbox values (not secrets); the servers accept only them
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from datetime import date
+from pathlib import Path
+
+import requests
 
 from dunning_pipeline.sandbox import data as sd
 from dunning_pipeline.sandbox.faults import SERVICES, Faults
@@ -134,3 +143,88 @@ class Sandbox:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"Sandbox({self.data!r}, odoo_version={self.odoo_version!r}, {state})"
+
+
+class SandboxProcess:
+    """The sandbox in a child process (`python -m dunning_pipeline.sandbox`), for benchmarks.
+
+    In-process servers share the GIL with the code under test; a child process does not, so the
+    benchmark measures the pipeline, not the sandbox. Exposes `env`, the URLs and
+    `advance_night()` (over HTTP); data and faults live in the child.
+    """
+
+    def __init__(self, seed: int = 7, customers: int = 40, invoices: int = 400,
+                 as_of: date = date(2026, 3, 2), odoo_version: str = "17.0", *,
+                 tickets: int | None = None, zendesk_export_limit_per_minute: int | None = 10,
+                 faults: bool = False, startup_timeout: float = 600.0, python: str = sys.executable):
+        self._args = ["--seed", str(seed), "--customers", str(customers), "--invoices", str(invoices),
+                      "--as-of", as_of.isoformat(), "--odoo-version", odoo_version,
+                      "--zendesk-export-limit", str(zendesk_export_limit_per_minute or 0),
+                      "--faults" if faults else "--no-faults"]
+        if tickets is not None:
+            self._args += ["--tickets", str(tickets)]
+        self._python = python
+        self._timeout = startup_timeout
+        self._proc: subprocess.Popen | None = None
+        self._dir: tempfile.TemporaryDirectory | None = None
+        self.env: dict[str, str] = {}
+
+    def start(self) -> "SandboxProcess":
+        self._dir = tempfile.TemporaryDirectory(prefix="dunning-sandbox-")
+        env_file = Path(self._dir.name) / "sandbox.env"
+        self.log_path = Path(self._dir.name) / "sandbox.log"
+        with open(self.log_path, "w") as log:
+            self._proc = subprocess.Popen(
+                [self._python, "-m", "dunning_pipeline.sandbox", *self._args, "--env-file", str(env_file)],
+                stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + self._timeout
+        while not env_file.exists():
+            if self._proc.poll() is not None:
+                log_text = self.log_path.read_text()[-2000:]
+                self.stop()
+                raise RuntimeError(f"the sandbox process exited with {self._proc.returncode}:\n{log_text}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"the sandbox did not start within {self._timeout:.0f} s")
+            time.sleep(0.2)
+        for line in env_file.read_text().splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            self.env[name] = value.strip("'")
+        return self
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> "SandboxProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def odoo_url(self) -> str:
+        return self.env["ODOO_URL"]
+
+    @property
+    def zendesk_url(self) -> str:
+        return self.env["ZENDESK_URL"]
+
+    @property
+    def slack_api_url(self) -> str:
+        return self.env["SLACK_API_URL"]
+
+    def advance_night(self) -> dict:
+        """The next day's changes in the child; returns them (NightChanges as a dict)."""
+        resp = requests.post(self.odoo_url + "/_sandbox/advance_night", timeout=600)
+        resp.raise_for_status()
+        return resp.json()

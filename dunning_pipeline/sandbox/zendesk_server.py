@@ -55,19 +55,26 @@ class _Window:
 
 def encode_cursor(updated_at: str, record_id: int) -> str:
     """Zendesk's cursor shape: base64 of "<epoch>.0||<id>|" (the last position emitted)."""
-    epoch = int(sd.parse_zendesk_datetime(updated_at).timestamp())
-    return base64.b64encode(f"{epoch}.0||{record_id}|".encode()).decode()
+    try:
+        position = f"{int(sd.parse_zendesk_datetime(updated_at).timestamp())}.0"
+    except (TypeError, ValueError):  # a hand-spoilt timestamp: keep its text so paging still advances
+        position = str(updated_at)
+    return base64.b64encode(f"{position}||{record_id}|".encode()).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[str, int]:
     try:
         text = base64.b64decode(cursor.encode(), validate=True).decode()
-        epoch_text, _, rest = text.partition("||")
+        position, sep, rest = text.partition("||")
+        if not sep:
+            raise ValueError("no separator")
         record_id = int(rest.rstrip("|"))
-        epoch = int(float(epoch_text))
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValueError("invalid cursor") from exc
-    return _iso(epoch), record_id
+    try:
+        return _iso(int(float(position))), record_id
+    except (ValueError, OverflowError, OSError):
+        return position, record_id
 
 
 def _iso(epoch: int) -> str:
@@ -172,7 +179,7 @@ class ZendeskApp(App):
         cached = self._indexes.get(kind)
         if len(records) >= self.index_threshold and cached and cached[0] == stamp:
             return cached[1]
-        keys = sorted((r["updated_at"], r["id"], i) for i, r in enumerate(records))
+        keys = sorted((str(r.get("updated_at") or ""), r["id"], i) for i, r in enumerate(records))
         self._indexes[kind] = (stamp, keys)
         return keys
 

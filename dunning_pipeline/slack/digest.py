@@ -368,19 +368,27 @@ _LINE_COLUMNS = ("invoice_id", "invoice_number", "customer_id", "customer_name",
 
 
 class _Records:
-    """A line's rows as plain objects: converted per line (only lines that are rendered pay),
-    because pandas row access is far slower than a few Python attribute reads."""
+    """Rows as plain objects, converted a chunk at a time as lines are rendered (in row order):
+    only what is shown pays, and pandas row access is far slower than attribute reads."""
+
+    CHUNK = 2048
 
     def __init__(self, frame: pd.DataFrame):
         self._frame = frame
         self._present = [c for c in _LINE_COLUMNS if c in frame.columns]
+        self._blank = dict.fromkeys(c for c in _LINE_COLUMNS if c not in frame.columns)
+        self._start, self._cols = -1, {}
+
+    def _row(self, i: int) -> SimpleNamespace:
+        start = i - i % self.CHUNK
+        if start != self._start:
+            part = self._frame.iloc[start:start + self.CHUNK]
+            self._start, self._cols = start, {c: part[c].to_numpy(dtype=object) for c in self._present}
+        j = i - start
+        return SimpleNamespace(**self._blank, **{c: _none(v[j]) for c, v in self._cols.items()})
 
     def rows(self, start: int, stop: int) -> list[SimpleNamespace]:
-        part = self._frame.iloc[start:stop]
-        cols = {c: part[c].to_numpy(dtype=object) for c in self._present}
-        blank = dict.fromkeys(c for c in _LINE_COLUMNS if c not in cols)
-        return [SimpleNamespace(**blank, **{c: _none(v[i]) for c, v in cols.items()})
-                for i in range(stop - start)]
+        return [self._row(i) for i in range(start, stop)]
 
 
 def _none(value):

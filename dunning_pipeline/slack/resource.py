@@ -89,17 +89,21 @@ class SlackResource(dg.ConfigurableResource):
     def target_channel(self) -> str:
         return settings.require(self.channel, "SLACK_CHANNEL")
 
-    def alerts_target(self) -> str:
-        return (self.alerts_channel or "").strip() or self.target_channel()
+    def alerts_target(self) -> tuple[str, str]:
+        """The run-failure channel and the variable that names it."""
+        if (self.alerts_channel or "").strip():
+            return self.alerts_channel.strip(), "SLACK_ALERTS_CHANNEL"
+        return self.target_channel(), "SLACK_CHANNEL"
 
-    def poster(self) -> SlackPoster:
+    def poster(self, channel_var: str = "SLACK_CHANNEL") -> SlackPoster:
+        """A poster; `channel_var` is the variable its errors tell the operator to fix."""
         settings.require(self.bot_token, "SLACK_BOT_TOKEN")
         api_url = None
         if self.api_url:
             # slack_sdk appends the method name to the base URL, so it must end with '/'.
             api_url = settings.check_http_url(self.api_url, "SLACK_API_URL") + "/"
         return SlackPoster(self.bot_token, api_url=api_url, rate_limit_retries=self.rate_limit_retries,
-                           timeout=self.timeout_seconds)
+                           timeout=self.timeout_seconds, channel_var=channel_var)
 
     def links(self) -> Links:
         return Links(

@@ -8,8 +8,9 @@ from dunning_pipeline.schedules import nightly_dunning
 from dunning_pipeline.slack.digest import AlertMessage, escape
 from dunning_pipeline.slack.resource import SlackResource
 
-_MAX_ERRORS = 10
-_MAX_ERROR_CHARS = 1200
+# Few and short enough to stay far below Slack's cumulative text limit of one message.
+_MAX_ERRORS = 5
+_MAX_ERROR_CHARS = 1000
 
 
 def _clip_error(text: str) -> str:
@@ -70,9 +71,9 @@ def nightly_dunning_failure_to_slack(context: dg.RunFailureSensorContext, slack:
         as_of=run.tags.get(settings.AS_OF_TAG), run_error=_error_message(context.failure_event),
         step_errors=steps,
     )
-    channel = slack.alerts_target()
+    channel, variable = slack.alerts_target()
     if slack.is_dry_run():
         context.log.info(f"Dry run: would post to {channel}: {message.text}")
         return
-    posted = slack.poster().post(message.text, message.blocks, channel=channel)
+    posted = slack.poster(channel_var=variable).post(message.text, message.blocks, channel=channel)
     context.log.info(f"Posted the failure of run {run.run_id} to {channel} (ts {posted.ts})")

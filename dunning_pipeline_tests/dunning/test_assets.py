@@ -117,3 +117,24 @@ def test_definitions_declare_group_owners_kinds_and_lineage():
     assert {dg.AssetKey("receivables"), dg.AssetKey("customer_communications"), dg.AssetKey("dunning_holds")} <= \
         graph.get(dg.AssetKey("invoice_aging")).parent_keys
     assert {dg.AssetKey(k) for k in ("odoo_invoices", "odoo_customers")} <= graph.get(dg.AssetKey("receivables")).parent_keys
+
+
+def test_a_fresh_warehouse_materializes_empty_tables(sqlite_url, monkeypatch):
+    monkeypatch.delenv("DUNNING_POLICY_FILE", raising=False)
+    result = dg.materialize([*ASSETS, *ASSET_CHECKS], resources={"warehouse": WarehouseResource(database_url=sqlite_url)},
+                            tags={"dunning/as_of": "2026-03-02"})
+    assert result.success
+    assert _metadata(result, "invoice_aging")["dagster/row_count"] == 0
+    assert _metadata(result, "dunning_history")["rows_appended"] == 0
+
+
+def test_a_broken_policy_file_fails_the_run_naming_file_and_line(filled, tmp_path, monkeypatch):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("policies:\n  default:\n    stages:\n      - {name: a, days: 1, action: fax, tone: firm}\n")
+    monkeypatch.setenv("DUNNING_POLICY_FILE", str(bad))
+    result = dg.materialize(ASSETS[:1], resources={"warehouse": WarehouseResource(database_url=filled.url)},
+                            tags={"dunning/as_of": "2026-03-02"}, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"{bad}, line 4, policies.default.stages[0].action" in str(failure.event_specific_data.error)
+    assert filled.count("receivables") == 0

@@ -11,7 +11,7 @@ import pytest
 from dunning_pipeline.dunning import aging as aging_mod
 from dunning_pipeline.dunning.engine import run_night
 from dunning_pipeline.dunning.holds import HoldError, validate_manual_holds
-from dunning_pipeline.dunning.policy import load_policy
+from dunning_pipeline.dunning.policy import load_policy, parse_policy
 from dunning_pipeline.money import to_units
 
 from . import dataset as D
@@ -235,3 +235,64 @@ def test_bad_manual_holds_are_refused_naming_row_and_field():
     bad.loc[1, "customer_id"] = None
     with pytest.raises(HoldError, match=r"row id=2: fields 'customer_id' and 'invoice_id' are both empty"):
         validate_manual_holds(bad)
+
+
+def test_policy_change_and_moved_due_date_are_recorded_as_such(night1):
+    customers = D.customers()
+    customers.loc[customers["id"] == 10, "tags"] = '["VIP"]'  # Acme becomes a key account
+    invoices = D.invoices()
+    invoices.loc[invoices["id"] == 302, "invoice_date_due"] = pd.Timestamp("2026-03-20")  # new payment terms
+    night = run_night(invoices, customers, POLICY, date(2026, 3, 3), night1.state, quarantine=D.quarantine())
+    rows = night.rows.set_index("invoice_id")
+    # key accounts: reminder_1 from day 15, so 103 (9 days) falls back before it; 104 (16 days) stays
+    assert tuple(rows.loc[103, ["from_stage", "to_stage", "reason"]]) == ("reminder_2", "pre_due", "policy_change")
+    assert tuple(rows.loc[104, ["from_stage", "to_stage", "reason"]]) == ("call", "reminder_1", "policy_change")
+    assert rows.loc[104, "policy"] == "key_accounts" and bool(rows.loc[104, "manual_only"]) is True
+    # 302 is no longer due for 17 days: out of its ladder ('none'), because the due date moved
+    assert tuple(rows.loc[302, ["from_stage", "to_stage", "reason"]]) == ("reminder_2", "none", "due_date_changed")
+    assert pd.isna(rows.loc[302, "action"])
+
+
+def test_promises_read_from_open_tickets_when_the_policy_asks():
+    text = open(POLICY.source, encoding="utf-8").read().replace(
+        "promise_pattern: null", "promise_pattern: 'pay (?:on|by) (?P<date>\\d{4}-\\d{2}-\\d{2})'")
+    with_promises = parse_policy(text, source="promises.yaml")
+    assert POLICY.holds.promise_pattern is None and with_promises.holds.promise_pattern
+    comments = pd.concat([D.comments(), pd.DataFrame([{
+        "id": 7, "ticket_id": 9003, "author_id": 7003, "public": True, "body": "We will pay by 2026-03-20.",
+        "via_channel": "email", "created_at": pd.Timestamp("2026-02-27 10:00:00"), "extracted_at": pd.Timestamp("2026-03-02")}])])
+    night = run_night(D.invoices(), D.customers(), with_promises, D.AS_OF, tickets=D.tickets(), users=D.users(),
+                      comments=comments, quarantine=D.quarantine())
+    comms = night.communications.set_index("ticket_id")
+    assert comms.loc[9003, "promise_until"] == pd.Timestamp("2026-03-20")
+    beta = night.aging.set_index("invoice_id").loc[201]
+    # the dispute (same ticket) outranks the promise; both hold, the earliest start freezes the stage
+    assert beta["hold_reason"] == "dispute" and beta["hold_since"] == pd.Timestamp("2026-02-10")
+    tickets = D.tickets()
+    tickets.loc[tickets["id"] == 9003, "tags"] = '["billing"]'  # no longer a dispute: the promise remains
+    night = run_night(D.invoices(), D.customers(), with_promises, D.AS_OF, tickets=tickets, users=D.users(),
+                      comments=comments, quarantine=D.quarantine())
+    beta = night.aging.set_index("invoice_id").loc[201]
+    assert (beta["hold_reason"], beta["hold_until"], beta["hold_ticket_id"]) == ("promise", pd.Timestamp("2026-03-20"), 9003)
+
+
+def test_organization_and_sender_address_match_tickets_to_customers():
+    users = pd.concat([D.users(), pd.DataFrame([
+        {"id": 7100, "email": "cfo@gamma-holding.example", "name": "cfo", "organization_id": 55, "role": "end-user"},
+        {"id": 7101, "email": "finance@gamma.example", "name": "fin", "organization_id": 55, "role": "end-user"},
+        {"id": 7102, "email": None, "name": "phone caller", "organization_id": None, "role": "end-user"},
+    ])], ignore_index=True)
+    tickets = pd.concat([D.tickets(), pd.DataFrame([
+        {"id": 9100, "status": "open", "subject": "INV/2026/00302 wrong VAT", "description": "", "requester_id": 7100,
+         "organization_id": 55, "tags": "[]", "via_channel": "email", "from_address": None,
+         "created_at": pd.Timestamp("2026-02-27 08:00:00"), "updated_at": pd.Timestamp("2026-02-27 08:00:00")},
+        {"id": 9101, "status": "open", "subject": "Hello", "description": "", "requester_id": 7102,
+         "organization_id": None, "tags": "[]", "via_channel": "email", "from_address": "AR@delta.example",
+         "created_at": pd.Timestamp("2026-02-27 08:00:00"), "updated_at": pd.Timestamp("2026-02-27 08:00:00")},
+    ])], ignore_index=True)
+    night = run_night(D.invoices(), D.customers(), POLICY, D.AS_OF, tickets=tickets, users=users,
+                      comments=D.comments(), quarantine=D.quarantine())
+    comms = night.communications.set_index("ticket_id")
+    assert (comms.loc[9100, "customer_id"], comms.loc[9100, "match_method"]) == (30, "organization")
+    assert (comms.loc[9101, "customer_id"], comms.loc[9101, "match_method"]) == (40, "sender_email")
+    assert night.aging.set_index("invoice_id").loc[302, "hold_reason"] == "dispute"

@@ -279,3 +279,14 @@ def test_email_pattern_accepts_addresses_as_odoo_and_zendesk_hold_them(address):
 ])
 def test_email_pattern_rejects_malformed_addresses(address):
     assert not re.search(EMAIL_PATTERN, address)
+
+
+def test_the_iso_4217_list_holds_real_codes_only():
+    from dunning_pipeline import money
+    from dunning_pipeline.quality import iso4217
+
+    assert all(re.fullmatch(r"[A-Z]{3}", c) for c in iso4217.CODES)
+    assert not iso4217.CURRENT & iso4217.WITHDRAWN
+    assert {"EUR", "USD", "GBP", "CHF", "JPY", "XCG", "ZWG", "HRK"} <= iso4217.CODES
+    assert set(money._DECIMALS) <= iso4217.CODES  # every currency money.py knows the decimals of
+    assert not {"XTS", "XXX", "EURO", "XYZ"} & iso4217.CODES

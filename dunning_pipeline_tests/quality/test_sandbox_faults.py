@@ -14,8 +14,8 @@ from dunning_pipeline.quality.validation import ERROR, WARN
 from dunning_pipeline.sandbox import data_faults
 from dunning_pipeline_tests.quality.conftest import ALL_RULES, QUARANTINING, evaluate_warehouse
 
-
 pytestmark = pytest.mark.slow  # whole Dagster runs
+
 
 @pytest.fixture(scope="module")
 def clean_outcomes(clean_run):

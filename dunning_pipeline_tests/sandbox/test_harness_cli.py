@@ -121,3 +121,24 @@ def test_cli_serves_until_sigterm(tmp_path: Path):
     assert proc.returncode == 0, err
     assert out.splitlines() == lines
     assert "generating 40 account.move records" in err and "stopping" in err
+
+
+def test_sandbox_process_serves_and_advances_nights():
+    from dunning_pipeline.sandbox import SandboxProcess
+
+    with SandboxProcess(seed=2, customers=6, invoices=60, zendesk_export_limit_per_minute=None) as sbp:
+        assert set(sbp.env) == ENV_NAMES and sbp.env["SLACK_CHANNEL"] == "#dunning"
+        body = {"jsonrpc": "2.0", "id": 1, "params": {"service": "object", "method": "execute_kw", "args": [
+            sbp.env["ODOO_DB"], 2, sbp.env["ODOO_API_KEY"], "account.move", "search_read",
+            [[]], {"fields": ["write_date"]}]}}
+        before = requests.post(sbp.odoo_url + "/jsonrpc", json=body, timeout=10).json()["result"]
+        changes = sbp.advance_night()
+        assert changes["as_of"] == "2026-03-03" and changes["new_invoices"]
+        after = requests.post(sbp.odoo_url + "/jsonrpc", json=body, timeout=10).json()["result"]
+        newest = max(r["write_date"] for r in before)
+        assert {r["id"] for r in after if r["write_date"] > newest} == set(
+            changes["paid"] + changes["partially_paid"] + changes["reconciled"] + changes["new_invoices"]
+            + changes["posted_drafts"] + changes["cancelled"] + changes["credit_notes"]
+            + changes["reversed_invoices"])
+        proc = sbp._proc
+    assert proc.returncode == 0

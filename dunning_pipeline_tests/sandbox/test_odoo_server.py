@@ -68,6 +68,9 @@ def test_object_service_errors(sb):
     error(call(sb, "account.move", "search_read", [["state", "~", 1]]), "builtins.ValueError")
     error(call(sb, "account.move", "search_read", [], order="nonsense desc"), "builtins.ValueError")
     error(call(sb, "account.move", "read", [10**9], fields=["name"]), "odoo.exceptions.MissingError")
+    assert "domain" in error(call(sb, "account.move", "search_count"), "builtins.TypeError")["data"]["message"]
+    error(call(sb, "account.move", "search_read", [], bogus=1), "builtins.TypeError")
+    error(call(sb, "account.move", "write", [1], {"ref": "x"}), "odoo.exceptions.AccessError")
     assert requests.post(f"{sb.odoo_url}/json/2/account.move/search", json={}, timeout=10).status_code == 404
     assert requests.get(f"{sb.odoo_url}/web/version", timeout=10).status_code == 404  # JSON-2 is 19+
     assert requests.post(f"{sb.odoo_url}/xmlrpc/2/object", data="<x/>", timeout=10).status_code == 404

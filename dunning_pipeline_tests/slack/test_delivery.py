@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from dunning_pipeline.slack.delivery import SlackDeliveryError, SlackPoster
+from dunning_pipeline.slack.resource import SlackResource
 
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Acme* owes 10.00 EUR"}}]
 
@@ -79,6 +80,8 @@ def test_a_wrong_token_is_invalid_auth_and_never_appears_in_the_error(sandbox):
     # No chained exception carries the request (and its Authorization header) along.
     assert err.value.__cause__ is None and err.value.__suppress_context__
     assert secret not in repr(err.value) and secret not in repr(poster)
+    resource = SlackResource(bot_token=secret, channel="#dunning")
+    assert secret not in repr(resource) and secret not in str(resource)
 
 
 def test_an_unreachable_server_names_the_url_and_what_to_check():

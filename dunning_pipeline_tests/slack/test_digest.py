@@ -235,3 +235,57 @@ def test_markdown_preview_turns_slack_links_into_markdown_links():
     assert "### Dunning changes 2026-02-24 to 2026-03-02" in md
     assert f"[INV/2026/00201]({INV}201)" in md
     assert "**Acme & <Sons> Ltd**" in md
+
+
+CUSTOM_POLICY = """
+version: 1
+policies:
+  default:
+    stages:
+      - {name: pre_due,     days: -3, action: email,  tone: friendly}
+      - {name: reminder_1,  days: 1,  action: email,  tone: polite}
+      - {name: phone_chase, days: 10, action: call,   tone: firm}
+      - {name: lawyer,      days: 60, action: letter, tone: legal}
+"""
+
+
+def test_stages_of_a_custom_policy_are_labelled_ranked_and_acted_on(tmp_path, monkeypatch):
+    from dunning_pipeline.slack.assets import policy_stages
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(CUSTOM_POLICY, encoding="utf-8")
+    monkeypatch.setenv("DUNNING_POLICY_FILE", str(path))
+    stages = policy_stages()
+    assert [(s.name, s.label, s.todo, s.needs_action, s.overdue) for s in stages] == [
+        ("pre_due", "Pre-due", "friendly email before the due date", False, False),
+        ("reminder_1", "Reminder 1", "reminder email", False, True),
+        ("phone_chase", "Phone chase", "phone the customer", True, True),
+        ("lawyer", "Lawyer", "send the letter", True, True),
+    ]
+    rows = frame([row(1, 1, "Acme", "reminder_1", "phone_chase", d(1), due=d(11)),
+                  row(2, 2, "Bolt", "phone_chase", "lawyer", d(1), due=d(61))])
+    blocks = render_digest(rows, WEEK, links=Links(), stages=stages)[0].blocks
+    assert blocks[2]["fields"] == [{"text": "*Phone chase*\n100.00 EUR", "type": "mrkdwn"},
+                                   {"text": "*Lawyer*\n100.00 EUR", "type": "mrkdwn"}]
+    assert blocks[6]["text"]["text"] == (  # equal amounts: by name
+        "*Acme* · *100.00 EUR* · Phone chase: phone the customer · 11 days overdue\n"
+        "INV/2026/00001 (Reminder 1 → Phone chase, 11 d overdue, 100.00 EUR)\n\n"
+        "*Bolt* · *100.00 EUR* · Lawyer: send the letter · 61 days overdue\n"
+        "INV/2026/00002 (Phone chase → Lawyer, 61 d overdue, 100.00 EUR)")
+
+
+def test_a_manual_only_policy_puts_even_an_email_stage_under_needs_action():
+    rows = frame([row(1, 1, "Key Account AG", "pre_due", "reminder_1", d(1), due=d(16)),
+                  row(2, 2, "Normal GmbH", "pre_due", "reminder_1", d(1), due=d(2))])
+    rows["action"] = ["email", "email"]
+    rows["manual_only"] = pd.array([True, False], dtype="boolean")
+    blocks = render_digest(rows, WEEK, links=Links())[0].blocks
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
+    assert texts[1:] == [
+        ":rotating_light: *Needs action now* · 1 customer",
+        "*Key Account AG* · *100.00 EUR* · Reminder 1: reminder email (by hand: manual-only policy)"
+        " · 16 days overdue\nINV/2026/00001 (Pre-due → Reminder 1, 16 d overdue, 100.00 EUR)",
+        ":hourglass_flowing_sand: *Newly overdue* · 1 customer",
+        "*Normal GmbH* · *100.00 EUR* · Reminder 1 · 2 days overdue\n"
+        "INV/2026/00002 (Pre-due → Reminder 1, 2 d overdue, 100.00 EUR)",
+    ]

@@ -17,8 +17,9 @@ from dunning_pipeline.slack.definitions import (
     defs,
     weekly_slack_alert_schedule,
 )
+from dunning_pipeline.slack.delivery import SlackDeliveryError
 from dunning_pipeline.slack.resource import SlackResource
-from dunning_pipeline.slack.sensors import nightly_dunning_failure_to_slack
+from dunning_pipeline.slack.sensors import nightly_dunning_failure_to_slack, render_run_failure
 from dunning_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -111,3 +112,40 @@ def test_without_an_alerts_channel_failures_go_to_the_alert_channel_and_the_defa
     assert message["channel"] == "C0SBXDUNN01"
     assert message["text"] == f"nightly_dunning failed (extract): http://localhost:3000/runs/{result.run_id}"
     assert message["blocks"][1]["text"]["text"] == "*extract*\n```ODOO_API_KEY was rejected: create a new key```"
+
+
+def test_long_failures_are_cut_visibly_and_extra_steps_are_counted():
+    message = render_run_failure(
+        job_name="nightly_dunning", run_id="abcdef0123456789", run_url="http://ui/runs/abcdef0123456789",
+        as_of=None, run_error=None,
+        step_errors=[(f"step_{i}", "x" * 1500 if i == 0 else "boom") for i in range(7)],
+    )
+    texts = [b["text"]["text"] if "text" in b else b["elements"][0]["text"] for b in message.blocks]
+    assert texts[1] == "*step_0*\n```" + "x" * 1000 + " … (cut here; the full error is in the run)```"
+    assert texts[2:6] == ["*step_1*\n```boom```", "*step_2*\n```boom```", "*step_3*\n```boom```",
+                          "*step_4*\n```boom```"]
+    assert texts[6] == "2 more failed steps: see the run"
+    assert message.text == ("nightly_dunning failed (step_0, step_1, step_2, step_3, step_4, step_5, step_6):"
+                            " http://ui/runs/abcdef0123456789")
+
+
+def test_a_missing_alerts_channel_fails_the_sensor_and_names_its_variable(sandbox):
+    @dg.op
+    def extract():
+        raise ValueError("down")
+
+    @dg.job(name="nightly_dunning")
+    def nightly():
+        extract()
+
+    slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning",
+                          alerts_channel="#no-alerts-here", api_url=sandbox.slack_api_url)
+    with dg.instance_for_test() as instance:
+        result = nightly.execute_in_process(instance=instance, raise_on_error=False)
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="nightly_dunning_failure_to_slack", dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance, dagster_run=result.dagster_run, resources={"slack": slack},
+        ).for_run_failure()
+        with pytest.raises(SlackDeliveryError, match=r"'#no-alerts-here' \(SLACK_ALERTS_CHANNEL\) was not found"):
+            nightly_dunning_failure_to_slack(ctx)
+    assert sandbox.slack_messages == []
