@@ -18,7 +18,10 @@ from dunning_pipeline.dunning import history as history_mod
 from dunning_pipeline.dunning.communications import build_communications
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import (
-    IN_PAYMENT, OPEN_PAYMENT_STATES, build_receivables, quarantined_ids,
+    IN_PAYMENT,
+    OPEN_PAYMENT_STATES,
+    build_receivables,
+    quarantined_ids,
 )
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
@@ -59,7 +62,7 @@ def _money_display(frame: pd.DataFrame, columns: dict[str, str], rows: int = 10)
     for col, cur_col in columns.items():
         if col in out:
             out[col] = [money.format_amount(int(v), c if isinstance(c, str) else None) if pd.notna(v) else ""
-                        for v, c in zip(out[col], out[cur_col])]
+                        for v, c in zip(out[col], out[cur_col], strict=True)]
     return out
 
 def _totals_by_currency(frame: pd.DataFrame, amount: str = "amount_residual") -> pd.Series:
@@ -73,7 +76,8 @@ def _counts_md(frame: pd.DataFrame, by: list[str], amount: str | None = None, cu
     else:
         table = (frame.groupby([*by, currency], dropna=False)
                  .agg(count=(amount, "size"), amount=(amount, "sum")).reset_index())
-        table["amount"] = [money.format_amount(int(a), c) for a, c in zip(table["amount"], table[currency])]
+        table["amount"] = [money.format_amount(int(a), c)  # one row per group, not per invoice
+                           for a, c in zip(table["amount"], table[currency], strict=True)]
         table = table.drop(columns=[currency])
     return table.fillna("").to_markdown(index=False)
 
@@ -217,7 +221,8 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "bucket_totals": dg.MetadataValue.md(aging_mod.bucket_totals_markdown(totals, open_totals)),
         "reconciles": bool(len(totals) == 0 or (totals.set_index("currency")["total"]
                                                 == open_totals.reindex(totals["currency"]).fillna(0).to_numpy()).all()),
-        "by_stage": dg.MetadataValue.md(_counts_md(aging[aging["stage"].notna()], ["stage"], "amount_residual", "currency")),
+        "by_stage": dg.MetadataValue.md(
+            _counts_md(aging[aging["stage"].notna()], ["stage"], "amount_residual", "currency")),
         "by_status": dg.MetadataValue.md(_counts_md(aging, ["dunning_status"])),
         "holds": dg.MetadataValue.md(_counts_md(held, ["hold_reason"], "amount_residual", "currency")),
         "on_hold": len(held),

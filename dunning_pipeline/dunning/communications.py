@@ -81,7 +81,8 @@ def match_customers(tickets: pd.DataFrame, users: pd.DataFrame, customers: pd.Da
 
     user_email = users.set_index(users["id"].astype("int64"))["email"]
     requester_email = _norm_email(tickets["requester_id"].astype("Int64").map(user_email))
-    sender_email = _norm_email(tickets["from_address"]) if "from_address" in tickets else pd.Series(None, index=tickets.index)
+    sender_email = (_norm_email(tickets["from_address"]) if "from_address" in tickets
+                    else pd.Series(None, index=tickets.index, dtype=object))
 
     customer = requester_email.map(by_email).astype("Int64")
     method = pd.Series(np.where(customer.notna(), "requester_email", None), index=tickets.index, dtype=object)
@@ -93,7 +94,8 @@ def match_customers(tickets: pd.DataFrame, users: pd.DataFrame, customers: pd.Da
     users_cp = _norm_email(users["email"]).map(by_email)
     org_map = _unique_map(users["organization_id"].astype("Int64"), users_cp.astype("Int64"))
     org = tickets["organization_id"].astype("Int64")
-    org = org.fillna(tickets["requester_id"].astype("Int64").map(users.set_index(users["id"].astype("int64"))["organization_id"]).astype("Int64"))
+    user_org = users.set_index(users["id"].astype("int64"))["organization_id"]
+    org = org.fillna(tickets["requester_id"].astype("Int64").map(user_org).astype("Int64"))
     take = customer.isna() & org.map(org_map).notna()
     customer = customer.mask(take, org.map(org_map).astype("Int64"))
     method = method.mask(take, "organization")
@@ -202,8 +204,8 @@ def build_communications(
     contact = pd.DataFrame({"ticket_id": comments["ticket_id"].astype("int64"), "at": comments["created_at"],
                             "outbound": agent.to_numpy(dtype=bool)})[public.to_numpy(dtype=bool)]
     # The ticket's creation is the customer's first message.
-    contact = pd.concat([contact, pd.DataFrame({"ticket_id": tickets["id"], "at": tickets["created_at"], "outbound": False})],
-                        ignore_index=True)
+    created = pd.DataFrame({"ticket_id": tickets["id"], "at": tickets["created_at"], "outbound": False})
+    contact = pd.concat([contact, created], ignore_index=True)
     contact["at"] = pd.to_datetime(contact["at"])
     outbound = contact["outbound"].to_numpy(dtype=bool)
     for col, side in (("last_inbound_at", ~outbound), ("last_outbound_at", outbound)):
@@ -234,7 +236,8 @@ def build_communications(
     customer_dispute = out["is_open"] & has_customer & out["invoice_id"].isna() & out["dispute_tag"]
     out["is_dispute"] = invoice_dispute | customer_dispute
     out["dispute_scope"] = np.select([invoice_dispute, customer_dispute], ["invoice", "customer"], default=None)
-    out["mentioned_at"] = out["mentioned_at"].fillna(out["ticket_created_at"]).where(out["is_dispute"] | out["invoice_id"].notna())
+    mentioned = out["mentioned_at"].fillna(out["ticket_created_at"])
+    out["mentioned_at"] = mentioned.where(out["is_dispute"] | out["invoice_id"].notna())
     out["invoice_id"] = out["invoice_id"].astype("Int64")
     out["as_of_date"] = as_of_ts
     return out[COLUMNS].sort_values(["ticket_id", "invoice_id"], kind="stable").reset_index(drop=True)

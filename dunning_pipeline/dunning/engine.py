@@ -7,7 +7,7 @@ tests, the benchmark and anyone who wants to try a policy on an extract. Pure pa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -17,6 +17,8 @@ from dunning_pipeline.dunning.aging import build_aging
 from dunning_pipeline.dunning.communications import build_communications
 from dunning_pipeline.dunning.policy import DunningPolicy
 from dunning_pipeline.dunning.receivables import build_receivables, quarantined_ids
+
+UTC_ZONE = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def run_night(
     manual_holds: pd.DataFrame | None = None,
     quarantine: pd.DataFrame | None = None,
     run_id: str = "in-memory",
-    tz: ZoneInfo = ZoneInfo("UTC"),
+    tz: ZoneInfo = UTC_ZONE,
     recorded_at: datetime | None = None,
 ) -> Night:
     prev_state = history.empty_state() if prev_state is None else prev_state
@@ -52,8 +54,8 @@ def run_night(
         comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, tz)
     result = build_aging(recv, policy, as_of, tz, communications=comms, manual_holds=manual_holds,
                          customers=customers, prev_state=prev_state, run_id=run_id)
-    rows = history.transitions(result.aging, prev_state, invoices, policy, as_of, run_id,
-                               recorded_at or datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC).replace(tzinfo=None),
+    recorded_at = recorded_at or datetime(as_of.year, as_of.month, as_of.day)  # no clock in here
+    rows = history.transitions(result.aging, prev_state, invoices, policy, as_of, run_id, recorded_at,
                                excluded_ids=quarantined_ids(quarantine, "odoo_invoices"))
     state = history.apply_transitions(prev_state, rows)
     return Night(recv, pd.concat([excluded, result.excluded], ignore_index=True), comms, result.aging, rows, state)

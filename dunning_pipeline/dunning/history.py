@@ -38,7 +38,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline.dunning.policy import CLOSED, NO_STAGE, DunningPolicy
-from dunning_pipeline.dunning.receivables import CREDIT_NOTE, INVOICE, OPEN_PAYMENT_STATES
+from dunning_pipeline.dunning.receivables import (
+    CREDIT_NOTE,
+    INVOICE,
+    OPEN_PAYMENT_STATES,
+)
 
 HISTORY_COLUMNS = [
     "invoice_id", "invoice_number", "move_type", "customer_id", "customer_name", "company_id", "currency",
@@ -83,7 +87,8 @@ def closure_reasons(raw_invoices: pd.DataFrame, invoice_ids: pd.Index, policy: D
          (open_state | (raw["payment_state"] == "in_payment")).to_numpy()],
         ["cancelled", "credited", "paid", "paid", "__open__"], default="removed")
     found = pd.DataFrame({"invoice_id": raw["id"].astype("int64").to_numpy(), "reason": reason,
-                          "amount_residual": residual.to_numpy(), "amount_residual_company": residual_company.to_numpy()})
+                          "amount_residual": residual.to_numpy(),
+                          "amount_residual_company": residual_company.to_numpy()})
     missing = pd.Index(invoice_ids).difference(found["invoice_id"])
     gone = pd.DataFrame({"invoice_id": np.asarray(missing, dtype=np.int64), "reason": "removed",
                          "amount_residual": pd.array([pd.NA] * len(missing), dtype="Int64"),
@@ -237,8 +242,9 @@ def apply_transitions(prev_state: pd.DataFrame, rows: pd.DataFrame,
 def state_from_rows(rows: pd.DataFrame, history_ids: pd.Series | None = None) -> pd.DataFrame:
     """State rows (STATE_COLUMNS) from history rows; the last row of each invoice wins."""
     last = rows.drop_duplicates("invoice_id", keep="last")
-    on_hold = (last["on_hold"].astype("boolean") if "on_hold" in last else pd.Series(pd.NA, index=last.index, dtype="boolean"))
-    on_hold = on_hold.fillna(last["hold_reason"].notna()).astype(bool)
+    on_hold = last["hold_reason"].notna()  # rows written before the on_hold column existed
+    if "on_hold" in last:
+        on_hold = last["on_hold"].astype("boolean").fillna(on_hold).astype(bool)
     out = pd.DataFrame({
         "invoice_id": last["invoice_id"].astype("int64"),
         "invoice_number": last["invoice_number"],
@@ -258,10 +264,17 @@ def state_from_rows(rows: pd.DataFrame, history_ids: pd.Series | None = None) ->
         "amount_residual": last["amount_residual"],
         "amount_residual_company": last["amount_residual_company"],
         "as_of_date": last["as_of_date"],
-        "history_id": (last["invoice_id"].map(history_ids).astype("Int64") if history_ids is not None
-                       else last["id"].astype("Int64") if "id" in last else pd.array([pd.NA] * len(last), dtype="Int64")),
+        "history_id": _history_ids(last, history_ids),
     })
     return out.reset_index(drop=True)
+
+
+def _history_ids(last: pd.DataFrame, history_ids: pd.Series | None) -> pd.Series:
+    if history_ids is not None:
+        return last["invoice_id"].map(history_ids).astype("Int64")
+    if "id" in last:
+        return last["id"].astype("Int64")
+    return pd.Series(pd.NA, index=last.index, dtype="Int64")
 
 
 # -- the warehouse side ------------------------------------------------------------------------

@@ -17,11 +17,14 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 
 from dunning_pipeline.dunning.communications import local_day
-from dunning_pipeline.dunning.receivables import INVOICE, IN_PAYMENT, commercial_partner_map
+from dunning_pipeline.dunning.receivables import (
+    IN_PAYMENT,
+    INVOICE,
+    commercial_partner_map,
+)
 
 PRIORITY = ("exclusion", "dispute", "promise", "in_payment", "net_credit")
 HOLD_COLUMNS = ["hold_reason", "hold_since", "hold_until", "hold_ticket_id", "hold_note"]
@@ -134,7 +137,8 @@ def resolve_holds(
         since = local_day(ip["write_date"], tz)  # the day Odoo last changed it: when the payment came
         parts.append(pd.DataFrame({"row": ip.index.to_numpy(), "reason": IN_PAYMENT,
                                    "since": since.where(since <= as_of_ts, as_of_ts).fillna(as_of_ts).to_numpy(),
-                                   "until": pd.NaT, "ticket_id": pd.NA, "note": "payment registered, not yet reconciled"}))
+                                   "until": pd.NaT, "ticket_id": pd.NA,
+                                   "note": "payment registered, not yet reconciled"}))
     if covered is not None:
         cov = covered.reindex(inv.index, fill_value=False).to_numpy(dtype=bool)
         if cov.any():
@@ -169,6 +173,3 @@ def resolve_holds(
         "hold_note": chosen["note"].astype(object).where(chosen["note"].notna(), None),
     }, index=receivables.index)
 
-
-def active_hold_mask(holds: pd.DataFrame) -> np.ndarray:
-    return holds["hold_reason"].notna().to_numpy(dtype=bool)

@@ -25,7 +25,14 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dunning_pipeline import money
 from dunning_pipeline.settings import POLICY_FILE_VAR
@@ -99,7 +106,7 @@ class PolicyConfig(_Strict):
         if dupes:
             raise ValueError(f"stage names must be unique, repeated: {', '.join(dupes)}")
         days = [s.days for s in stages]
-        if any(b <= a for a, b in zip(days, days[1:])):
+        if any(b <= a for a, b in zip(days, days[1:], strict=False)):
             raise ValueError(f"stage days must strictly increase in order, got {days}")
         return stages
 
@@ -134,7 +141,7 @@ def _check_bounds(v: list[int] | None) -> list[int] | None:
         return v
     if not v:
         raise ValueError("give at least one bound, e.g. [30, 60, 90]")
-    if any(b <= a for a, b in zip(v, v[1:])):
+    if any(b <= a for a, b in zip(v, v[1:], strict=False)):
         raise ValueError(f"bucket bounds must strictly increase, got {v}")
     return v
 
@@ -547,18 +554,20 @@ def _cross_references(config: PolicyFileConfig) -> list[tuple[tuple, str]]:
         # Delays may reorder a ladder whose stages straddle the due date: check the result.
         for name, ladder in _resolve_ladders(config).items():
             days = [s.days for s in ladder.stages]
-            if any(b <= a for a, b in zip(days, days[1:])):
+            if any(b <= a for a, b in zip(days, days[1:], strict=False)):
                 problems.append((("policies", name, "delay_days"),
                                  f"the delayed stages are no longer in increasing order: {days}"))
     seg_names = [s.name for s in config.segments]
     for i, seg in enumerate(config.segments):
         if seg.policy not in config.policies:
-            problems.append((("segments", i, "policy"), f"unknown policy {seg.policy!r}; expected one of: {', '.join(known)}"))
+            problems.append((("segments", i, "policy"),
+                             f"unknown policy {seg.policy!r}; expected one of: {', '.join(known)}"))
         if seg.name == "default" or seg_names.count(seg.name) > 1:
             problems.append((("segments", i, "name"), f"segment name {seg.name!r} must be unique and not 'default'"))
     for cid, cc in config.companies.items():
         if cc.policy is not None and cc.policy not in config.policies:
-            problems.append((("companies", cid, "policy"), f"unknown policy {cc.policy!r}; expected one of: {', '.join(known)}"))
+            problems.append((("companies", cid, "policy"),
+                             f"unknown policy {cc.policy!r}; expected one of: {', '.join(known)}"))
     return problems
 
 
@@ -613,7 +622,8 @@ def _line_of(root: yaml.Node, loc: tuple, *, key: bool = False) -> int:
         if isinstance(part, str) and part.startswith("[") and part.endswith("]"):
             continue  # pydantic's '[key]' marker: stay on the key found before
         if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
+            match = next(((k, v) for k, v in node.value
+                          if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None)
             if match is None:
                 break
             key_node, node = match

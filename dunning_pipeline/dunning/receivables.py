@@ -91,7 +91,8 @@ def build_receivables(
     def exclude(mask: pd.Series, reason: str, detail: str) -> None:
         nonlocal inv
         if mask.any():
-            ex = inv.loc[mask, ["id", "name", "customer_id"]].rename(columns={"id": "invoice_id", "name": "invoice_number"})
+            ex = inv.loc[mask, ["id", "name", "customer_id"]]
+            ex = ex.rename(columns={"id": "invoice_id", "name": "invoice_number"})
             exclusions.append(ex.assign(reason=reason, detail=detail))
             inv = inv.loc[~mask]
 

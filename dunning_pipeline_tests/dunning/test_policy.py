@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 
 from dunning_pipeline.dunning.policy import (
-    DEFAULT_POLICY_FILE, PolicyError, bucket_labels, load_policy, parse_policy,
+    DEFAULT_POLICY_FILE,
+    PolicyError,
+    bucket_labels,
+    load_policy,
+    parse_policy,
 )
 
 
@@ -32,7 +36,7 @@ def test_default_policy_has_the_documented_ladder_buckets_and_tolerance():
     policy = load_policy(DEFAULT_POLICY_FILE)
     table = policy.stage_table()
     default = table[table["policy"] == "default"]
-    assert list(zip(default["stage"], default["days"], default["action"])) == [
+    assert list(zip(default["stage"], default["days"], default["action"], strict=True)) == [
         ("pre_due", -3, "email"), ("reminder_1", 1, "email"), ("reminder_2", 8, "email"),
         ("call", 15, "call"), ("final_notice", 31, "letter"), ("collection", 45, "agency"),
     ]
@@ -114,12 +118,12 @@ def test_every_problem_is_listed_with_its_own_line():
         parse_policy(text, source="p.yaml")
     lines = str(exc.value).splitlines()
     assert lines[0] == "dunning policy p.yaml is invalid:"
-    assert any(l.startswith("  p.yaml, line 1, aging_buckets: bucket bounds must strictly increase") for l in lines)
-    assert any(l.startswith("  p.yaml, line 3, tolerance.default: has more than 4 decimal places (got 0.00001)")
-               for l in lines)
-    assert any(l.startswith("  p.yaml, line 6, policies.default.stages: stage days must strictly increase")
-               for l in lines)
-    assert any(l.startswith("  p.yaml, line 10, companies.x: Input should be a valid integer") for l in lines)
+    assert any(line.startswith("  p.yaml, line 1, aging_buckets: bucket bounds must strictly increase") for line in lines)
+    assert any(line.startswith("  p.yaml, line 3, tolerance.default: has more than 4 decimal places (got 0.00001)")
+               for line in lines)
+    assert any(line.startswith("  p.yaml, line 6, policies.default.stages: stage days must strictly increase")
+               for line in lines)
+    assert any(line.startswith("  p.yaml, line 10, companies.x: Input should be a valid integer") for line in lines)
 
 
 def test_references_to_unknown_policies_are_errors_with_lines():

@@ -59,7 +59,7 @@ def test_buckets_partition_the_open_amount_exactly(bounds, company_bounds, rows)
 def _intervals(bounds: list[int]):
     labels = bucket_labels(tuple(bounds))
     edges = [-(10**9), 0, *bounds, 10**9]
-    return [(label, lo + 1 if i else lo, hi) for i, (label, lo, hi) in enumerate(zip(labels, edges, edges[1:]))]
+    return [(label, lo + 1 if i else lo, hi) for i, (label, lo, hi) in enumerate(zip(labels, edges, edges[1:], strict=False))]
 
 
 @FAST
@@ -104,7 +104,7 @@ def test_netting_never_makes_a_balance_negative(rows):
     n = net["net_residual_company"]
     assert (n[invoices] >= 0).all() and (n[invoices] <= owed[invoices]).all()
     assert n[~invoices].isna().all()
-    for cust, grp in recv.groupby("customer_id"):
+    for _customer, grp in recv.groupby("customer_id"):
         credits = -grp["amount_residual_company"][(grp["move_type"] == "out_refund") & (grp["receivable_status"] == "open")].sum()
         covered = net.loc[grp.index, "covered_company"].sum()
         assert covered == min(credits, owed[grp.index].sum())
@@ -204,7 +204,7 @@ def test_sixty_nights_one_by_one_or_after_gaps_give_the_same_history(invoices, g
         raw = _raw_invoices(invoices, night)
         recv, _ = build_receivables(raw, CUSTOMERS, POLICY, as_of)
 
-        def step(prev):
+        def step(prev, recv=recv, raw=raw, as_of=as_of, night=night):
             aging = build_aging(recv, POLICY, as_of, _UTC, manual_holds=manual, customers=CUSTOMERS,
                                 prev_state=prev).aging
             rows = history.transitions(aging, prev, raw, POLICY, as_of, f"run-{night}")
