@@ -23,7 +23,7 @@ import requests
 
 from dunning_pipeline.sandbox import data as sd
 from dunning_pipeline.sandbox.faults import SERVICES, Faults
-from dunning_pipeline.sandbox.http import SandboxHTTPServer
+from dunning_pipeline.sandbox.base_server import SandboxHTTPServer
 from dunning_pipeline.sandbox.odoo_server import DEFAULT_INDEX_THRESHOLD, OdooApp
 from dunning_pipeline.sandbox.slack_server import CHANNELS, SlackApp
 from dunning_pipeline.sandbox.zendesk_server import ZendeskApp

@@ -22,7 +22,7 @@ from typing import Callable
 
 from dunning_pipeline.sandbox import data as sd
 from dunning_pipeline.sandbox.faults import Fault, nginx_page
-from dunning_pipeline.sandbox.http import App, Request, Response
+from dunning_pipeline.sandbox.base_server import App, Request, Response
 
 VERSIONS = ("16.0", "17.0", "18.0", "19.0")
 DEFAULT_INDEX_THRESHOLD = 20_000

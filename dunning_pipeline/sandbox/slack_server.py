@@ -17,7 +17,7 @@ from typing import Callable
 from urllib.parse import parse_qs
 
 from dunning_pipeline.sandbox.faults import Fault, cloudflare_page
-from dunning_pipeline.sandbox.http import App, Request, Response
+from dunning_pipeline.sandbox.base_server import App, Request, Response
 
 CHANNELS = [
     {"id": "C0SBXDUNN01", "name": "#dunning", "is_archived": False, "is_member": True, "is_private": False},

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from dunning_pipeline.sandbox import data as sd
 from dunning_pipeline.sandbox.faults import Fault, cloudflare_page
-from dunning_pipeline.sandbox.http import App, Request, Response
+from dunning_pipeline.sandbox.base_server import App, Request, Response
 
 MAX_EXPORT_PAGE = 1000
 MAX_CURSOR_PAGE = 100

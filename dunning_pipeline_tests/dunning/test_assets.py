@@ -138,3 +138,13 @@ def test_a_broken_policy_file_fails_the_run_naming_file_and_line(filled, tmp_pat
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert f"{bad}, line 4, policies.default.stages[0].action" in str(failure.event_specific_data.error)
     assert filled.count("receivables") == 0
+
+
+def test_reconciliation_check_fails_when_an_invoice_is_missing_from_the_aging(filled):
+    _materialize(filled, "2026-03-02")
+    filled.delete("invoice_aging", filled.table("invoice_aging").c.invoice_id == 104)  # 1,000.00 USD
+    check = ASSET_CHECKS[0](warehouse=WarehouseResource(database_url=filled.url))
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["invoices_not_matching"].value == 1
+    assert check.metadata["sample_invoice_ids"].value == "104"
+    assert "| USD | 0.00 | 1,000.00 | -1,000.00 |" in check.metadata["totals"].value
