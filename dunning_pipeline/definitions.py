@@ -48,6 +48,9 @@ def build_resources() -> dict:
             channel=dg.EnvVar("SLACK_CHANNEL"),
             api_url=_optional("SLACK_API_URL"),
             alerts_channel=_optional("SLACK_ALERTS_CHANNEL"),
+            odoo_url=_optional("ODOO_URL"),
+            zendesk_url=_optional("ZENDESK_URL"),
+            webserver_url=_optional("DAGSTER_WEBSERVER_URL"),
         ),
     }
 
