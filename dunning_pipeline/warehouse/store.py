@@ -156,7 +156,11 @@ class Warehouse:
         """Delete all rows (or those matching `where`) and insert `frame`, in one transaction."""
         t = self.table(table)
         with self._conn(conn) as c:
-            c.execute(t.delete() if where is None else t.delete().where(where))
+            if where is None and self.dialect == "postgresql":
+                # Transactional in PostgreSQL, and far cheaper than deleting a million rows.
+                c.execute(sa.text(f'TRUNCATE "{t.name}"'))
+            else:
+                c.execute(t.delete() if where is None else t.delete().where(where))
             return self._write(table, frame, conn=c, mode="append")
 
     def delete(self, table: str, where: sa.ColumnElement, *, conn: Connection | None = None) -> int:
@@ -268,27 +272,41 @@ def _to_text_frame(frame: pd.DataFrame, cols: list[sa.Column], table: str) -> pd
             bad = frame.index[mask][0]
             raise WarehouseError(f"table {table}: column {col.name} is null in row {bad!r}")
         try:
-            if kind == "money":
-                vals = money.units_to_text(s.fillna(0).astype("int64"))
-            elif kind == "datetime":
-                ts = pd.to_datetime(s, utc=True).dt.tz_convert(None)
-                vals = ts.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-            elif kind == "date":
-                vals = pd.to_datetime(s).dt.strftime("%Y-%m-%d")
-            elif kind == "bool":
-                vals = s.map(lambda v: "1" if bool(v) else "0", na_action="ignore")
-            elif kind == "int":
-                vals = s.map(lambda v: str(int(v)), na_action="ignore")
-            elif kind == "json":
-                vals = s.map(json.dumps, na_action="ignore")
-            else:
-                vals = s.map(str, na_action="ignore")
+            vals = _column_text(s, kind)
         except (TypeError, ValueError, OverflowError) as exc:
             raise WarehouseError(f"table {table}: column {col.name} cannot be stored: {exc}") from exc
         vals = pd.Series(vals, index=frame.index).astype(object)
         vals[mask] = None
         out[col.name] = vals
     return pd.DataFrame(out, index=frame.index)
+
+
+def _column_text(s: pd.Series, kind: str):
+    """One column as database literals, vectorised (a million rows in well under a second).
+    Nulls may come out as anything: the caller masks them."""
+    if kind == "money":
+        return money.units_to_text(s.fillna(0).astype("int64"))
+    if kind == "datetime":
+        values = pd.to_datetime(s, utc=True).dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        text = np.datetime_as_string(values, unit="us")  # 2026-03-01T10:11:12.000000
+        # SQL's ' ' separator instead of 'T' (SQLite compares timestamps as text), in place.
+        chars = text.view(np.uint32).reshape(len(text), -1)
+        chars[:, 10] = ord(" ")
+        return text
+    if kind == "date":
+        return np.datetime_as_string(pd.to_datetime(s).to_numpy(dtype="datetime64[D]"), unit="D")
+    if kind == "bool":
+        return np.where(s.fillna(False).astype(bool).to_numpy(), "1", "0")
+    if kind == "int":
+        if pd.api.types.is_integer_dtype(s.dtype):
+            return s.astype("Int64").astype(str)
+        numeric = pd.to_numeric(s)
+        if (numeric.dropna() % 1 != 0).any():
+            raise ValueError("holds a non-integer value")
+        return numeric.astype("Int64").astype(str)
+    if kind == "json":
+        return s.map(json.dumps, na_action="ignore")
+    return s.astype(str)
 
 
 def _typed(raw: pd.DataFrame, cols: list[sa.Column]) -> pd.DataFrame:

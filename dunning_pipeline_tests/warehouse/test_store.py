@@ -106,3 +106,22 @@ def test_booleans_and_nullable_integers(warehouse):
     got = warehouse.read("odoo_customers", columns=["id", "active", "parent_id"], order_by=["id"])
     assert got["active"].tolist()[:2] == [True, False] and pd.isna(got["active"][2])
     assert pd.isna(got["parent_id"][0]) and got["parent_id"][1] == 1
+
+
+def test_replace_of_a_whole_table_rolls_back_with_its_transaction(warehouse):
+    warehouse.upsert("odoo_invoices", _invoices())
+    with pytest.raises(RuntimeError, match="crash"):
+        with warehouse.begin() as conn:
+            warehouse.replace("odoo_invoices", _invoices().iloc[[0]], conn=conn)
+            assert warehouse.count("odoo_invoices", conn=conn) == 1
+            raise RuntimeError("crash after the table was emptied")
+    assert warehouse.count("odoo_invoices") == 3
+
+
+def test_timestamps_are_stored_in_sql_form_and_compare_as_sql(warehouse):
+    warehouse.upsert("odoo_invoices", _invoices())
+    t = warehouse.table("odoo_invoices")
+    from datetime import datetime
+    newer = warehouse.read("odoo_invoices", columns=["id"],
+                           where=t.c.write_date > datetime(2026, 3, 1, 10, 11, 12))
+    assert newer["id"].tolist() == [2]
