@@ -33,6 +33,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--customers", type=int, default=60)
     p.add_argument("--invoices", type=int, default=800)
+    p.add_argument("--faults", action="store_true",
+                   help="transient faults: 5%% of requests get a 429, a 5xx page or a slow answer")
+    p.add_argument("--data-faults", action="store_true",
+                   help="spoil one record of every kind: the checks must name each and stop dunning")
     p.add_argument("--keep", action="store_true", help="keep .demo/ from an earlier demo")
     p.add_argument("--verbose", action="store_true", help="show every Dagster event line")
     return p.parse_args(argv)
@@ -93,14 +97,29 @@ def main(argv: list[str] | None = None) -> int:
     logs = DEMO_DIR / "logs"
     logs.mkdir(exist_ok=True)
 
-    from dunning_pipeline.demo_report import print_alert, print_loaded, print_reconciliation
+    from dunning_pipeline.demo_report import (
+        print_alert,
+        print_checks,
+        print_loaded,
+        print_quarantine,
+        print_reconciliation,
+    )
     from dunning_pipeline.sandbox import Sandbox
     from dunning_pipeline.warehouse.store import Warehouse
 
     _say(f"dunning_pipeline demo: as-of {as_of} ({settings.timezone_name()}), seed {args.seed}, "
          f"{args.customers} customers, {args.invoices} invoices")
     _say("Starting the sandbox (local Odoo, Zendesk and Slack on 127.0.0.1)...")
-    with Sandbox(seed=args.seed, customers=args.customers, invoices=args.invoices, as_of=as_of) as sb:
+    sb = Sandbox(seed=args.seed, customers=args.customers, invoices=args.invoices, as_of=as_of)
+    if args.data_faults:
+        from dunning_pipeline.sandbox import data_faults
+
+        for fault in data_faults.inject(sb.data):
+            _say(f"  spoiled: {fault.describe()}")
+    if args.faults:
+        sb.faults.enable_random(rate=0.05, seed=args.seed)
+        _say("  transient faults on: 5% of requests get a 429, a 5xx page or a slow answer")
+    with sb:
         _say(f"  Odoo {sb.odoo_url}  Zendesk {sb.zendesk_url}  Slack {sb.slack_api_url}")
         env = {k: v for k, v in os.environ.items() if k != settings.DATABASE_URL_VAR}
         env.update(sb.env)
@@ -109,9 +128,19 @@ def main(argv: list[str] | None = None) -> int:
         warehouse_url = f"sqlite:///{home / 'dunning_warehouse.sqlite'}"
 
         _say("\n== 1. The nightly job ==")
-        if not _run_job("nightly_dunning", as_of, env, logs / "nightly.log", args.verbose):
-            return 1
+        succeeded = _run_job("nightly_dunning", as_of, env, logs / "nightly.log", args.verbose)
+        if args.faults:
+            _say(f"  transient faults served and survived: {len(sb.faults.applied)}")
+        blocked = print_checks(home, "nightly_dunning")
         wh = Warehouse(warehouse_url)
+        if args.data_faults:
+            print_quarantine(wh)
+            stopped = not succeeded and blocked
+            _say("\nThe blocking checks " + ("stopped the dunning assets, as they must."
+                                             if stopped else "did NOT stop the dunning assets."))
+            return 0 if stopped else 1
+        if not succeeded:
+            return 1
         print_loaded(wh, sb.data)
         ok = print_reconciliation(wh, sb.data, as_of)
         history_rows = wh.count("dunning_history")

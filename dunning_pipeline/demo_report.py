@@ -96,3 +96,58 @@ def _block_text(block: dict) -> str:
     if kind == "context":
         return "  ".join(e.get("text", "") for e in block.get("elements", []) if isinstance(e, dict))
     return ""
+
+
+def print_checks(dagster_home, job_name: str) -> list[str]:
+    """The data-quality checks of the job's latest run; returns the dunning assets it stopped."""
+    import dagster as dg
+    from dagster._core.storage.dagster_run import RunsFilter
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs(filters=RunsFilter(job_name=job_name), limit=1)
+        if not runs:
+            return []
+        run = runs[0]
+        evaluations = [
+            rec.event_log_entry.dagster_event.event_specific_data
+            for rec in instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
+            ).records
+        ]
+        materialized = {
+            rec.event_log_entry.dagster_event.asset_key.to_user_string()
+            for rec in instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+            ).records
+        }
+    per_asset: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    failures = []
+    for ev in evaluations:
+        asset = ev.asset_key.to_user_string()
+        if ev.passed:
+            per_asset[asset][0] += 1
+        else:
+            blocking = ev.severity == dg.AssetCheckSeverity.ERROR
+            per_asset[asset][1 if blocking else 2] += 1
+            failures.append((asset, ev.check_name, "ERROR" if blocking else "WARN",
+                             (ev.description or "").replace("\n", " ")[:110]))
+    print("\nData-quality checks (Great Expectations) of this run:")
+    rows = [(a, p, e, w) for a, (p, e, w) in sorted(per_asset.items())]
+    print(_table(rows, ("asset", "passed", "failed: blocking", "failed: warn")))
+    for asset, check, sev, text in failures:
+        print(f"  {sev:5} {asset}.{check}: {text}")
+    dunning = ["receivables", "customer_communications", "invoice_aging", "dunning_history"]
+    stopped = [a for a in dunning if a not in materialized]
+    if stopped:
+        print(f"  not materialized in this run: {', '.join(stopped)}")
+    return stopped
+
+
+def print_quarantine(wh: Warehouse) -> None:
+    q = wh.read("data_quality_quarantine", columns=["asset", "record_id", "check_name", "field", "value"],
+                order_by=["asset", "record_id"])
+    print(f"\nQuarantined records (data_quality_quarantine, {len(q)} rows):")
+    if len(q):
+        rows = [tuple("" if (v is None or v != v) else str(v)[:40] for v in r)
+                for r in q.itertuples(index=False, name=None)]
+        print(_table(rows, ("asset", "record_id", "check", "field", "value")))
