@@ -73,14 +73,14 @@ def _run_job(job: str, as_of: date, env: dict[str, str], log: Path, verbose: boo
 def _worth_showing(line: str) -> bool:
     if not _EVENT.search(line):
         return "Error" in line or "error:" in line
-    return any(tag in line for tag in _SHOWN) or " - INFO - " in line and " - dagster - " not in line
+    return " - INFO - " in line or any(tag in line for tag in _SHOWN)
 
 
 def _shorten(line: str, width: int = 160) -> str:
-    # Dagster's CLI lines start with a timestamp, the job and the run id: keep the message.
+    # Dagster's CLI lines: "ts - dagster - LEVEL - job - run_id - [pid - ]step - message".
     parts = line.split(" - ")
-    if len(parts) >= 5:
-        line = " - ".join(parts[4:]) if parts[1] == "dagster" else " - ".join(parts[3:])
+    if len(parts) >= 7 and parts[1] == "dagster":
+        line = " - ".join(parts[5:] if parts[2] == "INFO" else parts[6:])
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from dunning_pipeline.demo_report import (
         print_alert,
         print_checks,
+        print_aging,
         print_loaded,
         print_quarantine,
         print_reconciliation,
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print_loaded(wh, sb.data)
         ok = print_reconciliation(wh, sb.data, as_of)
+        print_aging(wh)
         history_rows = wh.count("dunning_history")
 
         _say("\n== 2. The same night again (must add no history row) ==")

@@ -151,3 +151,23 @@ def print_quarantine(wh: Warehouse) -> None:
         rows = [tuple("" if (v is None or v != v) else str(v)[:40] for v in r)
                 for r in q.itertuples(index=False, name=None)]
         print(_table(rows, ("asset", "record_id", "check", "field", "value")))
+
+
+def print_aging(wh: Warehouse) -> None:
+    """The AR aging report: open amounts per currency and bucket, and invoices per stage."""
+    from dunning_pipeline.dunning.aging import bucket_totals
+    from dunning_pipeline.dunning.policy import load_policy
+
+    policy = load_policy()
+    aging = wh.read("invoice_aging", columns=["currency", "aging_bucket", "stage", "amount_residual"])
+    totals = bucket_totals(aging, tuple(policy.all_bucket_labels()))
+    buckets = [c for c in totals.columns if c not in ("currency", "total")]
+    rows = [(r["currency"], *[money.format_amount(int(r[b]), r["currency"], with_code=False)
+                              for b in [*buckets, "total"]]) for _, r in totals.iterrows()]
+    print("\nAR aging (invoice_aging), open amount per invoice currency and bucket:")
+    print(_table(rows, ("currency", *buckets, "total")))
+    stages = aging["stage"].fillna("not yet due for dunning").value_counts()
+    order = ["not yet due for dunning", "pre_due", "reminder_1", "reminder_2", "call", "final_notice",
+             "collection"]
+    ranked = sorted(stages.index, key=lambda n: (order.index(n) if n in order else len(order), n))
+    print("  invoices per stage: " + ", ".join(f"{name} {stages[name]}" for name in ranked))
