@@ -25,10 +25,14 @@ def main() -> None:
     from dunning_pipeline import definitions as d
     from dunning_pipeline.schedules import nightly_dunning
     from dunning_pipeline.warehouse.resource import WarehouseResource
+    from dunning_pipeline.zendesk.resource import ZendeskResource
 
     resources = d.build_resources()
     resources["warehouse"] = WarehouseResource(database_url=args.database_url)
-    resources["zendesk"] = resources["zendesk"].model_copy(update={"export_requests_per_minute": 100_000})
+    resources["zendesk"] = ZendeskResource(
+        url=dg.EnvVar("ZENDESK_URL"), email=dg.EnvVar("ZENDESK_EMAIL"),
+        api_token=dg.EnvVar("ZENDESK_API_TOKEN"), export_requests_per_minute=100_000,
+    )
     bench = dg.Definitions.merge(
         d.odoo_defs, d.zendesk_defs, d.quality_defs, d.dunning_defs, d.reporting_defs,
         dg.Definitions(jobs=[nightly_dunning], resources=resources),

@@ -135,7 +135,8 @@ def zendesk_comments(
     replies and internal notes. Deleted tickets and tickets requested by agents are skipped."""
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
-        outcome = load.extract_comments(client, wh, extracted_at=datetime.now(UTC), log=_log(context))
+        outcome = load.extract_comments(client, wh, extracted_at=datetime.now(UTC), log=_log(context),
+                                        concurrency=zendesk.comments_concurrency)
     comments = outcome.comments
     return dg.MaterializeResult(
         metadata=_metadata(

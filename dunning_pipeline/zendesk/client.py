@@ -180,7 +180,7 @@ class ZendeskClient:
             raise_on_status=False,
         )
         session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)  # comments fetch concurrently
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.auth = (f"{email}/token", api_token)

@@ -9,6 +9,7 @@ whose stored `updated_at` is newer than the incoming copy is kept.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -175,29 +176,42 @@ def extract_comments(
     extracted_at: datetime,
     log: Log = lambda _msg: None,
     progress_every: int = 100,
+    concurrency: int = 1,
 ) -> CommentsOutcome:
     """Comments of the tickets that changed since the last comments run (see
-    `tickets_needing_comments`), written with the new mark in one transaction."""
+    `tickets_needing_comments`), written with the new mark in one transaction.
+
+    Comments cost one request per ticket, so `concurrency` requests may be in flight at once
+    (the account's rate limit still applies: a 429 is retried after its Retry-After)."""
     tickets = tickets_needing_comments(warehouse)
     log(f"Zendesk comments: {len(tickets)} customer tickets new or changed since the last comments run")
     frames: list[pd.DataFrame] = []
     skipped: list[int] = []
     pages = 0
     count = 0
-    for n, ticket_id in enumerate(tickets["id"].tolist(), start=1):
+
+    def fetch(ticket_id: int) -> list[list[dict]] | None:
         try:
-            for page_no, page in enumerate(client.ticket_comments(ticket_id), start=1):
+            return list(client.ticket_comments(ticket_id))
+        except ZendeskNotFoundError:
+            return None
+
+    ids = [int(t) for t in tickets["id"].tolist()]
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        # map() keeps ticket order, so the log and the frames are the same at any concurrency.
+        for n, (ticket_id, ticket_pages) in enumerate(zip(ids, pool.map(fetch, ids)), start=1):
+            if ticket_pages is None:
+                # Deleted after the export; its "deleted" status arrives with the next export.
+                skipped.append(ticket_id)
+                log(f"Zendesk ticket {ticket_id} no longer exists; its comments are skipped")
+            for page_no, page in enumerate(ticket_pages or [], start=1):
                 pages += 1
                 frames.append(parse.comments_frame(ticket_id, page, extracted_at))
                 count += len(page)
                 if page_no > 1:
                     log(f"Zendesk comments of ticket {ticket_id}: page {page_no} ({len(page)} comments)")
-        except ZendeskNotFoundError:
-            # Deleted after the export; its "deleted" status arrives with the next export.
-            skipped.append(int(ticket_id))
-            log(f"Zendesk ticket {ticket_id} no longer exists; its comments are skipped")
-        if n % progress_every == 0 or n == len(tickets):
-            log(f"Zendesk comments: {n}/{len(tickets)} tickets, {pages} pages, {count} comments")
+            if n % progress_every == 0 or n == len(ids):
+                log(f"Zendesk comments: {n}/{len(ids)} tickets, {pages} pages, {count} comments")
     comments = _concat(frames, parse.comments_frame(0, [], extracted_at))
     comments = comments.drop_duplicates("id", keep="last").reset_index(drop=True)
     with warehouse.begin() as conn:

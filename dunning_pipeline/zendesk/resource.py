@@ -31,6 +31,9 @@ class ZendeskResource(dg.ConfigurableResource):
         default=0.5, description="Exponential backoff factor between retries without Retry-After"
     )
     comments_page_size: int = Field(default=100, description="Comments per page (1-100)")
+    comments_concurrency: int = Field(
+        default=4, description="Comment requests in flight at once (one request per ticket; 1-32)"
+    )
     start_time: int = Field(
         default=0,
         description=(
@@ -51,6 +54,7 @@ class ZendeskResource(dg.ConfigurableResource):
         for name, value, low, high in (
             ("page_size", self.page_size, 1, 1000),
             ("comments_page_size", self.comments_page_size, 1, 100),
+            ("comments_concurrency", self.comments_concurrency, 1, 32),
             ("export_requests_per_minute", self.export_requests_per_minute, 1, 10_000),
             ("max_retries", self.max_retries, 0, 100),
         ):

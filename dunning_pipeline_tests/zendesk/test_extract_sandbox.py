@@ -162,3 +162,29 @@ def test_a_malformed_record_fails_the_run_names_it_and_leaves_the_previous_state
         run(sb, warehouse, NIGHT2, with_comments=False)
     pd.testing.assert_frame_equal(stored(warehouse, "zendesk_tickets"), before)
     assert warehouse.get_state(load.TICKETS_CURSOR_KEY) == cursor
+
+
+def test_concurrent_comment_fetching_loads_exactly_what_a_sequential_run_loads(sandbox, sqlite_url, tmp_path):
+    from dunning_pipeline.warehouse.store import Warehouse
+
+    sb = sandbox
+    gone = next(t for t in sb.data.zendesk_tickets if t["status"] == "open")
+    results = {}
+    for concurrency in (1, 6):
+        wh = Warehouse(f"sqlite:///{tmp_path / f'c{concurrency}.sqlite'}")
+        wh.ensure_schema()
+        with resource_for(sb).get_client() as zd:
+            load.extract_tickets_and_users(zd, wh, extracted_at=NIGHT1)
+            sb.faults.set("zendesk", "status", status=404, path=f"/tickets/{gone['id']}/comments",
+                          body='{"error": "RecordNotFound", "description": "Not found"}',
+                          content_type="application/json")
+            sb.faults.set("zendesk", "rate_limit", retry_after=0, path="/comments.json")
+            outcome = load.extract_comments(zd, wh, extracted_at=NIGHT1, concurrency=concurrency)
+        results[concurrency] = (stored(wh, "zendesk_comments"), outcome)
+        wh.dispose()
+    (seq, seq_outcome), (par, par_outcome) = results[1], results[6]
+    assert len(seq) > 0
+    pd.testing.assert_frame_equal(seq.drop(columns=["extracted_at"]), par.drop(columns=["extracted_at"]))
+    expected = sum(len(sb.data.zendesk_comments.get(t, [])) for t in customer_ticket_ids(sb) - {gone["id"]})
+    assert len(par) == expected
+    assert seq_outcome.skipped_tickets == par_outcome.skipped_tickets == [gone["id"]]
