@@ -31,7 +31,7 @@ def main() -> None:
     resources["warehouse"] = WarehouseResource(database_url=args.database_url)
     resources["zendesk"] = ZendeskResource(
         url=dg.EnvVar("ZENDESK_URL"), email=dg.EnvVar("ZENDESK_EMAIL"),
-        api_token=dg.EnvVar("ZENDESK_API_TOKEN"), export_requests_per_minute=100_000,
+        api_token=dg.EnvVar("ZENDESK_API_TOKEN"), export_requests_per_minute=10_000,
     )
     bench = dg.Definitions.merge(
         d.odoo_defs, d.zendesk_defs, d.quality_defs, d.dunning_defs, d.reporting_defs,
@@ -48,7 +48,11 @@ def main() -> None:
         if event.event_type_value == "STEP_SUCCESS":
             steps[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 2)
         elif event.event_type_value == "STEP_FAILURE":
-            steps[event.step_key] = "FAILED: " + str(event.event_specific_data.error.message)[:300]
+            error, messages = event.event_specific_data.error, []
+            while error is not None:  # Dagster's wrapper first, then the root cause
+                messages.append(error.message.strip())
+                error = error.cause
+            steps[event.step_key] = "FAILED: " + " <- ".join(messages)[-600:]
     print(json.dumps({"success": result.success, "seconds": round(total, 1), "steps": steps,
                       "pid": os.getpid()}))
 
