@@ -33,7 +33,16 @@ def column_schema(frame: pd.DataFrame, descriptions: dict[str, str] | None = Non
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadataValue:
-    """The first rows as a markdown table (tabulate ships with dagster)."""
+    """The first rows as a markdown table (tabulate ships with dagster): dates without a time of
+    day show as dates, missing values as empty cells (not nan / NaT / <NA>)."""
     if frame.empty:
         return dg.MetadataValue.md("_no rows_")
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False))
+    head = frame.head(rows).copy()
+    for col in head.columns:
+        values = head[col]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            present = values.dropna()
+            if (present == present.dt.normalize()).all():
+                head[col] = values.dt.strftime("%Y-%m-%d")
+    head = head.astype(object).where(head.notna(), "")
+    return dg.MetadataValue.md(head.to_markdown(index=False))

@@ -54,7 +54,7 @@ def check_database_url(url: str, variable: str = DATABASE_URL_VAR) -> str:
     if scheme.split("+", 1)[0] not in ("postgresql", "postgres", "sqlite"):
         raise SettingsError(
             f"{variable} must be a SQLAlchemy URL starting with postgresql:// or sqlite:///"
-            f" (got a value starting with {scheme or 'no scheme'!r})"
+            + (f" (got a value starting with {scheme!r})" if scheme else " (got a value without a scheme)")
         )
     if scheme == "postgres":
         raise SettingsError(f"{variable}: use the scheme postgresql://, not postgres://")

@@ -25,6 +25,8 @@ def test_database_url_errors_name_the_variable_without_echoing_the_secret():
         settings.check_database_url("mysql://user:hunter2@db/x")
     assert "DUNNING_DATABASE_URL" in str(exc.value) and "hunter2" not in str(exc.value)
     assert settings.check_database_url("postgresql://u:p@h/db") == "postgresql://u:p@h/db"
+    with pytest.raises(settings.SettingsError, match=r"\(got a value without a scheme\)$"):
+        settings.check_database_url("postgresql//user:hunter2@db/x")
 
 
 def test_http_urls_are_validated_and_normalised():
@@ -71,3 +73,18 @@ def test_money_formatting_uses_the_currency_decimals():
     assert money.format_amount(-1_234_500_000, "JPY") == "-123,450 JPY"
     assert money.format_amount(12_345, "KWD") == "1.235 KWD"
     assert money.units_to_text(pd.Series([12_345_600, -5, 0])).tolist() == ["1234.5600", "-0.0005", "0.0000"]
+
+
+def test_markdown_preview_shows_dates_as_dates_and_missing_values_as_empty_cells():
+    from dunning_pipeline.runtime import markdown_preview
+
+    frame = pd.DataFrame({
+        "invoice_number": pd.array(["INV/1", None], dtype="string"),
+        "invoice_date_due": pd.to_datetime(["2026-03-02", None]).astype("datetime64[s]"),
+        "write_date": pd.to_datetime(["2026-03-02 10:11:12", None]),
+        "ticket_id": pd.array([7, None], dtype="Int64"),
+    })
+    lines = markdown_preview(frame).value.splitlines()
+    assert [c.strip() for c in lines[2].split("|")[1:-1]] == ["INV/1", "2026-03-02", "2026-03-02 10:11:12", "7"]
+    assert [c.strip() for c in lines[3].split("|")[1:-1]] == ["", "", "", ""]
+    assert markdown_preview(frame.iloc[:0]).value == "_no rows_"

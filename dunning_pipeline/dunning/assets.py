@@ -301,8 +301,9 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                                    if result.skipped else "_no stage changes_"))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": total,
-        "dagster/column_schema": runtime.column_schema(rows if len(rows) else pd.DataFrame(
-            columns=history_mod.HISTORY_COLUMNS)),
+        # The table's typed columns, read without rows: the same schema whether or not this run appended.
+        "dagster/column_schema": runtime.column_schema(
+            wh.read("dunning_history", columns=history_mod.HISTORY_COLUMNS, where=sa.false())),
         "as_of_date": as_of.isoformat(),
         "rows_appended": len(rows),
         "skipped_before_latest": result.skipped,

@@ -50,7 +50,9 @@ def _error_message(event: dg.DagsterEvent) -> str | None:
     error = getattr(data, "error", None)
     if error is None:
         return event.message
-    while error.cause is not None:  # "Error occurred while executing op ..." wraps the real one
+    # Dagster's "Error occurred while executing op ..." wraps the user's error; the user's own
+    # cause (e.g. the ValueError behind a SettingsError) says less than the error itself.
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
         error = error.cause
     return (error.message or "").strip() or error.cls_name
 

@@ -48,7 +48,8 @@ def test_the_alert_time_is_configurable_and_a_bad_cron_names_the_variable():
 
 @dg.asset(name="odoo_invoices", group_name="odoo")
 def failing_odoo_invoices():
-    raise ValueError("Odoo answered <html> & gave up")
+    # The alert shows this error, not its cause: the message that says what to fix.
+    raise ValueError("Odoo answered <html> & gave up") from KeyError("a detail of the parser")
 
 
 def test_a_failed_nightly_run_is_posted_to_the_alerts_channel_with_the_error_and_a_link(sandbox, monkeypatch):
