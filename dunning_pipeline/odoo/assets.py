@@ -68,7 +68,7 @@ def odoo_customers(
 def _materialize(context, odoo: OdooResource, warehouse: WarehouseResource, run_extract,
                  column_schema: dg.TableSchema) -> dg.MaterializeResult:
     wh = warehouse.get_warehouse()
-    with odoo.get_client() as client:
+    with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
         version = client.check_connection()
         context.log.info(f"Odoo {version.label} at {client.url}, database {client.database}, via {client.protocol}")
         result = run_extract(

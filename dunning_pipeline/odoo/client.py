@@ -15,7 +15,7 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 from urllib3.util.retry import Retry
+
+from dunning_pipeline.http_retry import LoggingRetry
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +99,12 @@ class OdooVersion:
         return self.major >= JSON2_MIN_MAJOR
 
 
-def build_retry(max_retries: int, backoff_factor: float) -> Retry:
+def build_retry(max_retries: int, backoff_factor: float,
+                on_retry: Callable[[str], None] | None = None) -> Retry:
     """The retry policy: transient statuses, timeouts and dropped connections, POST included
     (every call this client makes is a read), honouring the server's Retry-After."""
-    return Retry(
+    return LoggingRetry(
+        on_retry=on_retry,
         total=max_retries,
         connect=max_retries,
         read=max_retries,
@@ -135,6 +139,7 @@ class OdooClient:
         max_retries: int = 5,
         backoff_factor: float = 0.5,
         session: requests.Session | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
@@ -146,7 +151,7 @@ class OdooClient:
         self.timeout_seconds = timeout_seconds
         self.max_retries = max_retries
         self._session = session or requests.Session()
-        adapter = HTTPAdapter(max_retries=build_retry(max_retries, backoff_factor))
+        adapter = HTTPAdapter(max_retries=build_retry(max_retries, backoff_factor, on_retry))
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = "dunning_pipeline " + requests.utils.default_user_agent()

@@ -61,8 +61,9 @@ class OdooResource(dg.ConfigurableResource):
                 raise settings.SettingsError(f"OdooResource.{name} must be at least {low} (got {value!r})")
         return self
 
-    def get_client(self) -> OdooClient:
-        """A new client (close it, or use it as a context manager)."""
+    def get_client(self, on_retry=None) -> OdooClient:
+        """A new client (close it, or use it as a context manager); `on_retry(message)` hears
+        of each retried request (e.g. the run's log)."""
         self.validated()
         return OdooClient(
             settings.check_http_url(self.url, "ODOO_URL"),
@@ -73,4 +74,5 @@ class OdooResource(dg.ConfigurableResource):
             timeout_seconds=self.timeout_seconds,
             max_retries=self.max_retries,
             backoff_factor=self.backoff_factor,
+            on_retry=on_retry,
         )

@@ -20,7 +20,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.util import Retry
+
+from dunning_pipeline.http_retry import LoggingRetry
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,8 @@ class ZendeskClient:
                 f" waiting {s:.1f} s"
             ),
         )
-        retry = Retry(
+        retry = LoggingRetry(
+            on_retry=lambda msg: self._log.warning(f"Zendesk: {msg}"),
             total=max_retries,
             connect=max_retries,
             read=max_retries,
