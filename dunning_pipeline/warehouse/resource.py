@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr
@@ -31,10 +29,6 @@ class WarehouseResource(dg.ConfigurableResource):
             settings.check_database_url(url)
             self._warehouse = open_warehouse(url)
         return self._warehouse
-
-    @cached_property
-    def backend(self) -> str:
-        return "postgresql" if (self.database_url or "").startswith("postgresql") else "sqlite"
 
 
 def open_warehouse(url: str, variable: str = settings.DATABASE_URL_VAR) -> Warehouse:

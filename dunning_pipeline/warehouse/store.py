@@ -314,10 +314,7 @@ def _typed(raw: pd.DataFrame, cols: list[sa.Column]) -> pd.DataFrame:
     for col in cols:
         s = raw[col.name]
         kind = _kind(col)
-        if kind == "money":
-            s = pd.to_numeric(s).astype("Int64")
-            out[col.name] = s.astype("int64") if not s.isna().any() else s
-        elif kind == "int":
+        if kind in ("money", "int"):  # money arrives as int units (the SELECT scales it)
             s = pd.to_numeric(s).astype("Int64")
             out[col.name] = s.astype("int64") if not s.isna().any() else s
         elif kind == "float":
