@@ -1,11 +1,23 @@
-"""urllib3's Retry, telling the run's log about each retry (a slowed run should say why)."""
+"""urllib3's Retry, telling the run's log about each retry (a slowed run should say why), and
+the requests Session that applies it to every request."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import requests
+from requests.adapters import DEFAULT_POOLSIZE, HTTPAdapter
 from urllib3.util.retry import Retry
+
+
+def retrying_session(retry: Retry, *, pool_maxsize: int = DEFAULT_POOLSIZE) -> requests.Session:
+    """A Session whose every http(s) request is retried by `retry`."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=pool_maxsize)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class LoggingRetry(Retry):

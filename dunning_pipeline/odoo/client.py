@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
     MaxRetryError,
@@ -32,7 +31,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from dunning_pipeline.http_retry import LoggingRetry
+from dunning_pipeline.http_retry import LoggingRetry, retrying_session
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,6 @@ class OdooClient:
         timeout_seconds: float = 60.0,
         max_retries: int = 5,
         backoff_factor: float = 0.5,
-        session: requests.Session | None = None,
         on_retry: Callable[[str], None] | None = None,
     ):
         if protocol not in PROTOCOLS:
@@ -150,10 +148,7 @@ class OdooClient:
         self.requested_protocol = protocol
         self.timeout_seconds = timeout_seconds
         self.max_retries = max_retries
-        self._session = session or requests.Session()
-        adapter = HTTPAdapter(max_retries=build_retry(max_retries, backoff_factor, on_retry))
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._session = retrying_session(build_retry(max_retries, backoff_factor, on_retry))
         self._session.headers["User-Agent"] = "dunning_pipeline " + requests.utils.default_user_agent()
         self._ids = itertools.count(1)
         self._uid: int | None = None

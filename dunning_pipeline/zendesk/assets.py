@@ -34,10 +34,6 @@ COMMENT_DESCRIPTIONS = {
 }
 
 
-def _log(context: dg.AssetExecutionContext):
-    return context.log.info
-
-
 def _metadata(wh, table: str, fetched: pd.DataFrame, written: int, descriptions: dict,
               preview_columns: list[str], extra: dict) -> dict:
     total = wh.count(table)
@@ -88,7 +84,7 @@ def zendesk_tickets_and_users(
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_tickets_and_users(
             client, wh, extracted_at=datetime.now(UTC), start_time=zendesk.start_time,
-            log=_log(context),
+            log=context.log.info,
         )
     tickets, users = outcome.tickets, outcome.users
     newest = tickets["updated_at"].max() if not tickets.empty else None
@@ -135,7 +131,7 @@ def zendesk_comments(
     replies and internal notes. Deleted tickets and tickets requested by agents are skipped."""
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
-        outcome = load.extract_comments(client, wh, extracted_at=datetime.now(UTC), log=_log(context),
+        outcome = load.extract_comments(client, wh, extracted_at=datetime.now(UTC), log=context.log.info,
                                         concurrency=zendesk.comments_concurrency)
     comments = outcome.comments
     return dg.MaterializeResult(

@@ -19,9 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from dunning_pipeline.http_retry import LoggingRetry
+from dunning_pipeline.http_retry import LoggingRetry, retrying_session
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +180,7 @@ class ZendeskClient:
             # The last 429/5xx answer comes back to us so the error can quote its status.
             raise_on_status=False,
         )
-        session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=32)  # comments fetch concurrently
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        session = retrying_session(retry, pool_maxsize=32)  # comments fetch concurrently
         session.auth = (f"{email}/token", api_token)
         session.headers.update({"Accept": "application/json", "User-Agent": "dunning-pipeline"})
         self._session = session
