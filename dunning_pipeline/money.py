@@ -87,3 +87,12 @@ def format_amount(units: int, currency: str | None = None, *, with_code: bool = 
     dec = to_decimal(units).quantize(quantum, rounding=ROUND_HALF_UP)
     text = f"{dec:,.{places}f}"
     return f"{text} {currency}" if (with_code and currency) else text
+
+
+def format_column(units: pd.Series, currencies: pd.Series) -> list[str]:
+    """A money column (int64 units, nullable) as display strings in each row's currency;
+    empty for a missing amount. For previews, so it is a per-row loop over a few rows."""
+    return [
+        "" if pd.isna(u) else format_amount(int(u), c if isinstance(c, str) else None)
+        for u, c in zip(units, currencies, strict=True)
+    ]

@@ -6,7 +6,7 @@ Lineage: odoo_* / zendesk_* -> receivables, customer_communications -> invoice_a
 -> dunning_history. `dunning_holds` is a table accountants fill by hand (an external asset).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
@@ -56,13 +56,20 @@ def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
 def _quarantine(wh: Warehouse) -> pd.DataFrame:
     return wh.read("data_quality_quarantine", columns=["asset", "record_id", "check_name", "field", "reason"])
 
+def _read_of_day(wh: Warehouse, table: str, as_of: date) -> pd.DataFrame:
+    """An upstream snapshot, refused if it was built for another as-of day than this run's."""
+    frame = wh.read(table)
+    if len(frame) and (frame["as_of_date"] != pd.Timestamp(as_of)).any():
+        raise dg.Failure(f"{table} holds as-of {frame['as_of_date'].iloc[0].date()}, this run's as-of is {as_of}: "
+                         f"materialize {table} in this run first")
+    return frame
+
 def _money_display(frame: pd.DataFrame, columns: dict[str, str], rows: int = 10) -> pd.DataFrame:
     """The first rows with money columns (int64 units) formatted in their currency, for previews."""
     out = frame.head(rows).copy()
     for col, cur_col in columns.items():
         if col in out:
-            out[col] = [money.format_amount(int(v), c if isinstance(c, str) else None) if pd.notna(v) else ""
-                        for v, c in zip(out[col], out[cur_col], strict=True)]
+            out[col] = money.format_column(out[col], out[cur_col])
     return out
 
 def _totals_by_currency(frame: pd.DataFrame, amount: str = "amount_residual") -> pd.Series:
@@ -195,10 +202,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    recv = wh.read("receivables")
-    if len(recv) and (recv["as_of_date"] != pd.Timestamp(as_of)).any():
-        raise dg.Failure(f"receivables hold as-of {recv['as_of_date'].iloc[0].date()}, this run's as-of is {as_of}: "
-                         f"materialize receivables in this run first")
+    recv = _read_of_day(wh, "receivables", as_of)
     comms = wh.read("customer_communications")
     manual = wh.read("dunning_holds")
     customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
@@ -279,10 +283,7 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    aging = wh.read("invoice_aging")
-    if len(aging) and (aging["as_of_date"] != pd.Timestamp(as_of)).any():
-        raise dg.Failure(f"invoice_aging holds as-of {aging['as_of_date'].iloc[0].date()}, this run's as-of is "
-                         f"{as_of}: materialize invoice_aging in this run first")
+    aging = _read_of_day(wh, "invoice_aging", as_of)
     raw = wh.read("odoo_invoices", columns=["id", "move_type", "state", "payment_state", "company_id", "currency",
                                             "amount_residual", "amount_residual_signed"])
     excluded = quarantined_ids(_quarantine(wh), "odoo_invoices")

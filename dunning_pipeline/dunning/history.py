@@ -56,12 +56,24 @@ STATE_COLUMNS = [
     "company_currency", "move_type", "stage", "on_hold", "hold_reason", "hold_since", "policy", "segment",
     "invoice_date_due", "amount_residual", "amount_residual_company", "as_of_date", "history_id",
 ]
-REASONS = ("days_overdue", "hold", "released", "reopened", "policy_change", "due_date_changed",
-           "paid", "credited", "cancelled", "removed")
 
 
 def empty_state() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in STATE_COLUMNS})
+
+
+def _identity(frame: pd.DataFrame) -> dict[str, pd.Series]:
+    """The invoice and customer columns a history row copies from an aging or state row."""
+    return {
+        "invoice_id": frame["invoice_id"].astype("int64"),
+        "invoice_number": frame["invoice_number"],
+        "move_type": frame["move_type"],
+        "customer_id": frame["customer_id"].astype("int64"),
+        "customer_name": frame["customer_name"],
+        "company_id": frame["company_id"],
+        "currency": frame["currency"],
+        "company_currency": frame["company_currency"],
+    }
 
 
 def _none(s: pd.Series) -> pd.Series:
@@ -159,14 +171,7 @@ def transitions(
     rows = a[emit]
     skipped = (rank_to - rank_from - 1).clip(lower=0).fillna(0).astype("int64")
     live = pd.DataFrame({
-        "invoice_id": rows["invoice_id"].astype("int64"),
-        "invoice_number": rows["invoice_number"],
-        "move_type": rows["move_type"],
-        "customer_id": rows["customer_id"].astype("int64"),
-        "customer_name": rows["customer_name"],
-        "company_id": rows["company_id"],
-        "currency": rows["currency"],
-        "company_currency": rows["company_currency"],
+        **_identity(rows),
         "from_stage": prev_stage[emit].where(has_prev[emit], None),
         "to_stage": to_stage[emit],
         "reason": np.where(enter, enter_reason, change_reason)[emit],
@@ -195,14 +200,7 @@ def transitions(
             gone, why = gone[why["reason"].notna()], why[why["reason"].notna()]
             due = pd.to_datetime(gone["invoice_date_due"])
             parts.append(pd.DataFrame({
-                "invoice_id": gone["invoice_id"].astype("int64"),
-                "invoice_number": gone["invoice_number"],
-                "move_type": gone["move_type"],
-                "customer_id": gone["customer_id"].astype("int64"),
-                "customer_name": gone["customer_name"],
-                "company_id": gone["company_id"],
-                "currency": gone["currency"],
-                "company_currency": gone["company_currency"],
+                **_identity(gone),
                 "from_stage": gone["stage"],
                 "to_stage": CLOSED,
                 "reason": why["reason"],

@@ -262,12 +262,6 @@ class Ladder:
     stages: tuple[Stage, ...]
     manual_only: bool
 
-    def rank_of(self, stage: str) -> int | None:
-        for s in self.stages:
-            if s.name == stage:
-                return s.rank
-        return None
-
 
 def bucket_labels(bounds: tuple[int, ...]) -> tuple[str, ...]:
     """[30, 60, 90] -> current, 1-30, 31-60, 61-90, 90+ (days overdue; current = not yet due)."""

@@ -34,7 +34,8 @@ dunning_history = sa.Table(
     sa.Column("as_of_date", sa.Date, nullable=False),
     sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False,
-              comment="days_overdue, paid, credited, cancelled, hold, released, policy_change"),
+              comment="days_overdue, hold, released, reopened, policy_change, due_date_changed, "
+                      "paid, credited, cancelled, removed"),
     sa.Column("stages_skipped", sa.Integer, comment="stages jumped over after missed nights"),
     sa.Column("days_overdue", sa.Integer),
     sa.Column("invoice_date_due", sa.Date),

@@ -105,8 +105,5 @@ def preview_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if col not in out.columns:
             continue
         currency_col = "company_currency" if col.endswith("_signed") else "currency"
-        out[col] = [
-            "" if pd.isna(units) else money.format_amount(int(units), cur if isinstance(cur, str) else None)
-            for units, cur in zip(out[col], out[currency_col], strict=True)
-        ]
+        out[col] = money.format_column(out[col], out[currency_col])
     return out
