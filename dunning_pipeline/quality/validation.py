@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -219,22 +220,18 @@ def display(asset: str, column: str, values: pd.Series) -> pd.Series:
     return out
 
 
-_KINDS_CACHE: dict[str, dict[str, str]] = {}
-
-
+@cache
 def _column_kinds(asset: str) -> dict[str, str]:
-    if asset not in _KINDS_CACHE:
-        table = schema.metadata.tables.get(asset)
-        kinds = {}
-        for col in table.columns if table is not None else ():
-            if isinstance(col.type, schema.Money):
-                kinds[col.name] = "money"
-            elif isinstance(col.type, sa.DateTime):
-                kinds[col.name] = "datetime"
-            elif isinstance(col.type, sa.Date):
-                kinds[col.name] = "date"
-        _KINDS_CACHE[asset] = kinds
-    return _KINDS_CACHE[asset]
+    table = schema.metadata.tables.get(asset)
+    kinds = {}
+    for col in table.columns if table is not None else ():
+        if isinstance(col.type, schema.Money):
+            kinds[col.name] = "money"
+        elif isinstance(col.type, sa.DateTime):
+            kinds[col.name] = "datetime"
+        elif isinstance(col.type, sa.Date):
+            kinds[col.name] = "date"
+    return kinds
 
 
 def _empty_failures() -> pd.DataFrame:

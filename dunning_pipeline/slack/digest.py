@@ -209,9 +209,7 @@ def _hold_label(row) -> str:
 def _as_date(value) -> date | None:
     if value is None or value is pd.NaT or (isinstance(value, float) and pd.isna(value)):
         return None
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # pd.Timestamp too
         return value.date()
     if isinstance(value, date):
         return value

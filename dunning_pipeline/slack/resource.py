@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from dunning_pipeline import settings
-from dunning_pipeline.slack.delivery import SlackPoster
+from dunning_pipeline.slack.delivery import CHANNEL_VAR, TOKEN_VAR, SlackPoster
 from dunning_pipeline.slack.digest import Limits, Links
 
 DRY_RUN_VAR = "SLACK_DRY_RUN"
@@ -87,17 +87,17 @@ class SlackResource(dg.ConfigurableResource):
         return bool(self.dry_run) or _flag(DRY_RUN_VAR)
 
     def target_channel(self) -> str:
-        return settings.require(self.channel, "SLACK_CHANNEL")
+        return settings.require(self.channel, CHANNEL_VAR)
 
     def alerts_target(self) -> tuple[str, str]:
         """The run-failure channel and the variable that names it."""
         if (self.alerts_channel or "").strip():
             return self.alerts_channel.strip(), "SLACK_ALERTS_CHANNEL"
-        return self.target_channel(), "SLACK_CHANNEL"
+        return self.target_channel(), CHANNEL_VAR
 
-    def poster(self, channel_var: str = "SLACK_CHANNEL") -> SlackPoster:
+    def poster(self, channel_var: str = CHANNEL_VAR) -> SlackPoster:
         """A poster; `channel_var` is the variable its errors tell the operator to fix."""
-        settings.require(self.bot_token, "SLACK_BOT_TOKEN")
+        settings.require(self.bot_token, TOKEN_VAR)
         api_url = None
         if self.api_url:
             # slack_sdk appends the method name to the base URL, so it must end with '/'.

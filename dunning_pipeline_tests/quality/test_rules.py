@@ -99,20 +99,15 @@ def many_unknown_partners(t):
     return int(inv.loc[inv["partner_id"] == gone[0], "id"].iloc[0]), "partner_id"
 
 
-def posted_without_commercial_partner(t):
-    inv = t["odoo_invoices"]
-    i = _posted_invoice(t)
-    inv["commercial_partner_id"] = inv["commercial_partner_id"].astype("Int64")
-    inv.loc[i, "commercial_partner_id"] = pd.NA
-    return int(inv.loc[i, "id"]), "commercial_partner_id"
-
-
-def posted_without_residual(t):
-    inv = t["odoo_invoices"]
-    i = _posted_invoice(t)
-    inv["amount_residual"] = inv["amount_residual"].astype("Int64")
-    inv.loc[i, "amount_residual"] = pd.NA
-    return int(inv.loc[i, "id"]), "amount_residual"
+def posted_without(column: str):
+    """A mutation emptying `column` of a posted invoice."""
+    def mutate(t):
+        inv = t["odoo_invoices"]
+        i = _posted_invoice(t)
+        inv[column] = inv[column].astype("Int64")
+        inv.loc[i, column] = pd.NA
+        return int(inv.loc[i, "id"]), column
+    return mutate
 
 
 def invoice_residual_signed_above_total(t):
@@ -176,8 +171,9 @@ CASES = {
         unknown_commercial_partner, "odoo_invoices", "partner_references", ERROR,
         Thresholds(max_broken_reference_share=0.0)),
     "posted_without_commercial_partner": Case(
-        posted_without_commercial_partner, "odoo_invoices", "posted_fields_present", WARN),
-    "posted_without_residual": Case(posted_without_residual, "odoo_invoices", "posted_fields_present", WARN),
+        posted_without("commercial_partner_id"), "odoo_invoices", "posted_fields_present", WARN),
+    "posted_without_residual": Case(
+        posted_without("amount_residual"), "odoo_invoices", "posted_fields_present", WARN),
     "invoice_residual_signed_above_total": Case(
         invoice_residual_signed_above_total, "odoo_invoices", "amounts_consistent", WARN),
     "credit_note_residual_beyond_total": Case(

@@ -89,25 +89,32 @@ def test_a_failed_nightly_run_is_posted_to_the_alerts_channel_with_the_error_and
     }]
 
 
-def test_without_an_alerts_channel_failures_go_to_the_alert_channel_and_the_default_ui_url(sandbox, monkeypatch):
-    monkeypatch.delenv("DAGSTER_WEBSERVER_URL", raising=False)
-
+def _failed_nightly(instance: dg.DagsterInstance, slack: SlackResource, error: Exception):
+    """A failed run of a one-op job named nightly_dunning raising `error`, and the failure
+    sensor's context for it."""
     @dg.op
     def extract():
-        raise dg.Failure(description="ODOO_API_KEY was rejected: create a new key")
+        raise error
 
     @dg.job(name="nightly_dunning")
     def nightly():
         extract()
 
+    result = nightly.execute_in_process(instance=instance, raise_on_error=False)
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="nightly_dunning_failure_to_slack", dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance, dagster_run=result.dagster_run, resources={"slack": slack},
+    ).for_run_failure()
+    return result, ctx
+
+
+def test_without_an_alerts_channel_failures_go_to_the_alert_channel_and_the_default_ui_url(sandbox, monkeypatch):
+    monkeypatch.delenv("DAGSTER_WEBSERVER_URL", raising=False)
     slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning",
                           api_url=sandbox.slack_api_url)
     with dg.instance_for_test() as instance:
-        result = nightly.execute_in_process(instance=instance, raise_on_error=False)
-        ctx = dg.build_run_status_sensor_context(
-            sensor_name="nightly_dunning_failure_to_slack", dagster_event=result.get_run_failure_event(),
-            dagster_instance=instance, dagster_run=result.dagster_run, resources={"slack": slack},
-        ).for_run_failure()
+        result, ctx = _failed_nightly(
+            instance, slack, dg.Failure(description="ODOO_API_KEY was rejected: create a new key"))
         nightly_dunning_failure_to_slack(ctx)
     (message,) = sandbox.slack_messages
     assert message["channel"] == "C0SBXDUNN01"
@@ -131,22 +138,10 @@ def test_long_failures_are_cut_visibly_and_extra_steps_are_counted():
 
 
 def test_a_missing_alerts_channel_fails_the_sensor_and_names_its_variable(sandbox):
-    @dg.op
-    def extract():
-        raise ValueError("down")
-
-    @dg.job(name="nightly_dunning")
-    def nightly():
-        extract()
-
     slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning",
                           alerts_channel="#no-alerts-here", api_url=sandbox.slack_api_url)
     with dg.instance_for_test() as instance:
-        result = nightly.execute_in_process(instance=instance, raise_on_error=False)
-        ctx = dg.build_run_status_sensor_context(
-            sensor_name="nightly_dunning_failure_to_slack", dagster_event=result.get_run_failure_event(),
-            dagster_instance=instance, dagster_run=result.dagster_run, resources={"slack": slack},
-        ).for_run_failure()
+        _result, ctx = _failed_nightly(instance, slack, ValueError("down"))
         with pytest.raises(SlackDeliveryError, match=r"'#no-alerts-here' \(SLACK_ALERTS_CHANNEL\) was not found"):
             nightly_dunning_failure_to_slack(ctx)
     assert sandbox.slack_messages == []
