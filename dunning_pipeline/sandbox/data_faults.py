@@ -101,20 +101,23 @@ def _decimals(move: dict) -> int:
 
 
 # -- Odoo: account.move ------------------------------------------------------------------------
-def unknown_payment_state(data, pick: _Picker) -> DataFault:
+def _spoil_invoice(data, pick: _Picker, kind: str, field: str, value, check: str, severity: str, note: str,
+                   column: str | None = None) -> DataFault:
+    """Set one field of an ordinary posted invoice to `value` (the warehouse `column` defaults to `field`)."""
     m = pick.invoice()
-    m["payment_state"] = "frozen"
+    m[field] = value
     _touch_move(data, m)
-    return DataFault("unknown_payment_state", "odoo_invoices", m["id"], "payment_state", "known_payment_states",
-                     ERROR, "frozen", "a payment state this pipeline does not know (a newer Odoo?)")
+    return DataFault(kind, "odoo_invoices", m["id"], column or field, check, severity, value, note)
+
+
+def unknown_payment_state(data, pick: _Picker) -> DataFault:
+    return _spoil_invoice(data, pick, "unknown_payment_state", "payment_state", "frozen", "known_payment_states",
+                          ERROR, "a payment state this pipeline does not know (a newer Odoo?)")
 
 
 def unknown_invoice_state(data, pick: _Picker) -> DataFault:
-    m = pick.invoice()
-    m["state"] = "locked"
-    _touch_move(data, m)
-    return DataFault("unknown_invoice_state", "odoo_invoices", m["id"], "state", "known_states", ERROR,
-                     "locked", "an invoice state this pipeline does not know")
+    return _spoil_invoice(data, pick, "unknown_invoice_state", "state", "locked", "known_states", ERROR,
+                          "an invoice state this pipeline does not know")
 
 
 def duplicate_invoice_number(data, pick: _Picker) -> DataFault:
@@ -129,35 +132,23 @@ def duplicate_invoice_number(data, pick: _Picker) -> DataFault:
 
 
 def posted_without_number(data, pick: _Picker) -> DataFault:
-    m = pick.invoice()
-    m["name"] = "/"
-    _touch_move(data, m)
-    return DataFault("posted_without_number", "odoo_invoices", m["id"], "name", "posted_fields_present", WARN,
-                     "/", 'a posted invoice still numbered "/"')
+    return _spoil_invoice(data, pick, "posted_without_number", "name", "/", "posted_fields_present", WARN,
+                          'a posted invoice still numbered "/"')
 
 
 def posted_without_due_date(data, pick: _Picker) -> DataFault:
-    m = pick.invoice()
-    m["invoice_date_due"] = False
-    _touch_move(data, m)
-    return DataFault("posted_without_due_date", "odoo_invoices", m["id"], "invoice_date_due",
-                     "posted_fields_present", WARN, False, "a posted invoice without a due date")
+    return _spoil_invoice(data, pick, "posted_without_due_date", "invoice_date_due", False,
+                          "posted_fields_present", WARN, "a posted invoice without a due date")
 
 
 def posted_without_currency(data, pick: _Picker) -> DataFault:
-    m = pick.invoice()
-    m["currency_id"] = False
-    _touch_move(data, m)
-    return DataFault("posted_without_currency", "odoo_invoices", m["id"], "currency", "posted_fields_present",
-                     WARN, False, "a posted invoice without a currency")
+    return _spoil_invoice(data, pick, "posted_without_currency", "currency_id", False, "posted_fields_present",
+                          WARN, "a posted invoice without a currency", column="currency")
 
 
 def posted_without_partner(data, pick: _Picker) -> DataFault:
-    m = pick.invoice()
-    m["partner_id"] = False
-    _touch_move(data, m)
-    return DataFault("posted_without_partner", "odoo_invoices", m["id"], "partner_id", "posted_fields_present",
-                     WARN, False, "a posted invoice without a partner")
+    return _spoil_invoice(data, pick, "posted_without_partner", "partner_id", False, "posted_fields_present",
+                          WARN, "a posted invoice without a partner")
 
 
 def residual_above_total(data, pick: _Picker) -> DataFault:
@@ -170,11 +161,8 @@ def residual_above_total(data, pick: _Picker) -> DataFault:
 
 
 def negative_residual(data, pick: _Picker) -> DataFault:
-    m = pick.invoice()
-    m["amount_residual"] = -1.0
-    _touch_move(data, m)
-    return DataFault("negative_residual", "odoo_invoices", m["id"], "amount_residual", "amounts_consistent",
-                     WARN, -1.0, "a negative amount left to pay")
+    return _spoil_invoice(data, pick, "negative_residual", "amount_residual", -1.0, "amounts_consistent", WARN,
+                          "a negative amount left to pay")
 
 
 def negative_total(data, pick: _Picker) -> DataFault:

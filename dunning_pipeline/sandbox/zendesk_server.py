@@ -257,12 +257,17 @@ class ZendeskApp(App):
         return out
 
     # ------------------------------------------------------------------ records
-    def _ticket(self, req: Request, ticket_id: int) -> Response:
+    def _live_ticket(self, ticket_id: int) -> dict | None:
+        """The ticket, or None when it does not exist or was deleted (Zendesk answers 404 for both)."""
         try:
             ticket = sd._by_id(self.data.zendesk_tickets, ticket_id)
         except KeyError:
-            return _error(404, "RecordNotFound", "Not found")
-        if ticket.get("status") == "deleted":
+            return None
+        return None if ticket.get("status") == "deleted" else ticket
+
+    def _ticket(self, req: Request, ticket_id: int) -> Response:
+        ticket = self._live_ticket(ticket_id)
+        if ticket is None:
             return _error(404, "RecordNotFound", "Not found")
         return Response.json({"ticket": self._absolute(req, ticket)})
 
@@ -280,11 +285,7 @@ class ZendeskApp(App):
         return Response.json({"user": self._absolute(req, user)})
 
     def _comments(self, req: Request, ticket_id: int) -> Response:
-        try:
-            ticket = sd._by_id(self.data.zendesk_tickets, ticket_id)
-        except KeyError:
-            return _error(404, "RecordNotFound", "Not found")
-        if ticket.get("status") == "deleted":
+        if self._live_ticket(ticket_id) is None:
             return _error(404, "RecordNotFound", "Not found")
         thread = list(self.data.zendesk_comments.get(ticket_id, []))
         if (req.arg("sort_order") or "asc").lower() == "desc":
