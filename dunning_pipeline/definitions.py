@@ -2,6 +2,9 @@
 
 Each source folder contributes its own `defs`; this module merges them and binds the resources
 to environment variables (`dagster.EnvVar`, so secrets are resolved at run time and never shown).
+The parts are imported as modules, not as `defs` objects: Dagster refuses a module that holds more
+than one Definitions at module scope, and `dagster ... -m dunning_pipeline.definitions` must work
+without `-a defs`.
 """
 
 from __future__ import annotations
@@ -11,16 +14,16 @@ import os
 import dagster as dg
 
 from dunning_pipeline import settings
-from dunning_pipeline.dunning.definitions import defs as dunning_defs
-from dunning_pipeline.odoo.definitions import defs as odoo_defs
+from dunning_pipeline.dunning import definitions as dunning_part
+from dunning_pipeline.odoo import definitions as odoo_part
 from dunning_pipeline.odoo.resource import OdooResource
-from dunning_pipeline.quality.definitions import defs as quality_defs
-from dunning_pipeline.reporting.definitions import defs as reporting_defs
+from dunning_pipeline.quality import definitions as quality_part
+from dunning_pipeline.reporting import definitions as reporting_part
 from dunning_pipeline.schedules import nightly_dunning, nightly_dunning_schedule
-from dunning_pipeline.slack.definitions import defs as slack_defs
+from dunning_pipeline.slack import definitions as slack_part
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
-from dunning_pipeline.zendesk.definitions import defs as zendesk_defs
+from dunning_pipeline.zendesk import definitions as zendesk_part
 from dunning_pipeline.zendesk.resource import ZendeskResource
 
 
@@ -56,12 +59,12 @@ def build_resources() -> dict:
 
 
 defs = dg.Definitions.merge(
-    odoo_defs,
-    zendesk_defs,
-    quality_defs,
-    dunning_defs,
-    reporting_defs,
-    slack_defs,
+    odoo_part.defs,
+    zendesk_part.defs,
+    quality_part.defs,
+    dunning_part.defs,
+    reporting_part.defs,
+    slack_part.defs,
     dg.Definitions(
         jobs=[nightly_dunning],
         schedules=[nightly_dunning_schedule],

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -48,13 +49,11 @@ def _say(text: str = "") -> None:
 
 def _run_job(job: str, as_of: date, env: dict[str, str], log: Path, verbose: bool) -> bool:
     """`dagster job execute` as a user would type it; progress lines echoed, all kept in `log`."""
-    cmd = [
-        sys.executable, "-m", "dagster", "job", "execute",
-        "-m", "dunning_pipeline.definitions", "-a", "defs", "-j", job,
-        "--tags", json.dumps({settings.AS_OF_TAG: as_of.isoformat()}),
-    ]
-    _say(f"$ dagster job execute -m dunning_pipeline.definitions -j {job} "
-         f"--tags '{{\"{settings.AS_OF_TAG}\": \"{as_of}\"}}'")
+    args = ["job", "execute", "-m", "dunning_pipeline.definitions", "-j", job,
+            "--tags", json.dumps({settings.AS_OF_TAG: as_of.isoformat()})]
+    cmd = [sys.executable, "-m", "dagster", *args]
+    # The command echoed is the one run (the venv's interpreter aside), quoted for a shell.
+    _say("$ dagster " + shlex.join(args))
     started = time.monotonic()
     with open(log, "a", encoding="utf-8") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

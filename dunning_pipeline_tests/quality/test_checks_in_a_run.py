@@ -181,7 +181,8 @@ def test_a_blocking_failure_keeps_the_nightly_jobs_dunning_assets_from_running(t
         monkeypatch.setenv(settings.DATABASE_URL_VAR, f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
         [fault] = data_faults.inject(sb.data, ["unknown_payment_state"])
         defs = dg.Definitions.merge(
-            top.odoo_defs, top.zendesk_defs, top.quality_defs, top.dunning_defs, top.reporting_defs,
+            top.odoo_part.defs, top.zendesk_part.defs, top.quality_part.defs, top.dunning_part.defs,
+            top.reporting_part.defs,
             dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
         job = defs.resolve_job_def("nightly_dunning")
         result = job.execute_in_process(
