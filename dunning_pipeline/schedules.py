@@ -9,6 +9,7 @@ from dunning_pipeline.as_of import as_of_for_tick
 
 # Everything but the weekly Slack alert, which has its own job and schedule.
 NIGHTLY_GROUPS = ("odoo", "zendesk", "dunning", "reporting")
+JOB_TAG = "dunning/job"
 
 # In one process: the steps hand data over through the warehouse, not memory, so separate
 # processes would only add a code-location load (and a Great Expectations import) per step.
@@ -17,6 +18,9 @@ nightly_dunning = dg.define_asset_job(
     selection=dg.AssetSelection.groups(*NIGHTLY_GROUPS),
     executor_def=dg.in_process_executor,
     description="Extract Odoo and Zendesk, validate, age the receivables and record stage changes.",
+    # Every run carries it, however launched: dagster.yaml limits it to one run at a time, and a
+    # retried run re-executes only what failed.
+    tags={JOB_TAG: "nightly_dunning", "dagster/retry_strategy": "FROM_FAILURE"},
 )
 
 

@@ -28,6 +28,7 @@ def test_dagster_yaml_puts_runs_events_and_schedules_on_postgres(tmp_path, pg_da
         "DAGSTER_PG_DB": url.database,
         "DAGSTER_PG_USERNAME": url.username,
         "DAGSTER_PG_PASSWORD": url.password or "trust-auth-ignores-this",
+        "DAGSTER_COMPUTE_LOGS_DIR": str(home / "compute_logs"),
     }
     with environ(env):
         with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -35,6 +36,8 @@ def test_dagster_yaml_puts_runs_events_and_schedules_on_postgres(tmp_path, pg_da
             assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
             assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
             assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+            assert type(instance.compute_log_manager).__name__ == "LocalComputeLogManager"
+            assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
             result = dg.materialize([probe], instance=instance)
             assert result.success
             run_id = result.run_id
@@ -43,3 +46,19 @@ def test_dagster_yaml_puts_runs_events_and_schedules_on_postgres(tmp_path, pg_da
         stored = conn.execute(sa.text("select run_id, status from runs")).all()
     engine.dispose()
     assert (run_id, "SUCCESS") in [tuple(r) for r in stored]
+
+
+def test_every_run_concurrency_limit_matches_a_tag_a_job_really_sets():
+    """A limit on a tag no run carries limits nothing (Dagster sets no job-name tag)."""
+    import yaml
+
+    from dunning_pipeline.definitions import defs
+
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
+    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    assert limits
+    job_tags = {name: defs.resolve_job_def(name).tags for name in ("nightly_dunning", "weekly_slack_alert")}
+    for limit in limits:
+        carriers = [name for name, tags in job_tags.items() if tags.get(limit["key"]) == limit["value"]]
+        assert carriers, f"tag_concurrency_limits {limit} matches no job's tags: {job_tags}"
+    assert job_tags["nightly_dunning"]["dagster/retry_strategy"] == "FROM_FAILURE"

@@ -97,6 +97,7 @@ def production_instance_env(tmp_path, pg_database) -> dict[str, str]:
         "DAGSTER_PG_DB": url.database,
         "DAGSTER_PG_USERNAME": url.username,
         "DAGSTER_PG_PASSWORD": url.password or "trust-auth-ignores-this",
+        "DAGSTER_COMPUTE_LOGS_DIR": str(home / "compute_logs"),
     }
 
 

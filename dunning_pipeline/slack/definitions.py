@@ -14,7 +14,7 @@ import dagster as dg
 from dunning_pipeline import settings
 from dunning_pipeline.as_of import as_of_for_tick
 from dunning_pipeline.slack.assets import weekly_slack_alert
-from dunning_pipeline.slack.sensors import nightly_dunning_failure_to_slack
+from dunning_pipeline.slack.sensors import run_failure_to_slack
 
 ALERT_CRON_VAR = "DUNNING_ALERT_CRON"
 DEFAULT_ALERT_CRON = "0 8 * * 1"  # Monday 08:00
@@ -58,5 +58,5 @@ defs = dg.Definitions(
     assets=[weekly_slack_alert],
     jobs=[weekly_slack_alert_job],
     schedules=[weekly_slack_alert_schedule],
-    sensors=[nightly_dunning_failure_to_slack],
+    sensors=[run_failure_to_slack],
 )

@@ -19,7 +19,13 @@ from dunning_pipeline.slack.definitions import (
 )
 from dunning_pipeline.slack.delivery import SlackDeliveryError
 from dunning_pipeline.slack.resource import SlackResource
-from dunning_pipeline.slack.sensors import nightly_dunning_failure_to_slack, render_run_failure
+from dunning_pipeline.slack.sensors import (
+    StepOutcome,
+    kill_reason,
+    render_run_failure,
+    run_failure_to_slack,
+    step_outcome,
+)
 from dunning_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -58,25 +64,29 @@ def test_a_failed_nightly_run_is_posted_to_the_alerts_channel_with_the_error_and
                           alerts_channel="#dunning-alerts", api_url=sandbox.slack_api_url)
     other = dg.define_asset_job("other_job", selection=[failing_odoo_invoices])
     location = dg.Definitions(assets=[failing_odoo_invoices], jobs=[nightly_dunning, other],
-                              sensors=[nightly_dunning_failure_to_slack], resources={"slack": slack})
+                              sensors=[run_failure_to_slack], resources={"slack": slack})
     repo = location.get_repository_def()
     with dg.instance_for_test() as instance:
         def tick(cursor=None):
             ctx = dg.build_sensor_context(instance=instance, repository_def=repo, cursor=cursor,
                                           resources={"slack": slack})
-            return nightly_dunning_failure_to_slack.evaluate_tick(ctx).cursor
+            return run_failure_to_slack.evaluate_tick(ctx).cursor
 
         cursor = tick()  # the first tick only starts watching
         failed = location.resolve_job_def("nightly_dunning").execute_in_process(
             instance=instance, raise_on_error=False, tags={"dunning/as_of": "2026-03-02"})
-        location.resolve_job_def("other_job").execute_in_process(instance=instance, raise_on_error=False)
+        other_run = location.resolve_job_def("other_job").execute_in_process(
+            instance=instance, raise_on_error=False)
         assert not failed.success
         cursor = tick(cursor)
         tick(cursor)  # the same failure is not posted twice
 
     run_id = failed.run_id
     url = f"https://dagster.acme.example/runs/{run_id}"
-    assert sandbox.slack_messages == [{
+    # Every job is watched, not only the nightly one.
+    assert [m["text"] for m in sandbox.slack_messages[1:]] == [
+        f"other_job failed (odoo_invoices): https://dagster.acme.example/runs/{other_run.run_id}"]
+    assert sandbox.slack_messages[:1] == [{
         "channel": "C0SBXALRT02", "channel_name": "#dunning-alerts", "ts": sandbox.slack_messages[0]["ts"],
         "unfurl_links": False, "unfurl_media": False,
         "text": f"nightly_dunning failed for as-of 2026-03-02 (odoo_invoices): {url}",
@@ -102,7 +112,7 @@ def _failed_nightly(instance: dg.DagsterInstance, slack: SlackResource, error: E
 
     result = nightly.execute_in_process(instance=instance, raise_on_error=False)
     ctx = dg.build_run_status_sensor_context(
-        sensor_name="nightly_dunning_failure_to_slack", dagster_event=result.get_run_failure_event(),
+        sensor_name="run_failure_to_slack", dagster_event=result.get_run_failure_event(),
         dagster_instance=instance, dagster_run=result.dagster_run, resources={"slack": slack},
     ).for_run_failure()
     return result, ctx
@@ -115,7 +125,7 @@ def test_without_an_alerts_channel_failures_go_to_the_alert_channel_and_the_defa
     with dg.instance_for_test() as instance:
         result, ctx = _failed_nightly(
             instance, slack, dg.Failure(description="ODOO_API_KEY was rejected: create a new key"))
-        nightly_dunning_failure_to_slack(ctx)
+        run_failure_to_slack(ctx)
     (message,) = sandbox.slack_messages
     assert message["channel"] == "C0SBXDUNN01"
     assert message["text"] == f"nightly_dunning failed (extract): http://localhost:3000/runs/{result.run_id}"
@@ -143,5 +153,76 @@ def test_a_missing_alerts_channel_fails_the_sensor_and_names_its_variable(sandbo
     with dg.instance_for_test() as instance:
         _result, ctx = _failed_nightly(instance, slack, ValueError("down"))
         with pytest.raises(SlackDeliveryError, match=r"'#no-alerts-here' \(SLACK_ALERTS_CHANNEL\) was not found"):
-            nightly_dunning_failure_to_slack(ctx)
+            run_failure_to_slack(ctx)
     assert sandbox.slack_messages == []
+
+
+def test_the_alert_says_which_steps_succeeded_failed_and_never_ran(sandbox):
+    slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning",
+                          api_url=sandbox.slack_api_url)
+
+    @dg.op
+    def extract():
+        return 1
+
+    @dg.op
+    def age(x):
+        raise ValueError("receivables of another day")
+
+    @dg.op
+    def record(y):
+        return y
+
+    @dg.job(name="weekly_slack_alert")
+    def three_steps():
+        record(age(extract()))
+
+    with dg.instance_for_test() as instance:
+        result = three_steps.execute_in_process(instance=instance, raise_on_error=False)
+        assert step_outcome(instance, result.dagster_run) == StepOutcome(succeeded=["extract"], not_run=["record"])
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_to_slack", dagster_event=result.get_run_failure_event(),
+            dagster_instance=instance, dagster_run=result.dagster_run, resources={"slack": slack},
+        ).for_run_failure()
+        run_failure_to_slack(ctx)
+    (message,) = sandbox.slack_messages
+    assert message["text"].startswith("weekly_slack_alert failed (age): ")
+    assert message["blocks"][-1]["elements"][0]["text"] == "succeeded: extract · never ran: record"
+
+
+def test_a_killed_run_is_alerted_with_its_signal_not_as_before_any_step_ran(sandbox):
+    slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning",
+                          api_url=sandbox.slack_api_url)
+
+    @dg.op
+    def extract():
+        return 1
+
+    @dg.job(name="nightly_dunning")
+    def nightly():
+        extract()
+
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(nightly, tags={"dunning/as_of": "2026-03-02"})
+        instance.report_run_failed(  # what run monitoring records when the worker process dies
+            run, "Run execution process for run " + run.run_id + " unexpectedly exited with exit code -9.")
+        failure = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
+        ctx = dg.build_run_status_sensor_context(
+            sensor_name="run_failure_to_slack", dagster_event=failure, dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(run.run_id), resources={"slack": slack},
+        ).for_run_failure()
+        run_failure_to_slack(ctx)
+    (message,) = sandbox.slack_messages
+    assert "before any step ran" not in message["text"]
+    assert "killed by SIGKILL (often the out-of-memory killer" in message["text"]
+    assert "killed by SIGKILL" in message["blocks"][0]["text"]["text"]
+
+
+@pytest.mark.parametrize(("messages", "expected"), [
+    (["Run worker exited with exit code -15"], "stopped by SIGTERM (terminated or interrupted)"),
+    (["process finished", "return code 137"], "exit code 137: killed by SIGKILL (often the out-of-memory killer: check the host's memory)"),
+    (["received SIGINT"], "stopped by SIGINT (terminated or interrupted)"),
+    (["This run has been marked as failed from outside the execution context."], None),
+])
+def test_kill_reasons_are_read_from_the_run_messages(messages, expected):
+    assert kill_reason(messages) == expected
