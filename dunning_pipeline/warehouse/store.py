@@ -33,6 +33,8 @@ TABLE_MODULES = (
 )
 
 _NULL = "\\N"
+# pg_advisory_xact_lock key that serialises schema creation and migrations (any fixed bigint).
+SCHEMA_LOCK_KEY = 0x64756E6E696E67  # "dunning"
 
 
 class WarehouseError(RuntimeError):
@@ -123,6 +125,10 @@ class Warehouse:
 
         changes: list[str] = []
         with self.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two first runs at once would race on CREATE TABLE (a raw IntegrityError on
+                # pg_type): the second waits here for the first's commit, then finds the tables.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             existing = set(sa.inspect(conn).get_table_names())
             self.metadata.create_all(conn)
             changes += [f"created table {t}" for t in self.metadata.tables if t not in existing]

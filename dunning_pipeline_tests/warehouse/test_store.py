@@ -125,3 +125,31 @@ def test_timestamps_are_stored_in_sql_form_and_compare_as_sql(warehouse):
     newer = warehouse.read("odoo_invoices", columns=["id"],
                            where=t.c.write_date > datetime(2026, 3, 1, 10, 11, 12))
     assert newer["id"].tolist() == [2]
+
+
+def test_concurrent_first_runs_wait_for_each_other_instead_of_failing(pg_database):
+    """Several processes creating the schema of an empty database at once all succeed."""
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def first_run():
+        wh = Warehouse(pg_database)
+        try:
+            barrier.wait()
+            wh.ensure_schema()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            wh.dispose()
+
+    threads = [threading.Thread(target=first_run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    wh = Warehouse(pg_database)
+    assert wh.ensure_schema() == []  # everything exists, once
+    wh.dispose()
