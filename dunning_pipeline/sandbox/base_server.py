@@ -158,11 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "drop":
                 entry["status"] = "dropped"
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                self._drop()
                 return
             if fault.kind == "slow":
                 time.sleep(float(fault.opt("delay")))
@@ -183,7 +179,19 @@ class _Handler(BaseHTTPRequestHandler):
             import traceback
             traceback.print_exc()
             resp = Response.json({"error": "sandbox internal error", "detail": repr(exc)}, 500)
+        if fault is not None and fault.kind == "lost_answer":
+            # The work is done (a message posted, a record written), but the answer never arrives.
+            entry["status"] = "answer_lost"
+            self._drop()
+            return
         self._send(resp, entry)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _send(self, resp: Response, entry: dict) -> None:
         entry["status"] = resp.status

@@ -25,6 +25,7 @@ KINDS: dict[str, dict] = {
     "server_error": {"status": 502, "retry_after": None},  # 5xx with a proxy's HTML page
     "slow": {"delay": 2.0},                    # answer normally after `delay` seconds
     "drop": {},                                # close the connection without any response
+    "lost_answer": {},                         # serve the request, then close without answering
     "bad_credentials": {},                     # answer as the real API does for a wrong key/token
     "expired_key": {},                         # Odoo: the API key expired (JSON-2: 401 saying so)
     "slack_error": {"error": "channel_not_found"},  # Slack: HTTP 200 {"ok": false, "error": ...}

@@ -1,4 +1,7 @@
-"""A local Slack Web API: `chat.postMessage` (plus `auth.test`, `conversations.list`).
+"""A local Slack Web API: `chat.postMessage` (with message `metadata`), `conversations.history`
+and `conversations.replies` (metadata with `include_all_metadata`), plus `auth.test` and
+`conversations.list`. Every authenticated answer carries the token's scopes in `x-oauth-scopes`;
+reading history without `channels:history` is `missing_scope`, as on Slack.
 
 As in /work/shared/reference/SLACK.md: a bot token in `Authorization: Bearer` (or a `token`
 form field); failures are HTTP 200 `{"ok": false, "error": ...}` (`not_authed`, `invalid_auth`,
@@ -26,6 +29,8 @@ CHANNELS = [
     {"id": "C0SBXPRIV04", "name": "#private-finance", "is_archived": False, "is_member": False, "is_private": True},
 ]
 TEAM_ID, BOT_USER_ID, BOT_ID, APP_ID = "T0SANDBOX", "U0SBXBOT01", "B0SBXBOT01", "A0SBXAPP01"
+DEFAULT_SCOPES = ("chat:write", "channels:read", "groups:read", "channels:history", "groups:history",
+                  "files:write")
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -54,6 +59,7 @@ class SlackApp(App):
     def __init__(self, token: str, messages: list | None = None,
                  clock: Callable[[], datetime] | None = None):
         self.token = token
+        self.scopes = set(DEFAULT_SCOPES)  # a test removes one to see the client cope
         self.messages = messages if messages is not None else []
         self.clock = clock or (lambda: datetime(2026, 3, 2, 23, 0, tzinfo=timezone.utc))
         self._ts_lock = threading.Lock()
@@ -90,8 +96,15 @@ class SlackApp(App):
             return Response.json({"ok": False, "error": "not_authed"})
         if token != self.token or (req.fault is not None and req.fault.kind == "bad_credentials"):
             return Response.json({"ok": False, "error": "invalid_auth"})
+        resp = self._method(method, args)
+        resp.headers.setdefault("x-oauth-scopes", ",".join(sorted(self.scopes)))
+        return resp
+
+    def _method(self, method: str, args: dict) -> Response:
         if method == "chat.postMessage":
             return self._post_message(args)
+        if method in ("conversations.history", "conversations.replies"):
+            return self._history(method, args)
         if method == "auth.test":
             return Response.json({"ok": True, "url": "https://nordwind-sandbox.slack.com/",
                                   "team": "Nordwind Trading", "user": "dunning-bot",
@@ -107,6 +120,47 @@ class SlackApp(App):
             return Response.json({"ok": True, "channels": channels,
                                   "response_metadata": {"next_cursor": ""}})
         return Response.json({"ok": False, "error": "unknown_method"})
+
+    def _history(self, method: str, args: dict) -> Response:
+        channel = find_channel(str(args.get("channel") or ""))
+        if channel is None:
+            return Response.json({"ok": False, "error": "channel_not_found"})
+        needed = "groups:history" if channel["is_private"] else "channels:history"
+        if needed not in self.scopes:
+            return Response.json({"ok": False, "error": "missing_scope", "needed": needed,
+                                  "provided": ",".join(sorted(self.scopes))})
+        if not channel["is_member"]:
+            return Response.json({"ok": False, "error": "not_in_channel"})
+        mine = [m for m in self.messages if m["channel"] == channel["id"]]
+        if method == "conversations.replies":
+            parent = str(args.get("ts") or "")
+            found = [m for m in mine if m["ts"] == parent or m.get("thread_ts") == parent]
+            if not any(m["ts"] == parent for m in found):
+                return Response.json({"ok": False, "error": "thread_not_found"})
+            found.sort(key=lambda m: float(m["ts"]))
+        else:  # top-level messages (thread replies stay in their thread), newest first
+            found = [m for m in mine if not m.get("thread_ts")]
+            if args.get("oldest"):
+                found = [m for m in found if float(m["ts"]) > float(args["oldest"])]
+            if args.get("latest"):
+                found = [m for m in found if float(m["ts"]) < float(args["latest"])]
+            found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        start = int(args.get("cursor") or 0)
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        page = found[start:start + limit]
+        with_meta = str(args.get("include_all_metadata", "false")).lower() in ("true", "1")
+        messages = []
+        for m in page:
+            out = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID,
+                   "text": m.get("text") or "", "ts": m["ts"], "team": TEAM_ID}
+            if m.get("thread_ts"):
+                out["thread_ts"] = m["thread_ts"]
+            if with_meta and isinstance(m.get("metadata"), dict):
+                out["metadata"] = m["metadata"]
+            messages.append(out)
+        more = start + limit < len(found)
+        return Response.json({"ok": True, "messages": messages, "has_more": more,
+                              "response_metadata": {"next_cursor": str(start + limit) if more else ""}})
 
     @staticmethod
     def _args(req: Request) -> dict | None:
@@ -167,7 +221,18 @@ class SlackApp(App):
             message["blocks"] = blocks
         if args.get("thread_ts"):
             message["thread_ts"] = str(args["thread_ts"])
+        metadata = args.get("metadata")
+        if isinstance(metadata, str):
+            try:
+                metadata = json.loads(metadata) if metadata.strip() else None
+            except ValueError:
+                return Response.json({"ok": False, "error": "invalid_metadata_format"})
+        if metadata is not None and not (isinstance(metadata, dict) and metadata.get("event_type")
+                                         and isinstance(metadata.get("event_payload"), dict)):
+            return Response.json({"ok": False, "error": "invalid_metadata_schema"})
         record = {k: v for k, v in args.items() if k != "token"}
+        if metadata is not None:
+            record["metadata"] = metadata
         record.update(text=text, ts=ts, channel=channel["id"], channel_name=channel["name"])
         if blocks is not None:
             record["blocks"] = blocks

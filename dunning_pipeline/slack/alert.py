@@ -13,9 +13,12 @@ The order of things is what makes it exactly-once:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Protocol
 
 import pandas as pd
@@ -23,7 +26,13 @@ import sqlalchemy as sa
 
 from dunning_pipeline.dunning.tables import dunning_history
 from dunning_pipeline.slack import ledger
-from dunning_pipeline.slack.delivery import Poster, SlackDeliveryError
+from dunning_pipeline.slack.delivery import (
+    HISTORY_SCOPES,
+    OUTCOME_UNKNOWN,
+    Poster,
+    PostedMessage,
+    SlackDeliveryError,
+)
 from dunning_pipeline.slack.digest import RESOLVED_REASONS, AlertMessage, Period
 from dunning_pipeline.warehouse.store import Warehouse
 
@@ -111,13 +120,64 @@ def read_last_contact(wh: Warehouse, period_end: date) -> dict[int, date] | None
 
 
 # -- posting -------------------------------------------------------------------------------------
+EVENT_TYPE = "dunning_alert_part"
+# A claim older than this is taken over even if its run looks alive: a killed process never
+# finishes its run, and a run of another Dagster instance is unknown here.
+DEFAULT_LEASE = timedelta(minutes=10)
+
+
+def part_key(delivery: ledger.Delivery, part: ledger.Part) -> str:
+    """What identifies a part in the channel: the alert, its period, the part and its content."""
+    digest = hashlib.sha256(json.dumps([part.text, part.blocks], sort_keys=True).encode()).hexdigest()[:16]
+    return f"{delivery.alert}/{delivery.period_end.isoformat()}/{part.part}/{digest}"
+
+
+def part_metadata(delivery: ledger.Delivery, part: ledger.Part) -> dict:
+    """Slack message metadata carried by each part, so a post whose answer was lost can be found."""
+    return {"event_type": EVENT_TYPE, "event_payload": {
+        "key": part_key(delivery, part), "alert": delivery.alert,
+        "period_end": delivery.period_end.isoformat(), "part": part.part, "parts": len(delivery.parts)}}
+
+
+@dataclass
+class _Lookup:
+    """Finds a part already in the channel; without a history scope it can only say 'unknown'."""
+
+    poster: Poster
+    delivery: ledger.Delivery
+    channel: str
+    log: Log
+    available: bool = True
+
+    def __call__(self, part: ledger.Part, thread_ts: str | None) -> PostedMessage | None:
+        if not self.available:
+            return None
+        try:  # newest first: the part looked for is among the channel's latest messages
+            return self.poster.find(self.channel, EVENT_TYPE, part_key(self.delivery, part),
+                                    thread_ts=thread_ts if part.part > 1 else None)
+        except SlackDeliveryError as exc:
+            if exc.code != "missing_scope":
+                raise
+            self.available = False
+            self.log.warning(
+                "The bot token lacks channels:history (groups:history for a private channel), so a"
+                " post whose answer was lost cannot be looked up: it is posted again, and the channel"
+                " may show it twice. Add the scope to make the alert exactly-once.")
+            return None
+
+
 def _post_missing(wh: Warehouse, poster: Poster, delivery: ledger.Delivery, *, channel: str,
-                  run_id: str, is_run_active: Callable[[str], bool], log: Log) -> list[tuple[int, str]]:
-    """Post the parts of `delivery` not yet posted, in order; replies go in part 1's thread."""
+                  run_id: str, is_run_active: Callable[[str], bool], log: Log,
+                  lease: timedelta = DEFAULT_LEASE) -> list[tuple[int, str]]:
+    """Post the parts of `delivery` not yet posted, in order; replies go in part 1's thread.
+
+    A part whose outcome is unknown (claimed by a run that died or is elsewhere, or whose answer
+    was lost) is first looked up in the channel by its metadata, and posted only if absent."""
     posted: list[tuple[int, str]] = []
     top = delivery.parts[0]
     thread_ts = top.ts if top.status == ledger.POSTED else None
     target = top.channel_id if top.status == ledger.POSTED else channel
+    lookup = _Lookup(poster, delivery, _channel_id(wh, poster, channel, target), log)
     total = len(delivery.parts)
     for part in delivery.parts:
         if part.status == ledger.POSTED:
@@ -125,38 +185,89 @@ def _post_missing(wh: Warehouse, poster: Poster, delivery: ledger.Delivery, *, c
         take_over = None
         if part.status == ledger.POSTING:
             holder = part.claimed_by_run_id
-            if holder and holder != run_id and is_run_active(holder):
+            expired = part.claimed_at is None or ledger.utc_now() - part.claimed_at > lease
+            if holder and holder != run_id and not expired and is_run_active(holder):
                 raise AlertInProgressError(
                     f"Run {holder} is posting part {part.part} of the alert for"
-                    f" {delivery.period_end}; this run posts nothing.")
-            # The run that claimed it ended without recording a ts: Slack may or may not have
-            # the message. Posting again risks a duplicate; not posting risks a loss.
-            log.warning(f"Part {part.part}/{total} of the alert for {delivery.period_end} was being"
-                        f" posted by run {holder}, which ended without recording Slack's answer;"
-                        " posting it again (check the channel for a duplicate).")
+                    f" {delivery.period_end}; this run posts nothing (its claim expires"
+                    f" {lease} after it was taken).")
             take_over = holder
         if not ledger.claim_part(wh, delivery.alert, delivery.period_end, part.part, run_id,
                                  take_over_from=take_over):
             raise AlertInProgressError(
                 f"Part {part.part} of the alert for {delivery.period_end} was claimed by another"
                 " run; this run posts nothing more.")
-        try:
-            result = poster.post(part.text, part.blocks, channel=target,
-                                 thread_ts=thread_ts if part.part > 1 else None)
-        except SlackDeliveryError as exc:
-            ledger.release_part(wh, delivery.alert, delivery.period_end, part.part, run_id, exc.code)
-            raise
-        except BaseException:
-            ledger.release_part(wh, delivery.alert, delivery.period_end, part.part, run_id, "error")
-            raise
+        result = None
+        if take_over is not None or part.last_error == OUTCOME_UNKNOWN:
+            result = lookup(part, thread_ts)
+            log.warning(f"Part {part.part}/{total} of the alert for {delivery.period_end} was being"
+                        f" posted by run {take_over}, which ended without recording Slack's answer: "
+                        + ("found in the channel, not posted again." if result else
+                           "not in the channel, posting it." if lookup.available else
+                           "cannot look it up, posting it again (check the channel for a duplicate)."))
+        if result is None:
+            result = _post_once(wh, poster, delivery, part, lookup, channel=target,
+                                thread_ts=thread_ts, run_id=run_id, log=log)
         ledger.mark_posted(wh, delivery.alert, delivery.period_end, part.part, run_id=run_id,
                            ts=result.ts, channel_id=result.channel_id,
                            thread_ts=thread_ts if part.part > 1 else None)
         if part.part == 1:
             thread_ts, target = result.ts, result.channel_id
+            lookup.channel = result.channel_id
         posted.append((part.part, result.ts))
         log.info(f"Posted part {part.part}/{total} of the alert for {delivery.period_end} (ts {result.ts})")
     return posted
+
+
+def _post_once(wh: Warehouse, poster: Poster, delivery: ledger.Delivery, part: ledger.Part,
+               lookup: _Lookup, *, channel: str, thread_ts: str | None, run_id: str,
+               log: Log) -> PostedMessage:
+    """Post a claimed part. A lost answer is looked up, and posted again once if it is absent;
+    still unknown, the part stays claimed for the next run to look up."""
+    for attempt in (1, 2):
+        try:
+            return poster.post(part.text, part.blocks, channel=channel,
+                               thread_ts=thread_ts if part.part > 1 else None,
+                               metadata=part_metadata(delivery, part))
+        except SlackDeliveryError as exc:
+            if exc.code != OUTCOME_UNKNOWN:
+                ledger.release_part(wh, delivery.alert, delivery.period_end, part.part, run_id, exc.code)
+                raise
+            found = lookup(part, thread_ts)
+            if found is not None:
+                log.warning(f"Slack's answer to part {part.part} was lost; the message is in the"
+                            " channel, recorded without posting it again.")
+                return found
+            if attempt == 2:
+                ledger.note_outcome_unknown(wh, delivery.alert, delivery.period_end, part.part, run_id)
+                raise
+            log.warning(f"Slack's answer to part {part.part} was lost and the message is "
+                        + ("not in the channel" if lookup.available else "not verifiable")
+                        + ": posting it again.")
+        except BaseException:
+            ledger.release_part(wh, delivery.alert, delivery.period_end, part.part, run_id, "error")
+            raise
+    raise AssertionError("unreachable")
+
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
+
+
+def _channel_id(wh: Warehouse, poster: Poster, channel: str, target: str) -> str:
+    """The channel id the history lookups need (Slack's history API takes no names)."""
+    if _CHANNEL_ID.match(target):
+        return target
+    return ledger.known_channel_id(wh, channel) or target
+
+
+def warn_without_history_scope(poster: Poster, log: Log) -> None:
+    """Say at the start when exactly-once cannot hold (no history scope to look posts up)."""
+    scopes = poster.scopes()
+    if scopes is not None and HISTORY_SCOPES[0] not in scopes:
+        log.warning(f"The Slack bot token has no {HISTORY_SCOPES[0]} scope ({HISTORY_SCOPES[1]} for a"
+                    " private channel): if Slack's answer to a post is lost, the alert cannot check"
+                    " the channel and posts that part again (a duplicate is possible). Add the scope"
+                    " and reinstall the app.")
 
 
 def _messages(delivery: ledger.Delivery) -> list[AlertMessage]:
@@ -179,10 +290,13 @@ def deliver(
     log: Log,
     dry_run: bool = False,
     alert: str = WEEKLY_ALERT,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> AlertOutcome:
     """Deliver the alert for `period_end` exactly once (see the module docstring). With
     `dry_run`, nothing is written or posted: the outcome holds the messages it would post."""
     finished, superseded = [], []
+    if poster is not None and not dry_run:
+        warn_without_history_scope(poster, log)
     for earlier in ledger.incomplete_deliveries(wh, alert):
         if earlier.period_end == period_end:
             continue
@@ -194,7 +308,7 @@ def deliver(
             log.info(f"Finishing the alert for {earlier.period_end}: {len(earlier.posted)} of"
                      f" {len(earlier.parts)} parts were posted before")
             _post_missing(wh, poster, earlier, channel=channel, run_id=run_id,
-                          is_run_active=is_run_active, log=log)
+                          is_run_active=is_run_active, log=log, lease=lease)
             finished.append(earlier.period_end)
         elif earlier.period_end < period_end and not dry_run:
             if ledger.supersede(wh, alert, earlier.period_end):
@@ -218,7 +332,7 @@ def deliver(
         log.info(f"Resuming the alert for {period_end}: {len(existing.posted)} of"
                  f" {len(existing.parts)} parts were posted before")
         outcome.posted_now = _post_missing(wh, poster, existing, channel=channel, run_id=run_id,
-                                           is_run_active=is_run_active, log=log)
+                                           is_run_active=is_run_active, log=log, lease=lease)
         outcome.status = "posted"
         return outcome
 
@@ -254,7 +368,7 @@ def deliver(
         messages=[m.to_dict() for m in messages], run_id=run_id,
     )
     posted = _post_missing(wh, poster, delivery, channel=channel, run_id=run_id,
-                           is_run_active=is_run_active, log=log)
+                           is_run_active=is_run_active, log=log, lease=lease)
     return AlertOutcome("posted", period, _messages(delivery), posted_now=posted,
                         posted_before=len(delivery.posted), finished_earlier=finished,
                         superseded=superseded, history_rows=delivery.history_rows,

@@ -23,6 +23,9 @@ weekly_slack_alert_job = dg.define_asset_job(
     "weekly_slack_alert",
     selection=dg.AssetSelection.assets("weekly_slack_alert"),
     description="Post the week's dunning stage changes to Slack, exactly once.",
+    # In the launching process: a killed `dagster job execute` leaves no step process behind
+    # that would go on posting.
+    executor_def=dg.in_process_executor,
 )
 
 

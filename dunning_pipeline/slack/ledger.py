@@ -29,7 +29,7 @@ PENDING, POSTING, POSTED = "pending", "posting", "posted"
 DELIVERED, SUPERSEDED = "delivered", "superseded"
 
 
-def _now() -> datetime:
+def utc_now() -> datetime:
     """Naive UTC, as the warehouse stores DateTime; a record time, not a business date."""
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -46,6 +46,7 @@ class Part:
     claimed_by_run_id: str | None = None
     attempts: int = 0
     last_error: str | None = None
+    claimed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Delivery:
     customers: int
     history_id_max: int | None
     parts: list[Part] = field(default_factory=list)
+    created_at: datetime | None = None
 
     @property
     def posted(self) -> list[Part]:
@@ -115,9 +117,11 @@ def _delivery(conn: sa.Connection, row) -> Delivery:
         alert=row.alert, period_end=row.period_end, period_start=row.period_start,
         status=row.status, channel=row.channel, history_rows=row.history_rows,
         invoices=row.invoices, customers=row.customers, history_id_max=row.history_id_max,
+        created_at=row.created_at,
         parts=[Part(part=r.part, text=r.text, blocks=r.blocks, status=r.status, ts=r.ts,
                     channel_id=r.channel_id, thread_ts=r.thread_ts, claimed_by_run_id=r.claimed_by_run_id,
-                    attempts=r.attempts or 0, last_error=r.last_error) for r in parts],
+                    attempts=r.attempts or 0, last_error=r.last_error, claimed_at=r.claimed_at)
+               for r in parts],
     )
 
 
@@ -181,7 +185,7 @@ def create_delivery(
 ) -> Delivery:
     """Record a rendered alert and its parts in one transaction. If another run recorded the same
     alert and period first, its record wins and is returned (so both post the same parts)."""
-    now = _now()
+    now = utc_now()
     try:
         with wh.begin() as conn:
             conn.execute(alert_deliveries.insert().values(
@@ -237,9 +241,21 @@ def claim_part(wh: Warehouse, alert: str, period_end: date, part: int, run_id: s
         done = conn.execute(
             alert_delivery_parts.update()
             .where(p.alert == alert, p.period_end == period_end, p.part == part, claimable)
-            .values(status=POSTING, claimed_by_run_id=run_id, attempts=p.attempts + 1)
+            .values(status=POSTING, claimed_by_run_id=run_id, claimed_at=utc_now(), attempts=p.attempts + 1)
         ).rowcount
     return done == 1
+
+
+def known_channel_id(wh: Warehouse, channel: str) -> str | None:
+    """The Slack channel id an earlier post to the configured `channel` was answered with."""
+    d, p = alert_deliveries.c, alert_delivery_parts.c
+    with wh.begin() as conn:
+        return conn.execute(
+            sa.select(p.channel_id).select_from(alert_delivery_parts.join(
+                alert_deliveries, sa.and_(d.alert == p.alert, d.period_end == p.period_end)))
+            .where(d.channel == channel, p.channel_id.is_not(None))
+            .order_by(p.posted_at.desc()).limit(1)
+        ).scalar()
 
 
 def release_part(wh: Warehouse, alert: str, period_end: date, part: int, run_id: str,
@@ -255,12 +271,25 @@ def release_part(wh: Warehouse, alert: str, period_end: date, part: int, run_id:
         )
 
 
+def note_outcome_unknown(wh: Warehouse, alert: str, period_end: date, part: int, run_id: str) -> None:
+    """Slack's answer was lost: the part stays `posting` (it may be in the channel), marked so
+    that whoever takes it over looks it up before posting."""
+    p = alert_delivery_parts.c
+    with wh.begin() as conn:
+        conn.execute(
+            alert_delivery_parts.update()
+            .where(p.alert == alert, p.period_end == period_end, p.part == part,
+                   p.status == POSTING, p.claimed_by_run_id == run_id)
+            .values(last_error="outcome_unknown")
+        )
+
+
 def mark_posted(wh: Warehouse, alert: str, period_end: date, part: int, *, run_id: str,
                 ts: str, channel_id: str, thread_ts: str | None) -> bool:
     """Record Slack's `ts` for a part; when it was the last one, the alert is delivered.
     Returns whether the whole alert is now delivered."""
     d, p = alert_deliveries.c, alert_delivery_parts.c
-    now = _now()
+    now = utc_now()
     with wh.begin() as conn:
         conn.execute(
             alert_delivery_parts.update()

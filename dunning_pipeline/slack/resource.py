@@ -10,6 +10,7 @@ SLACK_MAX_MESSAGES.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import dagster as dg
 from pydantic import Field
@@ -19,6 +20,8 @@ from dunning_pipeline.slack.delivery import CHANNEL_VAR, TOKEN_VAR, SlackPoster
 from dunning_pipeline.slack.digest import Limits, Links
 
 DRY_RUN_VAR = "SLACK_DRY_RUN"
+LEASE_VAR = "SLACK_CLAIM_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 600
 MAX_MESSAGES_VAR = "SLACK_MAX_MESSAGES"
 WEBSERVER_VAR = "DAGSTER_WEBSERVER_URL"
 DEFAULT_WEBSERVER_URL = "http://localhost:3000"
@@ -81,6 +84,11 @@ class SlackResource(dg.ConfigurableResource):
     )
     rate_limit_retries: int = Field(default=5, description="How often a 429 is waited out and retried")
     timeout_seconds: int = Field(default=30, description="Per-request timeout")
+    claim_lease_seconds: int | None = Field(
+        default=None,
+        description=f"How long a run's claim on an alert part holds before another run may take it"
+        f" over after checking the channel (default: {LEASE_VAR}, else 600)",
+    )
 
     # -- validated views ---------------------------------------------------------------------
     def is_dry_run(self) -> bool:
@@ -122,6 +130,15 @@ class SlackResource(dg.ConfigurableResource):
         if value < 1:
             raise settings.SettingsError(f"SlackResource.max_messages must be at least 1 (got {value})")
         return Limits(max_messages=value)
+
+    def claim_lease(self) -> timedelta:
+        value = self.claim_lease_seconds
+        if value is None:
+            raw = (os.environ.get(LEASE_VAR) or "").strip()
+            if raw and not raw.isdigit():
+                raise settings.SettingsError(f"{LEASE_VAR} must be a whole number of seconds (got {raw!r})")
+            value = int(raw) if raw else DEFAULT_LEASE_SECONDS
+        return timedelta(seconds=value)
 
     def run_url(self, run_id: str) -> str:
         base = _optional_url(self.webserver_url, WEBSERVER_VAR) or DEFAULT_WEBSERVER_URL

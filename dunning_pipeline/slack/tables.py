@@ -44,6 +44,8 @@ alert_delivery_parts = sa.Table(
     sa.Column("blocks", sa.JSON, nullable=False, comment="Block Kit blocks as sent"),
     sa.Column("status", sa.Text, nullable=False, comment="pending, posting or posted"),
     sa.Column("claimed_by_run_id", sa.Text, comment="the run posting it (status posting) or that posted it"),
+    sa.Column("claimed_at", sa.DateTime,
+              comment="UTC; a claim older than the lease may be taken over (its run died or is elsewhere)"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, comment="Slack's error code of the last failed attempt"),
     sa.Column("channel_id", sa.Text, comment="channel id Slack answered with"),

@@ -73,8 +73,8 @@ def test_a_retried_run_a_duplicate_tick_and_a_manual_rerun_post_nothing_again(wa
 
 def test_after_a_failure_half_way_the_next_run_posts_only_the_missing_parts(warehouse, sandbox):
     week(warehouse, MAR2)
-    sandbox.faults.set("slack", "slow", delay=0)  # the first message goes through
-    sandbox.faults.set("slack", "slack_error", error="fatal_error")  # the second fails
+    sandbox.faults.set("slack", "slow", path="chat.postMessage", delay=0)  # the first message goes through
+    sandbox.faults.set("slack", "slack_error", path="chat.postMessage", error="fatal_error")  # the second fails
     with pytest.raises(SlackDeliveryError) as err:
         run(warehouse, sandbox, MAR2, run_id="run-1")
     assert err.value.code == "fatal_error"
@@ -99,7 +99,7 @@ def test_after_a_failure_half_way_the_next_run_posts_only_the_missing_parts(ware
 
 def test_a_week_that_never_reached_slack_is_covered_by_the_next_alert(warehouse, sandbox):
     week(warehouse, MAR2, customers=2, first_id=1)
-    sandbox.faults.set("slack", "slack_error", error="channel_not_found")
+    sandbox.faults.set("slack", "slack_error", path="chat.postMessage", error="channel_not_found")
     with pytest.raises(SlackDeliveryError):
         run(warehouse, sandbox, MAR2, run_id="run-1")
     week(warehouse, MAR9, customers=2, first_id=100)
@@ -114,8 +114,8 @@ def test_a_week_that_never_reached_slack_is_covered_by_the_next_alert(warehouse,
 
 def test_a_half_posted_older_alert_is_finished_before_the_new_one(warehouse, sandbox):
     week(warehouse, MAR2)
-    sandbox.faults.set("slack", "slow", delay=0)
-    sandbox.faults.set("slack", "slack_error", error="fatal_error")
+    sandbox.faults.set("slack", "slow", path="chat.postMessage", delay=0)
+    sandbox.faults.set("slack", "slack_error", path="chat.postMessage", error="fatal_error")
     with pytest.raises(SlackDeliveryError):
         run(warehouse, sandbox, MAR2, run_id="run-1")
     old = parts(warehouse, MAR2)
@@ -147,7 +147,9 @@ def test_a_part_another_live_run_is_posting_is_left_alone_and_taken_over_once_th
     log = Log()  # run-other has crashed: whether Slack got its message is unknown
     outcome = run(warehouse, sandbox, MAR2, run_id="run-3", active=lambda _r: False, log=log)
     assert outcome.status == "posted" and len(sandbox.slack_messages) == len(messages)
-    assert "check the channel for a duplicate" in log.warnings[0]
+    # It looked in the channel first (by the part's metadata): not there, so it posted it.
+    assert log.warnings[0].endswith("ended without recording Slack's answer: not in the channel, posting it.")
+    assert sandbox.slack_messages[0]["metadata"]["event_type"] == "dunning_alert_part"
 
 
 def test_history_recorded_late_for_a_covered_week_comes_in_the_next_alert(warehouse, sandbox):

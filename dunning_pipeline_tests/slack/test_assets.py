@@ -74,8 +74,8 @@ def test_materialize_posts_the_alert_once_and_a_rerun_posts_nothing(warehouse_ur
 
 def test_a_run_failing_half_way_is_completed_by_the_next_run(sqlite_url, sandbox):
     _history(sqlite_url, customers=150)  # long enough for several messages
-    sandbox.faults.set("slack", "slow", delay=0)  # the first message passes
-    sandbox.faults.set("slack", "slack_error", error="fatal_error")
+    sandbox.faults.set("slack", "slow", path="chat.postMessage", delay=0)  # the first message passes
+    sandbox.faults.set("slack", "slack_error", path="chat.postMessage", error="fatal_error")
     failed = _materialize(sqlite_url, _slack(sandbox))
     assert not failed.success
     failure = _failure(failed)
@@ -114,7 +114,7 @@ def test_slack_errors_fail_the_run_with_what_to_fix_and_never_the_token(sqlite_u
                                                                        overrides, fault, expected):
     _history(sqlite_url)
     if fault:
-        sandbox.faults.set("slack", "slack_error", error=fault)
+        sandbox.faults.set("slack", "slack_error", path="chat.postMessage", error=fault)
     result = _materialize(sqlite_url, _slack(sandbox, **overrides), instance=instance)
     assert not result.success
     failure = _failure(result)
