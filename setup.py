@@ -28,5 +28,11 @@ setup(
         "pydantic>=2,<3",
         "pyyaml>=6,<7",
     ],
-    extras_require={"test": ["pytest>=8,<10", "hypothesis>=6,<7"]},
+    extras_require={"test": [
+        "pytest>=8,<10",
+        "hypothesis>=6,<7",
+        # The scale-out examples in dunning_pipeline/deploy/ are loaded by a test.
+        "dagster-docker>=0.29,<0.30",
+        "dagster-k8s>=0.29,<0.30",
+    ]},
 )
