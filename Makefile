@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test install install-test dev bench clean
+.PHONY: demo test install install-test dev bench mutate clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -39,5 +39,11 @@ dev: $(VENV)/.installed
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+## make mutate: mutation testing of the money and audit code (setup.cfg [mutmut]); long
+mutate: $(VENV)/.installed-test
+	$(PIP) install --quiet -c constraints.txt "mutmut==3.8.1"
+	rm -rf mutants
+	$(BIN)/mutmut run $(MUTATE_ARGS); $(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .demo .dagster_home *.egg-info
+	rm -rf $(VENV) .demo .dagster_home *.egg-info mutants

@@ -45,7 +45,7 @@ def to_units(value) -> int:
         value = repr(value)
     try:
         dec = Decimal(value)
-    except (InvalidOperation, TypeError) as exc:
+    except (InvalidOperation, TypeError, ValueError) as exc:  # ValueError: a list or tuple
         raise MoneyError(f"amount {value!r} is not a number") from exc
     if not dec.is_finite():
         raise MoneyError(f"amount {value!r} is not finite")
