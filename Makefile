@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test install install-test dev bench mutate clean
+.PHONY: demo test faults install install-test dev bench mutate clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -30,6 +30,10 @@ demo: $(VENV)/.installed
 ## make test: the test suite (PostgreSQL on 127.0.0.1:5432, or TEST_PG_URL)
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest dunning_pipeline_tests $(PYTEST_ARGS)
+
+## make faults: the fault suite alone (also part of make test)
+faults: $(VENV)/.installed-test
+	$(BIN)/python -m pytest dunning_pipeline_tests -m faults $(PYTEST_ARGS)
 
 ## make dev: the Dagster UI on the sandbox (run `python -m dunning_pipeline.sandbox` first)
 dev: $(VENV)/.installed

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.faults
+
 from dunning_pipeline.slack import ledger
 from dunning_pipeline.slack.alert import AlertInProgressError, part_metadata
 from dunning_pipeline.slack.delivery import SlackDeliveryError, SlackPoster
