@@ -6,7 +6,7 @@ from dunning_pipeline import runtime
 from dunning_pipeline.dunning.policy import load_policy
 from dunning_pipeline.slack.alert import AlertInProgressError, deliver, read_last_contact
 from dunning_pipeline.slack.delivery import SlackDeliveryError
-from dunning_pipeline.slack.digest import Stage, render_digest, stages_from, to_markdown
+from dunning_pipeline.slack.digest import render_digest, to_markdown
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
 
@@ -15,19 +15,6 @@ OWNERS = ["team:finance-data"]
 # Errors a re-run cannot fix: a person must change a setting or the Slack workspace first.
 _NEEDS_A_PERSON = {"channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
                    "token_revoked", "token_expired", "account_inactive", "missing_scope"}
-
-
-def policy_stages() -> tuple[Stage, ...]:
-    """The stages of the dunning policy (DUNNING_POLICY_FILE): the default ladder's order, then
-    stages only other ladders have, so custom stage names are labelled and ranked too."""
-    policy = load_policy()
-    ladders = list(policy.ladders.values())
-    ladders.sort(key=lambda lad: lad.name != "default")
-    seen: dict[str, tuple[str, int, str]] = {}
-    for ladder in ladders:
-        for stage in ladder.stages:
-            seen.setdefault(stage.name, (stage.name, stage.days, stage.action))
-    return stages_from(seen.values())
 
 
 def _run_is_active(context: dg.AssetExecutionContext):
@@ -66,7 +53,7 @@ def weekly_slack_alert(
     dry_run = slack.is_dry_run()
     channel = slack.target_channel()
     links, limits = slack.links(), slack.limits()
-    stages = policy_stages()
+    stages = load_policy().display_stages()
     last_contact = read_last_contact(wh, as_of)
     if last_contact is None:
         context.log.info("No customer_communications table with contact dates: lines omit the last contact")
