@@ -833,7 +833,7 @@ def render_digest(
                 units = _company_totals(ordered.iloc[np.concatenate(
                     [np.arange(a, b) for a, b in zip(rest["start"], rest["stop"])])].query("is_head"))
                 pager.add_text(f"…and {len(rest)} more customer{'s' if len(rest) != 1 else ''} that"
-                               f" need{"s" if len(rest) == 1 else ""} action, {_amounts(units)} at their highest stage: in the thread.")
+                               f" need{'s' if len(rest) == 1 else ''} action, {_amounts(units)} at their highest stage: in the thread.")
         skip = len(top)
         if not pager.full:
             pager.break_page()
