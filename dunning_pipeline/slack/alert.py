@@ -128,10 +128,11 @@ def _with_current_state(wh: Warehouse, frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     for table, wanted in (("invoice_aging", _AGING), ("receivables", _RECEIVABLES)):
         current = _read_current(wh, table, wanted, ids)
-        if current is None:
+        if current is None or current.empty:
             continue
-        for col in current.columns:
-            frame[col] = frame["invoice_id"].map(current[col])
+        aligned = current[~current.index.duplicated()].reindex(frame["invoice_id"].astype("int64"))
+        for col in aligned.columns:
+            frame[col] = aligned[col].to_numpy()
     return frame
 
 

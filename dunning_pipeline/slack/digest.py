@@ -338,11 +338,13 @@ def invoice_states(history: pd.DataFrame, stages: Sequence[Stage], period_end: d
     open_amt_c = _first_present(now_amt_c, out["amount_residual_company"])
     # Closed, or a payment on its way (residual 0 in Odoo): what was owed before.
     was = _first_present(_last_nonzero(h, "amount_residual", idx), _col(out, "prior_amount_residual"),
-                         _col(out, "now_amount_total").where(in_payment), out["amount_residual"])
+                         _col(out, "now_amount_total").where(in_payment))
     was_c = _first_present(_last_nonzero(h, "amount_residual_company", idx),
                            _col(out, "prior_amount_residual_company"),
                            _col(out, "now_amount_total_company").where(in_payment),
                            out["amount_residual_company"])
+    same = out["currency"].eq(out["company_currency"]).fillna(False).astype(bool)
+    was = _first_present(was, was_c.where(same), out["amount_residual"])
     settled = (resolved | in_payment).to_numpy(dtype=bool)
     out["amt"] = pd.to_numeric(open_amt.where(~settled, was)).fillna(0).astype("int64")
     out["amt_company"] = pd.to_numeric(open_amt_c.where(~settled, was_c)).fillna(0).astype("int64")
@@ -454,8 +456,9 @@ def _item(row, links: Links, stages: Mapping[str, Stage], links_tickets: bool = 
         if row.ticket_id is not None else []
     if row.kind == "resolved":
         return f"{label} ({escape(row.reason)} {_as_date(row.as_of_date).isoformat()}, {amount})"
-    if row.kind == "in_payment":
-        return f"{label} ({amount}, was at {_stage_label(row.to_stage, stages)})"
+    if row.kind == "in_payment":  # Odoo shows a residual of 0: the amount is what was owed before
+        known = [amount] if int(row.amt) else ["amount not recorded"]
+        return f"{label} ({', '.join(known)}, was at {_stage_label(row.to_stage, stages)})"
     if row.kind == "hold":
         details = [_hold_label(row), f"at {_stage_label(row.to_stage, stages)}"]
     else:
@@ -806,9 +809,10 @@ def render_digest(
     owed = states[states["kind"].isin(["dunning", "hold"])]
     if not owed.empty:
         on = max(_as_date(d) for d in owed["days_on"].dropna().unique())
-        note = (f"Owed now on {on.isoformat()}, in company currency: {_amounts(_company_totals(owed))}"
-                f" over {len(owed)} changed invoice{'s' if len(owed) != 1 else ''}, per stage above;"
-                " lines show each invoice's own currency.")
+        n = len(owed)
+        note = (f"Owed on {on.isoformat()} by the {n} changed invoice{'s' if n != 1 else ''} still open,"
+                f" in company currency: {_amounts(_company_totals(owed))} (per stage above)."
+                " Lines show each invoice's own currency.")
         intro.append((ContextBlock(elements=[MarkdownTextObject(text=note)]), len(note)))
 
     by_name = {s.name: s for s in stages}
