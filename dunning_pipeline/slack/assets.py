@@ -36,9 +36,11 @@ def _run_is_active(context: dg.AssetExecutionContext):
         owners=OWNERS,
         description=(
             "The accountants' weekly Slack message: every dunning stage change since the last"
-            " alert that was actually delivered, up to the run's as-of date. Needs action now"
-            " (call, final notice, collection), escalated, newly overdue, on hold, resolved; one"
-            " line per customer with links to Odoo and Zendesk, biggest amounts first. Delivered"
+            " alert that was actually delivered, up to the run's as-of date. One line per customer"
+            " (needs action now, escalated, newly overdue, on hold, other, resolved, payment on its"
+            " way), at its highest stage, amounts in the invoice's currency as of the current"
+            " invoice_aging, links to Odoo and Zendesk, biggest amounts first; the first alert"
+            " (or one after a long gap) opens with a summary and puts the rest in its thread. Delivered"
             " exactly once: the `alert_deliveries` ledger records each message's Slack ts, so"
             " re-runs post only what is missing. With SLACK_DRY_RUN the messages go to this"
             " run's metadata instead."

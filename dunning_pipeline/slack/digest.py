@@ -14,7 +14,9 @@ What an accountant reads:
   other changed invoice of the customer is folded into the same line, each described by itself;
 - amounts in each invoice's own currency, as of the alert (the current `invoice_aging`), with
   company-currency totals in the header; days overdue say as of which day;
-- a payment on its way (`in_payment`) is counted in the header and listed in the thread;
+- a payment on its way (`in_payment`) is counted in the header and never shown as a 0.00 hold:
+  it is folded into its customer's line with what was owed, and a customer with nothing else
+  gets its line in the last section, always in the thread;
 - a first alert (after installation or a long gap) is a summary: totals and the customers that
   need action now, top first; every other line follows in the thread.
 Stage names, labels and actions come from the dunning policy (`dunning.policy`).
@@ -796,7 +798,7 @@ def render_digest(
     if not on_way.empty:
         n = len(on_way)
         summary += (f"\n:incoming_envelope: *{n}* invoice{'s' if n != 1 else ''} with payment on its way,"
-                    f" {_amounts(_company_totals(on_way))} (listed in the thread; not dunned).")
+                    f" {_amounts(_company_totals(on_way))}: not dunned, each shown on its customer's line.")
     intro: list[tuple[object, int]] = [
         (HeaderBlock(text=PlainTextObject(text=_clip(title, limits.header_chars))), len(title)),
         (_section(summary), len(summary)),

@@ -143,7 +143,7 @@ def test_holds_say_why_and_a_payment_on_its_way_is_counted_in_the_header_not_sho
     messages = render_digest(rows, WEEK, links=Links())
     summary = messages[0].blocks[1]["text"]["text"]
     assert summary.endswith(":incoming_envelope: *3* invoices with payment on its way, 1,080.00 EUR"
-                            " (listed in the thread; not dunned).")
+                            ": not dunned, each shown on its customer's line.")
     texts = [[t for b in m.blocks for t in _texts(b)] for m in messages]
     assert texts[0][-2] == (
         "*Promiser* · on hold at Call (payment promised until 2026-03-10) · 1 invoice · *500.00 EUR*"
