@@ -228,7 +228,7 @@ def test_the_posted_alert_shows_yen_as_of_the_alert_payments_on_their_way_and_a_
     sent = sandbox.slack_messages
     top = "\n".join(t for b in sent[0]["blocks"] for t in _texts(b))
     assert "First alert since installation: a summary." in top
-    assert "*1* invoice with payment on its way, 12,345.00 EUR not dunned, each shown on its customer's line." in top
+    assert "*1* invoice with payment on its way, 12,345.00 EUR: not dunned, each shown on its customer's line." in top
     assert ("*Tokai Trading K.K.* · Call: phone the customer · 1 invoice · *150,000 JPY* · 18 days overdue"
             " on 2026-03-02") in top
     assert "*Call*\n1,000.00 USD" in top
