@@ -76,6 +76,8 @@ class StageConfig(_Strict):
     action: Action
     tone: Tone
     description: str | None = None
+    label: str | None = Field(default=None, min_length=1, max_length=60,
+                              description="how the alert names the stage; default: the name, capitalised")
 
     @field_validator("name")
     @classmethod
@@ -245,6 +247,21 @@ class PolicyFileConfig(_Strict):
 
 
 # -- the resolved policy ---------------------------------------------------------------------
+# What a person does for each action: how the Slack alert tells the accountant what to do.
+ACTION_TODO = {
+    "email": "reminder email",
+    "call": "phone the customer",
+    "letter": "send the letter",
+    "suspend": "suspend service",
+    "agency": "hand to the collection agency",
+}
+
+
+def default_label(name: str) -> str:
+    """A stage's display name when the policy gives none: 'final_notice' -> 'Final notice'."""
+    return name.replace("_", " ").capitalize()
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -252,6 +269,25 @@ class Stage:
     action: str
     tone: str
     rank: int
+    label: str = ""
+
+    @property
+    def display(self) -> str:
+        return self.label or default_label(self.name)
+
+    @property
+    def todo(self) -> str:
+        todo = ACTION_TODO.get(self.action, self.action)
+        return f"{self.tone} {todo}" if self.action == "email" else todo
+
+    @property
+    def needs_action(self) -> bool:
+        """A stage whose action is not an email is one an accountant must act on."""
+        return self.action != "email"
+
+    @property
+    def overdue(self) -> bool:
+        return self.days > 0
 
 
 @dataclass(frozen=True)
@@ -306,6 +342,16 @@ class DunningPolicy:
     def default_policy_for(self, company_id: int | None) -> str:
         override = self.config.companies.get(int(company_id)) if company_id is not None else None
         return override.policy if override is not None and override.policy else "default"
+
+    def display_stages(self) -> tuple[Stage, ...]:
+        """Every stage name once, as the alert ranks and labels it: the default ladder's stages
+        in order, then the stages only other ladders have (in their ladder's order)."""
+        ladders = sorted(self.ladders.values(), key=lambda lad: lad.name != "default")
+        seen: dict[str, Stage] = {}
+        for ladder in ladders:
+            for stage in ladder.stages:
+                seen.setdefault(stage.name, stage)
+        return tuple(seen.values())
 
     def stage_table(self) -> pd.DataFrame:
         """One row per (policy, stage): rank, days, action, tone, manual_only."""
@@ -511,11 +557,12 @@ def _resolve_ladders(config: PolicyFileConfig) -> dict[str, Ladder]:
             return resolved[name]
         pc = config.policies[name]
         base = pc.stages if pc.stages is not None else [
-            StageConfig(name=s.name, days=s.days, action=s.action, tone=s.tone) for s in resolve(pc.extends).stages
+            StageConfig(name=s.name, days=s.days, action=s.action, tone=s.tone, label=s.label or None)
+            for s in resolve(pc.extends).stages
         ]
         stages = tuple(
             Stage(name=s.name, days=s.days + (pc.delay_days if s.days > 0 else 0), action=s.action,
-                  tone=s.tone, rank=i)
+                  tone=s.tone, rank=i, label=s.label or default_label(s.name))
             for i, s in enumerate(base)
         )
         resolved[name] = Ladder(name=name, stages=stages, manual_only=pc.manual_only)

@@ -33,7 +33,13 @@ from dunning_pipeline.slack.delivery import (
     PostedMessage,
     SlackDeliveryError,
 )
-from dunning_pipeline.slack.digest import RESOLVED_REASONS, AlertMessage, Period
+from dunning_pipeline.slack.digest import (
+    FIRST_ALERT,
+    LONG_GAP,
+    RESOLVED_REASONS,
+    AlertMessage,
+    Period,
+)
 from dunning_pipeline.warehouse.store import Warehouse
 
 WEEKLY_ALERT = "weekly_dunning"
@@ -66,10 +72,17 @@ class AlertOutcome:
 
 
 # -- reading the history -------------------------------------------------------------------------
+# An alert after more than this many days without a delivered one opens with a summary.
+LONG_GAP_DAYS = 14
+
+
 def read_history(wh: Warehouse, cover: ledger.Coverage, id_max: int | None) -> pd.DataFrame:
-    """The covered `dunning_history` rows, plus `prior_amount_residual_company`: for an invoice
-    with a zero residual in the period (closed, or paid and not yet reconciled), its last
-    non-zero amount from before the period (what was settled)."""
+    """The covered `dunning_history` rows, plus:
+    - `prior_amount_residual` / `prior_amount_residual_company`: for an invoice with a zero
+      residual in the period (closed, or paid and not yet reconciled), its last non-zero amounts
+      from before the period (what was settled);
+    - the invoice's current state (`digest.NOW_COLUMNS`) from `invoice_aging` and `receivables`,
+      so the alert shows what is owed as of the alert, not as of the change."""
     frame = wh.read("dunning_history", where=cover.where(id_max), order_by=["as_of_date", "id"])
     zero = frame["amount_residual_company"].fillna(0).eq(0)
     closed = frame["reason"].isin(RESOLVED_REASONS) | frame["to_stage"].eq("closed") | zero
@@ -81,14 +94,54 @@ def read_history(wh: Warehouse, cover: ledger.Coverage, id_max: int | None) -> p
         where = sa.and_(h.invoice_id.in_(chunk), h.amount_residual_company != 0)
         if id_max is not None:
             where = sa.and_(where, h.id <= id_max)
-        prior.append(wh.read("dunning_history", columns=["id", "invoice_id", "amount_residual_company"],
+        prior.append(wh.read("dunning_history", columns=["id", "invoice_id", "amount_residual",
+                                                         "amount_residual_company"],
                              where=where, order_by=["id"]))
-    frame["prior_amount_residual_company"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    for col in ("prior_amount_residual", "prior_amount_residual_company"):
+        frame[col] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
     if prior:
         earlier = pd.concat(prior, ignore_index=True)
         earlier = earlier[~earlier["id"].isin(frame["id"])]
-        last = earlier.groupby("invoice_id")["amount_residual_company"].last()
-        frame["prior_amount_residual_company"] = frame["invoice_id"].map(last).astype("Int64")
+        last = earlier.groupby("invoice_id")[["amount_residual", "amount_residual_company"]].last()
+        for col in ("amount_residual", "amount_residual_company"):
+            frame[f"prior_{col}"] = frame["invoice_id"].map(last[col]).astype("Int64")
+    return _with_current_state(wh, frame)
+
+
+# invoice_aging column -> the digest's name; the instalment columns (contract C5) are optional.
+_AGING = {"as_of_date": "now_as_of_date", "currency": "now_currency",
+          "company_currency": "now_company_currency", "amount_residual": "now_amount_residual",
+          "amount_residual_company": "now_amount_residual_company",
+          "days_overdue": "now_days_overdue", "due_date": "now_due_date",
+          "instalment_number": "now_instalment_number", "instalments_total": "now_instalments_total"}
+_RECEIVABLES = {"amount_total": "now_amount_total", "amount_total_company": "now_amount_total_company"}
+
+
+def _read_current(wh: Warehouse, table: str, wanted: dict[str, str], ids: list[int]) -> pd.DataFrame | None:
+    inspector = sa.inspect(wh.engine)
+    if not inspector.has_table(table):
+        return None
+    names = {c["name"] for c in inspector.get_columns(table)}
+    columns = [c for c in wanted if c in names]
+    if "invoice_id" not in names or not columns:
+        return None
+    parts = [wh.read(table, columns=["invoice_id", *columns],
+                     where=sa.column("invoice_id").in_(ids[start:start + _CHUNK]))
+             for start in range(0, len(ids), _CHUNK)]
+    return pd.concat(parts, ignore_index=True).rename(columns=wanted).set_index("invoice_id")
+
+
+def _with_current_state(wh: Warehouse, frame: pd.DataFrame) -> pd.DataFrame:
+    ids = sorted({int(i) for i in frame["invoice_id"]})
+    if not ids:
+        return frame
+    for table, wanted in (("invoice_aging", _AGING), ("receivables", _RECEIVABLES)):
+        current = _read_current(wh, table, wanted, ids)
+        if current is None or current.empty:
+            continue
+        aligned = current[~current.index.duplicated()].reindex(frame["invoice_id"].astype("int64"))
+        for col in aligned.columns:
+            frame[col] = aligned[col].to_numpy()
     return frame
 
 
@@ -352,7 +405,12 @@ def deliver(
     start = cover.period_start
     if start is None and not history.empty:
         start = history["as_of_date"].min().date()
-    period = Period(end=period_end, start=start, late_rows=late)
+    summary = None
+    if cover.after_period_end is None:
+        summary = FIRST_ALERT
+    elif (period_end - cover.after_period_end).days > LONG_GAP_DAYS:
+        summary = LONG_GAP
+    period = Period(end=period_end, start=start, late_rows=late, summary=summary)
     log.info(f"Alert for {period.describe()}: {len(history)} history rows"
              + (f" ({late} recorded late)" if late else ""))
     messages = render(history, period)

@@ -6,7 +6,7 @@ from dunning_pipeline import runtime
 from dunning_pipeline.dunning.policy import load_policy
 from dunning_pipeline.slack.alert import AlertInProgressError, deliver, read_last_contact
 from dunning_pipeline.slack.delivery import SlackDeliveryError
-from dunning_pipeline.slack.digest import Stage, render_digest, stages_from, to_markdown
+from dunning_pipeline.slack.digest import render_digest, to_markdown
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
 
@@ -15,19 +15,6 @@ OWNERS = ["team:finance-data"]
 # Errors a re-run cannot fix: a person must change a setting or the Slack workspace first.
 _NEEDS_A_PERSON = {"channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
                    "token_revoked", "token_expired", "account_inactive", "missing_scope"}
-
-
-def policy_stages() -> tuple[Stage, ...]:
-    """The stages of the dunning policy (DUNNING_POLICY_FILE): the default ladder's order, then
-    stages only other ladders have, so custom stage names are labelled and ranked too."""
-    policy = load_policy()
-    ladders = list(policy.ladders.values())
-    ladders.sort(key=lambda lad: lad.name != "default")
-    seen: dict[str, tuple[str, int, str]] = {}
-    for ladder in ladders:
-        for stage in ladder.stages:
-            seen.setdefault(stage.name, (stage.name, stage.days, stage.action))
-    return stages_from(seen.values())
 
 
 def _run_is_active(context: dg.AssetExecutionContext):
@@ -50,9 +37,11 @@ def _run_is_active(context: dg.AssetExecutionContext):
         owners=OWNERS,
         description=(
             "The accountants' weekly Slack message: every dunning stage change since the last"
-            " alert that was actually delivered, up to the run's as-of date. Needs action now"
-            " (call, final notice, collection), escalated, newly overdue, on hold, resolved; one"
-            " line per customer with links to Odoo and Zendesk, biggest amounts first. Delivered"
+            " alert that was actually delivered, up to the run's as-of date. One line per customer"
+            " (needs action now, escalated, newly overdue, on hold, other, resolved, payment on its"
+            " way), at its highest stage, amounts in the invoice's currency as of the current"
+            " invoice_aging, links to Odoo and Zendesk, biggest amounts first; the first alert"
+            " (or one after a long gap) opens with a summary and puts the rest in its thread. Delivered"
             " exactly once: the `alert_deliveries` ledger records each message's Slack ts, so"
             " re-runs post only what is missing. With SLACK_DRY_RUN the messages go to this"
             " run's metadata instead."
@@ -67,7 +56,7 @@ def weekly_slack_alert(
     dry_run = slack.is_dry_run()
     channel = slack.target_channel()
     links, limits = slack.links(), slack.limits()
-    stages = policy_stages()
+    stages = load_policy().display_stages()
     last_contact = read_last_contact(wh, as_of)
     if last_contact is None:
         context.log.info("No customer_communications table with contact dates: lines omit the last contact")

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from dunning_pipeline.slack import ledger
 from dunning_pipeline.slack.alert import AlertInProgressError, deliver
 from dunning_pipeline.slack.delivery import SlackDeliveryError, SlackPoster
-from dunning_pipeline.slack.digest import Limits, Links, Period, render_digest
+from dunning_pipeline.slack.digest import FIRST_ALERT, LONG_GAP, Limits, Links, Period, render_digest
 from dunning_pipeline.slack.tables import alert_deliveries, alert_delivery_parts
 from dunning_pipeline_tests.slack.history import frame, row
+from dunning_pipeline_tests.slack.test_digest import _texts
 
 MAR2, MAR9 = date(2026, 3, 2), date(2026, 3, 9)
 # Small messages so that a handful of customers needs several parts.
@@ -39,11 +41,11 @@ def week(wh, end: date, customers: int = 12, first_id: int = 1):
     wh.append("dunning_history", frame(rows))
 
 
-def run(wh, sandbox, end, *, run_id="run-1", active=lambda _r: False, dry_run=False, log=None):
+def run(wh, sandbox, end, *, run_id="run-1", active=lambda _r: False, dry_run=False, log=None, limits=SMALL):
     poster = SlackPoster(sandbox.env["SLACK_BOT_TOKEN"], api_url=sandbox.slack_api_url)
     return deliver(
         wh, poster, period_end=end, channel="#dunning", run_id=run_id,
-        render=lambda history, period: render_digest(history, period, links=Links(), limits=SMALL),
+        render=lambda history, period: render_digest(history, period, links=Links(), limits=limits),
         is_run_active=active, log=log or Log(), dry_run=dry_run,
     )
 
@@ -191,3 +193,59 @@ def test_a_dry_run_renders_everything_and_writes_and_posts_nothing(warehouse, sa
     with warehouse.begin() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(alert_delivery_parts)).scalar_one() == 0
         assert conn.execute(sa.select(sa.func.count()).select_from(alert_deliveries)).scalar_one() == 0
+
+
+# -- what the accountant reads, through the real path (warehouse, ledger, sandbox Slack) ---------
+def aging(wh, as_of: date, rows: list[dict]) -> None:
+    """`invoice_aging` as the nightly job leaves it for the alert's day."""
+    wh.append("invoice_aging", pd.DataFrame([{
+        "move_type": "out_invoice", "aging_bucket": "1-30", "dunning_status": "dunned",
+        "as_of_date": pd.Timestamp(as_of), "run_id": "night", **r} for r in rows]))
+
+
+def test_the_posted_alert_shows_yen_as_of_the_alert_payments_on_their_way_and_a_summary_first(warehouse, sandbox):
+    f = frame([row(1, 1, "Tokai Trading K.K.", "reminder_2", "call", MAR2 - timedelta(days=3),
+                   amount="2000.00", due=MAR2 - timedelta(days=18), currency="USD"),
+               row(2, 2, "Bayern Handel GmbH", "final_notice", "final_notice", MAR2 - timedelta(days=1),
+                   amount="0", due=MAR2 - timedelta(days=36), reason="hold", hold="in_payment")])
+    f["currency"] = ["JPY", "EUR"]
+    f["company_currency"] = ["USD", "EUR"]
+    warehouse.append("dunning_history", f)
+    # Since the change half of the yen invoice was paid; the payment of the other is on its way.
+    aging(warehouse, MAR2, [
+        {"invoice_id": 1, "invoice_number": "INV/2026/00001", "customer_id": 1, "currency": "JPY",
+         "company_currency": "USD", "amount_residual": 150_000 * 10_000,
+         "amount_residual_company": 1000 * 10_000, "days_overdue": 18},
+        {"invoice_id": 2, "invoice_number": "INV/2026/00002", "customer_id": 2, "currency": "EUR",
+         "company_currency": "EUR", "amount_residual": 0, "amount_residual_company": 0,
+         "days_overdue": 36, "dunning_status": "on_hold", "hold_reason": "in_payment"}])
+    warehouse.append("receivables", pd.DataFrame([{
+        "invoice_id": 2, "move_type": "out_invoice", "receivable_status": "in_payment", "customer_id": 2,
+        "segment": "default", "policy": "default", "currency": "EUR", "company_currency": "EUR",
+        "amount_total": 12_345 * 10_000, "amount_residual": 0, "amount_total_company": 12_345 * 10_000,
+        "amount_residual_company": 0, "as_of_date": pd.Timestamp(MAR2)}]))
+
+    first = run(warehouse, sandbox, MAR2, run_id="run-1", limits=Limits())
+    assert first.status == "posted" and first.period.summary == FIRST_ALERT
+    sent = sandbox.slack_messages
+    top = "\n".join(t for b in sent[0]["blocks"] for t in _texts(b))
+    assert "First alert since installation: a summary." in top
+    assert "*1* invoice with payment on its way, 12,345.00 EUR: not dunned, each shown on its customer's line." in top
+    assert ("*Tokai Trading K.K.* · Call: phone the customer · 1 invoice · *150,000 JPY* · 18 days overdue"
+            " on 2026-03-02") in top
+    assert "*Call*\n1,000.00 USD" in top
+    assert "Bayern" not in top and "0.00 EUR" not in top
+    thread = "\n".join(t for m in sent[1:] for b in m["blocks"] for t in _texts(b))
+    assert all(m["thread_ts"] == sent[0]["ts"] for m in sent[1:])
+    assert ("*Bayern Handel GmbH* · payment on its way · 1 invoice · *12,345.00 EUR*\n"
+            "INV/2026/00002 (12,345.00 EUR, was at Final notice)") in thread
+
+    # The next week's alert is an ordinary one; one after a long gap is a summary again.
+    week(warehouse, MAR9, customers=1, first_id=50)
+    assert run(warehouse, sandbox, MAR9, run_id="run-2").period.summary is None
+    later = MAR9 + timedelta(days=21)
+    week(warehouse, later, customers=1, first_id=60)
+    outcome = run(warehouse, sandbox, later, run_id="run-3")
+    assert outcome.period.summary == LONG_GAP
+    assert "First alert in 21 days: a summary." in str(outcome.messages[0].blocks)
+    assert sandbox.slack_messages[-len(outcome.messages)]["text"] == outcome.messages[0].text

@@ -10,7 +10,7 @@ import pytest
 
 from dunning_pipeline.settings import SettingsError
 from dunning_pipeline.slack.assets import weekly_slack_alert
-from dunning_pipeline.slack.digest import Links, Period, render_digest
+from dunning_pipeline.slack.digest import FIRST_ALERT, Links, Period, render_digest
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
@@ -136,7 +136,7 @@ def test_a_dry_run_puts_the_messages_in_the_metadata_and_posts_nothing(sqlite_ur
         result = _materialize(sqlite_url, slack)
         meta = _metadata(result)
         expected = render_digest(wh.read("dunning_history", order_by=["as_of_date", "id"]),
-                                 Period(end=MAR2, start=date(2026, 2, 27)), links=Links(),
+                                 Period(end=MAR2, start=date(2026, 2, 27), summary=FIRST_ALERT), links=Links(),
                                  last_contact={})  # the table exists, empty
         assert (meta["status"], meta["dry_run"]) == ("dry_run", True)
         assert meta["rendered_messages"] == [m.to_dict() for m in expected]
@@ -162,9 +162,11 @@ def test_lines_link_to_odoo_and_zendesk_and_show_the_last_contact(sqlite_url, sa
     })
     wh.append("customer_communications", contacts)
     assert _materialize(sqlite_url, _slack(sandbox)).success
-    text = str(sandbox.slack_messages[0]["blocks"])
+    text = str([m["blocks"] for m in sandbox.slack_messages])
     assert f"<{sandbox.odoo_url}/odoo/action-account.action_move_out_invoice_type/1|INV/2026/00001>" in text
     assert f"ticket <{sandbox.zendesk_url}/agent/tickets/4242|#4242>" in text
     # The newest contact up to the period end (the one on 5 March is after it).
-    assert "*Customer 1* · *1,000.00 EUR* · Call: phone the customer · 20 days overdue · last contact 2026-02-27" in text
-    assert "*Disputer* · *100.00 EUR* · on hold at Call · 20 days overdue · no contact on record" in text
+    assert ("*Customer 1* · Call: phone the customer · 1 invoice · *1,000.00 EUR* · 20 days overdue on"
+            " 2026-03-02 · last contact 2026-02-27") in text
+    assert ("*Disputer* · on hold at Call (disputed) · 1 invoice · *100.00 EUR* · 20 days overdue on"
+            " 2026-03-02 · no contact on record") in text

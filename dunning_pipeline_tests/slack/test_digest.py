@@ -9,6 +9,7 @@ from datetime import date, timedelta
 import pandas as pd
 from slack_sdk.models.blocks import Block
 
+from dunning_pipeline.dunning.policy import Stage, load_policy
 from dunning_pipeline.slack.digest import Limits, Links, Period, render_digest, to_markdown
 from dunning_pipeline_tests.slack.history import frame, row
 
@@ -52,57 +53,63 @@ def test_a_fixed_week_renders_exactly():
                              last_contact={1: date(2026, 2, 20), 2: date(2026, 3, 1)})
     assert [m.to_dict() for m in messages] == [{
         "text": "Dunning changes 2026-02-24 to 2026-03-02: 8 invoices of 7 customers changed stage;"
-                " Needs action now: 2; Escalated: 1; Newly overdue: 1; On hold: 1; Resolved: 1;"
-                " Other changes: 1",
+                " Needs action now: 2; Escalated: 1; Newly overdue: 1; On hold: 1; Other changes: 1;"
+                " Resolved: 1",
         "blocks": [
             {"text": {"text": "Dunning changes 2026-02-24 to 2026-03-02", "type": "plain_text"},
              "type": "header"},
             section("*8* invoices of *7* customers changed stage.\n"
                     "Customers per section: Needs action now: 2 · Escalated: 1 · Newly overdue: 1"
-                    " · On hold: 1 · Resolved: 1 · Other changes: 1"),
+                    " · On hold: 1 · Other changes: 1 · Resolved: 1"),
             {"fields": [{"text": "*Pre-due*\n99.00 EUR", "type": "mrkdwn"},
                         {"text": "*Reminder 1*\n275.25 EUR", "type": "mrkdwn"},
                         {"text": "*Reminder 2*\n450.00 CHF", "type": "mrkdwn"},
                         {"text": "*Call*\n4,234.50 EUR", "type": "mrkdwn"},
                         {"text": "*Final notice*\n9,800.00 EUR", "type": "mrkdwn"}],
              "type": "section"},
-            {"elements": [{"text": "Open amount per stage in company currency, for the invoices that changed.",
+            {"elements": [{"text": "Owed on 2026-03-02 by the 7 changed invoices still open, in company"
+                                   " currency: 14,408.75 EUR + 450.00 CHF (per stage above). Lines show"
+                                   " each invoice's own currency.",
                            "type": "mrkdwn"}],
              "type": "context"},
             {"type": "divider"},
             section(":rotating_light: *Needs action now* · 2 customers"),
             section(
-                "*Bolt GmbH* · *9,800.00 EUR* · Final notice: send the final notice letter (warns of"
-                " suspension or legal action) · 31 days overdue · last contact 2026-03-01\n"
-                f"<{INV}201|INV/2026/00201> (Call → Final notice, 31 d overdue, 9,800.00 EUR)"
-                f" · ticket <{TICKET}5001|#5001>\n"
+                "*Bolt GmbH* · Final notice: send the letter · 1 invoice · *9,800.00 EUR* · 31 days overdue"
+                " on 2026-03-02 · last contact 2026-03-01\n"
+                f"<{INV}201|INV/2026/00201> (Call → Final notice, 31 d overdue, 9,800.00 EUR,"
+                f" ticket <{TICKET}5001|#5001>)\n"
                 "\n"
-                "*Acme &amp; &lt;Sons&gt; Ltd* · *1,434.50 EUR* · Call: phone the customer"
-                " · 17 days overdue · last contact 2026-02-20\n"
-                f"<{INV}101|INV/2026/00101> (Reminder 1 → Call, skipped 1 stage, 17 d overdue, 1,234.50 EUR)"
-                f" · <{INV}102|INV/2026/00102> (entered Reminder 1, 2 d overdue, 200.00 EUR)"
+                "*Acme &amp; &lt;Sons&gt; Ltd* · Call: phone the customer · 1 invoice · *1,234.50 EUR*"
+                " · 17 days overdue on 2026-03-02 · last contact 2026-02-20\n"
+                f"<{INV}101|INV/2026/00101> (Reminder 1 → Call, skipped 1 stage, 17 d overdue, 1,234.50 EUR)\n"
+                f"_also at Reminder 1, 1 invoice:_ <{INV}102|INV/2026/00102> (entered Reminder 1, 2 d overdue,"
+                " 200.00 EUR)"
             ),
             {"type": "divider"},
             section(":arrow_up: *Escalated* · 1 customer"),
-            section("*Cora SA* · *450.00 CHF* · Reminder 2 · 12 days overdue · no contact on record\n"
+            section("*Cora SA* · Reminder 2 · 1 invoice · *450.00 CHF* · 12 days overdue on 2026-03-02"
+                    " · no contact on record\n"
                     f"<{INV}301|INV/2026/00301> (Reminder 1 → Reminder 2, 12 d overdue, 450.00 CHF)"),
             {"type": "divider"},
             section(":hourglass_flowing_sand: *Newly overdue* · 1 customer"),
-            section("*Dune BV* · *75.25 EUR* · Reminder 1 · 7 days overdue · no contact on record\n"
+            section("*Dune BV* · Reminder 1 · 1 invoice · *75.25 EUR* · 7 days overdue on 2026-03-02"
+                    " · no contact on record\n"
                     f"<{INV}401|INV/2026/00401> (Pre-due → Reminder 1, 7 d overdue, 75.25 EUR)"),
             {"type": "divider"},
             section(":double_vertical_bar: *On hold* · 1 customer"),
-            section("*Elm Inc* · *3,000.00 EUR* · on hold at Call · 20 days overdue · no contact on record\n"
-                    f"<{INV}501|INV/2026/00501> (disputed, at Call, 20 d overdue, 3,000.00 EUR)"
-                    f" · ticket <{TICKET}5002|#5002>"),
-            {"type": "divider"},
-            section(":white_check_mark: *Resolved* · 1 customer"),
-            section("*Fern Oy* · *640.00 EUR* · paid\n"
-                    f"<{INV}601|INV/2026/00601> (paid 2026-02-28, 640.00 EUR)"),
+            section("*Elm Inc* · on hold at Call (disputed) · 1 invoice · *3,000.00 EUR* · 20 days overdue"
+                    " on 2026-03-02 · no contact on record\n"
+                    f"<{INV}501|INV/2026/00501> (disputed, at Call, 20 d overdue, 3,000.00 EUR,"
+                    f" ticket <{TICKET}5002|#5002>)"),
             {"type": "divider"},
             section(":information_source: *Other changes* · 1 customer"),
-            section("*Gale Ltd* · *99.00 EUR* · Pre-due · no contact on record\n"
+            section("*Gale Ltd* · Pre-due · 1 invoice · *99.00 EUR* · due 2026-03-05 · no contact on record\n"
                     f"<{INV}701|INV/2026/00701> (entered Pre-due, due in 3 d, 99.00 EUR)"),
+            {"type": "divider"},
+            section(":white_check_mark: *Resolved* · 1 customer"),
+            section("*Fern Oy* · paid · 1 invoice · *640.00 EUR*\n"
+                    f"<{INV}601|INV/2026/00601> (paid 2026-02-28, 640.00 EUR)"),
         ],
     }]
 
@@ -111,17 +118,17 @@ def test_without_base_urls_or_contacts_lines_have_plain_numbers_and_no_contact()
     messages = render_digest(fixed_week(), WEEK, links=Links(), last_contact=None)
     text = json.dumps(messages[0].blocks, ensure_ascii=False)
     assert "<http" not in text and "last contact" not in text and "no contact" not in text
-    assert "INV/2026/00201 (Call → Final notice, 31 d overdue, 9,800.00 EUR) · ticket #5001" in text
+    assert "INV/2026/00201 (Call → Final notice, 31 d overdue, 9,800.00 EUR, ticket #5001)" in text
 
 
 def test_a_closed_invoice_shows_the_amount_before_the_period_when_the_week_only_has_its_closure():
     rows = frame([row(601, 6, "Fern Oy", "reminder_2", "closed", d(2), amount="0", due=d(14), reason="credited")])
     rows["prior_amount_residual_company"] = [640_0000]
     text = render_digest(rows, WEEK, links=Links())[0].blocks[-1]["text"]["text"]
-    assert text == "*Fern Oy* · *640.00 EUR* · credited\nINV/2026/00601 (credited 2026-02-28, 640.00 EUR)"
+    assert text == "*Fern Oy* · credited · 1 invoice · *640.00 EUR*\nINV/2026/00601 (credited 2026-02-28, 640.00 EUR)"
 
 
-def test_holds_say_why_and_a_payment_on_its_way_shows_what_was_owed():
+def test_holds_say_why_and_a_payment_on_its_way_is_counted_in_the_header_not_shown_as_zero():
     rows = frame([
         row(1, 1, "Promiser", "call", "call", d(3), amount="500.00", due=d(20), reason="hold",
             hold="promise", hold_until=date(2026, 3, 10)),
@@ -129,15 +136,26 @@ def test_holds_say_why_and_a_payment_on_its_way_shows_what_was_owed():
             hold="in_payment"),
         row(3, 1, "Promiser", "reminder_2", "reminder_2", d(2), amount="0", due=d(9), reason="hold",
             hold="in_payment"),
+        row(4, 2, "Payer", "collection", "collection", d(2), amount="0", due=d(82), reason="hold",
+            hold="in_payment"),
     ])
-    rows["prior_amount_residual_company"] = pd.array([pd.NA, 80_0000, pd.NA], dtype="Int64")
-    text = render_digest(rows, WEEK, links=Links())[0].blocks[-1]["text"]["text"]
-    assert text == (
-        "*Promiser* · *500.00 EUR* · on hold at Call · 20 days overdue\n"
-        "INV/2026/00001 (payment promised until 2026-03-10, at Call, 20 d overdue, 500.00 EUR)"
-        " · INV/2026/00002 (payment on its way, at Reminder 1, 3 d overdue, was 80.00 EUR)"
-        " · INV/2026/00003 (payment on its way, at Reminder 2, 9 d overdue)"
-    )
+    rows["prior_amount_residual_company"] = pd.array([pd.NA, 80_0000, pd.NA, 1_000_0000], dtype="Int64")
+    messages = render_digest(rows, WEEK, links=Links())
+    summary = messages[0].blocks[1]["text"]["text"]
+    assert summary.endswith(":incoming_envelope: *3* invoices with payment on its way, 1,080.00 EUR"
+                            ": not dunned, each shown on its customer's line.")
+    texts = [[t for b in m.blocks for t in _texts(b)] for m in messages]
+    assert texts[0][-2] == (
+        "*Promiser* · on hold at Call (payment promised until 2026-03-10) · 1 invoice · *500.00 EUR*"
+        " · 20 days overdue on 2026-03-02\n"
+        "INV/2026/00001 (payment promised until 2026-03-10, at Call, 20 d overdue, 500.00 EUR)\n"
+        "_also 2 invoices with payment on its way:_ INV/2026/00002 (80.00 EUR, was at Reminder 1)"
+        " · INV/2026/00003 (amount not recorded, was at Reminder 2)")
+    # A customer whose only change is a payment on its way is listed in the thread, with what it owed.
+    assert len(messages) == 2 and texts[1][:2] == [
+        ":incoming_envelope: *Payment on its way* · 1 customer",
+        "*Payer* · payment on its way · 1 invoice · *1,000.00 EUR*\nINV/2026/00004 (1,000.00 EUR, was at Collection)"]
+    assert not re.search(r"(?<![\d,.])0\.00 EUR", "\n".join(t for page in texts for t in page))
 
 
 def test_an_empty_week_says_so_in_one_short_line():
@@ -206,14 +224,31 @@ def test_fifty_block_limit_splits_even_when_characters_would_fit():
     _assert_within_slack_limits(messages, limits)
 
 
-def test_a_customer_with_hundreds_of_invoices_continues_across_blocks_without_losing_one():
-    rows = [row(50_000 + i, 9, "Big Buyer", "reminder_1", "reminder_2", d(1), amount="10.00", due=d(9),
-                number=f"BIG/{i:04d}") for i in range(300)]
+def test_a_customer_with_many_invoices_shows_the_largest_and_how_many_more_for_how_much():
+    rows = [row(50_000 + i, 9, "Big Buyer", "reminder_1", "reminder_2", d(1), amount=f"{10 + i}.00", due=d(9),
+                number=f"BIG/{i:04d}") for i in range(40)]
+    rows += [row(60_000 + i, 9, "Big Buyer", None, "reminder_1", d(1), amount="1.00", due=d(2),
+                 number=f"NEW/{i:04d}") for i in range(5)]
     messages = render_digest(frame(rows), WEEK, links=LINKS)
     _assert_within_slack_limits(messages)
     all_text = "\n".join(t for m in messages for b in m.blocks for t in _texts(b))
+    assert all_text.count("*Big Buyer*") == 1
+    # 10 + ... + 49 = 1,180.00; the three largest are 49, 48, 47: 144.00; the rest 1,036.00.
+    assert "*Big Buyer* · Reminder 2 · 40 invoices · *1,180.00 EUR* · 9 days overdue on 2026-03-02" in all_text
+    assert re.findall(r"\|(BIG/\d{4})>", all_text) == ["BIG/0039", "BIG/0038", "BIG/0037"]
+    assert "BIG/0037> (Reminder 1 → Reminder 2, 9 d overdue, 47.00 EUR) · and 37 more, total 1,036.00 EUR" in all_text
+    assert "_also at Reminder 1, 5 invoices:_ " in all_text and "and 2 more, total 2.00 EUR" in all_text
+
+
+def test_a_customer_with_hundreds_of_folded_groups_continues_across_blocks_without_losing_one():
+    stages = tuple(Stage(f"s{i:03d}", i, "email", "polite", i, f"Step {i:03d}") for i in range(300))
+    rows = [row(50_000 + i, 9, "Big Buyer", None, f"s{i:03d}", d(1), amount="10.00", due=d(i),
+                number=f"BIG/{i:04d}") for i in range(300)]
+    messages = render_digest(frame(rows), WEEK, links=LINKS, stages=stages)
+    _assert_within_slack_limits(messages)
+    all_text = "\n".join(t for m in messages for b in m.blocks for t in _texts(b))
     assert sorted(re.findall(r"\|(BIG/\d{4})>", all_text)) == [f"BIG/{i:04d}" for i in range(300)]
-    assert all_text.count("*Big Buyer* · *3,000.00 EUR* · Reminder 2") == 1
+    assert all_text.count("*Big Buyer* · Step 299 · 1 invoice · *10.00 EUR*") == 1
     assert all_text.count("↳ *Big Buyer* (continued)") >= 2
 
 
@@ -244,34 +279,32 @@ policies:
     stages:
       - {name: pre_due,     days: -3, action: email,  tone: friendly}
       - {name: reminder_1,  days: 1,  action: email,  tone: polite}
-      - {name: phone_chase, days: 10, action: call,   tone: firm}
+      - {name: phone_chase, days: 10, action: call,   tone: firm, label: Chase by phone}
       - {name: lawyer,      days: 60, action: letter, tone: legal}
 """
 
 
 def test_stages_of_a_custom_policy_are_labelled_ranked_and_acted_on(tmp_path, monkeypatch):
-    from dunning_pipeline.slack.assets import policy_stages
-
     path = tmp_path / "policy.yaml"
     path.write_text(CUSTOM_POLICY, encoding="utf-8")
     monkeypatch.setenv("DUNNING_POLICY_FILE", str(path))
-    stages = policy_stages()
-    assert [(s.name, s.label, s.todo, s.needs_action, s.overdue) for s in stages] == [
-        ("pre_due", "Pre-due", "friendly email before the due date", False, False),
-        ("reminder_1", "Reminder 1", "reminder email", False, True),
-        ("phone_chase", "Phone chase", "phone the customer", True, True),
+    stages = load_policy().display_stages()  # what the asset passes
+    assert [(s.name, s.display, s.todo, s.needs_action, s.overdue) for s in stages] == [
+        ("pre_due", "Pre due", "friendly reminder email", False, False),
+        ("reminder_1", "Reminder 1", "polite reminder email", False, True),
+        ("phone_chase", "Chase by phone", "phone the customer", True, True),
         ("lawyer", "Lawyer", "send the letter", True, True),
     ]
     rows = frame([row(1, 1, "Acme", "reminder_1", "phone_chase", d(1), due=d(11)),
                   row(2, 2, "Bolt", "phone_chase", "lawyer", d(1), due=d(61))])
     blocks = render_digest(rows, WEEK, links=Links(), stages=stages)[0].blocks
-    assert blocks[2]["fields"] == [{"text": "*Phone chase*\n100.00 EUR", "type": "mrkdwn"},
+    assert blocks[2]["fields"] == [{"text": "*Chase by phone*\n100.00 EUR", "type": "mrkdwn"},
                                    {"text": "*Lawyer*\n100.00 EUR", "type": "mrkdwn"}]
     assert blocks[6]["text"]["text"] == (  # equal amounts: by name
-        "*Acme* · *100.00 EUR* · Phone chase: phone the customer · 11 days overdue\n"
-        "INV/2026/00001 (Reminder 1 → Phone chase, 11 d overdue, 100.00 EUR)\n\n"
-        "*Bolt* · *100.00 EUR* · Lawyer: send the letter · 61 days overdue\n"
-        "INV/2026/00002 (Phone chase → Lawyer, 61 d overdue, 100.00 EUR)")
+        "*Acme* · Chase by phone: phone the customer · 1 invoice · *100.00 EUR* · 11 days overdue on 2026-03-02\n"
+        "INV/2026/00001 (Reminder 1 → Chase by phone, 11 d overdue, 100.00 EUR)\n\n"
+        "*Bolt* · Lawyer: send the letter · 1 invoice · *100.00 EUR* · 61 days overdue on 2026-03-02\n"
+        "INV/2026/00002 (Chase by phone → Lawyer, 61 d overdue, 100.00 EUR)")
 
 
 def test_a_manual_only_policy_puts_even_an_email_stage_under_needs_action():
@@ -283,9 +316,10 @@ def test_a_manual_only_policy_puts_even_an_email_stage_under_needs_action():
     texts = [b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b]
     assert texts[1:] == [
         ":rotating_light: *Needs action now* · 1 customer",
-        "*Key Account AG* · *100.00 EUR* · Reminder 1: reminder email (by hand: manual-only policy)"
-        " · 16 days overdue\nINV/2026/00001 (Pre-due → Reminder 1, 16 d overdue, 100.00 EUR)",
+        "*Key Account AG* · Reminder 1: polite reminder email (by hand: manual-only policy) · 1 invoice"
+        " · *100.00 EUR* · 16 days overdue on 2026-03-02\n"
+        "INV/2026/00001 (Pre-due → Reminder 1, 16 d overdue, 100.00 EUR)",
         ":hourglass_flowing_sand: *Newly overdue* · 1 customer",
-        "*Normal GmbH* · *100.00 EUR* · Reminder 1 · 2 days overdue\n"
+        "*Normal GmbH* · Reminder 1 · 1 invoice · *100.00 EUR* · 2 days overdue on 2026-03-02\n"
         "INV/2026/00002 (Pre-due → Reminder 1, 2 d overdue, 100.00 EUR)",
     ]
