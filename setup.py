@@ -27,6 +27,8 @@ setup(
         "psycopg2-binary>=2.9,<3",
         "pydantic>=2,<3",
         "pyyaml>=6,<7",
+        "jinja2>=3.1,<4",  # reminder drafts and the customer timeline view
+        "babel>=2.18,<3",  # amounts and dates in the customer's locale
     ],
     extras_require={"test": ["pytest>=8,<10", "hypothesis>=6,<7"]},
 )
