@@ -12,7 +12,7 @@ setup(
     description="Nightly dunning on Odoo invoices and Zendesk tickets, with a weekly Slack alert",
     python_requires=">=3.11",
     packages=find_packages(exclude=["dunning_pipeline_tests*", "benchmarks*"]),
-    package_data={"dunning_pipeline": ["default_policy.yaml"]},
+    package_data={"dunning_pipeline": ["default_policy.yaml", "reporting/templates/*.j2"]},
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-webserver>=1.13,<1.14",

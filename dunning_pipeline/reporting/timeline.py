@@ -152,7 +152,8 @@ def template_environment(override_dir=None, *, autoescape: bool) -> jinja2.Envir
     loaders = [jinja2.FileSystemLoader(str(override_dir))] if override_dir is not None else []
     loaders.append(jinja2.FileSystemLoader(str(SHIPPED_TEMPLATES_DIR)))
     return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=autoescape,
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
 
 
 def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override_dir=None) -> pd.DataFrame:
