@@ -72,11 +72,13 @@ def customer_locale(lang: str | None) -> Locale:
         return Locale(language, language)
 
 
-def last_conversation(timeline: pd.DataFrame, customer_id: int) -> dict | None:
-    """The customer's latest public message in the timeline: our email, their message, or a
-    phone call (Zendesk voice channel); None when there is none (the draft then says nothing)."""
-    msgs = timeline[(timeline["customer_id"] == customer_id) & (timeline["kind"] == MESSAGE)
-                    & (timeline["visibility"] == "public")]
+def last_conversation(events: pd.DataFrame | None) -> dict | None:
+    """The latest public message among one customer's timeline events: our email, their
+    message, or a phone call (Zendesk voice channel); None when there is none (the draft then
+    refers to nothing)."""
+    if events is None:
+        return None
+    msgs = events[(events["kind"] == MESSAGE) & (events["visibility"] == "public")]
     if msgs.empty:
         return None
     last = msgs.sort_values(["day", "at", "comment_id"], kind="stable").iloc[-1]
@@ -134,11 +136,14 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
     env = template_environment(templates_dir, autoescape=False)
     attrs = customers.drop_duplicates(["customer_id", "company_id"]).set_index(["customer_id", "company_id"])
     charged = charges.set_index("invoice_id") if charges is not None and len(charges) else None
+    # Grouped once: a loop that filtered the whole table per customer would be quadratic.
+    aging = aging.assign(company_key=aging["company_id"].astype("Int64").fillna(-1))  # NaN keys never match
+    by_customer = dict(iter(aging.groupby(["customer_id", "company_key"], sort=False)))
+    events_of = dict(iter(timeline.groupby("customer_id", sort=False)))
     rows = []
     for top in _draft_customers(aging).itertuples(index=False):
         key = (top.customer_id, top.company_id)
-        mine = aging[(aging["customer_id"] == top.customer_id)
-                     & ((aging["company_id"] == top.company_id) if pd.notna(top.company_id) else aging["company_id"].isna())]
+        mine = by_customer[(top.customer_id, top.company_key)]
         a = attrs.loc[key] if key in attrs.index else None
         loc = customer_locale(a["customer_lang"] if a is not None else None)
         invoices = mine[mine["move_type"] == "out_invoice"]
@@ -157,7 +162,7 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
         statutory = bool(mine_charges["interest_statutory"].fillna(False).any()) if len(mine_charges) else False
         totals = _totals([(ln["currency"], ln["units"]) for ln in lines], loc)
         credit_totals = _totals([(c.currency, -int(c.amount_residual)) for c in credits.itertuples()], loc)
-        contact = last_conversation(timeline, int(top.customer_id))
+        contact = last_conversation(events_of.get(top.customer_id))
         promised = bool((mine["hold_reason"] == "promise").any())
         context = {
             "customer_name": (a["customer_name"] if a is not None else None) or top.customer_name,

@@ -121,3 +121,16 @@ def test_drafts_in_the_customers_languages_with_interest_and_the_llm_checked(nig
     overdue = drafts[drafts["interest_total"].notna()]
     assert len(overdue) and overdue["template_body"].str.contains("Verzugszinsen|interest|intérêts").all()
     assert (drafts["as_of_date"] == pd.Timestamp(AS_OF)).all()
+
+
+def test_the_reporting_assets_are_in_the_nightly_job_with_group_owner_and_lineage():
+    from dunning_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    nightly = {k.to_user_string() for k in defs.resolve_job_def("nightly_dunning").asset_layer.executable_asset_keys}
+    for name in ("customer_timeline", "late_payment_charges", "reminder_drafts"):
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == "reporting" and node.owners == ["team:finance-data"] and node.description
+        assert name in nightly
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey("reminder_drafts")).parent_keys}
+    assert {"customer_timeline", "late_payment_charges", "invoice_aging", "receivables"} <= parents
