@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline import money, runtime, settings
-from dunning_pipeline.dunning.assets import _read_of_day
+from dunning_pipeline.dunning.assets import _money_display, _read_of_day
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import commercial_partner_map
 from dunning_pipeline.reporting import drafts as drafts_mod
@@ -127,6 +127,11 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
         "dagster/column_schema": runtime.column_schema(charges),
         "as_of_date": as_of.isoformat(),
         "totals": dg.MetadataValue.md(table),
+        "preview": runtime.markdown_preview(_money_display(
+            charges.sort_values("charges_total", ascending=False)[
+                ["invoice_number", "customer_id", "currency", "days_overdue", "interest_rate_percent",
+                 "interest_amount", "fee_amount", "charges_total"]],
+            {c: "currency" for c in ("interest_amount", "fee_amount", "charges_total")})),
     })
 
 

@@ -17,8 +17,7 @@ from dunning_pipeline.warehouse.store import Warehouse
 from .llm_standin import StandIn
 
 AS_OF = date(2026, 3, 2)
-LATE_PAYMENT = """
-late_payment:
+LATE_PAYMENT = """late_payment:
   default:
     interest: {reference_rate_percent: 2.15, points: 9}
     fee: {amounts: {EUR: 40}}
@@ -42,7 +41,9 @@ def night(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("night")
     policy = tmp / "policy.yaml"
-    policy.write_text(DEFAULT_POLICY_FILE.read_text(encoding="utf-8") + LATE_PAYMENT, encoding="utf-8")
+    shipped = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+    assert "\nlate_payment: {}\n" in shipped  # off in the shipped file: switched on here
+    policy.write_text(shipped.replace("\nlate_payment: {}\n", "\n" + LATE_PAYMENT), encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp, StandIn(_echo_with_greeting) as llm, \
             Sandbox(seed=7, customers=30, invoices=300, as_of=AS_OF) as sb:
         for name, value in sb.env.items():
@@ -76,6 +77,8 @@ def test_the_nightly_job_materializes_the_reporting_assets(night):
     for asset in ("customer_timeline", "late_payment_charges", "reminder_drafts"):
         md = _metadata(result, asset)
         assert md["dagster/row_count"] == wh.count(asset) and md["as_of_date"] == AS_OF.isoformat()
+    charges = _metadata(result, "late_payment_charges")
+    assert "11.15" in charges["preview"] and "| EUR |" in charges["totals"]
     md = _metadata(result, "reminder_drafts")
     assert "| fr_FR |" in md["by_language"] and md["sample_draft"].startswith("**")
 
