@@ -137,3 +137,22 @@ def test_the_reporting_assets_are_in_the_nightly_job_with_group_owner_and_lineag
         assert name in nightly
     parents = {k.to_user_string() for k in graph.get(dg.AssetKey("reminder_drafts")).parent_keys}
     assert {"customer_timeline", "late_payment_charges", "invoice_aging", "receivables"} <= parents
+
+
+def test_instalments_are_read_only_where_the_table_exists(sqlite_url):
+    import sqlalchemy as sa
+
+    from dunning_pipeline.reporting.draft_assets import _instalments
+
+    wh = Warehouse(sqlite_url)
+    wh.ensure_schema()
+    assert _instalments(wh) is None  # this warehouse has no instalment_aging (contract C1 not installed)
+    own = sa.MetaData()
+    sa.Table("instalment_aging", own, sa.Column("invoice_id", sa.BigInteger), sa.Column("line_id", sa.BigInteger),
+             sa.Column("days_overdue", sa.Integer))
+    wh.metadata = own
+    assert _instalments(wh) is None  # declared, not yet created
+    own.create_all(wh.engine)
+    wh.append("instalment_aging", pd.DataFrame({"invoice_id": [1], "line_id": [7], "days_overdue": [3]}))
+    assert _instalments(wh).to_dict("records") == [{"invoice_id": 1, "line_id": 7, "days_overdue": 3}]
+    wh.dispose()
