@@ -156,7 +156,7 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     aging = _read_of_day(wh, "invoice_aging", as_of)
     recv = _read_of_day(wh, "receivables", as_of)
     timeline = _read_of_day(wh, "customer_timeline", as_of)
-    charges = wh.read("late_payment_charges")
+    charges = _read_of_day(wh, "late_payment_charges", as_of)
     customers = recv[["customer_id", "company_id", "customer_name", "customer_email", "customer_lang",
                       "company_name"]].drop_duplicates(["customer_id", "company_id"])
     drafts = drafts_mod.build_drafts(aging, customers, timeline, as_of, charges=charges,
