@@ -117,6 +117,8 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
     charges = interest_mod.late_payment_charges(aging, policy, _instalments(wh)).assign(as_of_date=pd.Timestamp(as_of))
     with wh.begin() as conn:
         wh.replace("late_payment_charges", charges, conn=conn)
+    context.log.info(f"wrote {len(charges)} late-payment charge rows" if len(charges)
+                     else "late-payment interest and fees are off in the policy: nothing charged")
     totals = charges.groupby("currency")[["interest_amount", "fee_amount"]].sum() if len(charges) else None
     table = ("_late-payment interest and fees are off in the policy_" if totals is None else "\n".join(
         ["| Currency | Interest | Fees |", "|---|---:|---:|"]
