@@ -12,7 +12,7 @@ setup(
     description="Nightly dunning on Odoo invoices and Zendesk tickets, with a weekly Slack alert",
     python_requires=">=3.11",
     packages=find_packages(exclude=["dunning_pipeline_tests*", "benchmarks*"]),
-    package_data={"dunning_pipeline": ["default_policy.yaml"]},
+    package_data={"dunning_pipeline": ["default_policy.yaml", "reporting/templates/*.j2"]},
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-webserver>=1.13,<1.14",
@@ -27,6 +27,8 @@ setup(
         "psycopg2-binary>=2.9,<3",
         "pydantic>=2,<3",
         "pyyaml>=6,<7",
+        "jinja2>=3.1,<4",  # reminder drafts and the customer timeline view
+        "babel>=2.18,<3",  # amounts and dates in the customer's locale
     ],
     extras_require={"test": [
         "pytest>=8,<10",

@@ -19,6 +19,7 @@ from dunning_pipeline.odoo import definitions as odoo_part
 from dunning_pipeline.odoo.resource import OdooResource
 from dunning_pipeline.quality import definitions as quality_part
 from dunning_pipeline.reporting import definitions as reporting_part
+from dunning_pipeline.reporting import llm_resource
 from dunning_pipeline.schedules import nightly_dunning, nightly_dunning_schedule
 from dunning_pipeline.slack import definitions as slack_part
 from dunning_pipeline.slack.resource import SlackResource
@@ -54,6 +55,11 @@ def build_resources() -> dict:
             odoo_url=_optional("ODOO_URL"),
             zendesk_url=_optional("ZENDESK_URL"),
             webserver_url=_optional("DAGSTER_WEBSERVER_URL"),
+        ),
+        "llm": llm_resource.LlmSuggesterResource(
+            url=_optional(llm_resource.URL_VAR),
+            model=_optional(llm_resource.MODEL_VAR),
+            api_key=_optional(llm_resource.API_KEY_VAR),
         ),
     }
 

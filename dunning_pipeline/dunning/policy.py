@@ -38,6 +38,8 @@ from dunning_pipeline import money
 from dunning_pipeline.settings import POLICY_FILE_VAR
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "default_policy.yaml"
+# The reminder templates shipped with the package; a policy may name a folder that overrides them.
+SHIPPED_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "reporting" / "templates"
 
 # Pseudo-stages of the history: `closed` when an invoice leaves the open set, `none` when an
 # invoice that was in dunning falls back before its policy's first stage (due date moved out).
@@ -228,6 +230,84 @@ class CompanyConfig(_Strict):
         return _check_bounds(v)
 
 
+class InterestConfig(_Strict):
+    """Late-payment interest per year on the overdue residual: a fixed rate, or a reference rate
+    plus points (EU Directive 2011/7/EU art. 2(6): the central bank's reference rate plus at least
+    eight percentage points, for business customers). Percent per year; day count actual/365."""
+
+    rate_percent: Decimal | None = Field(default=None, description="fixed rate, e.g. 9.5")
+    reference_rate_percent: Decimal | None = Field(default=None, description="e.g. the ECB main refinancing rate")
+    points: Decimal | None = Field(default=None, description="percentage points added to the reference rate")
+
+    @field_validator("rate_percent", "reference_rate_percent", "points")
+    @classmethod
+    def _not_negative(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None and v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InterestConfig:
+        fixed = self.rate_percent is not None
+        reference = self.reference_rate_percent is not None or self.points is not None
+        if fixed == reference:
+            raise ValueError("give either 'rate_percent' or 'reference_rate_percent' with 'points'")
+        if reference and (self.reference_rate_percent is None or self.points is None):
+            raise ValueError("a reference rate needs both 'reference_rate_percent' and 'points'")
+        return self
+
+    @property
+    def statutory(self) -> bool:
+        """Reference rate plus points: what the EU rules call statutory interest."""
+        return self.rate_percent is None
+
+    @property
+    def annual_percent(self) -> Decimal:
+        return self.rate_percent if self.rate_percent is not None else self.reference_rate_percent + self.points
+
+
+class FeeConfig(_Strict):
+    """A flat late-payment fee (e.g. the EU's 40 EUR recovery compensation), per currency."""
+
+    amounts: dict[CurrencyCode, Decimal] = Field(description="fee per invoice currency, e.g. {EUR: 40}")
+    per: Literal["invoice", "stage"] = Field(
+        default="invoice", description="once per overdue invoice, or once per overdue stage it has reached")
+
+    @field_validator("amounts")
+    @classmethod
+    def _check_amounts(cls, v: dict[str, Decimal]) -> dict[str, Decimal]:
+        if not v:
+            raise ValueError("give the fee for at least one currency, e.g. {EUR: 40}")
+        for currency, amount in v.items():
+            _amount(amount)
+            places = money.currency_decimals(currency)
+            if amount != amount.quantize(Decimal(1).scaleb(-places)):
+                raise ValueError(f"{currency} {amount} has more decimals than {currency}'s {places}")
+        return v
+
+
+class LatePaymentConfig(_Strict):
+    """Interest and fees of one policy or segment; both absent: none."""
+
+    interest: InterestConfig | None = None
+    fee: FeeConfig | None = None
+
+
+class LatePaymentFileConfig(_Strict):
+    """Late-payment interest and fees, off by default; a segment's entry wins over its policy's.
+    Computed for the report and the drafts only, never written to Odoo."""
+
+    default: LatePaymentConfig = Field(default_factory=LatePaymentConfig)
+    policies: dict[Name, LatePaymentConfig] = Field(default_factory=dict)
+    segments: dict[Name, LatePaymentConfig] = Field(default_factory=dict)
+
+
+class DraftsConfig(_Strict):
+    """Reminder drafts: a folder of Jinja2 templates that override the shipped ones by file name."""
+
+    templates_dir: str | None = Field(default=None, description="relative to the policy file's folder")
+
+
 class PolicyFileConfig(_Strict):
     """The whole policy file."""
 
@@ -239,6 +319,8 @@ class PolicyFileConfig(_Strict):
     holds: HoldConfig = Field(default_factory=HoldConfig)
     communications: CommunicationsConfig = Field(default_factory=CommunicationsConfig)
     companies: dict[Annotated[int, Field(gt=0)], CompanyConfig] = Field(default_factory=dict)
+    late_payment: LatePaymentFileConfig = Field(default_factory=LatePaymentFileConfig)
+    drafts: DraftsConfig = Field(default_factory=DraftsConfig)
 
     @field_validator("aging_buckets")
     @classmethod
@@ -499,6 +581,18 @@ class DunningPolicy:
     def communications(self) -> CommunicationsConfig:
         return self.config.communications
 
+    @property
+    def templates_dir(self) -> Path | None:
+        """The drafts' override template folder (validated at load), or None."""
+        return templates_dir_of(self.config, self.source)
+
+    def late_payment_for(self, policy: str, segment: str | None) -> LatePaymentConfig:
+        """Interest and fees of a segment, else of its policy, else the default (off unless set)."""
+        lp = self.config.late_payment
+        if segment is not None and segment in lp.segments:
+            return lp.segments[segment]
+        return lp.policies.get(policy, lp.default)
+
 
 # -- loading ---------------------------------------------------------------------------------
 def policy_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -543,7 +637,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> DunningPolicy:
         config = PolicyFileConfig.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(_format(source, _pydantic_problems(exc, root))) from None
-    problems = _cross_references(config)
+    problems = _cross_references(config) + _template_problems(config, source)
     if problems:
         raise PolicyError(_format(source, [(_line_of(root, loc), loc, msg) for loc, msg in problems]))
     return DunningPolicy(source=source, config=config, ladders=_resolve_ladders(config))
@@ -609,6 +703,50 @@ def _cross_references(config: PolicyFileConfig) -> list[tuple[tuple, str]]:
         if cc.policy is not None and cc.policy not in config.policies:
             problems.append((("companies", cid, "policy"),
                              f"unknown policy {cc.policy!r}; expected one of: {', '.join(known)}"))
+    for name in config.late_payment.policies:
+        if name not in config.policies:
+            problems.append((("late_payment", "policies", name),
+                             f"unknown policy {name!r}; expected one of: {', '.join(known)}"))
+    for name in config.late_payment.segments:
+        if name not in seg_names and name != "default":
+            problems.append((("late_payment", "segments", name),
+                             f"unknown segment {name!r}; expected one of: {', '.join(['default', *seg_names])}"))
+    return problems
+
+
+def templates_dir_of(config: PolicyFileConfig, source: str) -> Path | None:
+    """The drafts' template folder, resolved against the policy file's own folder."""
+    folder = config.drafts.templates_dir
+    if folder is None:
+        return None
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else Path(source).resolve().parent / path
+
+
+def _template_problems(config: PolicyFileConfig, source: str) -> list[tuple[tuple, str]]:
+    """The override folder exists, holds only templates the drafts use, and each one parses."""
+    import jinja2  # only when a folder is configured
+
+    folder = templates_dir_of(config, source)
+    if folder is None:
+        return []
+    loc = ("drafts", "templates_dir")
+    if not folder.is_dir():
+        return [(loc, f"template folder {folder} does not exist or is not a folder")]
+    known = sorted(p.name for p in SHIPPED_TEMPLATES_DIR.glob("*.j2"))
+    problems = []
+    env = jinja2.Environment()
+    for path in sorted(folder.iterdir()):
+        if path.name not in known:
+            problems.append((loc, f"{path.name} in {folder} is not a template the drafts use; "
+                                  f"expected names: {', '.join(known)}"))
+            continue
+        try:
+            env.parse(path.read_text(encoding="utf-8"), name=path.name, filename=str(path))
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append((loc, f"{path}, line {exc.lineno}: template syntax error: {exc.message}"))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append((loc, f"{path} cannot be read: {exc}"))
     return problems
 
 

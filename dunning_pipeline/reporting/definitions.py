@@ -2,4 +2,10 @@
 
 import dagster as dg
 
-defs = dg.Definitions()
+from dunning_pipeline.reporting.draft_assets import ASSETS as DRAFT_ASSETS
+
+defs = dg.Definitions(
+    assets=[
+        *DRAFT_ASSETS,  # customer_timeline, late_payment_charges, reminder_drafts
+    ],
+)

@@ -1,0 +1,203 @@
+"""The customer timeline, the late-payment charges and the reminder drafts as Dagster assets.
+
+A thin layer: read the warehouse, call the pure cores (`timeline`, `interest`, `drafts`,
+`suggester`), write one snapshot per as-of day in one transaction, and show row counts and
+markdown previews in the UI. Lineage: dunning_history, customer_communications and the Zendesk
+tables -> customer_timeline; invoice_aging -> late_payment_charges; both -> reminder_drafts.
+"""
+
+import json
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from dunning_pipeline import money, runtime, settings
+from dunning_pipeline.dunning.assets import _money_display, _read_of_day
+from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
+from dunning_pipeline.dunning.receivables import commercial_partner_map
+from dunning_pipeline.reporting import drafts as drafts_mod
+from dunning_pipeline.reporting import interest as interest_mod
+from dunning_pipeline.reporting import suggester as suggester_mod
+from dunning_pipeline.reporting import timeline as timeline_mod
+from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
+from dunning_pipeline.warehouse.resource import WarehouseResource
+from dunning_pipeline.warehouse.store import Warehouse
+
+GROUP = "reporting"
+OWNERS = ["team:finance-data"]
+KINDS = {"pandas", "sql"}
+INSTALMENT_TABLE = "instalment_aging"  # contract C1; read only where that part is installed
+
+
+def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
+    policy = load_policy()
+    context.log.info(f"dunning policy: {policy.source}")
+    return policy
+
+
+def _instalments(wh: Warehouse) -> pd.DataFrame | None:
+    """The open instalments, when the table is part of this warehouse (guarded: another part adds it)."""
+    if INSTALMENT_TABLE not in wh.metadata.tables or not sa.inspect(wh.engine).has_table(INSTALMENT_TABLE):
+        return None
+    return wh.read(INSTALMENT_TABLE)
+
+
+def _counts_md(counts: pd.Series, label: str) -> str:
+    if counts.empty:
+        return "_none_"
+    return "\n".join([f"| {label} | Rows |", "|---|---:|"] + [f"| {k} | {int(v)} |" for k, v in counts.items()])
+
+
+# -- customer_timeline -------------------------------------------------------------------------
+@dg.asset(
+    group_name=GROUP, kinds=KINDS, owners=OWNERS,
+    deps=["dunning_history", "customer_communications", "zendesk_comments", "zendesk_tickets", "zendesk_users",
+          "odoo_invoices", "odoo_customers"],
+)
+def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each customer's email history in one place: every Zendesk message (inbound or outbound,
+    public or internal note, author, date, ticket, subject, text, the invoices it names)
+    interleaved with the dunning events of the history (stage entered, hold, promise, release,
+    closure), up to the as-of day. One row per event in `customer_timeline`; per customer an
+    autoescaped HTML fragment (Jinja2) for the workbench in `customer_timeline_views`."""
+    as_of = runtime.run_as_of(context)
+    policy = _policy(context)
+    wh = warehouse.get_warehouse()
+    comms = _read_of_day(wh, "customer_communications", as_of)
+    history = wh.read("dunning_history", where=wh.table("dunning_history").c.as_of_date <= as_of)
+    customers = wh.read("odoo_customers", columns=["id", "name", "commercial_partner_id"])
+    t = wh.table("odoo_invoices")
+    raw = wh.read("odoo_invoices", columns=["id", "name", "partner_id", "commercial_partner_id"],
+                  where=sa.and_(t.c.state == "posted", t.c.name.isnot(None)))
+    cp_of = commercial_partner_map(customers)
+    invoices = pd.DataFrame({
+        "invoice_id": raw["id"], "invoice_number": raw["name"],
+        "customer_id": raw["commercial_partner_id"].astype("Int64").fillna(
+            raw["partner_id"].astype("Int64").map(cp_of).astype("Int64"))}).dropna(subset=["customer_id"])
+    timeline = timeline_mod.build_timeline(
+        wh.read("zendesk_comments"), wh.read("zendesk_tickets", columns=["id", "status", "subject", "requester_id"]),
+        wh.read("zendesk_users", columns=["id", "name", "role"]), comms, history, invoices,
+        policy.holds.invoice_number_pattern, as_of, settings.timezone())
+    names = customers.set_index(customers["id"].astype("int64"))["name"]
+    views = timeline_mod.render_views(timeline, names, as_of, policy.templates_dir)
+    with wh.begin() as conn:
+        wh.replace("customer_timeline", timeline, conn=conn)
+        wh.replace("customer_timeline_views", views, conn=conn)
+    context.log.info(f"wrote {len(timeline)} timeline events for {len(views)} customers")
+    busiest = views.sort_values("events", ascending=False).head(10)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(timeline),
+        "dagster/column_schema": runtime.column_schema(timeline),
+        "as_of_date": as_of.isoformat(),
+        "customers": len(views),
+        "messages": int((timeline["kind"] == timeline_mod.MESSAGE).sum()),
+        "dunning_events": int((timeline["kind"] == timeline_mod.DUNNING).sum()),
+        "by_event": dg.MetadataValue.md(_counts_md(timeline["event"].value_counts().sort_index(), "Event")),
+        "busiest_customers": runtime.markdown_preview(busiest[["customer_id", "customer_name", "events", "messages",
+                                                               "last_message_at"]]),
+        "preview": runtime.markdown_preview(
+            timeline[["customer_id", "seq", "day", "event", "author_name", "ticket_id", "invoice_numbers",
+                      "invoice_number", "to_stage"]].assign(subject=timeline["subject"].str.slice(0, 40))),
+    })
+
+
+# -- late_payment_charges ----------------------------------------------------------------------
+@dg.asset(group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["invoice_aging"])
+def late_payment_charges(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Late-payment interest and fees per overdue invoice as of the day, as the policy's
+    `late_payment` section sets them per policy or segment (off by default: then empty).
+    Interest = residual x days overdue x rate / 365, exact, rounded per currency; per overdue
+    instalment when the instalment table exists. For the report and the drafts; never written
+    to Odoo."""
+    as_of = runtime.run_as_of(context)
+    policy = _policy(context)
+    wh = warehouse.get_warehouse()
+    aging = _read_of_day(wh, "invoice_aging", as_of)
+    charges = interest_mod.late_payment_charges(aging, policy, _instalments(wh)).assign(as_of_date=pd.Timestamp(as_of))
+    with wh.begin() as conn:
+        wh.replace("late_payment_charges", charges, conn=conn)
+    context.log.info(f"wrote {len(charges)} late-payment charge rows" if len(charges)
+                     else "late-payment interest and fees are off in the policy: nothing charged")
+    totals = charges.groupby("currency")[["interest_amount", "fee_amount"]].sum() if len(charges) else None
+    table = ("_late-payment interest and fees are off in the policy_" if totals is None else "\n".join(
+        ["| Currency | Interest | Fees |", "|---|---:|---:|"]
+        + [f"| {c} | {money.format_amount(int(r.interest_amount), c, with_code=False)} | "
+           f"{money.format_amount(int(r.fee_amount), c, with_code=False)} |" for c, r in totals.iterrows()]))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(charges),
+        "dagster/column_schema": runtime.column_schema(charges),
+        "as_of_date": as_of.isoformat(),
+        "totals": dg.MetadataValue.md(table),
+        "preview": runtime.markdown_preview(_money_display(
+            charges.sort_values("charges_total", ascending=False)[
+                ["invoice_number", "customer_id", "currency", "days_overdue", "interest_rate_percent",
+                 "interest_amount", "fee_amount", "charges_total"]],
+            {c: "currency" for c in ("interest_amount", "fee_amount", "charges_total")})),
+    })
+
+
+# -- reminder_drafts ---------------------------------------------------------------------------
+@dg.asset(
+    group_name=GROUP, kinds=KINDS, owners=OWNERS,
+    deps=[customer_timeline, late_payment_charges, "invoice_aging", "receivables"],
+)
+def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                    llm: LlmSuggesterResource) -> dg.MaterializeResult:
+    """A reminder draft for each customer (and company) whose stage calls for an email or a letter
+    today: subject and body in the customer's language (English, German, French; English when
+    unknown), tone by stage, the overdue invoices (or instalments) with amounts and due dates in
+    the customer's locale, the open credit, interest and fees when charged, disputed invoices
+    named as under review, the last real conversation referred to. Templates are Jinja2 files
+    (the policy's `drafts.templates_dir` overrides them). An optional OpenAI-compatible endpoint
+    personalises the text; its answer is kept only if every invoice number and amount survives.
+    Drafts are never sent."""
+    as_of = runtime.run_as_of(context)
+    policy = _policy(context)
+    wh = warehouse.get_warehouse()
+    aging = _read_of_day(wh, "invoice_aging", as_of)
+    recv = _read_of_day(wh, "receivables", as_of)
+    timeline = _read_of_day(wh, "customer_timeline", as_of)
+    charges = _read_of_day(wh, "late_payment_charges", as_of)
+    customers = recv[["customer_id", "company_id", "customer_name", "customer_email", "customer_lang",
+                      "company_name"]].drop_duplicates(["customer_id", "company_id"])
+    drafts = drafts_mod.build_drafts(aging, customers, timeline, as_of, charges=charges,
+                                     instalments=_instalments(wh), templates_dir=policy.templates_dir)
+    suggester = llm.get_suggester()
+    events_of = dict(iter(timeline[timeline["customer_id"].isin(drafts["customer_id"])].groupby("customer_id")))
+    no_events = timeline.head(0)
+    used = []
+    for r in drafts.itertuples(index=False):
+        s = suggester.suggest(
+            language=drafts_mod.customer_locale(r.lang).language, subject=r.subject, body=r.body,
+            invoice_numbers=json.loads(r.invoice_numbers) + json.loads(r.under_review),
+            amounts=json.loads(r.amounts),
+            messages=suggester_mod.conversation(events_of.get(r.customer_id, no_events)))
+        used.append({"body": s.body, "source": s.source, "source_note": s.note, "llm_model": s.model,
+                     "llm_prompt": s.prompt, "llm_answer": s.answer})
+    used = pd.DataFrame(used, index=drafts.index, columns=["body", "source", "source_note", "llm_model",
+                                                             "llm_prompt", "llm_answer"])
+    out = drafts.rename(columns={"body": "template_body"}).join(used)
+    out = out.assign(status="draft", run_id=context.run_id)
+    with wh.begin() as conn:
+        wh.replace("reminder_drafts", out, conn=conn)
+    context.log.info(f"wrote {len(out)} reminder drafts (never sent); "
+                     + ", ".join(f"{k}: {v}" for k, v in out["source"].value_counts().items()))
+    if suggester.broken:
+        context.log.warning(f"the suggester endpoint failed and was not asked again: {suggester.broken}")
+    sample = out.head(1)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(out),
+        "dagster/column_schema": runtime.column_schema(out.drop(columns=["llm_prompt", "llm_answer"])),
+        "as_of_date": as_of.isoformat(),
+        "by_language": dg.MetadataValue.md(_counts_md(out["locale"].value_counts().sort_index(), "Locale")),
+        "by_stage": dg.MetadataValue.md(_counts_md(out["stage"].value_counts().sort_index(), "Stage")),
+        "by_source": dg.MetadataValue.md(_counts_md(out["source"].value_counts().sort_index(), "Text used")),
+        "preview": runtime.markdown_preview(out[["customer_id", "customer_name", "locale", "stage", "tone",
+                                                 "subject", "demand_totals", "source"]]),
+        "sample_draft": dg.MetadataValue.md(
+            f"**{sample['subject'].iloc[0]}**\n\n```\n{sample['body'].iloc[0]}```" if len(sample) else "_no drafts_"),
+    })
+
+
+ASSETS = [customer_timeline, late_payment_charges, reminder_drafts]

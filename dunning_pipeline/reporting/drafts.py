@@ -1,0 +1,215 @@
+"""Reminder drafts from templates: one per customer and company whose stage calls for an email.
+
+A customer (commercial partner) gets a draft when the highest stage in effect among its dunned
+invoices (in dunning, not on hold) of one company has the action `email` or `letter`. The draft
+is written in the customer's language (Odoo partner `lang`; English, German and French ship,
+English when unknown), its tone set by that stage, from the Jinja2 template
+`reminder_<language>.txt.j2` (the policy's `drafts.templates_dir` overrides it by file name; the
+first line is `Subject: ...`). It lists the customer's overdue invoices (or their overdue
+instalments, when the instalment table is given) with amounts and due dates in the customer's
+locale (Babel), the open credit, late-payment interest and fees when the policy charges them;
+disputed invoices are left out of the demand and named as under review. It refers to the last
+conversation only when the timeline holds one. Nothing is sent from here. Pure: no Dagster,
+no I/O beyond reading the templates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+import babel
+import pandas as pd
+from babel.dates import format_date
+from babel.numbers import format_currency
+
+from dunning_pipeline import money
+from dunning_pipeline.reporting.timeline import INBOUND, MESSAGE, template_environment
+
+LANGUAGES = ("en", "de", "fr")
+FALLBACK_LANGUAGE = "en"
+DRAFT_ACTIONS = ("email", "letter")
+UNDER_REVIEW_HOLDS = ("dispute", "payment_claimed")
+PHONE_CHANNELS = ("voice",)
+
+COLUMNS = [
+    "customer_id", "company_id", "customer_name", "customer_email", "company_name", "lang", "locale", "stage",
+    "action", "tone", "manual_only", "subject", "body", "template_name", "invoice_numbers", "amounts",
+    "under_review", "demand_totals", "open_credit", "interest_total", "fee_total", "last_contact_kind",
+    "last_contact_on", "last_contact_ticket_id", "as_of_date",
+]
+
+
+class DraftTemplateError(ValueError):
+    """A template that renders no `Subject:` line; names the template."""
+
+
+@dataclass(frozen=True)
+class Locale:
+    language: str  # of the template: en, de, fr
+    locale: str  # for Babel: the partner's own (de_CH) when Babel knows it
+
+    def money(self, units: int, currency: str) -> str:
+        places = money.currency_decimals(currency)
+        dec = money.to_decimal(units).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        return format_currency(dec, currency, locale=self.locale)
+
+    def day(self, value) -> str:
+        return format_date(pd.Timestamp(value).date(), format="long", locale=self.locale)
+
+
+def customer_locale(lang: str | None) -> Locale:
+    """The template language and Babel locale of an Odoo `lang` such as de_DE, fr_CH or nl_NL."""
+    code = (lang or "").strip()
+    language = code.split("_")[0].split("-")[0].lower()
+    if language not in LANGUAGES:
+        return Locale(FALLBACK_LANGUAGE, FALLBACK_LANGUAGE)
+    try:
+        return Locale(language, str(babel.Locale.parse(code.replace("-", "_"))))
+    except (ValueError, babel.UnknownLocaleError):
+        return Locale(language, language)
+
+
+def last_conversation(events: pd.DataFrame | None) -> dict | None:
+    """The latest public message among one customer's timeline events: our email, their
+    message, or a phone call (Zendesk voice channel); None when there is none (the draft then
+    refers to nothing)."""
+    if events is None:
+        return None
+    msgs = events[(events["kind"] == MESSAGE) & (events["visibility"] == "public")]
+    if msgs.empty:
+        return None
+    last = msgs.sort_values(["day", "at", "comment_id"], kind="stable").iloc[-1]
+    channel = last["channel"] if isinstance(last["channel"], str) else ""
+    kind = ("phone" if channel in PHONE_CHANNELS else "email_in" if last["event"] == INBOUND else "email_out")
+    return {"kind": kind, "day": pd.Timestamp(last["day"]), "ticket_id": int(last["ticket_id"])}
+
+
+def _lines(rows: pd.DataFrame, instalments: pd.DataFrame | None, loc: Locale) -> list[dict]:
+    """Demand lines: one per invoice, or per overdue instalment when instalments are known."""
+    out = []
+    parts = {}
+    if instalments is not None and len(instalments):
+        due = instalments[instalments["days_overdue"] > 0]
+        parts = {int(k): g.sort_values("date_maturity") for k, g in due.groupby("invoice_id")}
+    for r in rows.sort_values(["invoice_date_due", "invoice_number"], kind="stable").itertuples(index=False):
+        own = parts.get(int(r.invoice_id))
+        if own is not None and int(own["instalments_total"].iloc[0]) > 1:
+            for p in own.itertuples(index=False):
+                out.append({"invoice_number": r.invoice_number, "currency": r.currency,
+                            "units": int(p.amount_residual), "amount": loc.money(int(p.amount_residual), r.currency),
+                            "due_date": loc.day(p.date_maturity), "days_overdue": int(p.days_overdue),
+                            "instalment": int(p.instalment_number), "instalments": int(p.instalments_total)})
+        else:
+            due_date = r.invoice_date_due if pd.notna(r.invoice_date_due) else r.invoice_date
+            out.append({"invoice_number": r.invoice_number, "currency": r.currency,
+                        "units": int(r.amount_residual), "amount": loc.money(int(r.amount_residual), r.currency),
+                        "due_date": loc.day(due_date), "days_overdue": int(r.days_overdue),
+                        "instalment": None, "instalments": None})
+    return out
+
+
+def _totals(items: list[tuple[str, int]], loc: Locale) -> list[dict]:
+    sums: dict[str, int] = {}
+    for currency, units in items:
+        sums[currency] = sums.get(currency, 0) + int(units)
+    return [{"currency": c, "units": u, "amount": loc.money(u, c)} for c, u in sorted(sums.items()) if u]
+
+
+def _draft_customers(aging: pd.DataFrame) -> pd.DataFrame:
+    """(customer, company) pairs whose highest dunned stage is an email or letter stage."""
+    dunned = aging[(aging["dunning_status"] == "dunned") & aging["stage"].notna()]
+    top = dunned.sort_values("stage_rank", kind="stable").groupby(["customer_id", "company_id"], dropna=False).tail(1)
+    return top[top["action"].isin(DRAFT_ACTIONS)].sort_values(["customer_id", "company_id"])
+
+
+def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.DataFrame, as_of: date, *,
+                 charges: pd.DataFrame | None = None, instalments: pd.DataFrame | None = None,
+                 templates_dir=None) -> pd.DataFrame:
+    """The template drafts of the day (see the module doc).
+
+    `aging`: invoice_aging rows; `customers`: customer_id, customer_name, customer_email,
+    customer_lang, company_id, company_name (one row per customer and company, e.g. from
+    receivables); `charges`: interest.late_payment_charges; `instalments`: instalment_aging."""
+    env = template_environment(templates_dir, autoescape=False)
+    attrs = customers.drop_duplicates(["customer_id", "company_id"]).set_index(["customer_id", "company_id"])
+    charged = charges.set_index("invoice_id") if charges is not None and len(charges) else None
+    # Grouped once: a loop that filtered the whole table per customer would be quadratic.
+    aging = aging.assign(company_key=aging["company_id"].astype("Int64").fillna(-1))  # NaN keys never match
+    by_customer = dict(iter(aging.groupby(["customer_id", "company_key"], sort=False)))
+    events_of = dict(iter(timeline.groupby("customer_id", sort=False)))
+    rows = []
+    for top in _draft_customers(aging).itertuples(index=False):
+        key = (top.customer_id, top.company_id)
+        mine = by_customer[(top.customer_id, top.company_key)]
+        a = attrs.loc[key] if key in attrs.index else None
+        loc = customer_locale(a["customer_lang"] if a is not None else None)
+        invoices = mine[mine["move_type"] == "out_invoice"]
+        demand = invoices[(invoices["dunning_status"] == "dunned") & (invoices["amount_residual"] > 0)]
+        overdue = demand[demand["days_overdue"] > 0]
+        shown = overdue if len(overdue) else demand  # a pre-due note lists what falls due soon
+        lines = _lines(shown, instalments, loc)
+        review = invoices[invoices["hold_reason"].isin(UNDER_REVIEW_HOLDS)].sort_values("invoice_number")
+        credits = mine[(mine["move_type"] == "out_refund") & (mine["amount_residual"] < 0)].sort_values("invoice_number")
+        credit_lines = [{"invoice_number": c.invoice_number, "units": -int(c.amount_residual),
+                         "amount": loc.money(-int(c.amount_residual), c.currency)} for c in credits.itertuples()]
+        mine_charges = (charged.loc[charged.index.intersection(shown["invoice_id"])]
+                        if charged is not None else pd.DataFrame(columns=["currency", "interest_amount", "fee_amount"]))
+        interest = _totals(list(zip(mine_charges["currency"], mine_charges["interest_amount"], strict=True)), loc)
+        fees = _totals(list(zip(mine_charges["currency"], mine_charges["fee_amount"], strict=True)), loc)
+        statutory = bool(mine_charges["interest_statutory"].fillna(False).any()) if len(mine_charges) else False
+        totals = _totals([(ln["currency"], ln["units"]) for ln in lines], loc)
+        credit_totals = _totals([(c.currency, -int(c.amount_residual)) for c in credits.itertuples()], loc)
+        contact = last_conversation(events_of.get(top.customer_id))
+        promised = bool((mine["hold_reason"] == "promise").any())
+        context = {
+            "customer_name": (a["customer_name"] if a is not None else None) or top.customer_name,
+            "company_name": (a["company_name"] if a is not None else None) or "",
+            "stage": top.stage, "tone": top.tone, "action": top.action, "overdue": bool(len(overdue)),
+            "lines": lines, "totals": totals, "credits": credit_lines, "credit_totals": credit_totals,
+            "under_review": review["invoice_number"].tolist(), "interest": interest, "fees": fees,
+            "statutory_interest": statutory, "as_of": loc.day(as_of),
+            "last_contact": None if contact is None else {
+                "kind": contact["kind"], "date": loc.day(contact["day"]), "agreed": promised},
+        }
+        name = f"reminder_{loc.language}.txt.j2"
+        subject, body = _render(env, name, context)
+        amounts = ([ln["amount"] for ln in lines] + [t["amount"] for t in totals] + [c["amount"] for c in credit_lines]
+                   + [t["amount"] for t in credit_totals] + [t["amount"] for t in interest] + [t["amount"] for t in fees])
+        rows.append({
+            "customer_id": int(top.customer_id), "company_id": top.company_id,
+            "customer_name": context["customer_name"], "customer_email": a["customer_email"] if a is not None else None,
+            "company_name": context["company_name"] or None, "lang": a["customer_lang"] if a is not None else None,
+            "locale": loc.locale, "stage": top.stage, "action": top.action, "tone": top.tone,
+            "manual_only": bool(top.manual_only) if pd.notna(top.manual_only) else False,
+            "subject": subject, "body": body, "template_name": name,
+            "invoice_numbers": json.dumps(list(dict.fromkeys([ln["invoice_number"] for ln in lines]))),
+            "amounts": json.dumps(list(dict.fromkeys(amounts)), ensure_ascii=False),
+            "under_review": json.dumps(context["under_review"]),
+            "demand_totals": "; ".join(t["amount"] for t in totals),
+            "open_credit": "; ".join(t["amount"] for t in credit_totals) or None,
+            "interest_total": "; ".join(t["amount"] for t in interest) or None,
+            "fee_total": "; ".join(t["amount"] for t in fees) or None,
+            "last_contact_kind": contact["kind"] if contact else None,
+            "last_contact_on": contact["day"] if contact else pd.NaT,
+            "last_contact_ticket_id": contact["ticket_id"] if contact else None,
+            "as_of_date": pd.Timestamp(as_of),
+        })
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    out["customer_id"] = out["customer_id"].astype("int64")
+    out["company_id"] = out["company_id"].astype("Int64")
+    out["last_contact_ticket_id"] = out["last_contact_ticket_id"].astype("Int64")
+    out["manual_only"] = out["manual_only"].astype(bool)
+    out["last_contact_on"] = pd.to_datetime(out["last_contact_on"]).astype("datetime64[s]")
+    out["as_of_date"] = pd.to_datetime(out["as_of_date"]).astype("datetime64[s]")
+    return out
+
+
+def _render(env, name: str, context: dict) -> tuple[str, str]:
+    text = env.get_template(name).render(**context)
+    first, _, rest = text.lstrip("\n").partition("\n")
+    if not first.startswith("Subject:"):
+        raise DraftTemplateError(f"template {name} must start with a line 'Subject: ...', got {first[:60]!r}")
+    return first[len("Subject:"):].strip(), rest.strip("\n") + "\n"

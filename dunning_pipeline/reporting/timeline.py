@@ -1,0 +1,195 @@
+"""Each customer's history in one place: every Zendesk message and every dunning event, in order.
+
+Messages are the tickets' comments (in Zendesk the first comment is the ticket's description),
+on tickets matched to the customer by `customer_communications`: inbound (the customer's side)
+or outbound (an agent), public or internal notes, with author, ticket, subject, text and the
+customer's invoice numbers the message names. Dunning events come from `dunning_history`:
+stage entered, hold, promise, release, closure. A day's dunning events come before its
+messages (the history is recorded by the night run, before anyone writes that day).
+Nothing after the as-of day is shown. Pure pandas (and Jinja2 for the per-customer view).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from dunning_pipeline import money
+from dunning_pipeline.dunning.communications import AGENT_ROLES, find_mentions, local_day
+from dunning_pipeline.dunning.policy import CLOSED, SHIPPED_TEMPLATES_DIR
+
+COLUMNS = [
+    "customer_id", "seq", "day", "at", "kind", "event", "direction", "visibility", "channel", "author_id",
+    "author_name", "author_role", "ticket_id", "ticket_status", "subject", "text", "comment_id",
+    "invoice_numbers", "invoice_id", "invoice_number", "from_stage", "to_stage", "reason", "hold_reason",
+    "hold_until", "amount_residual", "currency", "as_of_date",
+]
+MESSAGE, DUNNING = "message", "dunning"
+INBOUND, OUTBOUND, INTERNAL = "inbound", "outbound", "internal_note"
+VIEW_TEMPLATE = "timeline.html.j2"
+
+
+def ticket_customers(communications: pd.DataFrame) -> pd.Series:
+    """ticket_id -> customer_id of the tickets matched to a customer."""
+    matched = communications[communications["customer_id"].notna()].drop_duplicates("ticket_id")
+    return pd.Series(matched["customer_id"].astype("int64").to_numpy(),
+                     index=matched["ticket_id"].astype("int64").to_numpy())
+
+
+def _messages(comments: pd.DataFrame, tickets: pd.DataFrame, users: pd.DataFrame, owner: pd.Series,
+              invoices: pd.DataFrame, pattern: str, as_of: date, tz: ZoneInfo) -> pd.DataFrame:
+    comments = comments[comments["ticket_id"].astype("int64").isin(owner.index)].copy()
+    comments["ticket_id"] = comments["ticket_id"].astype("int64")
+    comments["day"] = local_day(comments["created_at"], tz)
+    comments = comments[comments["day"] <= pd.Timestamp(as_of)]
+    t = tickets.set_index(tickets["id"].astype("int64"))
+    u = users.set_index(users["id"].astype("int64"))
+    author = comments["author_id"].astype("Int64")
+    role = author.map(u["role"])
+    requester = comments["ticket_id"].map(t["requester_id"]).astype("Int64")
+    # An author we do not know is ours unless it is the ticket's requester (as communications does).
+    agent = role.isin(AGENT_ROLES) | (role.isna() & (author != requester).fillna(True))
+    public = comments["public"].astype("boolean").fillna(True).to_numpy(dtype=bool)
+    event = np.where(~public, INTERNAL, np.where(agent.to_numpy(dtype=bool), OUTBOUND, INBOUND))
+    out = pd.DataFrame({
+        "customer_id": comments["ticket_id"].map(owner).to_numpy(dtype=np.int64),
+        "day": comments["day"].to_numpy(), "at": pd.to_datetime(comments["created_at"]).to_numpy(),
+        "kind": MESSAGE, "event": event,
+        "direction": np.where(event == INBOUND, INBOUND, OUTBOUND),
+        "visibility": np.where(public, "public", "internal"),
+        "channel": comments["via_channel"].to_numpy(dtype=object) if "via_channel" in comments else None,
+        "author_id": author.to_numpy(), "author_name": author.map(u["name"]).to_numpy(dtype=object),
+        "author_role": role.to_numpy(dtype=object),
+        "ticket_id": comments["ticket_id"].to_numpy(), "ticket_status": comments["ticket_id"].map(t["status"]).to_numpy(),
+        "subject": comments["ticket_id"].map(t["subject"]).to_numpy(dtype=object),
+        "text": comments["body"].fillna("").astype("str").to_numpy(dtype=object),
+        "comment_id": comments["id"].astype("int64").to_numpy(),
+    }, index=comments.index)
+    out["invoice_numbers"] = _mentioned_numbers(out, invoices, pattern)
+    return out.reset_index(drop=True)
+
+
+def _mentioned_numbers(messages: pd.DataFrame, invoices: pd.DataFrame, pattern: str) -> pd.Series:
+    """JSON list of the customer's own invoice numbers each message names (in order, once each)."""
+    texts = pd.DataFrame({"ticket_id": messages.index.to_numpy(), "at": messages["at"].to_numpy(),
+                          "text": messages["text"].astype("str").to_numpy()})
+    found = find_mentions(texts, pattern).rename(columns={"ticket_id": "row"})
+    found["customer_id"] = messages["customer_id"].reindex(found["row"]).to_numpy()
+    keys = pd.DataFrame({"number": invoices["invoice_number"].astype("str").str.upper().to_numpy(),
+                         "invoice_number": invoices["invoice_number"].to_numpy(),
+                         "customer_id": invoices["customer_id"].astype("int64").to_numpy()}).drop_duplicates()
+    named = found.merge(keys, on=["number", "customer_id"]).drop_duplicates(["row", "invoice_number"])
+    lists = named.groupby("row", sort=False)["invoice_number"].agg(list)
+    return pd.Series([json.dumps(lists.get(i, [])) for i in messages.index], index=messages.index, dtype=object)
+
+
+def dunning_event(history: pd.DataFrame) -> np.ndarray:
+    """The timeline's name of each history row: closure, release, promise, hold or stage_entered."""
+    reason = history["reason"].astype(object)
+    hold = history["hold_reason"].astype(object)
+    entered_on_hold = history["from_stage"].isna() & hold.notna()
+    return np.select(
+        [(history["to_stage"] == CLOSED).to_numpy(), (reason == "released").to_numpy(),
+         (((reason == "hold") | entered_on_hold) & (hold == "promise")).to_numpy(),
+         ((reason == "hold") | entered_on_hold).to_numpy()],
+        ["closure", "release", "promise", "hold"], default="stage_entered")
+
+
+def _dunning(history: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    h = history[history["as_of_date"] <= pd.Timestamp(as_of)]
+    event = dunning_event(h)
+    from_stage = h["from_stage"].astype(object).where(h["from_stage"].notna(), "")
+    text = (h["invoice_number"].astype(object).fillna("").astype(str) + ": "
+            + np.where(from_stage == "", "", from_stage + " -> ") + h["to_stage"].astype(str)
+            + " (" + h["reason"].astype(str) + np.where(h["hold_reason"].notna(),
+                                                         ", " + h["hold_reason"].astype(object).fillna("").astype(str),
+                                                         "") + ")")
+    return pd.DataFrame({
+        "customer_id": h["customer_id"].astype("int64").to_numpy(), "day": h["as_of_date"].to_numpy(),
+        "at": pd.NaT, "kind": DUNNING, "event": event, "text": text.to_numpy(dtype=object),
+        "invoice_id": h["invoice_id"].astype("int64").to_numpy(), "invoice_number": h["invoice_number"].to_numpy(),
+        "from_stage": h["from_stage"].to_numpy(dtype=object), "to_stage": h["to_stage"].to_numpy(dtype=object),
+        "reason": h["reason"].to_numpy(dtype=object), "hold_reason": h["hold_reason"].to_numpy(dtype=object),
+        "hold_until": (h["hold_until"] if "hold_until" in h else pd.Series(pd.NaT, index=h.index)).to_numpy(),
+        "ticket_id": h["ticket_id"].astype("Int64").to_numpy(),
+        "amount_residual": h["amount_residual"].astype("Int64").to_numpy(),
+        "currency": h["currency"].to_numpy(dtype=object),
+        "_order": h["id"].to_numpy() if "id" in h else np.arange(len(h)),
+    })
+
+
+def build_timeline(comments: pd.DataFrame, tickets: pd.DataFrame, users: pd.DataFrame,
+                   communications: pd.DataFrame, history: pd.DataFrame, invoices: pd.DataFrame,
+                   pattern: str, as_of: date, tz: ZoneInfo) -> pd.DataFrame:
+    """One row per event per customer, in order (`seq` from 1); see the module doc.
+
+    `invoices`: invoice_id, invoice_number, customer_id (commercial partner) of posted invoices."""
+    owner = ticket_customers(communications)
+    messages = _messages(comments, tickets, users, owner, invoices, pattern, as_of, tz)
+    messages["_order"] = messages["comment_id"]
+    events = _dunning(history, as_of)
+    both = pd.concat([events.assign(_kind=0), messages.assign(_kind=1)], ignore_index=True)
+    both = both.sort_values(["customer_id", "day", "_kind", "at", "_order"], kind="stable", na_position="first")
+    both["seq"] = both.groupby("customer_id").cumcount() + 1
+    both["as_of_date"] = pd.Timestamp(as_of)
+    out = both.reindex(columns=COLUMNS)
+    for col in ("ticket_id", "comment_id", "invoice_id", "author_id", "amount_residual"):
+        out[col] = out[col].astype("Int64")
+    out["customer_id"] = out["customer_id"].astype("int64")
+    out["day"] = pd.to_datetime(out["day"]).astype("datetime64[s]")
+    out["at"] = pd.to_datetime(out["at"]).astype("datetime64[us]")
+    out["hold_until"] = pd.to_datetime(out["hold_until"]).astype("datetime64[s]")
+    return out.reset_index(drop=True)
+
+
+def template_environment(override_dir=None, *, autoescape: bool) -> jinja2.Environment:
+    """Templates from the policy's override folder first, then the shipped ones."""
+    loaders = [jinja2.FileSystemLoader(str(override_dir))] if override_dir is not None else []
+    loaders.append(jinja2.FileSystemLoader(str(SHIPPED_TEMPLATES_DIR)))
+    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=autoescape,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+
+
+def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override_dir=None) -> pd.DataFrame:
+    """Per customer, the timeline as an HTML fragment for the workbench (autoescaped: the texts
+    are the customers' own words). `names`: customer_id -> name."""
+    env = template_environment(override_dir, autoescape=True)
+    template = env.get_template(VIEW_TEMPLATE)
+    rows = []
+    for customer_id, events in timeline.groupby("customer_id", sort=True):
+        items = []
+        for r in events.itertuples(index=False):
+            amount = ("" if pd.isna(r.amount_residual)
+                      else money.format_amount(int(r.amount_residual), r.currency if isinstance(r.currency, str) else None))
+            items.append({
+                "kind": r.kind, "event": r.event, "day": r.day.date().isoformat(),
+                "at": "" if pd.isna(r.at) else r.at.strftime("%Y-%m-%d %H:%M UTC"),
+                "visibility": r.visibility, "channel": r.channel if isinstance(r.channel, str) else "",
+                "author": r.author_name if isinstance(r.author_name, str) else "",
+                "ticket_id": None if pd.isna(r.ticket_id) else int(r.ticket_id),
+                "subject": r.subject if isinstance(r.subject, str) else "", "text": r.text or "",
+                "invoices": json.loads(r.invoice_numbers) if isinstance(r.invoice_numbers, str) else [],
+                "invoice_number": r.invoice_number if isinstance(r.invoice_number, str) else "",
+                "amount": amount,
+            })
+        name = names.get(customer_id)
+        messages = events[events["kind"] == MESSAGE]
+        rows.append({
+            "customer_id": int(customer_id), "customer_name": name if isinstance(name, str) else None,
+            "events": len(events), "messages": len(messages),
+            "last_message_at": messages["at"].max() if len(messages) else pd.NaT,
+            "html": template.render(customer_id=int(customer_id), customer_name=name or "", as_of=as_of.isoformat(),
+                                    items=items),
+            "as_of_date": pd.Timestamp(as_of),
+        })
+    out = pd.DataFrame(rows, columns=["customer_id", "customer_name", "events", "messages", "last_message_at",
+                                      "html", "as_of_date"])
+    out["last_message_at"] = pd.to_datetime(out["last_message_at"]).astype("datetime64[us]")
+    out["as_of_date"] = pd.to_datetime(out["as_of_date"]).astype("datetime64[s]")
+    return out
