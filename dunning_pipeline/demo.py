@@ -97,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
 
     from dunning_pipeline.demo_report import (
+        print_aging,
         print_alert,
         print_checks,
-        print_aging,
+        print_drafts,
         print_loaded,
         print_quarantine,
         print_reconciliation,
@@ -144,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print_loaded(wh, sb.data)
         ok = print_reconciliation(wh, sb.data, as_of)
         print_aging(wh)
+        _say("\n== Reports for the accountants ==")
+        print_drafts(wh)
         history_rows = wh.count("dunning_history")
 
         _say("\n== 2. The same night again (must add no history row) ==")

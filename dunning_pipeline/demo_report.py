@@ -171,3 +171,29 @@ def print_aging(wh: Warehouse) -> None:
              "collection"]
     ranked = sorted(stages.index, key=lambda n: (order.index(n) if n in order else len(order), n))
     print("  invoices per stage: " + ", ".join(f"{name} {stages[name]}" for name in ranked))
+
+
+def print_drafts(wh: Warehouse, count: int = 2) -> None:
+    """The customer timeline's size and a few reminder drafts (one in German when there is one)."""
+    import pandas as pd
+
+    timeline = wh.read("customer_timeline", columns=["customer_id", "kind"])
+    drafts = wh.read("reminder_drafts")
+    print(f"\n  customer_timeline: {len(timeline)} events ({int((timeline['kind'] == 'message').sum())}"
+          f" messages, {int((timeline['kind'] == 'dunning').sum())} dunning events) for"
+          f" {timeline['customer_id'].nunique()} customers")
+    if drafts.empty:
+        print("  reminder_drafts: no customer's stage calls for an email today")
+        return
+    by_lang = drafts["locale"].str.slice(0, 2).value_counts().sort_index()
+    print(f"  reminder_drafts: {len(drafts)} drafts, never sent ("
+          + ", ".join(f"{k}: {v}" for k, v in by_lang.items()) + "; text used: "
+          + ", ".join(f"{k} {v}" for k, v in drafts["source"].value_counts().items()) + ")")
+    german = drafts[drafts["locale"].str.startswith("de")].head(1)
+    other = drafts[~drafts["locale"].str.startswith("de")].head(count - len(german))
+    for d in pd.concat([german, other]).itertuples():
+        print(f"\n  --- draft for {d.customer_name} ({d.locale}, stage {d.stage}, {d.source})"
+              f" to {d.customer_email or '?'}")
+        print(f"  Subject: {d.subject}")
+        for line in d.body.rstrip("\n").split("\n"):
+            print(f"  | {line}")
