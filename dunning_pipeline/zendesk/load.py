@@ -19,6 +19,7 @@ retried tomorrow, while what was fetched is written.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -343,20 +344,26 @@ def extract_comments(
     unstorable: list[str] = []
     pages = 0
     count = 0
-    streak = 0
-    stop = False
+    streak = {"failures": 0, "stop": False}
+    lock = threading.Lock()
 
     def fetch(ticket_id: int):
-        if stop:
+        if streak["stop"]:
             return "deferred"
         try:
-            return list(client.ticket_comments(ticket_id))
+            result = list(client.ticket_comments(ticket_id))
         except ZendeskNotFoundError:
-            return None
+            result = None
         except ZendeskAuthError:
             raise
         except ZendeskError as exc:
+            with lock:
+                streak["failures"] += 1
+                streak["stop"] = streak["failures"] >= MAX_CONSECUTIVE_COMMENT_FAILURES
             return exc
+        with lock:
+            streak["failures"] = 0
+        return result
 
     ids = [int(t) for t in tickets["id"].tolist()]
     deferred: list[int] = []
@@ -370,13 +377,7 @@ def extract_comments(
                 failed[ticket_id] = str(result)
                 warn(f"Zendesk comments of ticket {ticket_id} could not be fetched ({result});"
                      f" the ticket is retried next run")
-                streak += 1
-                if streak >= MAX_CONSECUTIVE_COMMENT_FAILURES and not stop:
-                    stop = True
-                    warn(f"Zendesk comments: {streak} tickets in a row failed; the remaining tickets"
-                         f" wait for the next run")
                 continue
-            streak = 0
             done.append(ticket_id)
             if result is None:
                 # Deleted after the export; its "deleted" status arrives with the next export.
@@ -390,6 +391,9 @@ def extract_comments(
                     log(f"Zendesk comments of ticket {ticket_id}: page {page_no} ({len(page)} comments)")
             if n % progress_every == 0 or n == len(ids):
                 log(f"Zendesk comments: {n}/{len(ids)} tickets, {pages} pages, {count} comments")
+    if deferred:
+        warn(f"Zendesk comments: {MAX_CONSECUTIVE_COMMENT_FAILURES} tickets in a row failed; the other"
+             f" {len(deferred)} tickets were not tried and wait for the next run")
     for problem in unstorable:
         warn(f"Zendesk comment left out (it cannot be stored): {problem}")
     comments = _concat(frames, parse.comments_frame(0, [], extracted_at))
