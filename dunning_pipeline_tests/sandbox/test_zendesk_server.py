@@ -171,3 +171,50 @@ def test_faults(sb):
     with pytest.raises(requests.ConnectionError):
         get(sb, "/api/v2/tickets/1/comments.json")
     assert sb.faults.pending("zendesk") == []
+
+
+def test_rate_limit_headers_and_zendesks_nested_403_body():
+    with make() as sb:
+        resp = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0)
+        assert int(resp.headers["ratelimit-limit"]) > 0 and "ratelimit-remaining" in resp.headers
+        assert int(resp.headers["ratelimit-reset"]) >= 1
+        assert resp.headers["zendesk-ratelimit-tickets-index"].startswith("total=")
+        assert "ratelimit-remaining" in get(sb, "/api/v2/tickets/1/comments.json").headers
+        sb.zendesk.forbidden_paths.add("/comments.json")
+        denied = get(sb, "/api/v2/tickets/1/comments.json")
+        assert denied.status_code == 403
+        assert denied.json() == {"error": {"title": "Forbidden", "message": denied.json()["error"]["message"]}}
+        assert "You do not have access" in denied.json()["error"]["message"]
+
+
+def test_export_follows_generated_timestamp_and_the_last_page_may_carry_no_cursor():
+    with make() as sb:
+        # One page holds everything: it ends the stream without a cursor.
+        whole = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0).json()
+        assert whole["end_of_stream"] and whole["after_cursor"] is None and whole["after_url"] is None
+        # A ticket re-sent by Zendesk (generated_timestamp moves, updated_at does not) comes last.
+        quiet = sb.data.zendesk_tickets[0]
+        quiet["generated_timestamp"] = int(sb.data.now.timestamp()) - 120
+        again = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0).json()["tickets"]
+        assert again[-1]["id"] == quiet["id"] and again[-1]["updated_at"] == quiet["updated_at"]
+        since = get(sb, "/api/v2/incremental/tickets/cursor.json",
+                    start_time=quiet["generated_timestamp"]).json()["tickets"]
+        assert [t["id"] for t in since] == [quiet["id"]]
+        # Cursors expire (when the sandbox is told to): 422, as an old cursor gets from Zendesk.
+        _, _, cursor = export(sb, per_page=7)
+        sb.zendesk.cursor_ttl_seconds = 60
+        expired = get(sb, "/api/v2/incremental/tickets/cursor.json", cursor=cursor)
+        assert expired.status_code == 422 and "expired" in expired.json()["description"]
+
+
+def test_comments_have_a_plain_body_reflowed_from_the_html(sb):
+    ticket = next(t for t in sb.data.zendesk_tickets
+                  if t["status"] != "deleted" and any("\n" in c["body"].replace("\n\n", "")
+                                                      for c in sb.data.zendesk_comments[t["id"]]))
+    body = get(sb, f"/api/v2/tickets/{ticket['id']}/comments.json").json()
+    served = {c["id"]: c for c in body["comments"]}
+    for c in sb.data.zendesk_comments[ticket["id"]]:
+        got = served[c["id"]]
+        assert got["body"] == c["body"] and got["html_body"].startswith("<div")
+        assert got["plain_body"] == "\n\n".join(" ".join(p.split()) for p in c["body"].split("\n\n"))
+    assert any(served[c["id"]]["plain_body"] != c["body"] for c in sb.data.zendesk_comments[ticket["id"]])
