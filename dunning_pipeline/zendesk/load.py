@@ -126,7 +126,7 @@ def _newest_stamp(records: list, key: str) -> int | None:
 
 
 def _run_stream(stream: _Stream, export, warehouse: Warehouse, *, start_time: int, stamp_key: str,
-                parse_page, fallback_mark, log: Log) -> None:
+                parse_page, fallback_mark, log: Log, warn: Log) -> None:
     """Page through one export from the stored cursor (or mark, or `start_time`), restarting
     from the time-based mark once if Zendesk refuses the cursor."""
     stream.cursor = warehouse.get_state(stream.cursor_key) or None
@@ -158,8 +158,8 @@ def _run_stream(stream: _Stream, export, warehouse: Warehouse, *, start_time: in
             begin = stream.mark if stream.mark is not None else fallback_mark()
             if begin is None:
                 begin = start_time
-            log(f"WARNING: {exc}; restarting the {stream.key} export from start_time={begin}"
-                f" (the newest change already stored)")
+            warn(f"{exc}; restarting the {stream.key} export from start_time={begin}"
+                 f" (the newest change already stored)")
             stream.cursor = None
 
 
@@ -188,13 +188,12 @@ def extract_tickets_and_users(
         users.frames.append(parse.users_frame(page.records, extracted_at, unstorable))
         log(f"Zendesk users page {users.pages}: {len(page.records)} users ({users.fetched} so far)")
 
-    both_logs = _split_log(log, warn)
     _run_stream(tickets, client.export_tickets, warehouse, start_time=start_time,
                 stamp_key="generated_timestamp", parse_page=ticket_page,
-                fallback_mark=lambda: _max_epoch(warehouse, "zendesk_tickets"), log=both_logs)
+                fallback_mark=lambda: _max_epoch(warehouse, "zendesk_tickets"), log=log, warn=warn)
     _run_stream(users, client.export_users, warehouse, start_time=start_time, stamp_key="updated_at",
                 parse_page=user_page, fallback_mark=lambda: _max_epoch(warehouse, "zendesk_users"),
-                log=both_logs)
+                log=log, warn=warn)
     for problem in unstorable:
         warn(f"Zendesk record left out (it cannot be stored): {problem}")
 
@@ -218,16 +217,6 @@ def extract_tickets_and_users(
         tickets_start_time=tickets.mark, users_start_time=users.mark,
         cursor_restarted=tickets.restarted or users.restarted, unstorable=unstorable,
     )
-
-
-def _split_log(log: Log, warn: Log) -> Log:
-    """Messages starting with "WARNING: " go to `warn` (without the prefix), the others to `log`."""
-    def emit(msg: str) -> None:
-        if msg.startswith("WARNING: "):
-            warn(msg[len("WARNING: "):])
-        else:
-            log(msg)
-    return emit
 
 
 def _max_epoch(warehouse: Warehouse, table: str) -> int | None:
