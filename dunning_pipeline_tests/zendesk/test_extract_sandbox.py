@@ -4,7 +4,6 @@ incremental from the stored cursor; de-duplication; deleted tickets; comments pa
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
-import pytest
 
 from dunning_pipeline.sandbox import Sandbox
 from dunning_pipeline.zendesk import load
