@@ -361,6 +361,17 @@ CUSTOMER_RULES = (
     _dates_plausible(CUSTOMERS, ("write_date",), shows=("name",)),
 )
 
+def _fields_parse(asset: str, shows: tuple[str, ...]) -> Rule:
+    def build(_p: SuiteParams) -> list[Expect]:
+        return [Expect("ExpectColumnValuesToBeNull", {"column": "parse_error"}, "parse_error",
+                       "every field has the type Zendesk documents", shows=shows)]
+    return Rule(asset, "fields_parse", RuleKind.RECORD,
+                "Quarantines records one of whose fields did not have the type Zendesk documents (a "
+                "list where text is expected, a timestamp that does not parse, a `via.channel` that is "
+                "neither a name nor a via id): the field is stored empty and `parse_error` names it; "
+                "the export itself goes on.", build)
+
+
 # -- zendesk_tickets ---------------------------------------------------------------------------
 TICKET_COLUMNS = ("id", "status", "subject", "requester_id", "from_address", "created_at", "updated_at")
 TICKET_DATES = ("created_at", "updated_at")
@@ -379,6 +390,7 @@ TICKET_RULES = (
          "Quarantines tickets whose sender address, where present, is not a well-formed email address.",
          lambda p: [_email("from_address", ("subject",))]),
     _dates_plausible(TICKETS, TICKET_DATES, shows=("subject",)),
+    _fields_parse(TICKETS, ("subject",)),
     _freshness(TICKETS, "updated_at"),
 )
 
@@ -394,6 +406,7 @@ USER_RULES = (
          "Quarantines users whose email, where present, is not a well-formed address.",
          lambda p: [_email("email", ("name",))]),
     _dates_plausible(USERS, ("updated_at",), shows=("name",)),
+    _fields_parse(USERS, ("name",)),
 )
 
 # -- zendesk_comments --------------------------------------------------------------------------
@@ -409,6 +422,7 @@ COMMENT_RULES = (
          lambda p: [_found_in("ticket_id", TICKETS, "the comment's ticket is among the Zendesk tickets")],
          references=(TICKETS,)),
     _dates_plausible(COMMENTS, ("created_at",), shows=("ticket_id",)),
+    _fields_parse(COMMENTS, ("ticket_id",)),
 )
 
 SUITES: dict[str, tuple[Rule, ...]] = {

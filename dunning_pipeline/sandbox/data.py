@@ -244,6 +244,8 @@ class NightChanges:
     tickets_updated: list[int] = field(default_factory=list)
     tickets_new: list[int] = field(default_factory=list)
     comments_new: list[int] = field(default_factory=list)
+    # Re-sent by the export: generated_timestamp moved, updated_at (and the ticket) did not.
+    tickets_resent: list[int] = field(default_factory=list)
 
     @property
     def moves_changed(self) -> list[int]:
@@ -269,6 +271,8 @@ class SandboxData:
     zendesk_users: list[dict]
     zendesk_tickets: list[dict]
     zendesk_comments: dict[int, list[dict]]
+    # Named Zendesk situations (see `_zendesk_scenarios`): name -> ticket ids and what to expect.
+    zendesk_scenarios: dict[str, dict] = field(default_factory=dict)
     nights: int = 0
     # Bumped by every change made through this module; servers cache indexes per version.
     version: int = 0
@@ -388,13 +392,13 @@ def generate(seed: int = 7, customers: int = 40, invoices: int = 400,
     moves, seq = _moves(b, invoices, customer_info, partners, companies)
     n_tickets = max(20, invoices // 8) if tickets is None else tickets
     b.progress(f"generating Zendesk organizations, users and {n_tickets} tickets")
-    orgs, users, zd_tickets, comments = _zendesk(b, n_tickets, customer_info, moves)
+    orgs, users, zd_tickets, comments, scenarios = _zendesk(b, n_tickets, customer_info, moves)
     b.progress("data ready")
     return SandboxData(
         seed=seed, as_of=as_of, now=b.now, companies=companies, currencies=currencies,
         partner_categories=categories, payment_terms=terms, partners=partners, moves=moves,
         zendesk_organizations=orgs, zendesk_users=users, zendesk_tickets=zd_tickets,
-        zendesk_comments=comments, _seq=seq,
+        zendesk_comments=comments, zendesk_scenarios=scenarios, _seq=seq,
     )
 
 
@@ -1059,7 +1063,13 @@ def _zendesk(b: _Builder, n_tickets: int, customers: list[_Customer], moves: lis
         gen.new_ticket(created=when)
     if len(tickets) >= 5 and not any(t["status"] == "deleted" for t in tickets):
         _scrub(rng.choice([t for t in tickets if t["status"] in ("solved", "closed")] or tickets))
-    return orgs, users, tickets, comments
+    # The shapes of real accounts and the named scenarios, from their own random source so the
+    # ordinary records above stay as they were.
+    srng = _FastRandom(int(rng.random() * 2 ** 32))
+    _odd_shapes(b, srng, ids, users, tickets, comments, requesters)
+    scenarios = _zendesk_scenarios(b, srng, ids, users, agents, requesters, invoices_of, tickets, comments)
+    users.sort(key=lambda u: u["id"])
+    return orgs, users, tickets, comments, scenarios
 
 
 class _TicketGen:
@@ -1436,3 +1446,281 @@ def _night_zendesk(data: SandboxData, rng: random.Random, clock: _DayClock,
                                 status="new")
         changes.tickets_new.append(ticket["id"])
         changes.comments_new.extend(c["id"] for c in data.zendesk_comments[ticket["id"]])
+    # Zendesk re-sends some tickets (a new generated_timestamp, the same updated_at and content).
+    touched = set(changes.tickets_updated) | set(changes.tickets_new)
+    quiet = [t for t in tickets if t["id"] not in touched and t["status"] != "deleted"]
+    for t in rng.sample(quiet, min(len(quiet), max(1, volume // 2))):
+        t["generated_timestamp"] = int(clock.next().timestamp())
+        changes.tickets_resent.append(t["id"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Zendesk: the shapes real accounts have, and the named scenarios
+# ---------------------------------------------------------------------------------------------
+
+def _odd_shapes(b: _Builder, rng: random.Random, ids: _ZendeskIds, users: list[dict], tickets: list[dict],
+                comments: dict[int, list[dict]], requesters: list) -> None:
+    """Odd but documented shapes: a via id (integer) instead of a channel name, colleagues in
+    CC and as collaborators, a phone contact without an email, a deleted (inactive) and a
+    suspended user. Nested objects are replaced, never mutated (they are shared)."""
+    if not tickets or not requesters:
+        return
+    for t in tickets:
+        via = t["via"]
+        if t["status"] != "deleted" and via["channel"] == "email" and rng.random() < 0.08:
+            t["via"] = {**via, "channel": 4}  # Zendesk's via id of "mail"
+        thread = comments.get(t["id"], [])
+        for i, c in enumerate(thread):
+            if c["via"]["channel"] == "web" and rng.random() < 0.1:
+                thread[i] = {**c, "via": {**c["via"], "channel": 0}}  # via id of "web_form"
+    by_user = {u["id"]: cust for u, cust in requesters}
+    colleagues: dict[int, list[dict]] = {}
+    for u, cust in requesters:
+        if cust is not None:
+            colleagues.setdefault(cust.partner_id, []).append(u)
+    for t in tickets:
+        cust = by_user.get(t["requester_id"])
+        others = [u for u in colleagues.get(cust.partner_id, []) if u["id"] != t["requester_id"]] if cust else []
+        if others and t["status"] != "deleted" and rng.random() < 0.12:
+            cc = rng.choice(others)
+            t["email_cc_ids"] = [cc["id"]]
+            t["collaborator_ids"] = [cc["id"]]
+    start = b.as_of - timedelta(days=300)
+    owner, cust = rng.choice(requesters)
+    phone = _user(next(ids.user), "Caller " + owner["name"].split()[-1], None, "end-user",
+                  owner["organization_id"], owner["locale"], _at(start, 36000))
+    phone["phone"] = "+49 30 " + str(rng.randrange(1000000, 9999999))
+    gone = _user(next(ids.user), "Former " + owner["name"].split()[-1], "former.contact@" +
+                 (owner["email"] or "example.org").split("@")[-1], "end-user", owner["organization_id"],
+                 owner["locale"], _at(start, 40000))
+    gone["active"] = False
+    spam = _user(next(ids.user), "Prize Desk", "winner@prize-desk.example", "end-user", None, "en-US",
+                 _at(start, 50000))
+    spam["suspended"] = True
+    users.extend([phone, gone, spam])
+    # A phone call logged by an agent: via id 34 (inbound call), no email anywhere.
+    last = parse_zendesk_datetime(tickets[-1]["created_at"])
+    when = min(b.now - timedelta(hours=3), last + timedelta(minutes=5))
+    if when > last:
+        agent = next(u for u in users if u["role"] == "agent")
+        t = _plain_ticket(tickets, phone, "Phone call from " + phone["name"],
+                          "Caller asked when the next delivery arrives.", when, "solved", ["phone"])
+        t["via"] = {"channel": 34, "source": {"from": {"phone": phone["phone"], "name": phone["name"]},
+                                             "to": {}, "rel": "inbound"}}
+        t["assignee_id"] = agent["id"]
+        comments[t["id"]] = [_scenario_comment(ids, phone, t["description"], True, when,
+                                               {"channel": 34, "source": t["via"]["source"]})]
+
+
+def _plain_ticket(tickets: list[dict], requester: dict, subject: str, description: str, created: datetime,
+                  status: str, tags: list[str], *, updated: datetime | None = None) -> dict:
+    """A ticket with the fields of the export; appended with the next id."""
+    ticket_id = tickets[-1]["id"] + 1 if tickets else 1
+    updated = updated or created
+    ticket = {
+        "id": ticket_id, "url": f"/api/v2/tickets/{ticket_id}.json", "external_id": None,
+        "via": _via("email", requester) if requester.get("email") else
+        {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+        "created_at": zendesk_datetime(created), "updated_at": zendesk_datetime(updated),
+        "generated_timestamp": int(updated.timestamp()), "type": "question",
+        "subject": subject, "raw_subject": subject, "description": description, "priority": "normal",
+        "status": status, "recipient": f"billing@{COMPANY_DOMAIN}", "requester_id": requester["id"],
+        "submitter_id": requester["id"], "assignee_id": None,
+        "organization_id": requester["organization_id"], "group_id": 360_001_234_567,
+        "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [], "forum_topic_id": None,
+        "problem_id": None, "has_incidents": False, "is_public": True, "due_at": None, "tags": tags,
+        "custom_fields": [], "satisfaction_rating": None, "sharing_agreement_ids": [],
+        "brand_id": 360_000_111_222, "allow_channelback": False, "allow_attachments": True,
+        "from_messaging_channel": False,
+    }
+    tickets.append(ticket)
+    return ticket
+
+
+def _scenario_comment(ids: _ZendeskIds, author: dict, body: str, public: bool, at: datetime,
+                      via: dict | None = None) -> dict:
+    cid = next(ids.comment)
+    return {"id": cid, "type": "Comment", "author_id": author["id"], "body": body, "public": public,
+            "attachments": [], "audit_id": cid - 41,
+            "via": via or _via("email" if author["role"] == "end-user" and author.get("email") else "web", author),
+            "created_at": zendesk_datetime(at), "metadata": {"system": {}}}
+
+
+def _written_forms(number: str) -> tuple[str, str]:
+    """How customers write INV/2026/00054: "2026/00054" and "invoice 54"."""
+    parts = number.split("/")
+    return "/".join(parts[1:]), f"invoice {int(parts[-1])}"
+
+
+def _zendesk_scenarios(b: _Builder, rng: random.Random, ids: _ZendeskIds, users: list[dict], agents: list[dict],
+                       requesters: list,
+                       invoices_of: dict[int, list[dict]], tickets: list[dict],
+                       comments: dict[int, list[dict]]) -> dict[str, dict]:
+    """The situations the matching and the holds must get right, each on its own customer and
+    open overdue invoice, created after every ordinary ticket (ids grow with creation time).
+    Returns name -> {"ticket_id", "customer_id" (Odoo commercial partner), "invoice_id",
+    "invoice_number", "company_id", "expect" (the hold kind or None), ...}."""
+    if not tickets or not agents:
+        return {}
+    as_of = date_text(b.as_of)
+    contacts: dict[int, list[dict]] = {}
+    custs: dict[int, _Customer] = {}
+    for u, cust in requesters:
+        if cust is not None and u.get("email"):
+            contacts.setdefault(cust.partner_id, []).append(u)
+            custs[cust.partner_id] = cust
+    candidates = []
+    for pid in sorted(contacts):
+        overdue = [m for m in invoices_of.get(pid, []) if m["payment_state"] == "not_paid"
+                   and m["invoice_date_due"] and m["invoice_date_due"] < as_of and m["name"].count("/") == 2]
+        if overdue:
+            candidates.append((pid, overdue))
+    rng.shuffle(candidates)
+    german = [c for c in candidates if custs[c[0]].lang.startswith("de")]
+    agent, other_agent = agents[0], agents[1 % len(agents)]
+    last = parse_zendesk_datetime(tickets[-1]["created_at"])
+    begin = max(last + timedelta(minutes=1), b.now - timedelta(days=2))
+    span = (b.now - timedelta(hours=2)) - begin
+    if span < timedelta(minutes=40):
+        return {}
+    step = span / 10
+    clock = [begin]
+
+    def at(minutes: float = 0) -> datetime:
+        clock[0] = clock[0] + step if minutes == 0 else clock[0] + timedelta(minutes=minutes)
+        return clock[0]
+
+    used: set[int] = set()
+
+    def take(pool) -> tuple[int, dict] | None:
+        for pid, overdue in pool:
+            if pid not in used:
+                used.add(pid)
+                return pid, rng.choice(overdue)
+        return None
+
+    def entry(ticket, pid, inv, expect, **extra) -> dict:
+        return {"ticket_id": ticket["id"], "customer_id": pid, "invoice_id": inv["id"],
+                "invoice_number": inv["name"], "company_id": inv["company_id"][0], "expect": expect, **extra}
+
+    out: dict[str, dict] = {}
+    # 1. A mail an agent forwarded: the agent is the requester, the customer only the sender.
+    if (pick := take(candidates)) is not None:
+        pid, inv = pick
+        cust, contact = custs[pid], contacts[pid][0]
+        short, _ = _written_forms(inv["name"])
+        when = at()
+        quoted = (f"---------- Forwarded message ---------\nFrom: {contact['name']} <{contact['email']}>\n"
+                  f"Subject: Invoice {short}\n\nHello,\n\nwe dispute invoice {short}: half of the goods "
+                  f"were returned damaged. We will not pay it until you send a credit note.\n\n"
+                  f"Regards,\n{contact['name']}")
+        body = f"Forwarding the customer's mail below, please check.\n\n{quoted}"
+        t = _plain_ticket(tickets, agent, f"Fwd: Invoice {short}", body, when, "open", ["billing"],
+                          updated=when + timedelta(minutes=1))
+        t["via"] = {"channel": "email", "source": {
+            "from": {"address": contact["email"], "name": contact["name"]},
+            "to": {"name": "Nordwind Trading Billing", "address": f"billing@{COMPANY_DOMAIN}"}, "rel": None}}
+        t["organization_id"] = contact["organization_id"]
+        t["assignee_id"] = agent["id"]
+        comments[t["id"]] = [_scenario_comment(ids, agent, body, True, when, t["via"])]
+        out["forwarded_dispute"] = entry(t, pid, inv, "dispute", written_as=short, sender=contact["email"])
+    # 2. An outside bookkeeper writes, the customer's contact in CC; the invoice as "invoice 54".
+    if (pick := take(candidates)) is not None:
+        pid, inv = pick
+        contact = contacts[pid][0]
+        # "invoice 7" would be too short to be told apart from other numbers: a two-digit one.
+        inv = next((m for pid_, overdue in candidates if pid_ == pid for m in overdue
+                    if int(m["name"].rsplit("/", 1)[-1]) >= 10), inv)
+        _, plain = _written_forms(inv["name"])
+        when = at()
+        keeper = _user(next(ids.user), "Petra Vogel", "p.vogel@vogel-steuerberatung.de", "end-user", None,
+                       "de", when - timedelta(days=1))
+        users.append(keeper)  # no organization: an outside firm, not the customer
+        body = (f"Hello,\n\nas the bookkeeper of {custs[pid].name} I dispute {plain}: the agreed 3% "
+                f"discount is missing. Please correct it before sending reminders.\n\nPetra Vogel")
+        t = _plain_ticket(tickets, keeper, f"Your {plain}", body, when, "open", ["billing"],
+                          updated=when + timedelta(minutes=2))
+        t["email_cc_ids"] = [contact["id"]]
+        t["collaborator_ids"] = [contact["id"]]
+        t["assignee_id"] = agent["id"]
+        comments[t["id"]] = [_scenario_comment(ids, keeper, body, True, when)]
+        out["bookkeeper_cc"] = entry(t, pid, inv, "dispute", written_as=plain, requester_user_id=keeper["id"],
+                                     cc_user_id=contact["id"])
+    # 3. The customer says it paid: a payment claim, not a dispute.
+    if (pick := take(candidates)) is not None:
+        pid, inv = pick
+        contact = contacts[pid][0]
+        when = at()
+        body = (f"Hello,\n\nwe have paid {inv['name']} last week by bank transfer, please check your "
+                f"account.\n\n{contact['name']}")
+        t = _plain_ticket(tickets, contact, f"Payment {inv['name']}", body, when, "open", ["billing"],
+                          updated=when + timedelta(minutes=1))
+        comments[t["id"]] = [_scenario_comment(ids, contact, body, True, when)]
+        out["payment_claim"] = entry(t, pid, inv, "payment_claimed")
+    # 4. A dispute in German, without a dispute tag.
+    if (pick := take(german) or take(candidates)) is not None:
+        pid, inv = pick
+        contact = contacts[pid][0]
+        when = at()
+        body = (f"Sehr geehrte Damen und Herren,\n\nwir widersprechen der Rechnung {inv['name']}: die "
+                f"Leistung wurde nicht vollständig erbracht.\n\nMit freundlichen Grüßen\n{contact['name']}")
+        t = _plain_ticket(tickets, contact, f"Rechnung {inv['name']}", body, when, "open", [],
+                          updated=when + timedelta(minutes=1))
+        comments[t["id"]] = [_scenario_comment(ids, contact, body, True, when)]
+        out["german_dispute"] = entry(t, pid, inv, "dispute")
+    # 5. Our reminder, sent by an agent through the API (no sender), the customer in CC; pending.
+    if (pick := take(candidates)) is not None:
+        pid, inv = pick
+        contact = contacts[pid][0]
+        when = at()
+        body = (f"Dear customer,\n\nthis is a friendly reminder that invoice {inv['name']} is overdue. "
+                f"Please arrange the payment or tell us if anything is wrong with it.\n\n{agent['name']}")
+        t = _plain_ticket(tickets, agent, f"Payment reminder {inv['name']}", body, when, "pending",
+                          ["billing", "dunning"], updated=when + timedelta(minutes=1))
+        t["via"] = {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}}
+        t["email_cc_ids"] = [contact["id"]]
+        t["organization_id"] = contact["organization_id"]
+        t["assignee_id"] = agent["id"]
+        comments[t["id"]] = [_scenario_comment(ids, agent, body, True, when,
+                                               {"channel": "api", "source": t["via"]["source"]})]
+        out["reminder_pending"] = entry(t, pid, inv, None)
+    # 6. An internal note naming an invoice on a customer's unrelated ticket.
+    if (pick := take(candidates)) is not None:
+        pid, inv = pick
+        contact = contacts[pid][0]
+        when = at()
+        body = "Please note our new delivery address from next month on."
+        note = f"Before we ship: the customer still owes {inv['name']}, check with accounting."
+        t = _plain_ticket(tickets, contact, "New delivery address", body, when, "open", ["delivery"],
+                          updated=when + timedelta(minutes=30))
+        t["assignee_id"] = agent["id"]
+        comments[t["id"]] = [_scenario_comment(ids, contact, body, True, when),
+                             _scenario_comment(ids, agent, note, False, when + timedelta(minutes=30))]
+        out["internal_note"] = entry(t, pid, inv, None)
+    # 7. A merged pair: the customer's dispute (closed by the merge) and the ticket it went into.
+    if (pick := take(candidates)) is not None:
+        pid, inv = pick
+        writer, other = contacts[pid][0], contacts[pid][-1]
+        first = at()
+        body = f"Hello,\n\nwe dispute {inv['name']}: the hours billed are not what we agreed.\n\n{writer['name']}"
+        source = _plain_ticket(tickets, writer, f"Invoice {inv['name']}", body, first, "closed",
+                               ["billing", "closed_by_merge"])
+        second = at(20)
+        body2 = f"Hello,\n\ncan we talk about our account this week?\n\n{other['name']}"
+        target = _plain_ticket(tickets, other, "Our account", body2, second, "open", ["billing"])
+        merged = second + timedelta(minutes=15)
+        closing = (f"This request was closed and merged into request #{target['id']} "
+                   f"\"{target['subject']}\".")
+        into = (f"Request #{source['id']} \"{source['subject']}\" was closed and merged into this request. "
+                f"Last comment in request #{source['id']}:\n\n{body}")
+        comments[source["id"]] = [_scenario_comment(ids, writer, body, True, first),
+                                  _scenario_comment(ids, other_agent, closing, True, merged)]
+        comments[target["id"]] = [_scenario_comment(ids, other, body2, True, second),
+                                  _scenario_comment(ids, other_agent, into, True, merged)]
+        for t in (source, target):
+            t["updated_at"] = zendesk_datetime(merged)
+            t["generated_timestamp"] = int(merged.timestamp())
+            t["assignee_id"] = other_agent["id"]
+        out["merged_pair"] = entry(target, pid, inv, "dispute", source_ticket_id=source["id"],
+                                   target_ticket_id=target["id"])
+    return out

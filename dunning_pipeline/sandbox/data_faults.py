@@ -281,6 +281,25 @@ def unknown_user_role(data, pick: _Picker) -> DataFault:
                      "a user role this pipeline does not know")
 
 
+def odd_via_channel(data, pick: _Picker) -> DataFault:
+    t = pick.ticket()
+    odd = {"id": 4, "name": "mail"}
+    t["via"] = {**t["via"], "channel": odd}
+    _touch_ticket(data, t)
+    return DataFault("odd_via_channel", "zendesk_tickets", t["id"], "parse_error", "fields_parse", WARN,
+                     f"ticket {t['id']}: field 'via.channel' is {odd!r}, expected a channel name or a via id",
+                     "a via.channel that is neither a name nor a via id (value: the parse_error it leaves)")
+
+
+def odd_user_flag(data, pick: _Picker) -> DataFault:
+    u = pick.end_user()
+    u["suspended"] = "no"
+    u["updated_at"] = sd.zendesk_datetime(data.now)
+    return DataFault("odd_user_flag", "zendesk_users", u["id"], "parse_error", "fields_parse", WARN,
+                     f"user {u['id']}: field 'suspended' is 'no', expected true or false",
+                     "a flag sent as text (value: the parse_error it leaves)")
+
+
 KINDS: dict[str, Callable[[sd.SandboxData, _Picker], DataFault]] = {
     f.__name__: f for f in (
         unknown_payment_state, unknown_invoice_state, duplicate_invoice_number, posted_without_number,
@@ -288,7 +307,7 @@ KINDS: dict[str, Callable[[sd.SandboxData, _Picker], DataFault]] = {
         negative_residual, negative_total, credit_note_sign, unknown_currency, unknown_partner,
         due_before_invoice, date_decades_away, malformed_customer_email, customer_without_name,
         unknown_ticket_status, unknown_requester, malformed_ticket_sender, malformed_user_email,
-        unknown_user_role,
+        unknown_user_role, odd_via_channel, odd_user_flag,
     )
 }
 

@@ -1,11 +1,18 @@
 """A local Zendesk Support API: incremental cursor exports, ticket comments, users, organizations.
 
 Behaves as described in /work/shared/reference/ZENDESK.md: Basic auth `{email}/token:{token}`
-(else 401 "Couldn't authenticate you"); cursor exports ordered by (updated_at, id) whose
-`after_cursor` is always returned so a client can resume tomorrow; a changed ticket reappears
-after the cursor; `start_time` less than a minute before the sandbox's clock (`data.now`) is a
-422; export endpoints allow `export_limit_per_minute` requests per minute (429 + Retry-After);
-every endpoint counts against an account-wide limit; unknown records are 404 RecordNotFound.
+(else 401 "Couldn't authenticate you"); the ticket export ordered by (generated_timestamp, id)
+(the users export by (updated_at, id)), its cursors encoding that position, so a ticket re-sent
+with a new generated_timestamp but the same updated_at reappears; the page that ends the stream
+carries `after_cursor: null` when it is empty or answers a `start_time` request in one page (as
+recorded traffic shows), otherwise the cursor to resume from; a cursor that does not decode, or
+is older than `cursor_ttl_seconds`, is a 422; `start_time` less than a minute before the
+sandbox's clock (`data.now`) is a 422; export endpoints allow `export_limit_per_minute` requests
+per minute (429 + Retry-After); every endpoint counts against an account-wide limit and answers
+with the `ratelimit-*` headers (and `zendesk-ratelimit-tickets-index` on the ticket export);
+paths listed in `forbidden_paths` answer Zendesk's nested 403 body; unknown records are 404
+RecordNotFound. Comments come with `html_body` and a `plain_body` reflowed from it (not equal
+to `body`).
 """
 
 from __future__ import annotations
@@ -53,12 +60,15 @@ class _Window:
             return True, self.limit - len(self.stamps), 0
 
 
-def encode_cursor(updated_at: str, record_id: int) -> str:
+def encode_cursor(updated_at: str | int, record_id: int) -> str:
     """Zendesk's cursor shape: base64 of "<epoch>.0||<id>|" (the last position emitted)."""
-    try:
-        position = f"{int(sd.parse_zendesk_datetime(updated_at).timestamp())}.0"
-    except (TypeError, ValueError):  # a hand-spoilt timestamp: keep its text so paging still advances
-        position = str(updated_at)
+    if isinstance(updated_at, int):  # a generated_timestamp
+        position = f"{updated_at}.0"
+    else:
+        try:
+            position = f"{int(sd.parse_zendesk_datetime(updated_at).timestamp())}.0"
+        except (TypeError, ValueError):  # a hand-spoilt timestamp: keep its text so paging still advances
+            position = str(updated_at)
     return base64.b64encode(f"{position}||{record_id}|".encode()).decode()
 
 
@@ -77,12 +87,42 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
         return position, record_id
 
 
+def _epoch_of(position) -> int:
+    """A cursor position (epoch seconds, or ISO text of an older cursor) as epoch seconds."""
+    if isinstance(position, int):
+        return position
+    try:
+        return int(sd.parse_zendesk_datetime(position).timestamp())
+    except (TypeError, ValueError):
+        return 0
+
+
 def _iso(epoch: int) -> str:
     return sd.zendesk_datetime(datetime.fromtimestamp(epoch, tz=sd.UTC))
 
 
 def _error(status: int, error: str, description: str, headers: dict | None = None) -> Response:
     return Response.json({"error": error, "description": description}, status, headers)
+
+
+# Zendesk's 403 nests its error (unlike its 401/404/422 bodies).
+FORBIDDEN_MESSAGE = ("You do not have access to this page. Please contact the account owner of this"
+                     " help desk for further help.")
+
+
+def _forbidden() -> Response:
+    return Response.json({"error": {"title": "Forbidden", "message": FORBIDDEN_MESSAGE}}, 403)
+
+
+def _ticket_position(rec: dict) -> int:
+    """Where a ticket sits in the export: its generated_timestamp, which every change moves (so
+    never before its updated_at; a record edited by hand by its updated_at alone moves too)."""
+    stamp = rec.get("generated_timestamp")
+    stamp = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else 0
+    try:
+        return max(stamp, int(sd.parse_zendesk_datetime(rec.get("updated_at")).timestamp()))
+    except (TypeError, ValueError, AttributeError):
+        return stamp
 
 
 _TICKET_COMMENTS = re.compile(r"^/api/v2/tickets/(\d+)/comments\.json$")
@@ -97,8 +137,10 @@ class ZendeskApp(App):
 
     def __init__(self, data: sd.SandboxData, email: str, api_token: str,
                  export_limit_per_minute: int | None = 10, rate_limit_per_minute: int | None = 700,
-                 index_threshold: int = 20_000):
+                 index_threshold: int = 20_000, cursor_ttl_seconds: int | None = None):
         self.data = data
+        self.cursor_ttl_seconds = cursor_ttl_seconds  # cursors older than this (sandbox clock) expire
+        self.forbidden_paths: set[str] = set()  # path substrings the token's user may not read
         self.email, self.api_token = email, api_token
         self.export_window = _Window(export_limit_per_minute)
         self.account_window = _Window(rate_limit_per_minute)
@@ -126,18 +168,27 @@ class ZendeskApp(App):
         if req.fault is not None and req.fault.kind == "bad_credentials" or auth.strip() != self._expected_auth:
             return Response.json({"error": "Couldn't authenticate you"}, 401)
         ok, remaining, retry = self.account_window.hit()
-        limit_headers = {"X-Rate-Limit": str(self.account_window.limit or 700),
-                         "X-Rate-Limit-Remaining": str(remaining)}
+        limit = str(self.account_window.limit or 700)
+        limit_headers = {"X-Rate-Limit": limit, "X-Rate-Limit-Remaining": str(remaining),
+                         "ratelimit-limit": limit, "ratelimit-remaining": str(remaining),
+                         "ratelimit-reset": str(max(1, retry or 60))}
         if not ok:
             return _error(429, "APIRateLimitExceeded", "Number of allowed API requests per minute exceeded",
                           {**limit_headers, "Retry-After": str(retry)})
         if req.method != "GET":
             return _error(405, "MethodNotAllowed", "The sandbox serves read endpoints only")
         path = req.path
+        if any(p in path for p in self.forbidden_paths):
+            resp = _forbidden()
+            resp.headers.update(limit_headers)
+            return resp
         if path in ("/api/v2/incremental/tickets/cursor.json", "/api/v2/incremental/users/cursor.json"):
             ok, remaining, retry = self.export_window.hit()
             export_headers = {"X-Rate-Limit": str(self.export_window.limit or 700),
-                              "X-Rate-Limit-Remaining": str(remaining)}
+                              "X-Rate-Limit-Remaining": str(remaining),
+                              "ratelimit-limit": str(self.export_window.limit or 700),
+                              "ratelimit-remaining": str(remaining),
+                              "ratelimit-reset": str(max(1, retry or 60))}
             if not ok:
                 return _error(429, "APIRateLimitExceeded",
                               "Number of allowed incremental export API requests per minute exceeded",
@@ -145,6 +196,9 @@ class ZendeskApp(App):
             kind = "tickets" if "/tickets/" in path else "users"
             resp = self._export(req, kind)
             resp.headers.update(export_headers)
+            if kind == "tickets":
+                resp.headers["zendesk-ratelimit-tickets-index"] = (
+                    f"total={self.export_window.limit or 700}; remaining={remaining}; resets=60")
             return resp
         with self.data.lock:
             if m := _TICKET_COMMENTS.match(path):
@@ -172,14 +226,18 @@ class ZendeskApp(App):
         return rec
 
     # ------------------------------------------------------------------ incremental exports
-    def _keys(self, kind: str) -> list[tuple[str, int, int]]:
-        """(updated_at, id, position) sorted: the export order."""
+    def _keys(self, kind: str) -> list[tuple]:
+        """(generated_timestamp, id, position) of tickets, (updated_at, id, position) of users,
+        sorted: the export order."""
         records = self.data.zendesk_tickets if kind == "tickets" else self.data.zendesk_users
         stamp = (self.data.version, len(records))
         cached = self._indexes.get(kind)
         if len(records) >= self.index_threshold and cached and cached[0] == stamp:
             return cached[1]
-        keys = sorted((str(r.get("updated_at") or ""), r["id"], i) for i, r in enumerate(records))
+        if kind == "tickets":
+            keys = sorted((_ticket_position(r), r["id"], i) for i, r in enumerate(records))
+        else:
+            keys = sorted((str(r.get("updated_at") or ""), r["id"], i) for i, r in enumerate(records))
         self._indexes[kind] = (stamp, keys)
         return keys
 
@@ -200,6 +258,10 @@ class ZendeskApp(App):
                     position = decode_cursor(cursor)
                 except ValueError:
                     return _error(422, "InvalidValue", "Invalid cursor")
+                if self._expired(position):
+                    return _error(422, "InvalidValue", "Cursor expired. Restart the export with a start_time.")
+                if kind == "tickets":
+                    position = (_epoch_of(position[0]), position[1])
             elif start_time is not None:
                 try:
                     start = int(start_time)
@@ -208,7 +270,10 @@ class ZendeskApp(App):
                 if start > now_epoch - 60:
                     return _error(422, "InvalidValue",
                                   "Too recent start_time. Use a start_time older than one minute.")
-                position = (_iso(max(0, start - 1)), _END) if start > 0 else ("", _END)
+                if kind == "tickets":
+                    position = (start - 1, _END)
+                else:
+                    position = (_iso(max(0, start - 1)), _END) if start > 0 else ("", _END)
             else:
                 return _error(400, "InvalidValue", "start_time or cursor is required")
             records = self.data.zendesk_tickets if kind == "tickets" else self.data.zendesk_users
@@ -220,11 +285,12 @@ class ZendeskApp(App):
             if exclude_deleted:
                 items = [t for t in items if t.get("status") != "deleted"]
             end_of_stream = lo + per_page >= len(keys)
-            if chunk:
+            if end_of_stream and (not chunk or not cursor):
+                after = None  # recorded traffic: the last page may carry no cursor at all
+            elif chunk:
                 after = encode_cursor(chunk[-1][0], chunk[-1][1])
             else:
-                after = cursor or base64.b64encode(
-                    f"{max(0, int(start_time) - 1)}.0||{_END}|".encode()).decode()
+                after = cursor
             body = {kind: [self._absolute(req, r) for r in items]}
             includes = {s.strip() for s in (req.arg("include") or "").split(",") if s.strip()}
             if "users" in includes and kind == "tickets":
@@ -235,10 +301,16 @@ class ZendeskApp(App):
                                          if o["id"] in org_ids]
         path = req.path
         body.update({
-            "after_url": f"{req.base_url}{path}?cursor={after}", "after_cursor": after,
+            "after_url": f"{req.base_url}{path}?cursor={after}" if after else None, "after_cursor": after,
             "before_url": None, "before_cursor": None, "end_of_stream": end_of_stream,
         })
         return Response.json(body)
+
+    def _expired(self, position: tuple) -> bool:
+        if not self.cursor_ttl_seconds:
+            return False
+        epoch = _epoch_of(position[0])
+        return epoch < int(self.data.now.timestamp()) - self.cursor_ttl_seconds
 
     def _users_for(self, req: Request, items: list[dict]) -> list[dict]:
         wanted = set()
@@ -246,7 +318,8 @@ class ZendeskApp(App):
             for key in ("requester_id", "submitter_id", "assignee_id"):
                 if t.get(key):
                     wanted.add(t[key])
-            wanted.update(t.get("collaborator_ids") or [])
+            for key in ("collaborator_ids", "email_cc_ids", "follower_ids"):
+                wanted.update(t.get(key) or [])
         users = self.data.zendesk_users
         out = []
         for uid in sorted(wanted):
@@ -369,8 +442,15 @@ def _decode_page_cursor(cursor: str) -> int:
 
 
 def _render_comment(comment: dict) -> dict:
+    """`html_body` from the body's paragraphs and lines; `plain_body` reflowed from the HTML as
+    Zendesk does it (lines of a paragraph joined, runs of spaces collapsed): not equal to `body`."""
+    if "html_body" in comment and "plain_body" in comment:
+        return comment
     body = comment.get("body") or ""
-    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n"))
-    return {**comment, "html_body": f'<div class="zd-comment" dir="auto">{paragraphs}</div>',
-            "plain_body": body}
+    paragraphs = [p for p in body.split("\n\n")]
+    markup = "".join("<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
+                     for p in paragraphs)
+    plain = "\n\n".join(" ".join(p.split()) for p in paragraphs).strip()
+    return {**comment, "html_body": f'<div class="zd-comment" dir="auto">{markup}</div>',
+            "plain_body": plain}
 

@@ -92,6 +92,13 @@ zendesk_tickets = sa.Table(
     sa.Column("created_at", sa.DateTime, comment="UTC"),
     sa.Column("updated_at", sa.DateTime, comment="UTC"),
     sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+    sa.Column("email_cc_ids", sa.Text, comment="JSON list of user ids in CC"),
+    sa.Column("collaborator_ids", sa.Text, comment="JSON list of user ids"),
+    sa.Column("follower_ids", sa.Text, comment="JSON list of user ids"),
+    sa.Column("via_source_from_name", sa.Text, comment="sender name of an email ticket"),
+    sa.Column("parse_error", sa.Text, comment="why a field of the record did not parse (quarantined)"),
+    sa.Column("comments_updated_at", sa.DateTime,
+              comment="UTC; the updated_at whose comments are stored (older: comments to fetch)"),
 )
 
 zendesk_users = sa.Table(
@@ -105,6 +112,9 @@ zendesk_users = sa.Table(
     sa.Column("external_id", sa.Text),
     sa.Column("updated_at", sa.DateTime, comment="UTC"),
     sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+    sa.Column("active", sa.Boolean, comment="false: a deleted user"),
+    sa.Column("suspended", sa.Boolean),
+    sa.Column("parse_error", sa.Text, comment="why a field of the record did not parse (quarantined)"),
 )
 
 zendesk_comments = sa.Table(
@@ -118,6 +128,7 @@ zendesk_comments = sa.Table(
     sa.Column("via_channel", sa.Text),
     sa.Column("created_at", sa.DateTime, comment="UTC"),
     sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+    sa.Column("parse_error", sa.Text, comment="why a field of the record did not parse (quarantined)"),
 )
 sa.Index("ix_zendesk_comments_ticket_id", zendesk_comments.c.ticket_id)
 

@@ -18,13 +18,22 @@ TICKET_DESCRIPTIONS = {
     "id": "Zendesk ticket id",
     "status": "new, open, pending, hold, solved, closed, or deleted",
     "requester_id": "zendesk_users.id of the requester",
-    "tags": "JSON list of tags (dispute tags put invoices on hold)",
-    "from_address": "sender address of an email ticket",
+    "tags": "JSON list of tags (dispute tags put invoices on hold; closed_by_merge on a merged ticket)",
+    "via_channel": "how the ticket came in (email, web, api, ...; a via id is mapped to its name)",
+    "from_address": "via.source.from.address: the sender of an email ticket (the customer of a forwarded mail)",
+    "via_source_from_name": "via.source.from.name: the sender's name",
+    "email_cc_ids": "JSON list of the user ids in CC",
+    "collaborator_ids": "JSON list of the collaborators' user ids",
+    "follower_ids": "JSON list of the followers' user ids",
+    "parse_error": "why a field did not parse (the record is quarantined); null when fine",
     "updated_at": "last change in Zendesk (UTC); the newest copy wins",
     "extracted_at": "when this pipeline wrote the row (UTC)",
 }
 USER_DESCRIPTIONS = {
     "role": "end-user (a customer contact), agent or admin",
+    "email": "null for contacts without one (phone contacts)",
+    "active": "false: a deleted user",
+    "suspended": "true: a suspended user (their mails land in the suspended queue)",
     "updated_at": "last change in Zendesk (UTC); the newest copy wins",
 }
 COMMENT_DESCRIPTIONS = {
@@ -84,7 +93,7 @@ def zendesk_tickets_and_users(
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_tickets_and_users(
             client, wh, extracted_at=datetime.now(UTC), start_time=zendesk.start_time,
-            log=context.log.info,
+            log=context.log.info, warn=context.log.warning,
         )
     tickets, users = outcome.tickets, outcome.users
     newest = tickets["updated_at"].max() if not tickets.empty else None
@@ -97,7 +106,11 @@ def zendesk_tickets_and_users(
                 "pages": dg.MetadataValue.int(outcome.ticket_pages),
                 "deleted_this_run": dg.MetadataValue.int(int((tickets["status"] == parse.DELETED).sum())),
                 "cursor": dg.MetadataValue.text(outcome.tickets_cursor or ""),
+                "next_start_time": dg.MetadataValue.int(outcome.tickets_start_time or 0),
                 "resumed_from_cursor": dg.MetadataValue.bool(outcome.resumed),
+                "cursor_restarted": dg.MetadataValue.bool(outcome.cursor_restarted),
+                "records_with_parse_errors": dg.MetadataValue.int(int(tickets["parse_error"].notna().sum())),
+                "records_left_out": dg.MetadataValue.text("\n".join(outcome.unstorable)),
                 "newest_updated_at": dg.MetadataValue.text(
                     pd.Timestamp(newest).isoformat() if newest is not None else ""
                 ),
@@ -127,11 +140,14 @@ def zendesk_tickets_and_users(
 def zendesk_comments(
     context: dg.AssetExecutionContext, zendesk: ZendeskResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Comments (the email history) of the customer tickets changed since the last run: public
-    replies and internal notes. Deleted tickets and tickets requested by agents are skipped."""
+    """Comments (the email history) of the customer tickets changed since their comments were
+    fetched: public replies and internal notes. Deleted tickets and agents' own tickets (no
+    outside sender, CC or collaborator) are skipped. A ticket whose comments cannot be fetched
+    is named in `failed_tickets` and retried next run; the others are written."""
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_comments(client, wh, extracted_at=datetime.now(UTC), log=context.log.info,
+                                        warn=context.log.warning,
                                         concurrency=zendesk.comments_concurrency)
     comments = outcome.comments
     return dg.MaterializeResult(
@@ -142,7 +158,13 @@ def zendesk_comments(
                 "tickets_fetched": dg.MetadataValue.int(outcome.tickets),
                 "pages": dg.MetadataValue.int(outcome.pages),
                 "tickets_gone": dg.MetadataValue.int(len(outcome.skipped_tickets)),
-                "cursor": dg.MetadataValue.text(wh.get_state(load.COMMENTS_MARK_KEY) or ""),
+                # Their comments stay due: the next run fetches them again.
+                "failed_tickets": dg.MetadataValue.json(
+                    [{"ticket_id": t, "error": e} for t, e in outcome.failed_tickets.items()]),
+                "failed_ticket_ids": dg.MetadataValue.text(", ".join(map(str, outcome.failed_tickets))),
+                "retried_tickets": dg.MetadataValue.text(", ".join(map(str, outcome.retried_tickets))),
+                "deferred_tickets": dg.MetadataValue.int(len(outcome.deferred_tickets)),
+                "records_with_parse_errors": dg.MetadataValue.int(int(comments["parse_error"].notna().sum())),
             },
         ),
     )

@@ -1,15 +1,18 @@
 """HTTP client of the Zendesk Support API: incremental cursor exports and ticket comments.
 
-No Dagster here: the assets layer passes the pages on to the warehouse. Transient faults (429
-with Retry-After, 5xx, dropped connections, timeouts) are retried by urllib3's `Retry` on the
-requests session; the incremental export endpoints' own budget (10 requests per minute) is kept
-by a client-side sliding-window limiter that only sleeps once the budget is used up. Errors that
+No Dagster here: the assets layer passes the pages on to the warehouse. Transient faults (5xx,
+dropped connections, timeouts) are retried by urllib3's `Retry` on the requests session. A 429
+is waited out as long as Zendesk asks (Retry-After, else `ratelimit-reset`) within a total time
+budget per request, not a fixed count: a rate-limit storm of a few minutes costs minutes, not
+the night. The incremental export endpoints' own budget (10 requests per minute) is kept by a
+client-side sliding-window limiter that only sleeps once the budget is used up. Errors that
 retrying cannot fix get their own exception class and a message that says what to do. The API
 token is never part of a message, a log line or a repr.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import time
 from collections import deque
@@ -30,7 +33,9 @@ COMMENTS_PATH = "/api/v2/tickets/{ticket_id}/comments.json"
 
 # Zendesk refuses a start_time less than a minute old (422 "Too recent start_time").
 MIN_START_TIME_AGE_SECONDS = 60
-_RETRY_STATUSES = (429, 500, 502, 503, 504)
+_RETRY_STATUSES = (500, 502, 503, 504)  # urllib3 retries these; 429 is waited out below
+_RATE_LIMITED = 429
+_DEFAULT_429_WAIT = 10.0  # seconds, when a 429 names no wait at all
 _MAX_START_TIME_CLAMPS = 3
 
 
@@ -60,16 +65,27 @@ class ZendeskRequestError(ZendeskError):
         self.description = description
 
 
+class ZendeskInvalidCursorError(ZendeskRequestError):
+    """422 on a cursor: the stored cursor expired or is not valid; restart from a time."""
+
+
 class ZendeskUnreachableError(ZendeskError):
     """No answer at all: DNS, refused or dropped connections, timeouts (after the retries)."""
 
 
 class ZendeskRetriesExhaustedError(ZendeskError):
-    """Zendesk kept answering 429/5xx after every retry."""
+    """Zendesk kept answering 5xx after every retry, or 429 beyond the waiting budget."""
 
 
 class ZendeskResponseError(ZendeskError):
     """An answer that is not the JSON document the endpoint promises."""
+
+
+class _Retry(LoggingRetry):
+    """urllib3 would retry a 429 carrying Retry-After a fixed number of times: the client waits
+    those out itself, within its time budget."""
+
+    RETRY_AFTER_STATUS_CODES = frozenset({413, 503})
 
 
 class SlidingWindowLimiter:
@@ -142,6 +158,7 @@ class ZendeskClient:
         timeout_seconds: float = 60.0,
         max_retries: int = 5,
         backoff_factor: float = 0.5,
+        rate_limit_budget_seconds: float = 900.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
@@ -157,6 +174,9 @@ class ZendeskClient:
         self.comments_page_size = comments_page_size
         self.timeout_seconds = timeout_seconds
         self.max_retries = max_retries
+        self.rate_limit_budget_seconds = rate_limit_budget_seconds
+        self._clock = clock
+        self._sleep = sleep
         self._wall_clock = wall_clock
         self._log = logger or log
         self.export_limiter = SlidingWindowLimiter(
@@ -166,7 +186,7 @@ class ZendeskClient:
                 f" waiting {s:.1f} s"
             ),
         )
-        retry = LoggingRetry(
+        retry = _Retry(
             on_retry=lambda msg: self._log.warning(f"Zendesk: {msg}"),
             total=max_retries,
             connect=max_retries,
@@ -177,7 +197,7 @@ class ZendeskClient:
             status_forcelist=_RETRY_STATUSES,
             backoff_factor=backoff_factor,
             respect_retry_after_header=True,
-            # The last 429/5xx answer comes back to us so the error can quote its status.
+            # The last 5xx answer comes back to us so the error can quote its status.
             raise_on_status=False,
         )
         session = retrying_session(retry, pool_maxsize=32)  # comments fetch concurrently
@@ -223,6 +243,11 @@ class ZendeskClient:
             try:
                 data = self._get(path, params, export=True)
             except ZendeskRequestError as exc:
+                if exc.status == 422 and "cursor" in params:
+                    raise ZendeskInvalidCursorError(
+                        f"Zendesk refused the cursor of GET {path} (422: {exc.description or exc.error});"
+                        f" it expired or is not valid", exc.status, exc.error, exc.description,
+                    ) from None
                 # Our clock may run ahead of Zendesk's: move start_time back and ask again.
                 if not _too_recent_start_time(exc) or "start_time" not in params:
                     raise
@@ -271,11 +296,32 @@ class ZendeskClient:
 
     # -- transport -----------------------------------------------------------------------------
     def _get(self, path: str, params: dict[str, Any], *, export: bool = False) -> dict[str, Any]:
+        """One GET; a 429 is waited out (as long as Zendesk asks) within the budget."""
+        waited = 0.0
+        started = self._clock()
+        while True:
+            resp = self._send(path, params, export)
+            if resp.status_code != _RATE_LIMITED:
+                return self._decode(resp, path)
+            wait = _retry_after(resp)
+            spent = max(waited, self._clock() - started)
+            if spent + wait > self.rate_limit_budget_seconds:
+                raise ZendeskRetriesExhaustedError(
+                    f"Zendesk kept answering 429 (rate limited) to GET {path}: waited {spent:.0f} s,"
+                    f" another {wait:.0f} s would pass the budget of {self.rate_limit_budget_seconds:.0f} s"
+                    f" (rate_limit_budget_seconds); the account's API limit is used up by other clients"
+                )
+            self._log.warning(f"Zendesk rate limit (429) on GET {path}: waiting {wait:.0f} s as asked"
+                              f" ({spent:.0f} s of {self.rate_limit_budget_seconds:.0f} s waited so far)")
+            self._sleep(wait)
+            waited += wait
+
+    def _send(self, path: str, params: dict[str, Any], export: bool) -> requests.Response:
         if export:
             self.export_limiter.acquire()
         url = self.base_url + path
         try:
-            resp = self._session.get(url, params=params, timeout=self.timeout_seconds)
+            return self._session.get(url, params=params, timeout=self.timeout_seconds)
         except requests.exceptions.RetryError as exc:  # defensive: raise_on_status is off
             raise ZendeskRetriesExhaustedError(
                 f"Zendesk GET {path} still failed after {self.max_retries} retries ({_reason(exc)})"
@@ -287,7 +333,6 @@ class ZendeskClient:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise ZendeskError(f"Zendesk GET {path} failed: {_reason(exc)}") from None
-        return self._decode(resp, path)
 
     def _decode(self, resp: requests.Response, path: str) -> dict[str, Any]:
         status = resp.status_code
@@ -297,8 +342,10 @@ class ZendeskClient:
                 f" ZENDESK_API_TOKEN (the token must be active and token access enabled)"
             )
         if status == 403:
+            _title, message = _error_fields(resp)
+            said = f" (Zendesk: {message})" if message else ""
             raise ZendeskPermissionError(
-                f"Zendesk user {self.email} may not read GET {path} (403): incremental exports"
+                f"Zendesk user {self.email} may not read GET {path} (403){said}: incremental exports"
                 f" and comments need an admin or an agent with access to all tickets"
             )
         if status == 404:
@@ -347,6 +394,23 @@ def _export_page(data: dict[str, Any], key: str, path: str) -> ExportPage:
         after_cursor=data.get("after_cursor") or None,
         end_of_stream=bool(data.get("end_of_stream")),
     )
+
+
+def _retry_after(resp: requests.Response) -> float:
+    """Seconds Zendesk asks to wait: Retry-After, else ratelimit-reset, else a default."""
+    for header in ("Retry-After", "ratelimit-reset"):
+        value = resp.headers.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:  # Retry-After may be an HTTP date
+                when = email.utils.parsedate_to_datetime(value)
+                return max(0.0, when.timestamp() - time.time())
+            except (TypeError, ValueError):
+                continue
+    return _DEFAULT_429_WAIT
 
 
 def _too_recent_start_time(exc: ZendeskRequestError) -> bool:

@@ -1,9 +1,12 @@
 """Zendesk JSON records to typed frames with exactly the columns of the warehouse tables.
 
-Pure: no I/O, no clock (the extraction time is passed in). A record that cannot be stored (no
-id, a timestamp that does not parse, a list where text is expected) raises `ZendeskDataError`
-naming the record and the field. Values the rules may not know (a new ticket status) pass
-through unchanged for the data-quality checks to judge.
+Pure: no I/O, no clock (the extraction time is passed in). One odd record never fails a page:
+a field that does not fit (a list where text is expected, a timestamp that does not parse, a
+`via.channel` that is neither a name nor a via id) becomes null and the record keeps the reason
+in `parse_error`, which the data-quality rule `fields_parse` quarantines. A record that cannot
+be stored at all (no integer id, a ticket without a status) is left out and described in the
+caller's `unstorable` list (or raises `ZendeskDataError` when no list is given). Values the
+rules may not know (a new ticket status) pass through unchanged for the checks to judge.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import pandas as pd
 
 from dunning_pipeline.warehouse import schema
 
-TICKET_COLUMNS = [c.name for c in schema.zendesk_tickets.columns]
+# comments_updated_at belongs to the comments extraction: the tickets upsert leaves it alone.
+COMMENTS_SYNC_COLUMN = "comments_updated_at"
+TICKET_COLUMNS = [c.name for c in schema.zendesk_tickets.columns if c.name != COMMENTS_SYNC_COLUMN]
 USER_COLUMNS = [c.name for c in schema.zendesk_users.columns]
 COMMENT_COLUMNS = [c.name for c in schema.zendesk_comments.columns]
 
@@ -25,82 +30,147 @@ DELETED = "deleted"
 # Roles of Zendesk staff: their own tickets are not customer correspondence.
 STAFF_ROLES = frozenset({"agent", "admin"})
 
+# `via.channel` may be a via id (an integer): the channel name the ticket API uses for it, else
+# the via type (Zendesk's "Via types reference"). An id not listed is kept as its number.
+VIA_CHANNELS = {
+    0: "web", 4: "email", 5: "api", 8: "rule", 9: "linked_problem", 10: "group_deletion",
+    11: "user_change", 12: "user_deletion", 13: "group_change", 14: "resource_push", 15: "iphone",
+    16: "get_satisfaction", 17: "web", 19: "merge", 20: "web", 21: "recovered_from_suspended_tickets",
+    22: "automatic_solution_suggestions", 23: "twitter", 24: "forum", 25: "user_merge", 26: "twitter",
+    27: "web", 28: "logmein_rescue", 29: "chat", 30: "twitter", 31: "api", 32: "macro_reference",
+    33: "voice", 34: "voice", 35: "voice", 36: "api", 37: "text_message", 38: "facebook", 39: "api",
+    40: "api", 41: "facebook", 44: "voice", 45: "voice", 46: "voice",
+}
+
 
 class ZendeskDataError(ValueError):
     """A Zendesk record that cannot be stored; the message names the record and the field."""
 
 
-def tickets_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime) -> pd.DataFrame:
+class _Fields:
+    """Reads the fields of one record: a field that does not fit is null, its problem noted."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.errors: list[str] = []
+
+    def read(self, reader, *args, **kwargs):
+        try:
+            return reader(*args, **kwargs)
+        except ZendeskDataError as exc:
+            self.errors.append(str(exc))
+            return None
+
+    def mapping(self, rec: Mapping[str, Any], key: str, label: str | None = None) -> Mapping[str, Any]:
+        return self.read(_mapping, rec, key, self.what, label) or {}
+
+    def error_text(self) -> str | None:
+        return "; ".join(self.errors) if self.errors else None
+
+
+def _storable_id(rec: Any, kind: str, unstorable: list[str] | None) -> int | None:
+    try:
+        return _id(rec, "id", kind)
+    except ZendeskDataError as exc:
+        if unstorable is None:
+            raise
+        unstorable.append(str(exc))
+        return None
+
+
+def tickets_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime,
+                  unstorable: list[str] | None = None) -> pd.DataFrame:
     """Tickets of the incremental export, one row per record (not yet de-duplicated)."""
     rows = []
     for rec in records:
-        tid = _id(rec, "id", "ticket")
+        tid = _storable_id(rec, "ticket", unstorable)
+        if tid is None:
+            continue
         what = f"ticket {tid}"
-        via = _mapping(rec, "via", what)
-        source = _mapping(via, "source", what, "via.source")
-        sender = _mapping(source, "from", what, "via.source.from")
-        status = _text(rec, "status", what)
-        if status is None:
-            raise ZendeskDataError(f"{what}: field 'status' is missing")
+        f = _Fields(what)
+        status = f.read(_text, rec, "status", what)
+        if status is None:  # the table cannot hold a ticket without a status
+            problem = f.error_text() or f"{what}: field 'status' is missing"
+            if unstorable is None:
+                raise ZendeskDataError(problem)
+            unstorable.append(problem)
+            continue
+        via = f.mapping(rec, "via")
+        source = f.mapping(via, "source", "via.source")
+        sender = f.mapping(source, "from", "via.source.from")
         rows.append({
             "id": tid,
             "status": status,
-            "subject": _text(rec, "subject", what),
-            "description": _text(rec, "description", what),
-            "requester_id": _id(rec, "requester_id", what, required=False),
-            "organization_id": _id(rec, "organization_id", what, required=False),
-            "tags": _tags(rec, what),
-            "via_channel": _text(via, "channel", what, "via.channel"),
-            "from_address": _text(sender, "address", what, "via.source.from.address"),
+            "subject": f.read(_text, rec, "subject", what),
+            "description": f.read(_text, rec, "description", what),
+            "requester_id": f.read(_id, rec, "requester_id", what, required=False),
+            "organization_id": f.read(_id, rec, "organization_id", what, required=False),
+            "tags": f.read(_tags, rec, what),
+            "via_channel": f.read(_channel, via, what, "via.channel"),
+            "from_address": f.read(_text, sender, "address", what, "via.source.from.address"),
             "created_at": rec.get("created_at"),
             "updated_at": rec.get("updated_at"),
+            "email_cc_ids": f.read(_id_list, rec, "email_cc_ids", what),
+            "collaborator_ids": f.read(_id_list, rec, "collaborator_ids", what),
+            "follower_ids": f.read(_id_list, rec, "follower_ids", what),
+            "via_source_from_name": f.read(_text, sender, "name", what, "via.source.from.name"),
+            "parse_error": f.error_text(),
         })
     frame = _frame(rows, TICKET_COLUMNS, ("requester_id", "organization_id"))
     frame = _timestamps(frame, ("created_at", "updated_at"), "ticket", required=("updated_at",))
     return _finish(frame, TICKET_COLUMNS, extracted_at)
 
 
-def users_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime) -> pd.DataFrame:
+def users_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime,
+                unstorable: list[str] | None = None) -> pd.DataFrame:
     """Users, from the users export or side-loaded with tickets (not yet de-duplicated)."""
     rows = []
     for rec in records:
-        uid = _id(rec, "id", "user")
+        uid = _storable_id(rec, "user", unstorable)
+        if uid is None:
+            continue
         what = f"user {uid}"
+        f = _Fields(what)
         rows.append({
             "id": uid,
-            "email": _text(rec, "email", what),
-            "name": _text(rec, "name", what),
-            "organization_id": _id(rec, "organization_id", what, required=False),
-            "role": _text(rec, "role", what),
-            "external_id": _text(rec, "external_id", what, allow_number=True),
+            "email": f.read(_text, rec, "email", what),
+            "name": f.read(_text, rec, "name", what),
+            "organization_id": f.read(_id, rec, "organization_id", what, required=False),
+            "role": f.read(_text, rec, "role", what),
+            "external_id": f.read(_text, rec, "external_id", what, allow_number=True),
             "updated_at": rec.get("updated_at"),
+            "active": f.read(_bool, rec, "active", what),
+            "suspended": f.read(_bool, rec, "suspended", what),
+            "parse_error": f.error_text(),
         })
     frame = _frame(rows, USER_COLUMNS, ("organization_id",))
+    for col in ("active", "suspended"):
+        frame[col] = frame[col].astype("boolean")
     frame = _timestamps(frame, ("updated_at",), "user", required=())
     return _finish(frame, USER_COLUMNS, extracted_at)
 
 
-def comments_frame(
-    ticket_id: int, records: Iterable[Mapping[str, Any]], extracted_at: datetime
-) -> pd.DataFrame:
+def comments_frame(ticket_id: int, records: Iterable[Mapping[str, Any]], extracted_at: datetime,
+                   unstorable: list[str] | None = None) -> pd.DataFrame:
     """Comments of one ticket; `body` is the plain text (plain_body, else body)."""
     rows = []
     for rec in records:
-        cid = _id(rec, "id", f"comment of ticket {ticket_id}")
+        cid = _storable_id(rec, f"comment of ticket {ticket_id}", unstorable)
+        if cid is None:
+            continue
         what = f"comment {cid} of ticket {ticket_id}"
-        via = _mapping(rec, "via", what)
-        public = rec.get("public")
-        if public is not None and not isinstance(public, bool):
-            raise ZendeskDataError(f"{what}: field 'public' is {public!r}, expected true or false")
-        body = _text(rec, "plain_body", what)
+        f = _Fields(what)
+        via = f.mapping(rec, "via")
+        body = f.read(_text, rec, "plain_body", what)
         rows.append({
             "id": cid,
             "ticket_id": int(ticket_id),
-            "author_id": _id(rec, "author_id", what, required=False),
-            "public": public,
-            "body": body if body is not None else _text(rec, "body", what),
-            "via_channel": _text(via, "channel", what, "via.channel"),
+            "author_id": f.read(_id, rec, "author_id", what, required=False),
+            "public": f.read(_bool, rec, "public", what),
+            "body": body if body is not None else f.read(_text, rec, "body", what),
+            "via_channel": f.read(_channel, via, what, "via.channel"),
             "created_at": rec.get("created_at"),
+            "parse_error": f.error_text(),
         })
     frame = _frame(rows, COMMENT_COLUMNS, ("author_id",))
     frame["public"] = frame["public"].astype("boolean")
@@ -149,6 +219,33 @@ def _text(rec: Mapping[str, Any], key: str, what: str, label: str | None = None,
     raise ZendeskDataError(f"{what}: field {label or key!r} is {_short(value)}, expected text")
 
 
+def _channel(via: Mapping[str, Any], what: str, label: str) -> str | None:
+    """A channel name, or a via id mapped to its name (both are documented)."""
+    value = via.get("channel")
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return VIA_CHANNELS.get(value, str(value))
+    raise ZendeskDataError(f"{what}: field {label!r} is {_short(value)}, expected a channel name or a via id")
+
+
+def _bool(rec: Mapping[str, Any], key: str, what: str) -> bool | None:
+    value = rec.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise ZendeskDataError(f"{what}: field {key!r} is {_short(value)}, expected true or false")
+
+
+def _id_list(rec: Mapping[str, Any], key: str, what: str) -> str:
+    """A list of user ids as JSON text ("[]" when absent)."""
+    ids = rec.get(key)
+    if ids is None:
+        ids = []
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ZendeskDataError(f"{what}: field {key!r} is {_short(ids)}, expected a list of user ids")
+    return json.dumps(ids)
+
+
 def _mapping(rec: Mapping[str, Any], key: str, what: str, label: str | None = None) -> Mapping[str, Any]:
     value = rec.get(key)
     if value is None:
@@ -176,30 +273,35 @@ def _frame(rows: list[dict], columns: list[str], nullable_ids: tuple[str, ...]) 
     for col in nullable_ids:
         frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
     for col in data_cols:
-        if frame[col].dtype == object and col not in ("created_at", "updated_at", "public"):
+        if frame[col].dtype == object and col not in ("created_at", "updated_at", "public", "active",
+                                                      "suspended"):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
     return frame
 
 
 def _timestamps(frame: pd.DataFrame, cols: tuple[str, ...], kind: str, *,
                 required: tuple[str, ...]) -> pd.DataFrame:
-    """ISO 8601 text to naive UTC datetime64[us]; a value that does not parse names its record."""
+    """ISO 8601 text to naive UTC datetime64[us]; a value that does not parse (or a missing
+    required one) is null, and `parse_error` names the record and the field."""
     for col in cols:
         raw = frame[col]
         missing = raw.isna()
-        if col in required and missing.any():
-            bad = frame.loc[missing, "id"].iloc[0]
-            raise ZendeskDataError(f"{kind} {bad}: field {col!r} is missing")
         not_text = ~missing & ~raw.map(lambda v: isinstance(v, str))
         parsed = pd.to_datetime(raw.where(~not_text), utc=True, errors="coerce", format="ISO8601")
         bad_mask = not_text | (~missing & parsed.isna())
-        if bad_mask.any():
-            row = frame.loc[bad_mask].iloc[0]
-            raise ZendeskDataError(
-                f"{kind} {row['id']}: field {col!r} is {_short(row[col])}, expected an ISO 8601 timestamp"
-            )
+        for i in frame.index[bad_mask]:
+            _note(frame, i, f"{kind} {frame.at[i, 'id']}: field {col!r} is {_short(raw[i])},"
+                            f" expected an ISO 8601 timestamp")
+        if col in required:
+            for i in frame.index[missing]:
+                _note(frame, i, f"{kind} {frame.at[i, 'id']}: field {col!r} is missing")
         frame[col] = parsed.dt.tz_convert(None).astype("datetime64[us]")
     return frame
+
+
+def _note(frame: pd.DataFrame, i, problem: str) -> None:
+    before = frame.at[i, "parse_error"]
+    frame.at[i, "parse_error"] = f"{before}; {problem}" if isinstance(before, str) and before else problem
 
 
 def _finish(frame: pd.DataFrame, columns: list[str], extracted_at: datetime) -> pd.DataFrame:

@@ -26,7 +26,11 @@ class ZendeskResource(dg.ConfigurableResource):
         default=10, description="Budget of the incremental export endpoints (10; 30 with the add-on)"
     )
     timeout_seconds: float = Field(default=60.0, description="Per-request connect/read timeout")
-    max_retries: int = Field(default=5, description="Retries on 429 (after Retry-After), 5xx and dropped connections")
+    max_retries: int = Field(default=5, description="Retries on 5xx and dropped connections")
+    rate_limit_budget_seconds: float = Field(
+        default=900.0,
+        description="How long one request may wait out 429s in total, honouring Retry-After (seconds)",
+    )
     retry_backoff_seconds: float = Field(
         default=0.5, description="Exponential backoff factor between retries without Retry-After"
     )
@@ -62,6 +66,8 @@ class ZendeskResource(dg.ConfigurableResource):
                 raise settings.SettingsError(
                     f"zendesk resource: {name} must be between {low} and {high} (got {value})"
                 )
+        if self.rate_limit_budget_seconds < 0:
+            raise settings.SettingsError("zendesk resource: rate_limit_budget_seconds must be >= 0")
         if self.timeout_seconds <= 0:
             raise settings.SettingsError("zendesk resource: timeout_seconds must be positive")
         if self.start_time < 0:
@@ -76,5 +82,6 @@ class ZendeskResource(dg.ConfigurableResource):
             timeout_seconds=self.timeout_seconds,
             max_retries=self.max_retries,
             backoff_factor=self.retry_backoff_seconds,
+            rate_limit_budget_seconds=self.rate_limit_budget_seconds,
             logger=logger,
         )

@@ -136,7 +136,7 @@ def test_partners_companies_contacts_tags_languages(data):
 def test_zendesk_mirrors_the_customers(data):
     partner_emails = {p["email"].lower() for p in data.partners if p["email"]}
     end_users = [u for u in data.zendesk_users if u["role"] == "end-user"]
-    assert sum(u["email"].lower() in partner_emails for u in end_users) >= 0.8 * len(end_users)
+    assert sum((u["email"] or "").lower() in partner_emails for u in end_users) >= 0.8 * len(end_users)
     assert any(u["role"] in ("agent", "admin") for u in data.zendesk_users)
     org_ids = {o["id"] for o in data.zendesk_organizations}
     assert all(u["organization_id"] in org_ids for u in end_users if u["organization_id"])
@@ -194,8 +194,12 @@ def test_advance_night_stamps_changes_after_everything_before(data):
         assert before_moves[mid]["name"] == "/" and d.move(mid)["name"].startswith("INV")
     assert changes.new_invoices and all(mid not in before_moves for mid in changes.new_invoices)
     touched = {t["id"] for t in d.zendesk_tickets if before_tickets.get(t["id"]) != t}
-    assert touched == set(changes.tickets_updated) | set(changes.tickets_new)
-    assert all(d.ticket(tid)["updated_at"] > newest_ticket for tid in touched)
+    changed = set(changes.tickets_updated) | set(changes.tickets_new)
+    assert touched == changed | set(changes.tickets_resent) and changes.tickets_resent
+    assert all(d.ticket(tid)["updated_at"] > newest_ticket for tid in changed)
+    for tid in changes.tickets_resent:  # re-sent: a later generated_timestamp, nothing else changed
+        assert d.ticket(tid) == {**before_tickets[tid], "generated_timestamp": d.ticket(tid)["generated_timestamp"]}
+        assert d.ticket(tid)["generated_timestamp"] > before_tickets[tid]["generated_timestamp"]
     all_comments = {c["id"] for thread in d.zendesk_comments.values() for c in thread}
     assert set(changes.comments_new) <= all_comments
     assert d.moves == sorted(d.moves, key=lambda m: m["id"])
@@ -206,3 +210,47 @@ def test_generate_rejects_bad_arguments():
         sd.generate(customers=0)
     with pytest.raises(TypeError, match="date"):
         sd.generate(as_of="2026-03-02")
+
+
+def test_zendesk_has_the_shapes_of_real_accounts_and_the_named_scenarios():
+    d = sd.generate(seed=7, customers=40, invoices=400, as_of=AS_OF)
+    users = {u["id"]: u for u in d.zendesk_users}
+    assert any(u["email"] is None for u in users.values())
+    assert any(not u["active"] for u in users.values()) and any(u["suspended"] for u in users.values())
+    assert any(isinstance(t["via"]["channel"], int) for t in d.zendesk_tickets)
+    assert any(isinstance(c["via"]["channel"], int) for th in d.zendesk_comments.values() for c in th)
+    assert any(t["email_cc_ids"] for t in d.zendesk_tickets if t["id"] not in
+               {s["ticket_id"] for s in d.zendesk_scenarios.values()})
+    sc = d.zendesk_scenarios
+    assert set(sc) == {"forwarded_dispute", "bookkeeper_cc", "payment_claim", "german_dispute",
+                       "reminder_pending", "internal_note", "merged_pair"}
+    moves = {m["id"]: m for m in d.moves}
+    for name, s in sc.items():
+        inv = moves[s["invoice_id"]]
+        assert inv["name"] == s["invoice_number"] and inv["commercial_partner_id"][0] == s["customer_id"]
+        assert inv["payment_state"] == "not_paid" and inv["invoice_date_due"] < AS_OF.isoformat(), name
+        assert d.ticket(s["ticket_id"])["status"] in ("open", "pending"), name
+    assert len({s["customer_id"] for s in sc.values()}) == len(sc)  # one customer each
+    fwd = d.ticket(sc["forwarded_dispute"]["ticket_id"])
+    assert users[fwd["requester_id"]]["role"] == "agent"
+    assert fwd["via"]["source"]["from"]["address"] == sc["forwarded_dispute"]["sender"]
+    assert sc["forwarded_dispute"]["written_as"] in fwd["description"]
+    assert sc["forwarded_dispute"]["invoice_number"] not in fwd["description"]  # only the short form
+    keeper = d.ticket(sc["bookkeeper_cc"]["ticket_id"])
+    assert users[keeper["requester_id"]]["organization_id"] is None
+    assert keeper["email_cc_ids"] == [sc["bookkeeper_cc"]["cc_user_id"]]
+    assert sc["bookkeeper_cc"]["written_as"].startswith("invoice ") and sc["bookkeeper_cc"]["written_as"] in keeper["description"]
+    assert "we have paid " + sc["payment_claim"]["invoice_number"] in d.ticket(sc["payment_claim"]["ticket_id"])["description"]
+    assert "Wir widersprechen der Rechnung".lower() in d.ticket(sc["german_dispute"]["ticket_id"])["description"].lower()
+    reminder = d.ticket(sc["reminder_pending"]["ticket_id"])
+    assert users[reminder["requester_id"]]["role"] == "agent" and reminder["via"]["source"]["from"] == {}
+    assert reminder["status"] == "pending" and sc["reminder_pending"]["invoice_number"] in reminder["description"]
+    note = d.zendesk_comments[sc["internal_note"]["ticket_id"]][-1]
+    assert not note["public"] and sc["internal_note"]["invoice_number"] in note["body"]
+    source, target = sc["merged_pair"]["source_ticket_id"], sc["merged_pair"]["target_ticket_id"]
+    assert "closed_by_merge" in d.ticket(source)["tags"] and d.ticket(source)["status"] == "closed"
+    assert f"merged into request #{target}" in d.zendesk_comments[source][-1]["body"]
+    assert f"Request #{source}" in d.zendesk_comments[target][-1]["body"]
+    assert "was closed and merged into this request" in d.zendesk_comments[target][-1]["body"]
+    again = sd.generate(seed=7, customers=40, invoices=400, as_of=AS_OF)
+    assert again.zendesk_scenarios == sc and again.zendesk_tickets == d.zendesk_tickets

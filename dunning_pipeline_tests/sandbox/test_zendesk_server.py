@@ -31,7 +31,8 @@ def get(sb, path, **params):
 
 
 def export(sb, kind="tickets", cursor=None, **params):
-    """Every page of an incremental export from `cursor` (or start_time=0): (items, pages, last cursor)."""
+    """Every page of an incremental export from `cursor` (or start_time=0): (items, pages, last
+    cursor). Every page but the last carries a cursor; the last one may carry none."""
     items, pages = [], 0
     while True:
         query = dict(params, cursor=cursor) if cursor else dict(params, start_time=0)
@@ -40,11 +41,11 @@ def export(sb, kind="tickets", cursor=None, **params):
         body = resp.json()
         pages += 1
         items += body[kind]
-        assert body["after_cursor"] and body["after_url"].endswith(f"cursor={body['after_cursor']}")
         assert body["before_cursor"] is None
-        cursor = body["after_cursor"]
         if body["end_of_stream"]:
-            return items, pages, cursor
+            return items, pages, body["after_cursor"]
+        assert body["after_cursor"] and body["after_url"].endswith(f"cursor={body['after_cursor']}")
+        cursor = body["after_cursor"]
 
 
 def test_authentication_failures(sb):
@@ -59,9 +60,9 @@ def test_authentication_failures(sb):
 
 def test_full_export_in_pages_with_side_loaded_users(sb):
     tickets, pages, _ = export(sb, per_page=10, include="users")
-    assert pages == 5  # 45 tickets, 10 a page
+    assert pages == -(-len(sb.data.zendesk_tickets) // 10)  # 45 ordinary tickets and the scenarios, 10 a page
     assert [t["id"] for t in tickets] == [t["id"] for t in sorted(
-        sb.data.zendesk_tickets, key=lambda t: (t["updated_at"], t["id"]))]
+        sb.data.zendesk_tickets, key=lambda t: (t["generated_timestamp"], t["id"]))]
     assert tickets[0]["url"].startswith(sb.zendesk_url + "/api/v2/tickets/")
     page = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0, per_page=10, include="users").json()
     user_ids = {u["id"] for u in page["users"]}
@@ -90,12 +91,19 @@ def test_start_time_filters_and_must_be_a_minute_old(sb):
 def test_cursor_resumes_after_a_night_with_only_the_changes():
     with make() as sb:
         before, _, cursor = export(sb, per_page=7)
+        assert cursor  # the last page, reached by cursor with tickets on it, says where to resume
         again = get(sb, "/api/v2/incremental/tickets/cursor.json", cursor=cursor).json()
-        assert again["tickets"] == [] and again["end_of_stream"] and again["after_cursor"] == cursor
+        # Nothing new: the final page is empty and carries no cursor (resume from the old one).
+        assert again["tickets"] == [] and again["end_of_stream"] and again["after_cursor"] is None
+        assert again["after_url"] is None
         changes = sb.advance_night()
         after, _, cursor2 = export(sb, cursor=cursor, per_page=7)
         expected = set(changes.tickets_updated) | set(changes.tickets_new)
-        assert {t["id"] for t in after} == expected and expected
+        # Re-sent tickets come again: a new generated_timestamp, the same updated_at.
+        assert {t["id"] for t in after} == expected | set(changes.tickets_resent) and expected
+        for tid in changes.tickets_resent:
+            resent = next(t for t in after if t["id"] == tid)
+            assert resent["updated_at"] == next(t for t in before if t["id"] == tid)["updated_at"]
         assert set(changes.tickets_new).isdisjoint(t["id"] for t in before)
         updated = {t["id"]: t for t in after}
         for tid in changes.tickets_updated:
@@ -163,3 +171,50 @@ def test_faults(sb):
     with pytest.raises(requests.ConnectionError):
         get(sb, "/api/v2/tickets/1/comments.json")
     assert sb.faults.pending("zendesk") == []
+
+
+def test_rate_limit_headers_and_zendesks_nested_403_body():
+    with make() as sb:
+        resp = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0)
+        assert int(resp.headers["ratelimit-limit"]) > 0 and "ratelimit-remaining" in resp.headers
+        assert int(resp.headers["ratelimit-reset"]) >= 1
+        assert resp.headers["zendesk-ratelimit-tickets-index"].startswith("total=")
+        assert "ratelimit-remaining" in get(sb, "/api/v2/tickets/1/comments.json").headers
+        sb.zendesk.forbidden_paths.add("/comments.json")
+        denied = get(sb, "/api/v2/tickets/1/comments.json")
+        assert denied.status_code == 403
+        assert denied.json() == {"error": {"title": "Forbidden", "message": denied.json()["error"]["message"]}}
+        assert "You do not have access" in denied.json()["error"]["message"]
+
+
+def test_export_follows_generated_timestamp_and_the_last_page_may_carry_no_cursor():
+    with make() as sb:
+        # One page holds everything: it ends the stream without a cursor.
+        whole = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0).json()
+        assert whole["end_of_stream"] and whole["after_cursor"] is None and whole["after_url"] is None
+        # A ticket re-sent by Zendesk (generated_timestamp moves, updated_at does not) comes last.
+        quiet = sb.data.zendesk_tickets[0]
+        quiet["generated_timestamp"] = int(sb.data.now.timestamp()) - 120
+        again = get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0).json()["tickets"]
+        assert again[-1]["id"] == quiet["id"] and again[-1]["updated_at"] == quiet["updated_at"]
+        since = get(sb, "/api/v2/incremental/tickets/cursor.json",
+                    start_time=quiet["generated_timestamp"]).json()["tickets"]
+        assert [t["id"] for t in since] == [quiet["id"]]
+        # Cursors expire (when the sandbox is told to): 422, as an old cursor gets from Zendesk.
+        _, _, cursor = export(sb, per_page=7)
+        sb.zendesk.cursor_ttl_seconds = 60
+        expired = get(sb, "/api/v2/incremental/tickets/cursor.json", cursor=cursor)
+        assert expired.status_code == 422 and "expired" in expired.json()["description"]
+
+
+def test_comments_have_a_plain_body_reflowed_from_the_html(sb):
+    ticket = next(t for t in sb.data.zendesk_tickets
+                  if t["status"] != "deleted" and any("\n" in c["body"].replace("\n\n", "")
+                                                      for c in sb.data.zendesk_comments[t["id"]]))
+    body = get(sb, f"/api/v2/tickets/{ticket['id']}/comments.json").json()
+    served = {c["id"]: c for c in body["comments"]}
+    for c in sb.data.zendesk_comments[ticket["id"]]:
+        got = served[c["id"]]
+        assert got["body"] == c["body"] and got["html_body"].startswith("<div")
+        assert got["plain_body"] == "\n\n".join(" ".join(p.split()) for p in c["body"].split("\n\n"))
+    assert any(served[c["id"]]["plain_body"] != c["body"] for c in sb.data.zendesk_comments[ticket["id"]])

@@ -27,13 +27,46 @@ def all_ticket_ids(client):
     return [t["id"] for page in client.export_tickets() for t in page.records]
 
 
+class FakeTime:
+    """A clock that only moves when the client sleeps (the sandbox keeps real time)."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client_for(sb, fake: FakeTime, **kwargs) -> ZendeskClient:
+    res = resource_for(sb)
+    kwargs.setdefault("backoff_factor", 0.0)
+    return ZendeskClient(res.url, res.email, res.api_token, clock=fake.clock, sleep=fake.sleep, **kwargs)
+
+
 def test_429_waits_for_retry_after_then_succeeds(sandbox, retry_sleeps):
     sandbox.faults.set("zendesk", "rate_limit", count=2, retry_after=7)
-    with resource_for(sandbox).get_client() as zd:
+    fake = FakeTime()
+    with client_for(sandbox, fake) as zd:
         ids = all_ticket_ids(zd)
     assert sorted(ids) == [t["id"] for t in sandbox.data.zendesk_tickets]
     assert served(sandbox, TICKETS_EXPORT_PATH) == [("rate_limit", 429), ("rate_limit", 429), (None, 200)]
-    assert retry_sleeps == [7, 7]  # Zendesk's Retry-After, not our own backoff
+    assert fake.sleeps == [7, 7]  # Zendesk's Retry-After, not our own backoff
+
+
+def test_a_429_storm_is_waited_out_within_the_time_budget_not_a_count(sandbox, retry_sleeps):
+    # Twelve 429s in a row (six minutes of Retry-After) outlast any retry count, not the budget.
+    sandbox.faults.set("zendesk", "rate_limit", count=12, retry_after=30)
+    fake = FakeTime()
+    with client_for(sandbox, fake, max_retries=3, rate_limit_budget_seconds=900) as zd:
+        ids = all_ticket_ids(zd)
+    assert sorted(ids) == [t["id"] for t in sandbox.data.zendesk_tickets]
+    assert fake.sleeps == [30] * 12 and retry_sleeps == []
+    assert len(served(sandbox, TICKETS_EXPORT_PATH)) == 13
 
 
 def test_5xx_html_pages_and_dropped_connections_are_retried(sandbox, retry_sleeps):
@@ -55,12 +88,14 @@ def test_a_slow_answer_past_the_timeout_is_retried(sandbox, retry_sleeps):
     assert [f for f, _ in served(sandbox, COMMENTS)] == ["slow", None]
 
 
-def test_429_on_every_try_ends_with_a_clear_error(sandbox, retry_sleeps):
-    sandbox.faults.set("zendesk", "rate_limit", count=4, retry_after=1)
-    with resource_for(sandbox, max_retries=3).get_client() as zd, \
-            pytest.raises(ZendeskRetriesExhaustedError, match=r"429 .* after 3 retries"):
+def test_429_beyond_the_time_budget_ends_with_a_clear_error(sandbox, retry_sleeps):
+    sandbox.faults.set("zendesk", "rate_limit", count=12, retry_after=30)
+    fake = FakeTime()
+    with client_for(sandbox, fake, rate_limit_budget_seconds=200) as zd, \
+            pytest.raises(ZendeskRetriesExhaustedError, match=r"429 .*waited 180 s.* budget of 200 s"):
         all_ticket_ids(zd)
-    assert len(served(sandbox, TICKETS_EXPORT_PATH)) == 4
+    assert fake.sleeps == [30] * 6  # a seventh wait would pass the budget: Zendesk is not asked again
+    assert len(served(sandbox, TICKETS_EXPORT_PATH)) == 7
 
 
 def test_server_errors_on_every_try_quote_the_status_not_the_whole_page(sandbox, retry_sleeps):

@@ -4,12 +4,10 @@ incremental from the stored cursor; de-duplication; deleted tickets; comments pa
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
-import pytest
 
 from dunning_pipeline.sandbox import Sandbox
 from dunning_pipeline.zendesk import load
 from dunning_pipeline.zendesk.client import TICKETS_EXPORT_PATH, USERS_EXPORT_PATH
-from dunning_pipeline.zendesk.parse import ZendeskDataError
 from dunning_pipeline_tests.zendesk.conftest import resource_for
 
 NIGHT1 = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
@@ -29,9 +27,16 @@ def commented_ticket_ids(sb):
 
 
 def customer_ticket_ids(sb, ids=None):
+    """Tickets whose comments are customer correspondence: requested by a customer, or by an
+    agent on behalf of an outside sender (a forwarded mail) or with people in CC."""
     roles = {u["id"]: u["role"] for u in sb.data.zendesk_users}
+
+    def outside(t):
+        sender = ((t.get("via") or {}).get("source") or {}).get("from") or {}
+        return bool(sender.get("address") or t.get("email_cc_ids") or t.get("collaborator_ids"))
+
     return {t["id"] for t in sb.data.zendesk_tickets
-            if t["status"] != "deleted" and roles.get(t["requester_id"]) == "end-user"
+            if t["status"] != "deleted" and (roles.get(t["requester_id"]) == "end-user" or outside(t))
             and (ids is None or t["id"] in ids)}
 
 
@@ -43,8 +48,10 @@ def test_full_export_then_incremental_resume_from_the_stored_cursor(sandbox, war
     sb, wh = sandbox, warehouse
     # An agent's own ticket: not customer correspondence, so no comments are fetched for it.
     agent = next(u for u in sb.data.zendesk_users if u["role"] == "agent")
-    agents_ticket = next(t for t in sb.data.zendesk_tickets if t["status"] == "open")
+    agents_ticket = next(t for t in sb.data.zendesk_tickets if t["status"] == "open"
+                         and not t.get("email_cc_ids") and not t.get("collaborator_ids"))
     agents_ticket["requester_id"] = agent["id"]
+    agents_ticket["via"] = {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}}
     deleted = [t["id"] for t in sb.data.zendesk_tickets if t["status"] == "deleted"]
     assert deleted, "the sandbox should hold a deleted ticket"
 
@@ -54,9 +61,11 @@ def test_full_export_then_incremental_resume_from_the_stored_cursor(sandbox, war
     assert tickets["id"].tolist() == [t["id"] for t in sb.data.zendesk_tickets]
     assert dict(zip(tickets["id"], tickets["status"])) == {t["id"]: t["status"] for t in sb.data.zendesk_tickets}
     assert stored(wh, "zendesk_users")["id"].tolist() == [u["id"] for u in sb.data.zendesk_users]
-    assert not export.resumed and export.tickets_cursor
-    assert wh.get_state(load.TICKETS_CURSOR_KEY) == export.tickets_cursor
-    assert wh.get_state(load.USERS_CURSOR_KEY) == export.users_cursor
+    # One page held everything and carried no cursor: tomorrow starts at the newest change seen.
+    newest = max(t["generated_timestamp"] for t in sb.data.zendesk_tickets)
+    assert not export.resumed and export.tickets_cursor is None
+    assert wh.get_state(load.TICKETS_CURSOR_KEY) == "" and export.tickets_start_time == newest
+    assert int(wh.get_state(load.TICKETS_MARK_KEY)) == newest
 
     wanted = customer_ticket_ids(sb)
     assert commented_ticket_ids(sb) == wanted
@@ -73,11 +82,12 @@ def test_full_export_then_incremental_resume_from_the_stored_cursor(sandbox, war
     export2, comments2 = run(sb, wh, NIGHT2)
 
     exports = [r for r in sb.requests["zendesk"] if r["path"] == TICKETS_EXPORT_PATH]
-    assert [r["query"].get("cursor") for r in exports] == [export.tickets_cursor]
-    assert "start_time" not in exports[0]["query"]
+    assert [r["query"].get("start_time") for r in exports] == [str(newest)]
+    assert "cursor" not in exports[0]["query"]
     users_export = [r for r in sb.requests["zendesk"] if r["path"] == USERS_EXPORT_PATH]
-    assert users_export[0]["query"].get("cursor") == export.users_cursor
-    assert export2.resumed and set(export2.tickets["id"]) == changed
+    assert users_export[0]["query"].get("start_time") == str(export.users_start_time)
+    boundary = {t["id"] for t in sb.data.zendesk_tickets if t["generated_timestamp"] == newest}
+    assert export2.resumed and set(export2.tickets["id"]) == changed | set(changes.tickets_resent) | boundary
     tickets = stored(wh, "zendesk_tickets")
     assert len(tickets) == len(sb.data.zendesk_tickets)
     assert dict(zip(tickets["id"], tickets["status"])) == {t["id"]: t["status"] for t in sb.data.zendesk_tickets}
@@ -87,12 +97,14 @@ def test_full_export_then_incremental_resume_from_the_stored_cursor(sandbox, war
     assert new_customer_comments and new_customer_comments <= set(stored(wh, "zendesk_comments")["id"])
     assert set(comments2.comments["id"]) >= new_customer_comments
 
-    # Nothing changed since: nothing is fetched, nothing is written, the cursors stay put.
+    # Nothing changed since: only the newest second is re-read, no comment is fetched, the mark stays.
+    mark = wh.get_state(load.TICKETS_MARK_KEY)
     sb.clear_requests()
     export3, comments3 = run(sb, wh, NIGHT3)
-    assert export3.tickets.empty and export3.tickets_written == 0
+    assert set(export3.tickets["id"]) == {t["id"] for t in sb.data.zendesk_tickets
+                                          if t["generated_timestamp"] == int(mark)}
     assert comments3.tickets == 0 and commented_ticket_ids(sb) == set()
-    assert wh.get_state(load.TICKETS_CURSOR_KEY) == export3.tickets_cursor
+    assert wh.get_state(load.TICKETS_MARK_KEY) == mark
 
 
 def test_a_ticket_changed_during_the_export_is_kept_once_newest_wins(warehouse):
@@ -150,18 +162,24 @@ def test_a_ticket_deleted_later_keeps_its_row_with_status_deleted(sandbox, wareh
     assert commented_ticket_ids(sb) == set()
 
 
-def test_a_malformed_record_fails_the_run_names_it_and_leaves_the_previous_state(sandbox, warehouse):
+def test_a_malformed_record_is_stored_with_its_parse_error_and_the_export_goes_on(sandbox, warehouse):
     sb = sandbox
     run(sb, warehouse, NIGHT1, with_comments=False)
-    before = stored(warehouse, "zendesk_tickets")
-    cursor = warehouse.get_state(load.TICKETS_CURSOR_KEY)
+    mark = warehouse.get_state(load.TICKETS_MARK_KEY)
     changes = sb.advance_night()
     bad = sb.data.ticket(changes.tickets_new[0])
     bad["created_at"] = "31/02/2026"
-    with pytest.raises(ZendeskDataError, match=rf"ticket {bad['id']}: field 'created_at' is '31/02/2026'"):
-        run(sb, warehouse, NIGHT2, with_comments=False)
-    pd.testing.assert_frame_equal(stored(warehouse, "zendesk_tickets"), before)
-    assert warehouse.get_state(load.TICKETS_CURSOR_KEY) == cursor
+    odd = sb.data.ticket(changes.tickets_updated[0])
+    odd["via"] = {**odd["via"], "channel": ["email"]}
+    export, _ = run(sb, warehouse, NIGHT2, with_comments=False)
+    tickets = stored(warehouse, "zendesk_tickets").set_index("id")
+    assert f"ticket {bad['id']}: field 'created_at' is '31/02/2026'" in tickets.loc[bad["id"], "parse_error"]
+    assert pd.isna(tickets.loc[bad["id"], "created_at"]) and tickets.loc[bad["id"], "subject"] == bad["subject"]
+    assert "field 'via.channel' is ['email']" in tickets.loc[odd["id"], "parse_error"]
+    changed = set(changes.tickets_updated) | set(changes.tickets_new)
+    assert changed <= set(export.tickets["id"])  # every other change of the night arrived
+    assert tickets["parse_error"].notna().sum() == 2
+    assert int(warehouse.get_state(load.TICKETS_MARK_KEY)) > int(mark)
 
 
 def test_concurrent_comment_fetching_loads_exactly_what_a_sequential_run_loads(sandbox, sqlite_url, tmp_path):

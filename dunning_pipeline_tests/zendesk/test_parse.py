@@ -26,8 +26,11 @@ def ticket(**over):
 
 
 def test_ticket_maps_to_exactly_the_table_columns():
-    frame = parse.tickets_frame([ticket()], EXTRACTED)
-    assert list(frame.columns) == [c.name for c in schema.zendesk_tickets.columns]
+    frame = parse.tickets_frame([ticket(email_cc_ids=[11, 12], collaborator_ids=[12], follower_ids=[3])],
+                                EXTRACTED)
+    # All but comments_updated_at, which the comments extraction owns.
+    assert list(frame.columns) == [c.name for c in schema.zendesk_tickets.columns
+                                   if c.name != "comments_updated_at"]
     row = frame.iloc[0]
     assert row["id"] == 28 and row["status"] == "open"
     assert row["requester_id"] == 6130907993114 and row["organization_id"] == 6130869157658
@@ -38,6 +41,8 @@ def test_ticket_maps_to_exactly_the_table_columns():
     assert row["extracted_at"] == pd.Timestamp("2026-03-02 03:00:00")
     assert str(frame["updated_at"].dtype) == "datetime64[us]"
     assert str(frame["requester_id"].dtype) == "Int64"
+    assert json.loads(row["email_cc_ids"]) == [11, 12] and json.loads(row["collaborator_ids"]) == [12]
+    assert json.loads(row["follower_ids"]) == [3] and pd.isna(row["parse_error"])
 
 
 def test_offsets_become_naive_utc_and_missing_optional_fields_are_null():
@@ -57,38 +62,74 @@ def test_deleted_ticket_is_kept_with_its_status():
 
 
 @pytest.mark.parametrize(
+    ("over", "column", "message"),
+    [
+        ({"updated_at": "yesterday"}, "updated_at",
+         "ticket 28: field 'updated_at' is 'yesterday', expected an ISO 8601 timestamp"),
+        ({"updated_at": None}, "updated_at", "ticket 28: field 'updated_at' is missing"),
+        ({"created_at": 1758210663}, "created_at", "ticket 28: field 'created_at' is 1758210663, expected an ISO 8601"),
+        ({"requester_id": "6130907993114"}, "requester_id",
+         "ticket 28: field 'requester_id' is '6130907993114', expected an integer id"),
+        ({"tags": "billing"}, "tags", "ticket 28: field 'tags' is 'billing', expected a list of strings"),
+        ({"subject": ["a"]}, "subject", "ticket 28: field 'subject' is ['a'], expected text"),
+        ({"via": {"channel": "email", "source": {"from": "ap@x"}}}, "from_address",
+         "ticket 28: field 'via.source.from' is 'ap@x'"),
+        ({"via": {"channel": {"id": 4}, "source": {}}}, "via_channel",
+         "ticket 28: field 'via.channel' is {'id': 4}, expected a channel name or a via id"),
+        ({"email_cc_ids": ["ap@x"]}, "email_cc_ids", "ticket 28: field 'email_cc_ids' is ['ap@x']"),
+    ],
+)
+def test_an_odd_field_is_null_and_named_in_parse_error_the_other_records_unharmed(over, column, message):
+    good = ticket(id=27, updated_at="2026-02-18T16:00:00Z")
+    frame = parse.tickets_frame([good, ticket(**over)], EXTRACTED).set_index("id")
+    assert message in frame.loc[28, "parse_error"]
+    assert pd.isna(frame.loc[28, column])
+    assert frame.loc[28, "status"] == "open"  # the rest of the record is kept
+    assert pd.isna(frame.loc[27, "parse_error"]) and frame.loc[27, "from_address"] == "ap@customer.com"
+
+
+@pytest.mark.parametrize(
     ("over", "message"),
     [
-        ({"updated_at": "yesterday"}, "ticket 28: field 'updated_at' is 'yesterday', expected an ISO 8601 timestamp"),
-        ({"updated_at": None}, "ticket 28: field 'updated_at' is missing"),
-        ({"created_at": 1758210663}, "ticket 28: field 'created_at' is 1758210663, expected an ISO 8601"),
-        ({"requester_id": "6130907993114"},
-         "ticket 28: field 'requester_id' is '6130907993114', expected an integer id"),
-        ({"tags": "billing"}, "ticket 28: field 'tags' is 'billing', expected a list of strings"),
         ({"status": None}, "ticket 28: field 'status' is missing"),
-        ({"subject": ["a"]}, "ticket 28: field 'subject' is ['a'], expected text"),
-        ({"via": {"channel": "email", "source": {"from": "ap@x"}}}, "ticket 28: field 'via.source.from' is 'ap@x'"),
         ({"id": None}, "ticket (subject='Invoice INV/2026/00042'): field 'id' is missing"),
         ({"id": True}, "field 'id' is True, expected an integer id"),
     ],
 )
-def test_bad_ticket_fields_name_the_record_and_the_field(over, message):
-    good = ticket(id=27, updated_at="2026-02-18T16:00:00Z")
-    with pytest.raises(parse.ZendeskDataError) as err:
-        parse.tickets_frame([good, ticket(**over)], EXTRACTED)
-    assert message in str(err.value)
+def test_a_record_that_cannot_be_stored_is_left_out_and_described(over, message):
+    left_out: list[str] = []
+    frame = parse.tickets_frame([ticket(id=27), ticket(**over)], EXTRACTED, left_out)
+    assert frame["id"].tolist() == [27]
+    assert len(left_out) == 1 and message in left_out[0]
+    with pytest.raises(parse.ZendeskDataError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[")):
+        parse.tickets_frame([ticket(**over)], EXTRACTED)  # no list to note it in: an error
+
+
+@pytest.mark.parametrize(("channel", "name"), [(4, "email"), (0, "web"), (5, "api"), (29, "chat"),
+                                               (34, "voice"), (999, "999"), ("email", "email")])
+def test_via_channel_may_be_a_name_or_a_via_id(channel, name):
+    rec = ticket(via={"channel": channel, "source": {"from": {}, "to": {}, "rel": None}})
+    row = parse.tickets_frame([rec], EXTRACTED).iloc[0]
+    assert row["via_channel"] == name and pd.isna(row["parse_error"])
+    assert pd.isna(row["from_address"])  # source.from is {} for web and API tickets
 
 
 def test_user_fields():
     rec = {"id": 7, "email": "ap@customer.com", "name": "Ana", "organization_id": 3, "role": "end-user",
            "external_id": 4411, "updated_at": "2026-02-01T10:00:00Z"}
-    frame = parse.users_frame([rec], EXTRACTED)
+    frame = parse.users_frame([rec, {**rec, "id": 9, "email": None, "active": False, "suspended": True,
+                                     "role": "agent"}], EXTRACTED)
     assert list(frame.columns) == [c.name for c in schema.zendesk_users.columns]
     row = frame.iloc[0]
     assert (row["id"], row["email"], row["role"], row["external_id"]) == (7, "ap@customer.com", "end-user", "4411")
     assert row["updated_at"] == pd.Timestamp("2026-02-01 10:00:00")
-    with pytest.raises(parse.ZendeskDataError, match="user 8: field 'email' is 5, expected text"):
-        parse.users_frame([{**rec, "id": 8, "email": 5}], EXTRACTED)
+    gone = frame.iloc[1]
+    assert pd.isna(gone["email"]) and gone["active"] == False and gone["suspended"] == True  # noqa: E712
+    assert gone["role"] == "agent" and pd.isna(gone["parse_error"])
+    odd = parse.users_frame([{**rec, "id": 8, "email": 5, "suspended": "no"}], EXTRACTED).iloc[0]
+    assert "user 8: field 'email' is 5, expected text" in odd["parse_error"]
+    assert "user 8: field 'suspended' is 'no', expected true or false" in odd["parse_error"]
 
 
 def test_comment_fields_prefer_plain_text_and_keep_internal_notes():
@@ -103,8 +144,10 @@ def test_comment_fields_prefer_plain_text_and_keep_internal_notes():
     assert frame["public"].tolist() == [False, True]
     assert frame["ticket_id"].tolist() == [28, 28]
     assert frame["via_channel"].iloc[0] == "web" and pd.isna(frame["via_channel"].iloc[1])
-    with pytest.raises(parse.ZendeskDataError, match="comment 3 of ticket 28: field 'public' is 'yes'"):
-        parse.comments_frame(28, [{**recs[0], "id": 3, "public": "yes"}], EXTRACTED)
+    odd = parse.comments_frame(28, [{**recs[0], "id": 3, "public": "yes", "via": {"channel": 4}}],
+                               EXTRACTED).iloc[0]
+    assert "comment 3 of ticket 28: field 'public' is 'yes'" in odd["parse_error"]
+    assert odd["via_channel"] == "email" and odd["body"] == "x"
 
 
 def test_newest_by_id_keeps_the_newest_update_and_the_later_copy_among_equals():
