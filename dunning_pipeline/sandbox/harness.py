@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from dunning_pipeline.sandbox import data as sd
-from dunning_pipeline.sandbox.faults import SERVICES, Faults
+from dunning_pipeline.sandbox.faults import SERVICES, Faults, LateCommit, late_commit
 from dunning_pipeline.sandbox.base_server import SandboxHTTPServer
 from dunning_pipeline.sandbox.odoo_server import DEFAULT_INDEX_THRESHOLD, OdooApp
 from dunning_pipeline.sandbox.slack_server import CHANNELS, SlackApp
@@ -135,6 +135,15 @@ class Sandbox:
     def advance_night(self) -> sd.NightChanges:
         """The next day's business (see `data.advance_night`); the servers see it at once."""
         return sd.advance_night(self.data)
+
+    def late_commit(self, *, seconds_before_mark: int = 3600, move_id: int | None = None) -> LateCommit:
+        """An invoice paid by a transaction that commits now but is stamped before the last
+        high-water mark (see `faults.late_commit`)."""
+        return late_commit(self.data, seconds_before_mark=seconds_before_mark, move_id=move_id)
+
+    def revoke_company(self, company_id: int) -> None:
+        """The Odoo API users lose access to a company: its records are hidden from them."""
+        self.odoo.unreadable_company_ids.add(company_id)
 
     def clear_requests(self) -> None:
         for log in self.requests.values():
