@@ -32,11 +32,12 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from dunning_pipeline import settings
 from dunning_pipeline.http_retry import LoggingRetry, retrying_session
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("auto", "jsonrpc", "json2")
+PROTOCOLS = settings.ODOO_PROTOCOLS
 RETRY_STATUSES = (429, 502, 503, 504)
 # JSON-2 (`/json/2/<model>/<method>`) exists from Odoo 19 on.
 JSON2_MIN_MAJOR = 19
@@ -255,6 +256,19 @@ class OdooClient:
     # -- authentication ---------------------------------------------------------------------------
     def authenticate(self) -> int:
         """The user id for JSON-RPC calls (`common.authenticate`); checks the credentials."""
+        uid = self._login()
+        self._report_jsonrpc_deprecation()
+        return uid
+
+    def _report_jsonrpc_deprecation(self) -> None:
+        if self.version().major >= JSON2_MIN_MAJOR:
+            self._warn(
+                f"Odoo {self.version().label} at {self.url} is read over JSON-RPC, which Odoo"
+                " deprecated in 19 (removal planned for Odoo 22): use JSON-2"
+                " (ODOO_PROTOCOL=auto or json2) once /json/2 is reachable"
+            )
+
+    def _login(self) -> int:
         if self._uid is None:
             uid = self._jsonrpc(
                 "common", "authenticate", [self.database, self.username, self._api_key.value, {}],
@@ -273,12 +287,6 @@ class OdooClient:
                     f"Odoo at {self.url} answered authenticate with {type(uid).__name__}, not a user id"
                 )
             self._uid = uid
-            if self.version().major >= JSON2_MIN_MAJOR:
-                self._warn(
-                    f"Odoo {self.version().label} at {self.url} is read over JSON-RPC, which Odoo"
-                    " deprecated in 19 (removal planned for Odoo 22): use JSON-2"
-                    " (ODOO_PROTOCOL=auto or json2) once /json/2 is reachable"
-                )
         return self._uid
 
     def check_connection(self) -> OdooVersion:
@@ -400,7 +408,7 @@ class OdooClient:
         the better ones then (an unknown database, a refused key), else JSON-2's stands."""
         self._protocol = "jsonrpc"
         try:
-            self.authenticate()
+            self._login()
         except (OdooAuthError, OdooConfigError):
             raise
         except OdooError:
@@ -410,6 +418,7 @@ class OdooClient:
             f" although the server is Odoo {self._version_label()}: a proxy or a module blocks it."
             " Falling back to JSON-RPC; unblock /json/2, or set ODOO_PROTOCOL=jsonrpc to skip the attempt"
         )
+        self._report_jsonrpc_deprecation()
 
     # -- transports -----------------------------------------------------------------------------
     def _jsonrpc(self, service: str, method: str, args: list, *, what: str, model: str | None = None) -> Any:

@@ -126,8 +126,6 @@ def extract_invoices(
     plus the open ones whose change committed too late for the window (`reconcile_open_moves`)."""
     unreadable = unreadable_companies(client, warehouse)
     warnings = [_unreadable_warning(c, client.acting_user) for c in unreadable]
-    for text in warnings:
-        log(text)
     result = _extract(
         client, warehouse, INVOICES,
         lambda records: parse.parse_invoices(records, extracted_at=extracted_at),

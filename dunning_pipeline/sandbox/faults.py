@@ -152,7 +152,7 @@ def late_commit(data: sd.SandboxData, *, seconds_before_mark: int = 3600,
             raise LookupError("the sandbox data has no move factory (generate it with data.generate)")
         sd._set_payment(factory, move, "paid", 0, int(stamp.replace(tzinfo=UTC).timestamp()))
         move["write_date"] = text  # the transaction's start, not its commit
-        data.version += 1
+        data.changed()
     return LateCommit(move["id"], text, mark)
 
 
