@@ -131,13 +131,14 @@ class LateCommit:
 
 
 def late_commit(data: sd.SandboxData, *, seconds_before_mark: int = 3600,
-                move_id: int | None = None) -> LateCommit:
-    """Pay an open invoice in full with a write_date `seconds_before_mark` before the newest
-    write_date of the moves: a payment whose transaction started then and committed only now
-    (a long reconciliation batch). A `write_date >= mark - overlap` read never returns it."""
+                move_id: int | None = None, mark: str | None = None) -> LateCommit:
+    """Pay an open invoice in full with a write_date `seconds_before_mark` before `mark` (default:
+    the newest write_date of the moves, i.e. the mark of an extraction run now): a payment whose
+    transaction started then and committed only now (a long reconciliation batch). A
+    `write_date >= mark - overlap` read never returns it."""
     fmt = "%Y-%m-%d %H:%M:%S"
     with data.lock:
-        mark = max(m["write_date"] for m in data.moves)
+        mark = mark or newest_move_write_date(data)
         stamp = datetime.strptime(mark, fmt) - timedelta(seconds=seconds_before_mark)
         text = stamp.strftime(fmt)
         candidates = [m for m in data.moves if (move_id is None or m["id"] == move_id)
@@ -154,6 +155,10 @@ def late_commit(data: sd.SandboxData, *, seconds_before_mark: int = 3600,
         move["write_date"] = text  # the transaction's start, not its commit
         data.changed()
     return LateCommit(move["id"], text, mark)
+
+
+def newest_move_write_date(data: sd.SandboxData) -> str:
+    return max(m["write_date"] for m in data.moves)
 
 
 def _check_service(service: str) -> None:

@@ -165,13 +165,16 @@ class SandboxProcess:
     def __init__(self, seed: int = 7, customers: int = 40, invoices: int = 400,
                  as_of: date = date(2026, 3, 2), odoo_version: str = "17.0", *,
                  tickets: int | None = None, zendesk_export_limit_per_minute: int | None = 10,
-                 faults: bool = False, startup_timeout: float = 600.0, python: str = sys.executable):
+                 faults: bool = False, late_commits: bool = False, startup_timeout: float = 600.0,
+                 python: str = sys.executable):
         self._args = ["--seed", str(seed), "--customers", str(customers), "--invoices", str(invoices),
                       "--as-of", as_of.isoformat(), "--odoo-version", odoo_version,
                       "--zendesk-export-limit", str(zendesk_export_limit_per_minute or 0),
                       "--faults" if faults else "--no-faults"]
         if tickets is not None:
             self._args += ["--tickets", str(tickets)]
+        if late_commits:
+            self._args.append("--late-commits")
         self._python = python
         self._timeout = startup_timeout
         self._proc: subprocess.Popen | None = None

@@ -21,7 +21,7 @@ import re
 from typing import Callable
 
 from dunning_pipeline.sandbox import data as sd
-from dunning_pipeline.sandbox.faults import Fault, nginx_page
+from dunning_pipeline.sandbox.faults import Fault, late_commit, newest_move_write_date, nginx_page
 from dunning_pipeline.sandbox.base_server import App, Request, Response
 
 VERSIONS = ("16.0", "17.0", "18.0", "19.0")
@@ -246,6 +246,8 @@ class OdooApp(App):
         self.unreadable_company_ids: set[int] = set()
         # A proxy (or a module policy) in front of Odoo 19 that refuses /json/2 with its own page.
         self.json2_blocked = False
+        # Each night advanced over HTTP also pays one invoice in a transaction that commits late.
+        self.late_commit_each_night = False
         self.models = {
             "account.move": _Model("account.move", lambda: self.data.moves, _move_fields(version),
                                    "date desc, name desc, id desc", False, _move_computed(data)),
@@ -316,10 +318,22 @@ class OdooApp(App):
             return self._jsonrpc(req)
         if req.path == "/_sandbox/advance_night" and req.method == "POST":
             # Not an Odoo route: lets a sandbox running in another process move to the next day.
+            mark = newest_move_write_date(self.data)
             changes = sd.advance_night(self.data)
             body = dataclasses.asdict(changes)
             body["as_of"] = changes.as_of.isoformat()
+            if self.late_commit_each_night:  # stamped before the previous night's mark
+                body["late_commit"] = dataclasses.asdict(late_commit(self.data, mark=mark))
             return Response.json(body)
+        if req.path == "/_sandbox/late_commit" and req.method == "POST":
+            # Not an Odoo route either: the late-commit fault for a sandbox in another process.
+            opts = req.json if req.body and isinstance(req.json, dict) else {}
+            try:
+                late = late_commit(self.data, seconds_before_mark=int(opts.get("seconds_before_mark", 3600)),
+                                   move_id=opts.get("move_id"))
+            except LookupError as exc:
+                return Response.json({"error": str(exc)}, 409)
+            return Response.json(dataclasses.asdict(late))
         if self.major >= 19 and req.path == "/web/version" and req.method == "GET":
             return Response.json({"version_info": [self.major, 0, 0, "final", 0, ""],
                                   "version": self.version})
