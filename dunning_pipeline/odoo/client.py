@@ -460,17 +460,27 @@ class OdooClient:
         if isinstance(payload, dict) and ("name" in payload or "message" in payload):
             raise self._error_from_payload(payload, what, model=model, status=resp.status_code)
         if resp.status_code in (400, 403, 404, 405, 410):
-            answer = f"HTTP {resp.status_code} with {_describe_body(resp)}"
-            raise OdooJson2Unavailable(
-                f"{self.url}/json/2/{model}/{method} answered {answer}: Odoo 19 answers so for a database it does not have, so"
-                f" check ODOO_DB ({self.database!r}; the list is at /web/database/selector)."
-                " Otherwise /json/2 is not served here: JSON-2 needs Odoo 19 or later, ODOO_URL must"
-                " be the server's root address, and a proxy may block /json/2 (ODOO_PROTOCOL=auto"
-                " falls back to JSON-RPC, ODOO_PROTOCOL=jsonrpc uses it directly)",
-                answer,
-            )
+            raise self._json2_unavailable(resp, f"/json/2/{model}/{method}")
         self._raise_for_http(resp, what)
         raise OdooResponseError(f"{self.url} answered {what} with HTTP {resp.status_code} and no Odoo error")
+
+    def _json2_unavailable(self, resp: requests.Response, path: str) -> OdooJson2Unavailable:
+        """Not Odoo's API at /json/2: say the likeliest cause for this server's version."""
+        answer = f"HTTP {resp.status_code} with {_describe_body(resp)}"
+        head = f"{self.url}{path} answered {answer}"
+        try:
+            major = self.version().major
+        except OdooError:
+            major = None
+        if major is not None and major < JSON2_MIN_MAJOR:
+            return OdooJson2Unavailable(
+                f"{head}: JSON-2 needs Odoo 19 or later and this server is Odoo {self.version().label}:"
+                " set ODOO_PROTOCOL=jsonrpc (or auto)", answer)
+        return OdooJson2Unavailable(
+            f"{head}: Odoo 19 answers so for a database it does not have: check ODOO_DB"
+            f" ({self.database!r}; the list is at /web/database/selector). If it is right, /json/2"
+            " is blocked (a proxy, a module) or ODOO_URL is not the server's root address:"
+            " ODOO_PROTOCOL=auto falls back to JSON-RPC, ODOO_PROTOCOL=jsonrpc uses it directly", answer)
 
     def _http(
         self,
