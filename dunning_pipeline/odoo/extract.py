@@ -16,8 +16,12 @@ How a run decides what to fetch, and why no change can be missed:
   catches them. So each incremental run of the invoices also re-reads the few fields that
   decide dunning (`RECONCILE_FIELDS`) of every move the warehouse holds as open, in bulk
   (`id in [...]` batches), and fetches in full every move whose values differ and whose
-  `write_date` the window does not cover. Those moves go through the same pages and the same
-  upsert as the window's: there is one place where fetched moves are written.
+  `write_date` the window does not cover. A late transaction can also create moves the
+  warehouse never held: after the window's pages, the moves above the highest id held that are
+  written before the window are asked for, and the moves up to it are counted in Odoo and in the
+  warehouse; only when Odoo has more than the window explains are their ids listed. All those
+  moves go through the same pages and the same upsert as the window's: there is one place where
+  fetched moves are written.
 - Rows and the new HWM are written in ONE warehouse transaction: a crash leaves both as they were.
   On PostgreSQL pages are written as they arrive (COPY, low memory); on SQLite they are buffered
   and written at the end, so the single writer lock is held for the write only, not for the
@@ -108,6 +112,8 @@ class Reconciliation:
     verified: int  # open moves the warehouse holds, re-read in Odoo
     late_ids: list[int]  # differ from the stored row, written before the fetch window
     missing_ids: list[int]  # not returned: deleted in Odoo, or no longer readable
+    # After the window's pages: the ids it fetched -> moves never held, committed late.
+    find_unheld: Callable[[set[int]], list[int]] = field(default=lambda _ids: [], repr=False)
 
 
 Log = Callable[[str], None]
@@ -211,11 +217,22 @@ def _extract(
     fetched = changed = pages = 0
     preview: list[pd.DataFrame] = []
     buffered: list[pd.DataFrame] = []
+    window_ids: set[int] = set()
+    unheld: list[int] = []
+
+    def window() -> Iterator[list[dict]]:
+        for page in client.iter_pages(spec.model, domain, spec.fields, page_size=page_size,
+                                      context=spec.context):
+            window_ids.update(r["id"] for r in page)  # (iter_pages checked the ids)
+            yield page
+
+    def late() -> Iterator[list[dict]]:  # runs once the window's pages are done
+        if recon is not None:
+            unheld.extend(recon.find_unheld(window_ids))
+        yield from _pages_by_id(client, spec, [*late_ids, *unheld], page_size)
+
     # The window's pages, then the late-committed moves by id: one loop, one upsert path.
-    all_pages = itertools.chain(
-        client.iter_pages(spec.model, domain, spec.fields, page_size=page_size, context=spec.context),
-        _pages_by_id(client, spec, late_ids, page_size),
-    )
+    all_pages = itertools.chain(window(), late())
     with ExitStack() as stack:
         conn = stack.enter_context(warehouse.begin()) if stream else None
         for page in all_pages:
@@ -262,7 +279,7 @@ def _extract(
                          else parse_page([])),
         notes=result_notes,
         open_verified=recon.verified if recon else None,
-        late_changes=len(late_ids) if recon else None,
+        late_changes=len(late_ids) + len(unheld) if recon else None,
     )
 
 
@@ -298,7 +315,40 @@ def reconcile_open_moves(client: OdooClient, warehouse: Warehouse, since: str, *
     missing = [i for i in stored.index.tolist() if i not in seen]
     log(f"reconciliation: {len(stored)} open {INVOICES.noun} re-read, {len(late)} changed before the"
         f" window (committed late), fetched in full" + (f"; {len(missing)} not returned" if missing else ""))
-    return Reconciliation(verified=len(stored), late_ids=sorted(late), missing_ids=missing)
+
+    def find_unheld(window_ids: set[int]) -> list[int]:
+        found = unheld_moves(client, warehouse, since, window_ids, gone=len(missing), page_size=page_size)
+        if found:
+            log(f"reconciliation: {len(found)} {INVOICES.noun} never held, created by a transaction"
+                " that committed late, fetched in full")
+        return found
+
+    return Reconciliation(verified=len(stored), late_ids=sorted(late), missing_ids=missing,
+                          find_unheld=find_unheld)
+
+
+def unheld_moves(client: OdooClient, warehouse: Warehouse, since: str, window_ids: set[int], *,
+                 gone: int, page_size: int) -> list[int]:
+    """Moves the warehouse never held and the window did not fetch: created by a transaction
+    that committed late. Above the highest id held they are asked for directly; up to it, Odoo's
+    count is compared with the warehouse's (less the `gone` held moves Odoo no longer returns),
+    and the ids are listed only when Odoo has more."""
+    t = warehouse.table(INVOICES.table)
+    top = warehouse.query(sa.select(sa.func.max(t.c.id))).iloc[0, 0]
+    if top is None or pd.isna(top):
+        return []
+    top = int(top)
+    before_window = [*INVOICES.domain, ["write_date", "<", since]]
+    found = [r["id"] for page in client.iter_pages(INVOICES.model, before_window, ["write_date"],
+                                                   page_size=page_size, after_id=top) for r in page]
+    in_odoo = client.call(INVOICES.model, "search_count", [[*INVOICES.domain, ["id", "<=", top]]], {})
+    held_ids = set(warehouse.read(INVOICES.table, columns=["id"])["id"].tolist())
+    new_in_window = sum(1 for i in window_ids if i <= top and i not in held_ids)
+    if isinstance(in_odoo, int) and in_odoo > len(held_ids) - gone + new_in_window:
+        for page in client.iter_pages(INVOICES.model, [*before_window, ["id", "<=", top]], ["write_date"],
+                                      page_size=page_size):
+            found += [r["id"] for r in page if r["id"] not in held_ids]
+    return sorted(set(found) - window_ids)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,27 @@ def late_commit(data: sd.SandboxData, *, seconds_before_mark: int = 3600,
     return LateCommit(move["id"], text, mark)
 
 
+def late_new_invoice(data: sd.SandboxData, *, seconds_before_mark: int = 3600) -> LateCommit:
+    """A new invoice (a copy of an open one under the next id and number) created by a
+    transaction that commits now but started `seconds_before_mark` before the newest write_date:
+    an import that ran long. It was never extracted, and no write_date window returns it."""
+    fmt = "%Y-%m-%d %H:%M:%S"
+    with data.lock:
+        mark = newest_move_write_date(data)
+        text = (datetime.strptime(mark, fmt) - timedelta(seconds=seconds_before_mark)).strftime(fmt)
+        template = next(m for m in data.moves if m["move_type"] == "out_invoice"
+                        and m["state"] == "posted" and m["payment_state"] == "not_paid")
+        seq = data._seq
+        new_id = max(seq.get("_next_move_id", 0), data.moves[-1]["id"] + 1)
+        seq["_next_move_id"] = new_id + 1
+        day = datetime.strptime(text, fmt).date()
+        move = dict(template, id=new_id, write_date=text, create_date=text, invoice_date=day.isoformat(),
+                    name=sd._move_name(seq, template["company_id"][0], "out_invoice", day))
+        data.moves.append(move)  # ids ascend: the list stays sorted by id
+        data.changed()
+    return LateCommit(new_id, text, mark)
+
+
 def newest_move_write_date(data: sd.SandboxData) -> str:
     return max(m["write_date"] for m in data.moves)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from dunning_pipeline.sandbox import data as sd
-from dunning_pipeline.sandbox.faults import SERVICES, Faults, LateCommit, late_commit
+from dunning_pipeline.sandbox.faults import SERVICES, Faults, LateCommit, late_commit, late_new_invoice
 from dunning_pipeline.sandbox.base_server import SandboxHTTPServer
 from dunning_pipeline.sandbox.odoo_server import DEFAULT_INDEX_THRESHOLD, OdooApp
 from dunning_pipeline.sandbox.slack_server import CHANNELS, SlackApp
@@ -140,6 +140,11 @@ class Sandbox:
         """An invoice paid by a transaction that commits now but is stamped before the last
         high-water mark (see `faults.late_commit`)."""
         return late_commit(self.data, seconds_before_mark=seconds_before_mark, move_id=move_id)
+
+    def late_new_invoice(self, *, seconds_before_mark: int = 3600) -> LateCommit:
+        """A new invoice created by a transaction that commits now but is stamped before the
+        last high-water mark (see `faults.late_new_invoice`)."""
+        return late_new_invoice(self.data, seconds_before_mark=seconds_before_mark)
 
     def revoke_company(self, company_id: int) -> None:
         """The Odoo API users lose access to a company: its records are hidden from them."""
