@@ -41,6 +41,7 @@ def build_resources() -> dict:
             database=dg.EnvVar("ODOO_DB"),
             username=dg.EnvVar("ODOO_USERNAME"),
             api_key=dg.EnvVar("ODOO_API_KEY"),
+            protocol=_optional(settings.ODOO_PROTOCOL_VAR),
         ),
         "zendesk": ZendeskResource(
             url=dg.EnvVar("ZENDESK_URL"),

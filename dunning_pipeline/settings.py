@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 TIMEZONE_VAR = "DUNNING_TIMEZONE"
 DATABASE_URL_VAR = "DUNNING_DATABASE_URL"
 POLICY_FILE_VAR = "DUNNING_POLICY_FILE"
+ODOO_PROTOCOL_VAR = "ODOO_PROTOCOL"
+ODOO_PROTOCOLS = ("auto", "json2", "jsonrpc")
 AS_OF_TAG = "dunning/as_of"
 
 
@@ -78,3 +80,14 @@ def require(value: str | None, variable: str) -> str:
     if value is None or not str(value).strip():
         raise SettingsError(f"{variable} is not set; see .env.example for what it must hold")
     return str(value).strip()
+
+
+def odoo_protocol(value: str | None, variable: str = ODOO_PROTOCOL_VAR) -> str:
+    """`auto` (unset or empty), `json2` or `jsonrpc`, case-insensitive; the message names the variable."""
+    name = (value or "auto").strip().lower() or "auto"
+    if name not in ODOO_PROTOCOLS:
+        raise SettingsError(
+            f"{variable} must be one of {', '.join(ODOO_PROTOCOLS)} (got {value!r}): auto picks JSON-2"
+            " on Odoo 19+ and JSON-RPC before"
+        )
+    return name

@@ -43,7 +43,8 @@ def odoo_invoices(
     out_refund, in every state so cancellations are seen), one row per move, upserted by id.
 
     Incremental by `write_date` with a high-water mark stored in the same transaction as the
-    rows; amounts exact (NUMERIC(19,4)), in the invoice currency and, for the `*_signed`
+    rows; each night the moves held as open are re-read (state, payment state, residuals) so a
+    payment committed after the mark passed its write_date is still fetched; amounts exact (NUMERIC(19,4)), in the invoice currency and, for the `*_signed`
     columns, in the company currency (negative for credit notes).
     """
     return _materialize(context, odoo, warehouse, extract.extract_invoices, INVOICE_SCHEMA)
@@ -68,7 +69,8 @@ def odoo_customers(
 def _materialize(context, odoo: OdooResource, warehouse: WarehouseResource, run_extract,
                  column_schema: dg.TableSchema) -> dg.MaterializeResult:
     wh = warehouse.get_warehouse()
-    with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
+    with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}"),
+                         on_warning=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
         version = client.check_connection()
         context.log.info(f"Odoo {version.label} at {client.url}, database {client.database}, via {client.protocol}")
         result = run_extract(
@@ -93,6 +95,16 @@ def _materialize(context, odoo: OdooResource, warehouse: WarehouseResource, run_
         "dagster/column_schema": column_schema,
         "preview": runtime.markdown_preview(preview_frame(result.changed_preview)),
     }
+    if result.open_verified is not None:
+        metadata["open_moves_verified"] = result.open_verified
+        metadata["late_changes_found"] = result.late_changes
+    if result.unreadable_companies:
+        metadata["unreadable_companies"] = ", ".join(result.unreadable_companies)
+    for text in result.warnings:
+        context.log.warning(f"Odoo: {text}")
+    warnings = client.warnings + result.warnings
+    if warnings:
+        metadata["warnings"] = "\n".join(warnings)
     if result.notes:
         metadata["notes"] = "; ".join(result.notes)
     return dg.MaterializeResult(metadata=metadata)

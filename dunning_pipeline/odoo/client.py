@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from urllib3.exceptions import (
@@ -31,11 +32,12 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from dunning_pipeline import settings
 from dunning_pipeline.http_retry import LoggingRetry, retrying_session
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("auto", "jsonrpc", "json2")
+PROTOCOLS = settings.ODOO_PROTOCOLS
 RETRY_STATUSES = (429, 502, 503, 504)
 # JSON-2 (`/json/2/<model>/<method>`) exists from Odoo 19 on.
 JSON2_MIN_MAJOR = 19
@@ -57,6 +59,15 @@ class OdooAccessError(OdooError):
 
 class OdooConfigError(OdooError):
     """The configuration does not fit this server: unknown database, model or field, wrong URL."""
+
+
+class OdooJson2Unavailable(OdooConfigError):
+    """`/json/2` answered with something that is not Odoo's API: an unknown database (a real
+    Odoo 19 answers its server-wide HTML 404), an older Odoo, or a proxy that blocks it."""
+
+    def __init__(self, message: str, answer: str):
+        super().__init__(message)
+        self.answer = answer  # "HTTP 404 with an HTML page"
 
 
 class OdooUnavailableError(OdooError):
@@ -123,7 +134,9 @@ class OdooClient:
     """Odoo's external API for reading records, authenticated with an API key.
 
     `protocol` is "jsonrpc" (`/jsonrpc`, Odoo 8 to 21), "json2" (`/json/2/...`, Odoo 19+) or
-    "auto": ask the server its version and use JSON-2 from 19 on.
+    "auto": ask the server its version and use JSON-2 from 19 on, falling back to JSON-RPC
+    (with a warning) where `/json/2` is blocked. Warnings (a fallback, JSON-RPC's deprecation on
+    19) are logged once, kept in `warnings` and passed to `on_warning`.
     """
 
     def __init__(
@@ -138,6 +151,7 @@ class OdooClient:
         max_retries: int = 5,
         backoff_factor: float = 0.5,
         on_retry: Callable[[str], None] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
@@ -154,6 +168,10 @@ class OdooClient:
         self._uid: int | None = None
         self._version: OdooVersion | None = None
         self._protocol: str | None = None if protocol == "auto" else protocol
+        self._on_warning = on_warning
+        self.warnings: list[str] = []
+        # The login of the user the API key belongs to, once JSON-2 has read it.
+        self.key_owner: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -174,9 +192,12 @@ class OdooClient:
 
     # -- version and protocol -------------------------------------------------------------------
     def version(self) -> OdooVersion:
-        """The server version: `GET /web/version` (Odoo 17+), else JSON-RPC `common.version`."""
+        """The server version: `GET /web/version` (served from Odoo 19 on), else JSON-RPC
+        `common.version`. With protocol "jsonrpc" the probe is skipped: older Odoo answers it
+        with a 404 page."""
         if self._version is None:
-            self._version = self._web_version() or self._rpc_version()
+            probe = None if self.requested_protocol == "jsonrpc" else self._web_version()
+            self._version = probe or self._rpc_version()
         return self._version
 
     def _web_version(self) -> OdooVersion | None:
@@ -219,9 +240,35 @@ class OdooClient:
         except OdooError:
             return "(version unknown)"
 
+    @property
+    def acting_user(self) -> str:
+        """Whose rights the calls run with: the API key's owner once known, else ODOO_USERNAME."""
+        return self.key_owner or self.username
+
+    def _warn(self, message: str) -> None:
+        if message in self.warnings:
+            return  # reported once
+        self.warnings.append(message)
+        log.warning("%s", message)
+        if self._on_warning is not None:
+            self._on_warning(message)
+
     # -- authentication ---------------------------------------------------------------------------
     def authenticate(self) -> int:
         """The user id for JSON-RPC calls (`common.authenticate`); checks the credentials."""
+        uid = self._login()
+        self._report_jsonrpc_deprecation()
+        return uid
+
+    def _report_jsonrpc_deprecation(self) -> None:
+        if self.version().major >= JSON2_MIN_MAJOR:
+            self._warn(
+                f"Odoo {self.version().label} at {self.url} is read over JSON-RPC, which Odoo"
+                " deprecated in 19 (removal planned for Odoo 22): use JSON-2"
+                " (ODOO_PROTOCOL=auto or json2) once /json/2 is reachable"
+            )
+
+    def _login(self) -> int:
         if self._uid is None:
             uid = self._jsonrpc(
                 "common", "authenticate", [self.database, self.username, self._api_key.value, {}],
@@ -230,9 +277,10 @@ class OdooClient:
             if not uid:  # Odoo answers `false`, not an error, for a wrong login or key
                 raise OdooAuthError(
                     f"Odoo at {self.url} refused the login {self.username!r} with the given API key"
-                    f" on database {self.database!r}: check ODOO_USERNAME (the user's login, usually"
-                    " an email) and ODOO_API_KEY; if the key expired or was revoked, re-issue your"
-                    " Odoo API key (Preferences > Account Security > New API Key)"
+                    f" on database {self.database!r}: the key is wrong or expired, or it is not"
+                    " this user's. Check ODOO_USERNAME (the user's login, usually an email) and"
+                    " ODOO_API_KEY; if the key expired or was revoked, re-issue your Odoo API key"
+                    " (Preferences > Account Security > New API Key)"
                 )
             if not isinstance(uid, int):
                 raise OdooResponseError(
@@ -242,12 +290,35 @@ class OdooClient:
         return self._uid
 
     def check_connection(self) -> OdooVersion:
-        """Fail early with a clear error: the server answers and the credentials are accepted."""
+        """Fail early with a clear error: the server answers, the credentials are accepted and,
+        on JSON-2, the API key belongs to ODOO_USERNAME."""
         version = self.version()
+        if self.protocol == "json2":
+            self._check_key_owner()
         if self.protocol == "jsonrpc":
             self.authenticate()
-        # JSON-2 has no login call: a refused key fails the first read with the same clarity.
         return version
+
+    def _check_key_owner(self) -> None:
+        """JSON-2 has no login: read whose key it is (`res.users.context_get` carries the uid)."""
+        context = self.call("res.users", "context_get", [], {})
+        if self.protocol != "json2":
+            return  # fell back to JSON-RPC, whose login checked the user already
+        uid = context.get("uid") if isinstance(context, dict) else None
+        if isinstance(uid, bool) or not isinstance(uid, int):
+            log.info("Odoo at %s did not say whose API key this is; not checked", self.url)
+            return
+        users = self.call("res.users", "read", [], {"ids": [uid], "fields": ["login", "name"]})
+        if not isinstance(users, list) or not users or not isinstance(users[0], dict):
+            return
+        login = str(users[0].get("login") or "")
+        self.key_owner = login or None
+        if login and login.strip().lower() != self.username.strip().lower():
+            raise OdooAuthError(
+                f"the API key in ODOO_API_KEY belongs to Odoo user {login!r}"
+                f" ({users[0].get('name') or 'no name'}), not to ODOO_USERNAME {self.username!r}:"
+                f" set ODOO_USERNAME to {login!r}, or use an API key of {self.username!r}"
+            )
 
     # -- reading --------------------------------------------------------------------------------
     def search_read(
@@ -317,12 +388,37 @@ class OdooClient:
                 body["domain"] = args[0]
             elif args:
                 raise ValueError(f"JSON-2 takes named arguments only; map {method}'s positional args")
-            return self._json2(model, method, body)
+            try:
+                return self._json2(model, method, body)
+            except OdooJson2Unavailable as exc:
+                if self.requested_protocol != "auto":
+                    raise
+                self._fall_back_to_jsonrpc(exc)
+        if method == "read" and "ids" in kwargs:  # JSON-2's named ids are positional here
+            kwargs = dict(kwargs)
+            args = [kwargs.pop("ids"), *args]
         uid = self.authenticate()
         return self._jsonrpc(
             "object", "execute_kw", [self.database, uid, self._api_key.value, model, method, args, kwargs],
             what=f"{model}.{method}", model=model,
         )
+
+    def _fall_back_to_jsonrpc(self, exc: OdooJson2Unavailable) -> None:
+        """"auto" on a server whose /json/2 is blocked: JSON-RPC, if it answers. Its errors are
+        the better ones then (an unknown database, a refused key), else JSON-2's stands."""
+        self._protocol = "jsonrpc"
+        try:
+            self._login()
+        except (OdooAuthError, OdooConfigError):
+            raise
+        except OdooError:
+            raise exc from None
+        self._warn(
+            f"JSON-2 at {self.url}/json/2 answered {exc.answer}"
+            f" although the server is Odoo {self._version_label()}: a proxy or a module blocks it."
+            " Falling back to JSON-RPC; unblock /json/2, or set ODOO_PROTOCOL=jsonrpc to skip the attempt"
+        )
+        self._report_jsonrpc_deprecation()
 
     # -- transports -----------------------------------------------------------------------------
     def _jsonrpc(self, service: str, method: str, args: list, *, what: str, model: str | None = None) -> Any:
@@ -331,10 +427,15 @@ class OdooClient:
             "params": {"service": service, "method": method, "args": args},
         }
         resp = self._http("POST", "/jsonrpc", what=what, json_body=payload)
-        if resp.status_code == 404:
+        # A URL with a path reaches a web page, not the API: 404, or 400 (Odoo 18's /odoo/...
+        # pages refuse a POST without a CSRF token).
+        if resp.status_code == 404 or (resp.status_code == 400 and self._try_decode(resp) is None):
+            path = urlsplit(self.url).path
             raise OdooConfigError(
-                f"{self.url}/jsonrpc does not exist (HTTP 404): ODOO_URL must be the root address of"
-                " the Odoo server (e.g. https://mycompany.odoo.com), without a path"
+                f"{self.url}/jsonrpc is not Odoo's API (HTTP {resp.status_code}, the body was"
+                f" {_describe_body(resp)}): ODOO_URL must be the root address of the Odoo server"
+                " (e.g. https://mycompany.odoo.com), without a path"
+                + (f"; drop {path!r}" if path else "")
             )
         self._raise_for_http(resp, what)
         body = self._decode(resp, what)
@@ -358,14 +459,28 @@ class OdooClient:
         payload = self._try_decode(resp)
         if isinstance(payload, dict) and ("name" in payload or "message" in payload):
             raise self._error_from_payload(payload, what, model=model, status=resp.status_code)
-        if resp.status_code == 404:
-            raise OdooConfigError(
-                f"{self.url}/json/2/{model}/{method} does not exist (HTTP 404): JSON-2 needs Odoo 19"
-                " or later and ODOO_URL must be the server's root address; with an older Odoo use"
-                " protocol 'jsonrpc' (or 'auto')"
-            )
+        if resp.status_code in (400, 403, 404, 405, 410):
+            raise self._json2_unavailable(resp, f"/json/2/{model}/{method}")
         self._raise_for_http(resp, what)
         raise OdooResponseError(f"{self.url} answered {what} with HTTP {resp.status_code} and no Odoo error")
+
+    def _json2_unavailable(self, resp: requests.Response, path: str) -> OdooJson2Unavailable:
+        """Not Odoo's API at /json/2: say the likeliest cause for this server's version."""
+        answer = f"HTTP {resp.status_code} with {_describe_body(resp)}"
+        head = f"{self.url}{path} answered {answer}"
+        try:
+            major = self.version().major
+        except OdooError:
+            major = None
+        if major is not None and major < JSON2_MIN_MAJOR:
+            return OdooJson2Unavailable(
+                f"{head}: JSON-2 needs Odoo 19 or later and this server is Odoo {self.version().label}:"
+                " set ODOO_PROTOCOL=jsonrpc (or auto)", answer)
+        return OdooJson2Unavailable(
+            f"{head}: Odoo 19 answers so for a database it does not have: check ODOO_DB"
+            f" ({self.database!r}; the list is at /web/database/selector). If it is right, /json/2"
+            " is blocked (a proxy, a module) or ODOO_URL is not the server's root address:"
+            " ODOO_PROTOCOL=auto falls back to JSON-RPC, ODOO_PROTOCOL=jsonrpc uses it directly", answer)
 
     def _http(
         self,
@@ -485,13 +600,12 @@ class OdooClient:
                 " the API key was invalidated; re-run, and if it persists re-issue your Odoo API key"
             )
         if name.endswith("AccessDenied") or status == 401 or name.endswith("Unauthorized"):
-            expired = "expire" in message.lower()
-            reason = "has expired" if expired else "was refused (wrong, revoked or expired)"
+            # A real Odoo answers an expired key exactly as a wrong one ("Invalid apikey").
             return OdooAuthError(
-                f"{where}: the API key for {self.username!r} on database {self.database!r} {reason}"
-                f" ({short or name}): re-issue your Odoo API key (Preferences > Account Security >"
-                " New API Key; keys last at most 3 months) and update ODOO_API_KEY; also check"
-                " ODOO_USERNAME and ODOO_DB"
+                f"{where}: the API key in ODOO_API_KEY (for {self.acting_user!r}) on database"
+                f" {self.database!r} is wrong or expired (Odoo answered {short or name!r}):"
+                " re-issue your Odoo API key (Preferences > Account Security > New API Key; keys"
+                " last at most 3 months) and update ODOO_API_KEY; also check ODOO_USERNAME and ODOO_DB"
             )
         if "OperationalError" in name or _looks_like_missing_db(message):
             return OdooConfigError(
@@ -499,9 +613,11 @@ class OdooClient:
                 " database list is at /web/database/selector"
             )
         if name.endswith("AccessError") or status == 403:
+            owner = " (the API key's owner)" if self.key_owner else ""
             return OdooAccessError(
-                f"{where}: user {self.username!r} may not run {what} ({short}): give the user read"
-                " access to invoices and contacts (e.g. Invoicing / Billing or Accounting / Read-only)"
+                f"{where}: user {self.acting_user!r}{owner} may not run {what} ({short}): give the"
+                " user read access to invoices and contacts (e.g. Invoicing / Billing or"
+                " Accounting / Read-only)"
             )
         field = _invalid_field(message)
         if field is not None:

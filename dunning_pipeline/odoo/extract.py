@@ -11,6 +11,17 @@ How a run decides what to fetch, and why no change can be missed:
   has the same `write_date`. The overlap (default 5 minutes) covers Odoo transactions that stamp
   `write_date` at their start but commit later. Records fetched again this way are compared with
   the stored rows: the metadata reports them as fetched, and only real differences as changed.
+- A transaction that commits more than the overlap after it started (a long import, a slow
+  reconciliation batch) writes records whose `write_date` lies before the mark: no window
+  catches them. So each incremental run of the invoices also re-reads the few fields that
+  decide dunning (`RECONCILE_FIELDS`) of every move the warehouse holds as open, in bulk
+  (`id in [...]` batches), and fetches in full every move whose values differ and whose
+  `write_date` the window does not cover. A late transaction can also create moves the
+  warehouse never held: after the window's pages, the moves above the highest id held that are
+  written before the window are asked for, and the moves up to it are counted in Odoo and in the
+  warehouse; only when Odoo has more than the window explains are their ids listed. All those
+  moves go through the same pages and the same upsert as the window's: there is one place where
+  fetched moves are written.
 - Rows and the new HWM are written in ONE warehouse transaction: a crash leaves both as they were.
   On PostgreSQL pages are written as they arrive (COPY, low memory); on SQLite they are buffered
   and written at the end, so the single writer lock is held for the write only, not for the
@@ -22,15 +33,18 @@ No Dagster import: the assets pass a logging callback.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
+from dunning_pipeline import money
 from dunning_pipeline.odoo import parse
 from dunning_pipeline.odoo.client import OdooClient, OdooResponseError
 from dunning_pipeline.warehouse.store import Warehouse
@@ -43,6 +57,12 @@ CUSTOMERS_STATE_KEY = "odoo.res.partner.write_date"
 # Tag names live on res.partner.category: renaming a tag does not touch the partners'
 # write_date, so a change of the tag list triggers a full refresh of the customers.
 TAGS_STATE_KEY = "odoo.res.partner.category.fingerprint"
+
+# What decides dunning: a stored open move whose values here differ from Odoo's has changed.
+RECONCILE_FIELDS = ("write_date", "state", "payment_state", "amount_residual", "amount_residual_signed")
+# Settled moves can no longer change what is dunned; drafts can still be posted.
+SETTLED_PAYMENT_STATES = ("paid", "reversed", "invoicing_legacy")
+COMPANY_MODEL = "res.company"
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,21 @@ class ExtractResult:
     fetched_since: str | None  # the lower bound used (None: everything)
     changed_preview: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    open_verified: int | None = None  # open moves re-read by the reconciliation (None: not run)
+    late_changes: int | None = None  # of those, changed outside the fetch window: fetched in full
+    warnings: list[str] = field(default_factory=list)
+    unreadable_companies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """What re-reading the open moves found (see the module docstring)."""
+
+    verified: int  # open moves the warehouse holds, re-read in Odoo
+    late_ids: list[int]  # differ from the stored row, written before the fetch window
+    missing_ids: list[int]  # not returned: deleted in Odoo, or no longer readable
+    # After the window's pages: the ids it fetched -> moves never held, committed late.
+    find_unheld: Callable[[set[int]], list[int]] = field(default=lambda _ids: [], repr=False)
 
 
 Log = Callable[[str], None]
@@ -93,12 +128,19 @@ def extract_invoices(
     extracted_at: datetime,
     log: Log = lambda _m: None,
 ) -> ExtractResult:
-    """Customer invoices and credit notes (any state) changed since the last run -> `odoo_invoices`."""
-    return _extract(
+    """Customer invoices and credit notes (any state) changed since the last run -> `odoo_invoices`,
+    plus the open ones whose change committed too late for the window (`reconcile_open_moves`)."""
+    unreadable = unreadable_companies(client, warehouse)
+    warnings = [_unreadable_warning(c, client.acting_user) for c in unreadable]
+    result = _extract(
         client, warehouse, INVOICES,
         lambda records: parse.parse_invoices(records, extracted_at=extracted_at),
         page_size=page_size, overlap_seconds=overlap_seconds, log=log,
+        reconcile=lambda since: reconcile_open_moves(client, warehouse, since, page_size=page_size, log=log),
     )
+    result.warnings.extend(warnings)
+    result.unreadable_companies.extend(f"{c.name} (id {c.id})" for c in unreadable)
+    return result
 
 
 def extract_customers(
@@ -153,6 +195,7 @@ def _extract(
     force_full: bool = False,
     extra_state: dict[str, str] | None = None,
     notes: list[str] | None = None,
+    reconcile: Callable[[str], Reconciliation] | None = None,
 ) -> ExtractResult:
     previous_hwm = warehouse.get_state(spec.state_key)
     incremental = previous_hwm is not None and not force_full
@@ -160,6 +203,8 @@ def _extract(
     domain = list(spec.domain) + ([["write_date", ">=", since]] if since else [])
 
     newest = _newest_write_date(client, spec, domain)
+    recon = reconcile(since) if (incremental and reconcile is not None) else None
+    late_ids = recon.late_ids if recon else []
     hwm = _max_write_date(previous_hwm, newest)
     if incremental:
         log(f"fetching {spec.noun} written since {since} UTC (high-water mark {previous_hwm}"
@@ -167,15 +212,30 @@ def _extract(
     else:
         log(f"full extraction of {spec.noun}" + (" (no high-water mark yet)" if previous_hwm is None else ""))
 
-    stored = _stored_rows(warehouse, spec.table, since)
+    stored = _stored_rows(warehouse, spec.table, since, late_ids)
     stream = warehouse.dialect == "postgresql"
     fetched = changed = pages = 0
     preview: list[pd.DataFrame] = []
     buffered: list[pd.DataFrame] = []
-    with ExitStack() as stack:
-        conn = stack.enter_context(warehouse.begin()) if stream else None
+    window_ids: set[int] = set()
+    unheld: list[int] = []
+
+    def window() -> Iterator[list[dict]]:
         for page in client.iter_pages(spec.model, domain, spec.fields, page_size=page_size,
                                       context=spec.context):
+            window_ids.update(r["id"] for r in page)  # (iter_pages checked the ids)
+            yield page
+
+    def late() -> Iterator[list[dict]]:  # runs once the window's pages are done
+        if recon is not None:
+            unheld.extend(recon.find_unheld(window_ids))
+        yield from _pages_by_id(client, spec, [*late_ids, *unheld], page_size)
+
+    # The window's pages, then the late-committed moves by id: one loop, one upsert path.
+    all_pages = itertools.chain(window(), late())
+    with ExitStack() as stack:
+        conn = stack.enter_context(warehouse.begin()) if stream else None
+        for page in all_pages:
             frame = parse_page(page)
             mask = changed_mask(frame, stored)
             pages += 1
@@ -199,6 +259,12 @@ def _extract(
         total = warehouse.count(spec.table, conn=conn)
     log(f"{spec.noun}: {fetched} fetched, {changed} new or changed, {total} in {spec.table};"
         f" high-water mark {hwm}")
+    result_notes = list(notes or [])
+    if recon and recon.missing_ids:
+        result_notes.append(f"{len(recon.missing_ids)} open {spec.noun} held in the warehouse were not"
+                            f" returned by Odoo (deleted, or not readable by the API user): ids "
+                            + ", ".join(map(str, recon.missing_ids[:PREVIEW_ROWS]))
+                            + (" ..." if len(recon.missing_ids) > PREVIEW_ROWS else ""))
     return ExtractResult(
         table=spec.table,
         mode="incremental" if incremental else "full",
@@ -211,8 +277,152 @@ def _extract(
         fetched_since=since,
         changed_preview=(pd.concat(preview, ignore_index=True).head(PREVIEW_ROWS) if preview
                          else parse_page([])),
-        notes=list(notes or []),
+        notes=result_notes,
+        open_verified=recon.verified if recon else None,
+        late_changes=len(late_ids) + len(unheld) if recon else None,
     )
+
+
+def reconcile_open_moves(client: OdooClient, warehouse: Warehouse, since: str, *, page_size: int,
+                         log: Log = lambda _m: None) -> Reconciliation:
+    """Re-read `RECONCILE_FIELDS` of every move the warehouse holds as open (drafts, and posted
+    moves not settled), `page_size` ids per request; the moves that differ and whose write_date
+    lies before `since` (the fetch window's lower bound) committed late and are fetched in full."""
+    t = warehouse.table(INVOICES.table)
+    open_rows = warehouse.read(
+        INVOICES.table, columns=["id", *RECONCILE_FIELDS],
+        where=(t.c.state == "draft") | ((t.c.state == "posted") & (
+            t.c.payment_state.is_(None) | t.c.payment_state.not_in(SETTLED_PAYMENT_STATES))),
+        order_by=["id"],
+    )
+    stored = open_rows.set_index("id")
+    bound = _parse_write_date(since, "lower bound")
+    late: list[int] = []
+    seen: set[int] = set()
+    for batch in _chunks(stored.index.tolist(), page_size):
+        records = client.search_read(INVOICES.model, [["id", "in", batch]], RECONCILE_FIELDS,
+                                     limit=len(batch), order="id asc")
+        for rec in records:
+            rid = rec.get("id")
+            if rid not in stored.index:
+                continue
+            seen.add(rid)
+            written = _odoo_write_date(rec)
+            if written is not None and written >= bound:
+                continue  # inside the window: the normal fetch brings it
+            if _differs(rec, stored.loc[rid]):
+                late.append(rid)
+    missing = [i for i in stored.index.tolist() if i not in seen]
+    log(f"reconciliation: {len(stored)} open {INVOICES.noun} re-read, {len(late)} changed before the"
+        f" window (committed late), fetched in full" + (f"; {len(missing)} not returned" if missing else ""))
+
+    def find_unheld(window_ids: set[int]) -> list[int]:
+        found = unheld_moves(client, warehouse, since, window_ids, gone=len(missing), page_size=page_size)
+        if found:
+            log(f"reconciliation: {len(found)} {INVOICES.noun} never held, created by a transaction"
+                " that committed late, fetched in full")
+        return found
+
+    return Reconciliation(verified=len(stored), late_ids=sorted(late), missing_ids=missing,
+                          find_unheld=find_unheld)
+
+
+def unheld_moves(client: OdooClient, warehouse: Warehouse, since: str, window_ids: set[int], *,
+                 gone: int, page_size: int) -> list[int]:
+    """Moves the warehouse never held and the window did not fetch: created by a transaction
+    that committed late. Above the highest id held they are asked for directly; up to it, Odoo's
+    count is compared with the warehouse's (less the `gone` held moves Odoo no longer returns),
+    and the ids are listed only when Odoo has more."""
+    t = warehouse.table(INVOICES.table)
+    top = warehouse.query(sa.select(sa.func.max(t.c.id))).iloc[0, 0]
+    if top is None or pd.isna(top):
+        return []
+    top = int(top)
+    before_window = [*INVOICES.domain, ["write_date", "<", since]]
+    found = [r["id"] for page in client.iter_pages(INVOICES.model, before_window, ["write_date"],
+                                                   page_size=page_size, after_id=top) for r in page]
+    in_odoo = client.call(INVOICES.model, "search_count", [[*INVOICES.domain, ["id", "<=", top]]], {})
+    held_ids = set(warehouse.read(INVOICES.table, columns=["id"])["id"].tolist())
+    new_in_window = sum(1 for i in window_ids if i <= top and i not in held_ids)
+    if isinstance(in_odoo, int) and in_odoo > len(held_ids) - gone + new_in_window:
+        for page in client.iter_pages(INVOICES.model, [*before_window, ["id", "<=", top]], ["write_date"],
+                                      page_size=page_size):
+            found += [r["id"] for r in page if r["id"] not in held_ids]
+    return sorted(set(found) - window_ids)
+
+
+@dataclass(frozen=True)
+class HeldCompany:
+    id: int
+    name: str
+    invoices: int  # rows of the company in the warehouse
+
+
+def unreadable_companies(client: OdooClient, warehouse: Warehouse) -> list[HeldCompany]:
+    """The companies with invoices in the warehouse that the API user cannot read in Odoo any
+    more: Odoo's record rules hide their moves, which would otherwise stay frozen silently."""
+    if warehouse.count(INVOICES.table) == 0:
+        return []
+    t = warehouse.table(INVOICES.table)
+    held = warehouse.query(
+        sa.select(t.c.company_id, sa.func.max(t.c.company_name).label("company_name"),
+                  sa.func.count().label("invoices"))
+        .where(t.c.company_id.is_not(None)).group_by(t.c.company_id).order_by(t.c.company_id)
+    )
+    readable = {r.get("id") for r in client.search_read(COMPANY_MODEL, [], ["name"])}
+    return [HeldCompany(int(r.company_id), r.company_name or "(no name)", int(r.invoices))
+            for r in held.itertuples(index=False) if int(r.company_id) not in readable]
+
+
+def _unreadable_warning(company: HeldCompany, user: str) -> str:
+    return (f"company {company.name} (id {company.id}) is in the warehouse with {company.invoices}"
+            f" invoices, but Odoo user {user!r} can no longer read it: its invoices stay as last"
+            " extracted and are not updated. Give the user access to that company (Settings >"
+            " Users > Allowed Companies), or remove its invoices from the warehouse")
+
+
+def _pages_by_id(client: OdooClient, spec: ExtractSpec, ids: Sequence[int],
+                 page_size: int) -> Iterator[list[dict]]:
+    for batch in _chunks(list(ids), page_size):
+        yield client.search_read(spec.model, [*spec.domain, ["id", "in", batch]], spec.fields,
+                                 limit=len(batch), order="id asc", context=spec.context)
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _odoo_write_date(rec: Mapping) -> datetime | None:
+    value = rec.get("write_date")
+    try:
+        return datetime.strptime(value, WRITE_DATE_FORMAT) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+_UNREADABLE = object()  # a value that equals nothing: an odd record is fetched (and named) in full
+
+
+def _differs(rec: Mapping, row: pd.Series) -> bool:
+    written = _odoo_write_date(rec)
+    if written is None or pd.isna(row["write_date"]) or written != row["write_date"].to_pydatetime():
+        return True
+    for name in ("state", "payment_state"):
+        value = rec.get(name)
+        stored = None if pd.isna(row[name]) else row[name]
+        if (value or None) != stored:
+            return True
+    for name in ("amount_residual", "amount_residual_signed"):
+        value = rec.get(name)
+        try:
+            units = None if value is False or value is None else money.to_units(value)
+        except money.MoneyError:
+            units = _UNREADABLE
+        stored = None if pd.isna(row[name]) else int(row[name])
+        if units != stored:
+            return True
+    return False
 
 
 def _parse_write_date(value: str, what: str) -> datetime:
@@ -246,13 +456,19 @@ def _newest_write_date(client: OdooClient, spec: ExtractSpec, domain: list) -> s
     return value
 
 
-def _stored_rows(warehouse: Warehouse, table: str, since: str | None) -> pd.DataFrame:
-    """The stored rows a fetch may return again (those written since the lower bound), by id."""
+def _stored_rows(warehouse: Warehouse, table: str, since: str | None,
+                 ids: Sequence[int] = ()) -> pd.DataFrame:
+    """The stored rows a fetch may return again (those written since the lower bound, and the
+    late-committed `ids`), by id."""
     if warehouse.count(table) == 0:
         return pd.DataFrame()
     t = warehouse.table(table)
     where = t.c.write_date >= _parse_write_date(since, "lower bound") if since else None
-    return warehouse.read(table, where=where).set_index("id")
+    frames = [warehouse.read(table, where=where)]
+    if since:
+        frames += [warehouse.read(table, where=t.c.id.in_(batch)) for batch in _chunks(list(ids), 500)]
+    frames = [f for f in frames if not f.empty] or frames[:1]
+    return pd.concat(frames).drop_duplicates("id").set_index("id")
 
 
 def changed_mask(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.Series:

@@ -6,12 +6,13 @@ import dagster as dg
 from pydantic import Field
 
 from dunning_pipeline import settings
-from dunning_pipeline.odoo.client import PROTOCOLS, OdooClient
+from dunning_pipeline.odoo.client import OdooClient
 
 
 class OdooResource(dg.ConfigurableResource):
     """Odoo's external API, authenticated with an API key (ODOO_URL, ODOO_DB, ODOO_USERNAME,
-    ODOO_API_KEY). Works with Odoo 16 to 19: JSON-RPC, or JSON-2 on Odoo 19 and later."""
+    ODOO_API_KEY, optional ODOO_PROTOCOL). Works with Odoo 16 to 19: JSON-RPC, or JSON-2 on
+    Odoo 19 and later."""
 
     url: str = Field(description="Root address of the Odoo server (ODOO_URL), e.g. https://acme.odoo.com")
     database: str = Field(description="Odoo database name (ODOO_DB)")
@@ -21,9 +22,10 @@ class OdooResource(dg.ConfigurableResource):
         description="API key of that user (ODOO_API_KEY; Preferences > Account Security)."
         " A secret: bind it with EnvVar.",
     )
-    protocol: str = Field(
-        default="auto",
-        description="'auto' (JSON-2 on Odoo 19+, else JSON-RPC), 'jsonrpc' or 'json2'",
+    protocol: str | None = Field(
+        default=None,
+        description="ODOO_PROTOCOL: 'auto' (the default: JSON-2 on Odoo 19+, else JSON-RPC, and"
+        " JSON-RPC with a warning where /json/2 is blocked), 'json2' or 'jsonrpc'",
     )
     page_size: int = Field(default=2000, description="Records per request")
     timeout_seconds: float = Field(default=60.0, description="Per-request connect and read timeout")
@@ -46,10 +48,7 @@ class OdooResource(dg.ConfigurableResource):
         settings.require(self.database, "ODOO_DB")
         settings.require(self.username, "ODOO_USERNAME")
         settings.require(self.api_key, "ODOO_API_KEY")
-        if self.protocol not in PROTOCOLS:
-            raise settings.SettingsError(
-                f"OdooResource.protocol must be one of {', '.join(PROTOCOLS)} (got {self.protocol!r})"
-            )
+        settings.odoo_protocol(self.protocol)
         for name, value, low in (
             ("page_size", self.page_size, 1),
             ("timeout_seconds", self.timeout_seconds, 0.001),
@@ -61,18 +60,20 @@ class OdooResource(dg.ConfigurableResource):
                 raise settings.SettingsError(f"OdooResource.{name} must be at least {low} (got {value!r})")
         return self
 
-    def get_client(self, on_retry=None) -> OdooClient:
+    def get_client(self, on_retry=None, on_warning=None) -> OdooClient:
         """A new client (close it, or use it as a context manager); `on_retry(message)` hears
-        of each retried request (e.g. the run's log)."""
+        of each retried request, `on_warning(message)` of a protocol fallback or deprecation
+        (e.g. the run's log)."""
         self.validated()
         return OdooClient(
             settings.check_http_url(self.url, "ODOO_URL"),
             settings.require(self.database, "ODOO_DB"),
             settings.require(self.username, "ODOO_USERNAME"),
             settings.require(self.api_key, "ODOO_API_KEY"),
-            protocol=self.protocol,
+            protocol=settings.odoo_protocol(self.protocol),
             timeout_seconds=self.timeout_seconds,
             max_retries=self.max_retries,
             backoff_factor=self.backoff_factor,
             on_retry=on_retry,
+            on_warning=on_warning,
         )

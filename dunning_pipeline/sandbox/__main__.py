@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--faults", action=argparse.BooleanOptionalAction, default=False,
                    help="a light, seeded rate of transient faults (429, 5xx, slow answers)")
     p.add_argument("--fault-rate", type=float, default=0.05, help="share of requests that fail with --faults")
+    p.add_argument("--late-commits", action="store_true",
+                   help="each night advanced over HTTP also pays one invoice in a transaction that"
+                   " commits late (write_date before the previous night's high-water mark)")
     p.add_argument("--data-faults", action="store_true",
                    help="spoil one record of every kind (dunning_pipeline.sandbox.data_faults)")
     p.add_argument("--zendesk-export-limit", type=int, default=10,
@@ -101,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
 
         for fault in data_faults.inject(sb.data):
             progress(f"data fault: {fault.describe()}")
+    if args.late_commits:
+        sb.odoo.late_commit_each_night = True
+        progress("late commits on: each night (POST /_sandbox/advance_night) pays one invoice stamped"
+                 " before the previous high-water mark")
     if args.faults:
         sb.faults.enable_random(rate=args.fault_rate, seed=args.seed)
         progress(f"random faults on: {args.fault_rate:.0%} of requests get a 429, a 5xx or a slow answer")

@@ -5,6 +5,10 @@
     sb.faults.set("zendesk", "drop", path="/comments")                # only a matching path consumes it
     sb.faults.clear()
 
+A "late commit" (`late_commit`, `Sandbox.late_commit`) is a data fault rather than an HTTP one:
+an invoice paid by a transaction that committed after the last extraction, but stamped with a
+`write_date` before that extraction's high-water mark, as Odoo stamps the transaction's start.
+
 `set` appends to the service's queue; each request takes the first queued fault whose `path`
 (a substring of the request path) matches, so faults fire in the order they were set. A random
 mode (`enable_random`, the CLI's `--faults`) adds a light, seeded rate of transient faults for
@@ -16,6 +20,9 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from dunning_pipeline.sandbox import data as sd
 
 SERVICES = ("odoo", "zendesk", "slack")
 
@@ -27,7 +34,7 @@ KINDS: dict[str, dict] = {
     "drop": {},                                # close the connection without any response
     "lost_answer": {},                         # serve the request, then close without answering
     "bad_credentials": {},                     # answer as the real API does for a wrong key/token
-    "expired_key": {},                         # Odoo: the API key expired (JSON-2: 401 saying so)
+    "expired_key": {},                         # Odoo: the API key expired (401 "Invalid apikey", as a wrong one)
     "slack_error": {"error": "channel_not_found"},  # Slack: HTTP 200 {"ok": false, "error": ...}
     "malformed": {},                           # HTTP 200, JSON content type, truncated body
     "status": {"status": 500, "body": "", "content_type": "text/plain", "retry_after": None},
@@ -117,13 +124,72 @@ class Faults:
         return None
 
 
+@dataclass(frozen=True)
+class LateCommit:
+    move_id: int
+    write_date: str  # what Odoo stamped: before the mark
+    mark: str  # the newest write_date when the payment committed (the last high-water mark)
+
+
+def late_commit(data: sd.SandboxData, *, seconds_before_mark: int = 3600,
+                move_id: int | None = None, mark: str | None = None) -> LateCommit:
+    """Pay an open invoice in full with a write_date `seconds_before_mark` before `mark` (default:
+    the newest write_date of the moves, i.e. the mark of an extraction run now): a payment whose
+    transaction started then and committed only now (a long reconciliation batch). A
+    `write_date >= mark - overlap` read never returns it."""
+    fmt = "%Y-%m-%d %H:%M:%S"
+    with data.lock:
+        mark = mark or newest_move_write_date(data)
+        stamp = datetime.strptime(mark, fmt) - timedelta(seconds=seconds_before_mark)
+        text = stamp.strftime(fmt)
+        candidates = [m for m in data.moves if (move_id is None or m["id"] == move_id)
+                      and m["move_type"] == "out_invoice" and m["state"] == "posted"
+                      and m["payment_state"] in ("not_paid", "partial") and m["write_date"] < text]
+        if not candidates:
+            raise LookupError("no open invoice written before the mark to pay late"
+                              + (f" (move {move_id})" if move_id is not None else ""))
+        move = candidates[0]
+        factory = data._seq.get("_factory")
+        if factory is None:
+            raise LookupError("the sandbox data has no move factory (generate it with data.generate)")
+        sd._set_payment(factory, move, "paid", 0, int(stamp.replace(tzinfo=UTC).timestamp()))
+        move["write_date"] = text  # the transaction's start, not its commit
+        data.changed()
+    return LateCommit(move["id"], text, mark)
+
+
+def late_new_invoice(data: sd.SandboxData, *, seconds_before_mark: int = 3600) -> LateCommit:
+    """A new invoice (a copy of an open one under the next id and number) created by a
+    transaction that commits now but started `seconds_before_mark` before the newest write_date:
+    an import that ran long. It was never extracted, and no write_date window returns it."""
+    fmt = "%Y-%m-%d %H:%M:%S"
+    with data.lock:
+        mark = newest_move_write_date(data)
+        text = (datetime.strptime(mark, fmt) - timedelta(seconds=seconds_before_mark)).strftime(fmt)
+        template = next(m for m in data.moves if m["move_type"] == "out_invoice"
+                        and m["state"] == "posted" and m["payment_state"] == "not_paid")
+        seq = data._seq
+        new_id = max(seq.get("_next_move_id", 0), data.moves[-1]["id"] + 1)
+        seq["_next_move_id"] = new_id + 1
+        day = datetime.strptime(text, fmt).date()
+        move = dict(template, id=new_id, write_date=text, create_date=text, invoice_date=day.isoformat(),
+                    name=sd._move_name(seq, template["company_id"][0], "out_invoice", day))
+        data.moves.append(move)  # ids ascend: the list stays sorted by id
+        data.changed()
+    return LateCommit(new_id, text, mark)
+
+
+def newest_move_write_date(data: sd.SandboxData) -> str:
+    return max(m["write_date"] for m in data.moves)
+
+
 def _check_service(service: str) -> None:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
 
 
 # Bodies a real proxy in front of the service sends: nginx for Odoo, Cloudflare for Zendesk/Slack.
-_REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+_REASONS = {403: "Forbidden", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
 
 

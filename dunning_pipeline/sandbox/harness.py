@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from dunning_pipeline.sandbox import data as sd
-from dunning_pipeline.sandbox.faults import SERVICES, Faults
+from dunning_pipeline.sandbox.faults import SERVICES, Faults, LateCommit, late_commit, late_new_invoice
 from dunning_pipeline.sandbox.base_server import SandboxHTTPServer
 from dunning_pipeline.sandbox.odoo_server import DEFAULT_INDEX_THRESHOLD, OdooApp
 from dunning_pipeline.sandbox.slack_server import CHANNELS, SlackApp
@@ -136,6 +136,20 @@ class Sandbox:
         """The next day's business (see `data.advance_night`); the servers see it at once."""
         return sd.advance_night(self.data)
 
+    def late_commit(self, *, seconds_before_mark: int = 3600, move_id: int | None = None) -> LateCommit:
+        """An invoice paid by a transaction that commits now but is stamped before the last
+        high-water mark (see `faults.late_commit`)."""
+        return late_commit(self.data, seconds_before_mark=seconds_before_mark, move_id=move_id)
+
+    def late_new_invoice(self, *, seconds_before_mark: int = 3600) -> LateCommit:
+        """A new invoice created by a transaction that commits now but is stamped before the
+        last high-water mark (see `faults.late_new_invoice`)."""
+        return late_new_invoice(self.data, seconds_before_mark=seconds_before_mark)
+
+    def revoke_company(self, company_id: int) -> None:
+        """The Odoo API users lose access to a company: its records are hidden from them."""
+        self.odoo.unreadable_company_ids.add(company_id)
+
     def clear_requests(self) -> None:
         for log in self.requests.values():
             log.clear()
@@ -156,13 +170,16 @@ class SandboxProcess:
     def __init__(self, seed: int = 7, customers: int = 40, invoices: int = 400,
                  as_of: date = date(2026, 3, 2), odoo_version: str = "17.0", *,
                  tickets: int | None = None, zendesk_export_limit_per_minute: int | None = 10,
-                 faults: bool = False, startup_timeout: float = 600.0, python: str = sys.executable):
+                 faults: bool = False, late_commits: bool = False, startup_timeout: float = 600.0,
+                 python: str = sys.executable):
         self._args = ["--seed", str(seed), "--customers", str(customers), "--invoices", str(invoices),
                       "--as-of", as_of.isoformat(), "--odoo-version", odoo_version,
                       "--zendesk-export-limit", str(zendesk_export_limit_per_minute or 0),
                       "--faults" if faults else "--no-faults"]
         if tickets is not None:
             self._args += ["--tickets", str(tickets)]
+        if late_commits:
+            self._args.append("--late-commits")
         self._python = python
         self._timeout = startup_timeout
         self._proc: subprocess.Popen | None = None

@@ -21,7 +21,7 @@ import re
 from typing import Callable
 
 from dunning_pipeline.sandbox import data as sd
-from dunning_pipeline.sandbox.faults import Fault, nginx_page
+from dunning_pipeline.sandbox.faults import Fault, late_commit, newest_move_write_date, nginx_page
 from dunning_pipeline.sandbox.base_server import App, Request, Response
 
 VERSIONS = ("16.0", "17.0", "18.0", "19.0")
@@ -202,6 +202,31 @@ def _access_denied() -> OdooError:
     return OdooError("odoo.exceptions.AccessDenied", "Access Denied", 401)
 
 
+# Models behind the accounting access rights (Invoicing / Billing and up).
+_ACCOUNTING_MODELS = ("account.move", "account.move.line", "account.payment.term")
+_MODEL_LABELS = {"account.move": "Journal Entry", "account.move.line": "Journal Item",
+                 "account.payment.term": "Payment Terms"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiUser:
+    """A user holding an API key: `accounting` False is a user without invoicing rights."""
+
+    uid: int
+    login: str
+    name: str
+    accounting: bool = True
+
+
+def _accounting_denied(model_name: str) -> OdooError:
+    return OdooError(
+        "odoo.exceptions.AccessError",
+        f"You are not allowed to access '{_MODEL_LABELS.get(model_name, model_name)}' ({model_name})"
+        " records.\n\nThis operation is allowed for the following groups:\n\t- Invoicing/Billing\n"
+        "\t- Invoicing/Show Accounting Features - Readonly\n\nContact your administrator to request"
+        " access if necessary.", 403)
+
+
 class OdooApp(App):
     service = "odoo"
     server_header = "nginx"
@@ -215,6 +240,14 @@ class OdooApp(App):
         self.login, self.api_key, self.uid = login, api_key, sd.ADMIN_UID
         self.index_threshold = index_threshold
         self.major = int(version.split(".")[0])
+        # API key -> its user; add_api_key adds others (e.g. one without accounting rights).
+        self.api_users: dict[str, ApiUser] = {api_key: ApiUser(self.uid, login, "Administrator")}
+        # Companies the API users lost access to: Odoo's multi-company record rules hide them.
+        self.unreadable_company_ids: set[int] = set()
+        # A proxy (or a module policy) in front of Odoo 19 that refuses /json/2 with its own page.
+        self.json2_blocked = False
+        # Each night advanced over HTTP also pays one invoice in a transaction that commits late.
+        self.late_commit_each_night = False
         self.models = {
             "account.move": _Model("account.move", lambda: self.data.moves, _move_fields(version),
                                    "date desc, name desc, id desc", False, _move_computed(data)),
@@ -242,10 +275,39 @@ class OdooApp(App):
             "account.payment.term": _Model(
                 "account.payment.term", lambda: self.data.payment_terms,
                 _simple_fields(active=_f("boolean", "Active")), "id asc", True),
+            "res.users": _Model(
+                "res.users", self._user_records,
+                _simple_fields(login=_f("char", "Login"), active=_f("boolean", "Active")),
+                "name asc, login asc", True),
         }
         self._indexes: dict = {}
         self._count_cache: dict = {}
         self.index_hits = 0  # queries answered from the write_date index (for tests)
+
+    def add_api_key(self, api_key: str, login: str, name: str, *, accounting: bool = True) -> ApiUser:
+        """Another user with an API key (uid after the existing ones)."""
+        user = ApiUser(max(u.uid for u in self.api_users.values()) + 1, login, name, accounting)
+        self.api_users[api_key] = user
+        return user
+
+    def _user_records(self) -> list[dict]:
+        users = sorted({u.uid: u for u in self.api_users.values()}.values(), key=lambda u: u.uid)
+        return [{"id": u.uid, "name": u.name, "display_name": u.name, "login": u.login, "active": True,
+                 "write_date": "2026-01-01 00:00:00"} for u in users]
+
+    def _user_by_uid(self, uid) -> ApiUser | None:
+        return next((u for u in self.api_users.values() if u.uid == uid), None)
+
+    def _readable(self, model: _Model) -> Callable[[dict], bool] | None:
+        """The multi-company record rule: records of an unreadable company are not there."""
+        hidden = self.unreadable_company_ids
+        if not hidden:
+            return None
+        if model.name == "res.company":
+            return lambda r: r["id"] not in hidden
+        if "company_id" in model.fields:
+            return lambda r: not (r.get("company_id") and r["company_id"][0] in hidden)
+        return None
 
     # ------------------------------------------------------------------ routing
     def handle(self, req: Request) -> Response:
@@ -256,15 +318,33 @@ class OdooApp(App):
             return self._jsonrpc(req)
         if req.path == "/_sandbox/advance_night" and req.method == "POST":
             # Not an Odoo route: lets a sandbox running in another process move to the next day.
+            mark = newest_move_write_date(self.data)
             changes = sd.advance_night(self.data)
             body = dataclasses.asdict(changes)
             body["as_of"] = changes.as_of.isoformat()
+            if self.late_commit_each_night:  # stamped before the previous night's mark
+                body["late_commit"] = dataclasses.asdict(late_commit(self.data, mark=mark))
             return Response.json(body)
+        if req.path == "/_sandbox/late_commit" and req.method == "POST":
+            # Not an Odoo route either: the late-commit fault for a sandbox in another process.
+            opts = req.json if req.body and isinstance(req.json, dict) else {}
+            try:
+                late = late_commit(self.data, seconds_before_mark=int(opts.get("seconds_before_mark", 3600)),
+                                   move_id=opts.get("move_id"))
+            except LookupError as exc:
+                return Response.json({"error": str(exc)}, 409)
+            return Response.json(dataclasses.asdict(late))
         if self.major >= 19 and req.path == "/web/version" and req.method == "GET":
             return Response.json({"version_info": [self.major, 0, 0, "final", 0, ""],
                                   "version": self.version})
         if self.major >= 19 and req.path.startswith("/json/2/"):
+            if self.json2_blocked:
+                return Response.html(nginx_page(403), 403)
             return self._json2(req)
+        if self.major >= 18 and req.method == "POST" and req.path.startswith("/odoo/"):
+            # Odoo 18's web client lives under /odoo/...: a POST there fails its CSRF check.
+            return Response.html(_werkzeug_page(
+                400, "Bad Request", "Session expired (invalid CSRF token)"), 400)
         return Response.html(_werkzeug_page(
             404, "Not Found", "The requested URL was not found on the server. If you entered the URL"
             " manually please check your spelling and try again."), 404)
@@ -322,9 +402,10 @@ class OdooApp(App):
                                 f"{method}() missing required positional arguments", 422)
             db, login, key = args[0], args[1], args[2]
             self._check_db(db)
-            if fault is not None or login != self.login or key != self.api_key:
+            user = self.api_users.get(key) if isinstance(key, str) else None
+            if fault is not None or user is None or login != user.login:
                 return False
-            return self.uid
+            return user.uid
         if method == "about":
             return "See http://openerp.com"
         raise OdooError("builtins.AttributeError",
@@ -344,7 +425,8 @@ class OdooApp(App):
             raise OdooError("builtins.TypeError", f"{method}() missing required positional arguments")
         db, uid, key, model_name, model_method = args[:5]
         self._check_db(db)
-        if fault is not None or uid != self.uid or key != self.api_key:
+        user = self.api_users.get(key) if isinstance(key, str) else None
+        if fault is not None or user is None or uid != user.uid:
             raise _access_denied()
         if method == "execute_kw":
             call_args = args[5] if len(args) > 5 else []
@@ -353,7 +435,7 @@ class OdooApp(App):
             call_args, call_kwargs = list(args[5:]), {}
         if not isinstance(call_args, list) or not isinstance(call_kwargs, dict):
             raise OdooError("builtins.TypeError", "execute_kw expects a list of args and a dict of kwargs")
-        return self._call(model_name, model_method, call_args, call_kwargs)
+        return self._call(model_name, model_method, call_args, call_kwargs, user=user)
 
     # ------------------------------------------------------------------ JSON-2
     def _json2(self, req: Request) -> Response:
@@ -361,18 +443,21 @@ class OdooApp(App):
             if req.method != "POST":
                 raise OdooError("werkzeug.exceptions.MethodNotAllowed",
                                 "405 Method Not Allowed: The method is not allowed for the requested URL.", 405)
-            auth = req.headers.get("Authorization") or ""
-            scheme, _, token = auth.partition(" ")
-            if req.fault is not None and req.fault.kind == "expired_key":
-                raise OdooError("werkzeug.exceptions.Unauthorized",
-                                "Invalid apikey: the API key has expired; generate a new one in your"
-                                " user preferences (Account Security > API Keys)", 401)
-            if scheme.lower() != "bearer" or token.strip() != self.api_key or req.fault is not None:
-                raise OdooError("werkzeug.exceptions.Unauthorized", "Invalid apikey", 401)
             db = req.headers.get("X-Odoo-Database")
             if db is not None and db != self.database:
-                raise OdooError("werkzeug.exceptions.NotFound",
-                                f"404 Not Found: database {db!r} not found", 404)
+                # No such database: no registry, so no /json/2 route, the server-wide 404 page.
+                return Response.html(_werkzeug_page(
+                    404, "Not Found", "The requested URL was not found on the server. If you entered"
+                    " the URL manually please check your spelling and try again."), 404)
+            auth = req.headers.get("Authorization") or ""
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise OdooError("werkzeug.exceptions.Unauthorized",
+                                'User not authenticated, use the "Authorization" header', 401)
+            user = self.api_users.get(token.strip())
+            # An expired key is simply not found among the valid ones: the same answer as a wrong one.
+            if user is None or req.fault is not None:
+                raise OdooError("werkzeug.exceptions.Unauthorized", "Invalid apikey", 401)
             parts = req.path[len("/json/2/"):].strip("/").split("/")
             if len(parts) != 2 or not all(parts):
                 raise OdooError("werkzeug.exceptions.NotFound", "404 Not Found", 404)
@@ -391,16 +476,24 @@ class OdooApp(App):
                 args = [ids if ids is not None else []]
             elif ids:
                 raise OdooError("builtins.TypeError", f"{method}() does not take ids", 422)
-            result = self._call(model_name, method, args, kwargs)
+            result = self._call(model_name, method, args, kwargs, user=user)
         except OdooError as exc:
-            return Response.json(_error_data(exc), exc.http_status)
+            headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+            body = _error_data(exc)
+            if exc.name.startswith("werkzeug.exceptions."):  # (description, code), as Odoo sends them
+                body["arguments"] = [exc.message, exc.http_status]
+            return Response.json(body, _json2_status(exc), headers)
         return Response.json(result)
 
     # ------------------------------------------------------------------ ORM methods
-    def _call(self, model_name: str, method: str, args: list, kwargs: dict):
+    def _call(self, model_name: str, method: str, args: list, kwargs: dict, user: ApiUser | None = None):
         model = self.models.get(model_name)
         if model is None:
             raise OdooError("odoo.exceptions.UserError", f"Object {model_name} doesn't exist", 404)
+        if user is not None and not user.accounting and model_name in _ACCOUNTING_MODELS:
+            raise _accounting_denied(model_name)
+        if model_name == "res.users" and method == "context_get":
+            return {"lang": "en_US", "tz": "Europe/Brussels", "uid": user.uid if user else self.uid}
         kwargs = dict(kwargs)
         context = kwargs.pop("context", None) or {}
         if not isinstance(context, dict):
@@ -483,17 +576,15 @@ class OdooApp(App):
             raise OdooError("builtins.TypeError", "ids must be a list of integers")
         records = model.records()
         out = []
-        missing = []
         render = _renderer(model, names)
+        readable = self._readable(model)
         for rid in ids:
             try:
-                out.append(render(sd._by_id(records, rid)))
+                rec = sd._by_id(records, rid)
             except KeyError:
-                missing.append(rid)
-        if missing:
-            raise OdooError("odoo.exceptions.MissingError",
-                            "Record does not exist or has been deleted.\n(Record: "
-                            f"{model.name}({', '.join(map(str, missing))},), User: {self.uid})", 404)
+                continue  # Odoo's read() leaves out ids that do not exist (no MissingError)
+            if readable is None or readable(rec):
+                out.append(render(rec))
         return out
 
     def _fields_get(self, model: _Model, allfields=None, attributes=None, active_test=True):
@@ -557,6 +648,9 @@ class OdooApp(App):
         if model.has_active and active_test and not _mentions(domain, "active"):
             inner = pred
             pred = lambda r: r.get("active", True) is not False and inner(r)  # noqa: E731
+        readable = self._readable(model)
+        if readable is not None:
+            pred = _and(readable, pred)
         records = model.records()
         lo, hi = 0, len(records)
         conj = _conjunction(domain)
@@ -620,12 +714,18 @@ def _record_id(record: dict):
 # ---------------------------------------------------------------------- helpers
 
 def _error_data(exc: OdooError) -> dict:
-    return {"name": exc.name, "message": exc.message, "arguments": [exc.message]
-            if exc.http_status != 401 or "apikey" not in exc.message else [exc.message, 401],
-            "context": {},
+    return {"name": exc.name, "message": exc.message, "arguments": [exc.message], "context": {},
             "debug": "Traceback (most recent call last):\n  File \"/usr/lib/python3/dist-packages/"
                      "odoo/http.py\", line 1764, in _serve_db\n    return service_model.retrying("
                      f"self._serve_ir_http, self.env)\n{exc.name}: {exc.message}\n"}
+
+
+def _json2_status(exc: OdooError) -> int:
+    """JSON-2's status: Odoo's UserError family and werkzeug's HTTP errors carry their own;
+    a bad signature is 422; any other exception (ValueError of an unknown field...) is a 500."""
+    if exc.name.startswith(("odoo.exceptions.", "werkzeug.exceptions.")) or exc.name == "builtins.TypeError":
+        return exc.http_status
+    return 500
 
 
 def _werkzeug_page(status: int, title: str, text: str) -> bytes:

@@ -137,3 +137,48 @@ def test_asset_definitions_are_described_grouped_and_owned():
         assert node.owners == ["team:finance-data"]
         assert node.description and len(node.description) > 80
         assert [c.name for c in node.metadata["dagster/column_schema"].columns][-1] == "extracted_at"
+
+
+def _materialize_with_the_code_locations_resources(sb, sqlite_url, monkeypatch, **env):
+    from dunning_pipeline.definitions import build_resources
+
+    for name in ("ODOO_URL", "ODOO_DB", "ODOO_USERNAME", "ODOO_API_KEY"):
+        monkeypatch.setenv(name, sb.env[name])
+    monkeypatch.setenv("DUNNING_DATABASE_URL", sqlite_url)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bound = build_resources()
+    return dg.materialize([odoo_invoices], raise_on_error=False,
+                          resources={"odoo": bound["odoo"], "warehouse": bound["warehouse"]})
+
+
+def test_odoo_protocol_is_an_environment_variable_and_late_commits_are_in_the_metadata(sqlite_url, monkeypatch):
+    with make_sandbox("19.0") as sb:
+        first = _materialize_with_the_code_locations_resources(sb, sqlite_url, monkeypatch,
+                                                               ODOO_PROTOCOL="jsonrpc")
+        assert first.success
+        inv = meta(first, "odoo_invoices")
+        assert inv["protocol"] == "jsonrpc" and "deprecated in 19" in inv["warnings"]
+        assert "open_moves_verified" not in inv  # a full run has nothing to verify
+        late = sb.late_commit()
+        second = _materialize_with_the_code_locations_resources(sb, sqlite_url, monkeypatch,
+                                                                ODOO_PROTOCOL="jsonrpc")
+        inv2 = meta(second, "odoo_invoices")
+        assert inv2["late_changes_found"] == 1 and inv2["open_moves_verified"] > 1
+        assert str(late.move_id) not in inv2.get("notes", "")
+        bad = _materialize_with_the_code_locations_resources(sb, sqlite_url, monkeypatch,
+                                                             ODOO_PROTOCOL="xmlrpc")
+        assert not bad.success
+        (failure,) = [e for e in bad.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert "ODOO_PROTOCOL must be one of auto, json2, jsonrpc" in str(failure.event_specific_data.error)
+
+
+def test_an_unreadable_company_is_a_warning_in_the_metadata(sqlite_url, monkeypatch):
+    with make_sandbox("17.0") as sb:
+        assert _materialize_with_the_code_locations_resources(sb, sqlite_url, monkeypatch).success
+        company = sb.data.companies[-1]
+        sb.revoke_company(company["id"])
+        result = _materialize_with_the_code_locations_resources(sb, sqlite_url, monkeypatch)
+        inv = meta(result, "odoo_invoices")
+        assert inv["unreadable_companies"] == f"{company['name']} (id {company['id']})"
+        assert "can no longer read it" in inv["warnings"]

@@ -105,8 +105,13 @@ def test_second_run_without_changes_fetches_only_the_overlap_and_changes_nothing
     assert second.high_water_mark == first.high_water_mark
     pd.testing.assert_frame_equal(
         warehouse.read("odoo_invoices", order_by=["id"]).drop(columns="extracted_at"), before)
-    pages = [c for c in odoo_calls(sb, "account.move") if c["call"].get("order") == "id asc"]
-    assert all(["write_date", ">=", since] in c["call"]["domain"] for c in pages)
+    calls = [c for c in odoo_calls(sb, "account.move") if c["call"].get("order") == "id asc"]
+    pages = [c for c in calls if c["call"]["fields"] == list(extract.INVOICES.fields)]
+    assert pages and all(["write_date", ">=", since] in c["call"]["domain"] for c in pages)
+    # the open moves are re-read (few fields, by id), nothing else is fetched in full
+    assert second.open_verified == sum(1 for m in out_moves(sb.data) if m["state"] == "draft" or (
+        m["state"] == "posted" and m["payment_state"] not in extract.SETTLED_PAYMENT_STATES))
+    assert second.late_changes == 0
 
     third, _ = run_invoices(sb, warehouse, overlap=0)
     assert third.fetched == len([m for m in out_moves(sb.data) if m["write_date"] >= first.high_water_mark])

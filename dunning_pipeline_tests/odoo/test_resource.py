@@ -27,7 +27,7 @@ def resource(**overrides) -> OdooResource:
         ({"database": " "}, "ODOO_DB"),
         ({"username": ""}, "ODOO_USERNAME"),
         ({"api_key": ""}, "ODOO_API_KEY"),
-        ({"protocol": "xmlrpc"}, "OdooResource.protocol"),
+        ({"protocol": "xmlrpc"}, "ODOO_PROTOCOL"),
         ({"page_size": 0}, "OdooResource.page_size"),
         ({"max_retries": -1}, "OdooResource.max_retries"),
     ],

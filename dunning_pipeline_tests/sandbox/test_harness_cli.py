@@ -142,3 +142,22 @@ def test_sandbox_process_serves_and_advances_nights():
             + changes["reversed_invoices"])
         proc = sbp._proc
     assert proc.returncode == 0
+
+
+def test_late_commits_over_http_and_the_cli_flag():
+    from dunning_pipeline.sandbox import Sandbox
+
+    assert cli.parse_args(["--late-commits"]).late_commits is True
+    assert cli.parse_args([]).late_commits is False
+    with Sandbox(seed=4, customers=6, invoices=60) as sb:
+        mark = max(m["write_date"] for m in sb.data.moves)
+        late = requests.post(sb.odoo_url + "/_sandbox/late_commit", json={"seconds_before_mark": 7200},
+                             timeout=10).json()
+        move = sb.data.move(late["move_id"])
+        assert late["mark"] == mark and move["write_date"] == late["write_date"] < mark
+        assert move["payment_state"] == "paid" and move["amount_residual"] == 0
+        sb.odoo.late_commit_each_night = True  # what --late-commits switches on
+        night = requests.post(sb.odoo_url + "/_sandbox/advance_night", timeout=30).json()
+        # stamped before the mark an extraction took before this night, not just before the night's
+        assert night["late_commit"]["write_date"] < night["late_commit"]["mark"] == mark
+        assert sb.data.move(night["late_commit"]["move_id"])["payment_state"] == "paid"

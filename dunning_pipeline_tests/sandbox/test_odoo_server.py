@@ -67,7 +67,8 @@ def test_object_service_errors(sb):
                  "builtins.ValueError")["data"]["message"] == "Invalid field 'foo' on model 'account.move'"
     error(call(sb, "account.move", "search_read", [["state", "~", 1]]), "builtins.ValueError")
     error(call(sb, "account.move", "search_read", [], order="nonsense desc"), "builtins.ValueError")
-    error(call(sb, "account.move", "read", [10**9], fields=["name"]), "odoo.exceptions.MissingError")
+    # read() leaves out ids that do not exist, as Odoo's does (no MissingError)
+    assert result(call(sb, "account.move", "read", [10**9], fields=["name"])) == []
     assert "domain" in error(call(sb, "account.move", "search_count"), "builtins.TypeError")["data"]["message"]
     error(call(sb, "account.move", "search_read", [], bogus=1), "builtins.TypeError")
     error(call(sb, "account.move", "write", [1], {"ref": "x"}), "odoo.exceptions.AccessError")
@@ -224,21 +225,45 @@ def test_odoo_19_json2_and_jsonrpc():
         read = requests.post(f"{sb.odoo_url}/json/2/res.partner/read", headers=headers, timeout=10,
                              json={"ids": [1], "fields": ["name"]})
         assert read.json() == [{"id": 1, "name": sb.data.partner(1)["name"]}]
+        missing = requests.post(f"{sb.odoo_url}/json/2/res.partner/read", headers=headers, timeout=10,
+                                json={"ids": [10**9], "fields": ["name"]})
+        assert missing.status_code == 200 and missing.json() == []
         bad = requests.post(url, headers={"Authorization": "bearer nope"}, json={}, timeout=10)
-        assert bad.status_code == 401
+        assert bad.status_code == 401 and bad.headers["WWW-Authenticate"] == "Bearer"
         assert bad.json()["name"] == "werkzeug.exceptions.Unauthorized" and bad.json()["message"] == "Invalid apikey"
-        assert requests.post(url, json={}, timeout=10).status_code == 401
+        assert bad.json()["arguments"] == ["Invalid apikey", 401]
+        anonymous = requests.post(url, json={}, timeout=10)
+        assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
+        assert anonymous.json()["message"] == 'User not authenticated, use the "Authorization" header'
         sb.faults.set("odoo", "expired_key")
         expired = requests.post(url, headers=headers, json={}, timeout=10)
-        assert expired.status_code == 401 and "expired" in expired.json()["message"]
+        # an expired key is not found among the valid ones: the same answer as a wrong key
+        assert expired.status_code == 401 and expired.json() == bad.json()
         field = requests.post(url, headers=headers, json={"fields": ["foo"]}, timeout=10)
-        assert field.status_code == 422 and field.json()["name"] == "builtins.ValueError"
+        assert field.status_code == 500 and field.json()["name"] == "builtins.ValueError"
+        assert field.json()["message"] == "Invalid field 'foo' on model 'account.move'"
         model = requests.post(f"{sb.odoo_url}/json/2/account.movez/search", headers=headers, json={}, timeout=10)
         assert model.status_code == 404
         kwarg = requests.post(url, headers=headers, json={"bogus": 1}, timeout=10)
         assert kwarg.status_code == 422 and kwarg.json()["name"] == "builtins.TypeError"
         db = requests.post(url, headers={**headers, "X-Odoo-Database": "other"}, json={}, timeout=10)
-        assert db.status_code == 404 and "other" in db.json()["message"]
+        assert db.status_code == 404 and db.headers["Content-Type"].startswith("text/html")
+        assert "<title>404 Not Found</title>" in db.text  # the server-wide page, not an API error
+        # a key without accounting rights: account.move is refused (403), res.partner reads
+        sb.odoo.add_api_key("clerk-key", "clerk@example.com", "Clerk", accounting=False)
+        clerk = {**headers, "Authorization": "bearer clerk-key"}
+        denied = requests.post(url, headers=clerk, json={"fields": ["name"], "limit": 1}, timeout=10)
+        assert denied.status_code == 403 and denied.json()["name"] == "odoo.exceptions.AccessError"
+        assert denied.json()["message"].startswith(
+            "You are not allowed to access 'Journal Entry' (account.move) records.")
+        partners = requests.post(f"{sb.odoo_url}/json/2/res.partner/search_read", headers=clerk,
+                                 json={"fields": ["name"], "limit": 1}, timeout=10)
+        assert partners.status_code == 200 and len(partners.json()) == 1
+        me = requests.post(f"{sb.odoo_url}/json/2/res.users/context_get", headers=clerk, json={}, timeout=10)
+        uid = me.json()["uid"]
+        who = requests.post(f"{sb.odoo_url}/json/2/res.users/read", headers=clerk, timeout=10,
+                            json={"ids": [uid], "fields": ["login"]})
+        assert who.json() == [{"id": uid, "login": "clerk@example.com"}]
         # JSON-RPC still works on 19, with error code 0
         assert rpc(sb, "object", "execute_kw", DB, UID, "bad", "account.move", "search", [[]], {})["error"]["code"] == 0
 
