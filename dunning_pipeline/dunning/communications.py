@@ -156,16 +156,18 @@ def our_users(users: pd.DataFrame, policy: DunningPolicy) -> pd.Series:
 # -- who the ticket is from --------------------------------------------------------------------
 def _domain_customers(emails: pd.Series, by_domain: pd.Series, skip: set[str]) -> pd.Series:
     """Customer of each address by its domain or a parent domain (never the bare top level)."""
-    dom = _domain(emails)
-    out = pd.Series(pd.NA, index=emails.index, dtype="Int64")
+    domains = _domain(emails)
+    distinct = pd.Series(domains.dropna().unique(), dtype=object)  # few distinct domains: work on those
+    dom = distinct.copy()
+    found = pd.Series(pd.NA, index=distinct.index, dtype="Int64")
     for _ in range(6):  # subdomain levels: a.b.c.acme.example at most
-        left = out.isna() & dom.notna() & dom.astype("str").str.contains(".", regex=False)
+        left = found.isna() & dom.notna() & dom.astype("str").str.contains(".", regex=False)
         if not left.any():
             break
-        hit = dom[left].where(~dom[left].isin(skip)).map(by_domain)
-        out[left] = hit.astype("Int64")
+        found[left] = dom[left].where(~dom[left].isin(skip)).map(by_domain).astype("Int64")
         dom = dom.where(~left, dom.astype("str").str.split(".", n=1).str[-1])
-    return out
+    by_distinct = pd.Series(found.to_numpy(), index=distinct.to_numpy())
+    return domains.map(by_distinct).astype("Int64")
 
 
 def _list_customers(tickets: pd.DataFrame, column: str, user_email: pd.Series, by_email: pd.Series) -> pd.Series:
@@ -422,13 +424,19 @@ def build_communications(
     carried = texts[texts["ticket_id"].isin(merged.index)].assign(
         ticket_id=lambda t: t["ticket_id"].map(merged).astype("int64"))
     texts = pd.concat([texts, carried], ignore_index=True)
-    texts["kind"] = text_kinds(texts["text"], policy.holds)
+    own = texts["by_customer"].to_numpy(dtype=bool)
+    texts["kind"] = None
+    texts.loc[own, "kind"] = text_kinds(texts.loc[own, "text"], policy.holds)  # only their words mean
 
-    # Invoice numbers named in the texts, matched to the ticket's customer's own invoices.
+    # Invoice numbers named in the texts, matched to the ticket's customer's own invoices: only
+    # texts of matched tickets with a digit can name one.
     holds = policy.holds
     pattern = invoice_numbers.text_pattern(holds.invoice_number_pattern, holds.invoice_words)
-    candidates = invoice_numbers.find_candidates(texts["text"], pattern)
     text_customer = texts["ticket_id"].map(tickets.set_index("id")["customer_id"]).astype("Int64")
+    searched = np.flatnonzero(text_customer.notna().to_numpy(dtype=bool)
+                              & texts["text"].str.contains(r"\d", regex=True).to_numpy(dtype=bool))
+    candidates = invoice_numbers.find_candidates(texts["text"].iloc[searched], pattern)
+    candidates["text_row"] = searched[candidates["text_row"].to_numpy()]
     mentions = invoice_numbers.match_numbers(candidates, text_customer, _customer_invoices(invoices, customers))
     named = (mentions.assign(ticket_id=texts["ticket_id"].to_numpy()[mentions["text_row"].to_numpy()],
                              at=texts["at"].to_numpy()[mentions["text_row"].to_numpy()])
