@@ -424,7 +424,9 @@ def build_communications(
     carried = texts[texts["ticket_id"].isin(merged.index)].assign(
         ticket_id=lambda t: t["ticket_id"].map(merged).astype("int64"))
     texts = pd.concat([texts, carried], ignore_index=True)
-    own = texts["by_customer"].to_numpy(dtype=bool)
+    text_customer = texts["ticket_id"].map(tickets.set_index("id")["customer_id"]).astype("Int64")
+    matched_text = text_customer.notna().to_numpy(dtype=bool)
+    own = texts["by_customer"].to_numpy(dtype=bool) & matched_text
     texts["kind"] = None
     texts.loc[own, "kind"] = text_kinds(texts.loc[own, "text"], policy.holds)  # only their words mean
 
@@ -432,9 +434,7 @@ def build_communications(
     # texts of matched tickets with a digit can name one.
     holds = policy.holds
     pattern = invoice_numbers.text_pattern(holds.invoice_number_pattern, holds.invoice_words)
-    text_customer = texts["ticket_id"].map(tickets.set_index("id")["customer_id"]).astype("Int64")
-    searched = np.flatnonzero(text_customer.notna().to_numpy(dtype=bool)
-                              & texts["text"].str.contains(r"\d", regex=True).to_numpy(dtype=bool))
+    searched = np.flatnonzero(matched_text & texts["text"].str.contains(r"\d", regex=True).to_numpy(dtype=bool))
     candidates = invoice_numbers.find_candidates(texts["text"].iloc[searched], pattern)
     candidates["text_row"] = searched[candidates["text_row"].to_numpy()]
     mentions = invoice_numbers.match_numbers(candidates, text_customer, _customer_invoices(invoices, customers))

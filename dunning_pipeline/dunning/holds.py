@@ -105,7 +105,9 @@ def ticket_holds(communications: pd.DataFrame, tz: ZoneInfo) -> pd.DataFrame:
         "since": local_day(held["mentioned_at"], tz),
         "until": until,
         "ticket_id": held["ticket_id"].astype("Int64"),
-        "note": held["subject"],
+        # A claim is for the accountant to check against the bank, not a dispute to settle.
+        "note": held["subject"].where(kinds[held.index] != "payment_claimed",
+                                      "customer says paid, check the bank: " + held["subject"].fillna("")),
     })]
     promised = communications[communications["is_open"] & communications["customer_id"].notna()
                               & communications["promise_until"].notna()]

@@ -83,7 +83,9 @@ def find_candidates(texts: pd.Series, pattern: str) -> pd.DataFrame:
                              "seq": pd.Series(dtype="Int64")})
     # The exact pattern is listed first in the regex, so its numbers are also read as `full` keys.
     exact = found["exact"].str.upper()
-    parsed = exact.str.extract(_NAME)
+    parsed = pd.DataFrame(None, index=found.index, columns=list(_NAME.groupindex), dtype=object)
+    if exact.notna().any():
+        parsed.loc[exact.notna()] = exact[exact.notna()].str.extract(_NAME).to_numpy(dtype=object)
 
     def num(*cols) -> pd.Series:
         out = pd.Series(pd.NA, index=found.index, dtype="Int64")

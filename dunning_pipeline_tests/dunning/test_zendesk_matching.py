@@ -287,6 +287,7 @@ def test_payment_claim_freezes_the_stage_is_recorded_and_released_when_it_expire
     assert tuple(aging.loc[104, ["hold_reason", "hold_since", "hold_until", "hold_ticket_id", "stage"]]) == (
         "payment_claimed", pd.Timestamp("2026-02-27"), pd.Timestamp("2026-03-04"), 9200, "reminder_2")
     assert aging.loc[104, "dunning_status"] == "on_hold" and aging.loc[104, "due_stage"] == "call"
+    assert aging.loc[104, "hold_note"] == "customer says paid, check the bank: Remittance advice"
     row = night1.rows.set_index("invoice_id").loc[104]
     assert (row["reason"], row["hold_reason"], row["to_stage"], row["hold_until"]) == (
         "hold", "payment_claimed", "reminder_2", pd.Timestamp("2026-03-04"))
