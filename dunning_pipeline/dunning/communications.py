@@ -26,8 +26,10 @@ and was downgraded). In the customer's words:
 - otherwise, on an open ticket, a dispute word or simply naming the invoice (policy
   `customer_mention_hold`) makes a `dispute`, from the first such text;
 - a dispute or payment word in a text that names none of their invoices applies to the invoices
-  the ticket names (e.g. their "we paid it last week" under our reminder), or to all of the
-  customer's invoices when it names none; so does a dispute tag or dispute field on an open ticket.
+  the ticket names (e.g. their "we paid it last week" under our reminder), and so does a dispute
+  tag or dispute field on an open ticket; when the ticket names none, a payment claim, a tag or a
+  field holds all of the customer's invoices (dispute words alone do not: support tickets about
+  products use them too).
 
 One output row per (ticket, invoice named in it, by anyone); a ticket naming none of its
 customer's invoices has one row with no invoice. `hold_kind` is dispute, payment_claimed or
@@ -359,16 +361,20 @@ def _holds_of(texts: pd.DataFrame, named: pd.DataFrame, mentions: pd.DataFrame, 
     m = m[m["by_customer"].to_numpy(dtype=bool)]
     per_invoice = pd.DataFrame({"ticket_id": m["ticket_id"], "invoice_key": m["invoice_id"].astype("int64"),
                                 "kind": m["kind"].fillna(plain) if plain else m["kind"], "at": m["at"]})
-    # Their dispute or payment words without a number of theirs, and dispute tags and fields:
-    # for the whole ticket.
+    # Their dispute or payment words without a number of theirs, and dispute tags and fields,
+    # are about the invoices the ticket names. Naming none, a tag, a field or a payment claim
+    # holds all of the customer's; dispute words alone do not (a support desk hears "damaged"
+    # about products every day; an agent tags the ticket when it is about money).
     wide = texts[own & kinds.notna().to_numpy() & ~texts.index.isin(mentions["text_row"])]
-    wide = pd.DataFrame({"ticket_id": wide["ticket_id"], "kind": wide["kind"], "at": wide["at"]})
+    wide = pd.DataFrame({"ticket_id": wide["ticket_id"], "kind": wide["kind"], "at": wide["at"],
+                        "whole_customer": wide["kind"] == PAYMENT_CLAIMED})
     flagged = tickets[tickets["dispute_tag"] | tickets["dispute_field"]]
-    wide = pd.concat([wide, pd.DataFrame({"ticket_id": flagged["id"], "kind": DISPUTE,
+    wide = pd.concat([wide, pd.DataFrame({"ticket_id": flagged["id"], "kind": DISPUTE, "whole_customer": True,
                                           "at": pd.to_datetime(flagged["created_at"])})], ignore_index=True)
     pairs = named[["ticket_id", "invoice_id"]].rename(columns={"invoice_id": "invoice_key"})
     spread = wide.merge(pairs, on="ticket_id", how="left")
-    spread["invoice_key"] = spread["invoice_key"].fillna(-1).astype("int64")
+    spread = spread[spread["invoice_key"].notna() | spread["whole_customer"].astype(bool)]
+    spread = spread.assign(invoice_key=spread["invoice_key"].fillna(-1).astype("int64")).drop(columns="whole_customer")
     sig = pd.concat([per_invoice.dropna(subset=["kind"]), spread], ignore_index=True)
     is_open = sig["ticket_id"].map(tickets.set_index("id")["is_open"]).astype(bool)
     sig = sig[(sig["kind"] == PAYMENT_CLAIMED) | is_open]  # a dispute needs an open ticket

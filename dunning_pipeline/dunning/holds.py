@@ -4,8 +4,9 @@ An invoice is on hold, as of a day, when any of these applies (the first in this
 the hold; the stage is frozen as of the earliest start among those that apply):
 - `exclusion`: a manual exclusion in `dunning_holds` (customer or invoice, optionally until a day);
 - `dispute`: raised by the customer on an open Zendesk ticket: in their own words naming the
-  invoice, or by a dispute tag, field or word for the invoices the ticket names (all of the
-  customer's when it names none); never by our agents' replies or notes (see `communications`);
+  invoice, or by a dispute tag, field or word for the invoices the ticket names (a tag or field
+  on a ticket naming none: all of the customer's); never by our agents' replies or notes (see
+  `communications`);
 - `payment_claimed`: the customer wrote that the invoice was paid ("we have paid", remittance
   advice): held for the policy's `payment_claim_days` after the claim, so the accountant checks
   the bank before the next reminder; it expires by itself (`hold_until`);

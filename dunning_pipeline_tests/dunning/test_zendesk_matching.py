@@ -247,12 +247,18 @@ def test_dispute_words_win_over_payment_words_and_disputes_need_an_open_ticket()
     both = ticket(130, "INV/2025/00054", 7002, description="We paid INV/2025/00054 but the amount is incorrect.")
     solved_claim = ticket(131, "INV/2025/00055", 7002, status="solved", description="We have paid INV/2025/00055.")
     solved_dispute = ticket(132, "INV/2026/00099", 7002, status="solved", description="INV/2026/00099 is incorrect.")
-    comms = build_communications(pd.DataFrame([both, solved_claim, solved_dispute]), users(),
+    product = ticket(133, "Broken pallet", 7002, description="The delivery was damaged, please send a new one.")
+    claim_no_number = ticket(134, "Payment", 7003, description="We have paid everything we owe you.",
+                             created="2026-03-01 12:00:00")
+    comms = build_communications(pd.DataFrame([both, solved_claim, solved_dispute, product, claim_no_number]), users(),
                                  pd.DataFrame(columns=["id", "ticket_id", "author_id", "public", "body", "created_at"]),
                                  customers(), invoices(), POLICY, AS_OF, UTC).set_index("ticket_id")
     assert comms.loc[130, "hold_kind"] == "dispute"
     assert comms.loc[131, "hold_kind"] == "payment_claimed"  # a claim is checked whatever the status
     assert pd.isna(comms.loc[132, "hold_kind"])
+    assert pd.isna(comms.loc[133, "hold_kind"])  # dispute words about a product name no invoice: no hold
+    assert (comms.loc[134, "hold_kind"], comms.loc[134, "dispute_scope"]) == ("payment_claimed", "customer")
+    assert comms.loc[134, "hold_until"] == pd.Timestamp("2026-03-06")
 
 
 def test_tables_without_the_new_zendesk_columns_still_match():
