@@ -139,6 +139,12 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     })
 
 # -- customer_communications -------------------------------------------------------------------
+def _present(wh, table: str, wanted: list[str]) -> list[str]:
+    """The wanted columns that the table has (newer extracts add some)."""
+    have = set(wh.table(table).c.keys())
+    return [c for c in wanted if c in have]
+
+
 @dg.asset(
     group_name=GROUP, kinds=KINDS, owners=OWNERS,
     deps=["zendesk_tickets", "zendesk_users", "zendesk_comments", "odoo_customers", "odoo_invoices"],
@@ -146,28 +152,31 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 def customer_communications(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Zendesk tickets matched to customers and to the invoices they name.
 
-    Customer by requester email, sender address, Zendesk organization or email domain; invoices by
-    their number found in the subject, description, tags or comments (policy pattern). Last
-    inbound and outbound contact per ticket and per customer; open disputes (an open ticket that
-    names an invoice, or carries a dispute tag) that put invoices on hold.
+    Customer by requester email, original sender (also of forwarded mail), CCs, collaborators,
+    Zendesk organization, email domain or the tickets merged into it; invoices by their number in
+    the forms customers write it, matched to that customer's own invoices. Last inbound and
+    outbound contact per ticket and per customer; the holds the customer's own words make
+    (`hold_kind`: dispute on an open ticket, payment_claimed for a few days).
     """
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
     tickets = wh.read("zendesk_tickets")
-    users = wh.read("zendesk_users", columns=["id", "email", "organization_id", "role"])
+    users = wh.read("zendesk_users", columns=_present(wh, "zendesk_users", [
+        "id", "email", "organization_id", "role", "active", "suspended"]))
     comments = wh.read("zendesk_comments", columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
     customers = wh.read("odoo_customers", columns=["id", "email", "commercial_partner_id"])
     t = wh.table("odoo_invoices")
-    invoices = wh.read("odoo_invoices", columns=["id", "name", "state", "partner_id", "commercial_partner_id"],
-                       where=t.c.state == "posted")
+    invoices = wh.read("odoo_invoices", columns=_present(wh, "odoo_invoices", [
+        "id", "name", "state", "partner_id", "commercial_partner_id", "company_id"]), where=t.c.state == "posted")
     context.log.info(f"read {len(tickets)} tickets, {len(comments)} comments, {len(users)} users")
     comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, settings.timezone())
     with wh.begin() as conn:
         wh.replace("customer_communications", comms, conn=conn)
     disputes = comms[comms["is_dispute"]]
+    claims = comms[comms["hold_kind"] == "payment_claimed"]
     by_ticket = comms.drop_duplicates("ticket_id")
-    context.log.info(f"wrote {len(comms)} rows; {len(disputes)} open disputes")
+    context.log.info(f"wrote {len(comms)} rows; {len(disputes)} open disputes, {len(claims)} payment claims")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(comms),
         "dagster/column_schema": runtime.column_schema(comms),
@@ -180,6 +189,10 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
         "disputes": runtime.markdown_preview(
             disputes[["ticket_id", "customer_id", "invoice_number", "dispute_scope", "status", "subject"]]
             .astype(object).fillna(""), rows=20),
+        "payment_claims": len(claims),
+        "claims": runtime.markdown_preview(
+            claims[["ticket_id", "customer_id", "invoice_number", "dispute_scope", "mentioned_at", "hold_until",
+                    "subject"]].astype(object).fillna(""), rows=20),
         "preview": runtime.markdown_preview(
             comms[["ticket_id", "customer_id", "match_method", "invoice_number", "status", "is_dispute",
                    "last_inbound_at", "last_outbound_at"]]),
@@ -194,7 +207,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     """The aging table as of the run's day: one row per open invoice and credit note.
 
     Days overdue, aging bucket, the stage its policy gives by the calendar and the stage in
-    effect (frozen while on hold), the hold and why (exclusion, dispute, promise, in_payment,
+    effect (frozen while on hold), the hold and why (exclusion, dispute, payment_claimed, promise, in_payment,
     net_credit), the residual after the customer's open credit notes, and per customer the net
     overdue balance and the highest stage. The bucket totals per currency reconcile with the
     open residual of `receivables` to the cent (checked, blocking the history if not).

@@ -3,8 +3,13 @@
 An invoice is on hold, as of a day, when any of these applies (the first in this list names
 the hold; the stage is frozen as of the earliest start among those that apply):
 - `exclusion`: a manual exclusion in `dunning_holds` (customer or invoice, optionally until a day);
-- `dispute`: an open Zendesk ticket of the customer that names the invoice, or that carries a
-  dispute tag and names none of the customer's invoices (see `communications`);
+- `dispute`: raised by the customer on an open Zendesk ticket: in their own words naming the
+  invoice, or by a dispute tag, field or word for the invoices the ticket names (a tag or field
+  on a ticket naming none: all of the customer's); never by our agents' replies or notes (see
+  `communications`);
+- `payment_claimed`: the customer wrote that the invoice was paid ("we have paid", remittance
+  advice): held for the policy's `payment_claim_days` after the claim, so the accountant checks
+  the bank before the next reminder; it expires by itself (`hold_until`);
 - `promise`: a payment promise until a day, entered in `dunning_holds` or read from an open
   ticket when the policy's `promise_pattern` is set;
 - `in_payment`: Odoo has a payment registered that is not yet reconciled;
@@ -17,6 +22,7 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from dunning_pipeline.dunning.communications import local_day
@@ -26,7 +32,7 @@ from dunning_pipeline.dunning.receivables import (
     commercial_partner_map,
 )
 
-PRIORITY = ("exclusion", "dispute", "promise", "in_payment", "net_credit")
+PRIORITY = ("exclusion", "dispute", "payment_claimed", "promise", "in_payment", "net_credit")
 HOLD_COLUMNS = ["hold_reason", "hold_since", "hold_until", "hold_ticket_id", "hold_note"]
 MANUAL_KINDS = ("promise", "exclusion")
 
@@ -77,18 +83,32 @@ def manual_holds(manual: pd.DataFrame, customers: pd.DataFrame, as_of: date, tz:
     return out[active.to_numpy(dtype=bool)].reset_index(drop=True)
 
 
+def _ticket_hold_kinds(communications: pd.DataFrame) -> pd.Series:
+    """hold_kind per row; tables written before the column existed hold disputes only."""
+    if "hold_kind" in communications:
+        return communications["hold_kind"].where(communications["hold_kind"].notna(), None)
+    return pd.Series(np.where(communications["is_dispute"].astype(bool), "dispute", None),
+                     index=communications.index, dtype=object)
+
+
 def ticket_holds(communications: pd.DataFrame, tz: ZoneInfo) -> pd.DataFrame:
-    """Disputes and parsed promises from open tickets: customer_id or invoice_id, reason, since,
-    until, ticket_id. An invoice-level row holds one invoice, a customer-level row all of them."""
-    disputes = communications[communications["is_dispute"]]
+    """Disputes, payment claims and parsed promises from tickets: customer_id or invoice_id,
+    reason, since, until, ticket_id. An invoice-level row holds one invoice, a customer-level
+    row all of them. A payment claim's `until` is its last day (expired ones are dropped later)."""
+    kinds = _ticket_hold_kinds(communications)
+    held = communications[kinds.notna().to_numpy(dtype=bool) & communications["customer_id"].notna().to_numpy()]
+    until = (pd.to_datetime(held["hold_until"]) if "hold_until" in held
+             else pd.Series(pd.NaT, index=held.index, dtype="datetime64[s]"))
     out = [pd.DataFrame({
-        "customer_id": disputes["customer_id"].astype("Int64"),
-        "invoice_id": disputes["invoice_id"].astype("Int64"),
-        "reason": "dispute",
-        "since": local_day(disputes["mentioned_at"], tz),
-        "until": pd.NaT,
-        "ticket_id": disputes["ticket_id"].astype("Int64"),
-        "note": disputes["subject"],
+        "customer_id": held["customer_id"].astype("Int64"),
+        "invoice_id": held["invoice_id"].astype("Int64"),
+        "reason": kinds[held.index],
+        "since": local_day(held["mentioned_at"], tz),
+        "until": until,
+        "ticket_id": held["ticket_id"].astype("Int64"),
+        # A claim is for the accountant to check against the bank, not a dispute to settle.
+        "note": held["subject"].where(kinds[held.index] != "payment_claimed",
+                                      "customer says paid, check the bank: " + held["subject"].fillna("")),
     })]
     promised = communications[communications["is_open"] & communications["customer_id"].notna()
                               & communications["promise_until"].notna()]

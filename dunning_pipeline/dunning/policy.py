@@ -167,6 +167,24 @@ class SegmentConfig(_Strict):
 
 
 DEFAULT_INVOICE_NUMBER_PATTERN = r"\b[A-Z][A-Z0-9]*/\d{4}/(?:\d{2}/)?\d{3,}\b"
+DEFAULT_INVOICE_WORDS = ("invoice", "invoices", "inv", "rechnung", "rechnungen", "rechnungsnummer", "rechnungsnr",
+                         "rg", "facture", "factures", "fact")
+DEFAULT_DISPUTE_KEYWORDS = (
+    "dispute", "disputed", "disputing", "we do not accept", "we don't accept", "incorrect", "wrong amount",
+    "not ordered", "never received", "damaged", "complaint", "refuse to pay",
+    "widerspruch", "widersprechen", "widerspreche", "beanstanden", "beanstandung", "reklamation", "reklamieren",
+    "fehlerhaft", "nicht bestellt", "nicht erhalten", "nicht korrekt",
+    "contester", "conteste", "contestons", "contestation", "litige", "réclamation", "erronée", "erroné",
+    "pas commandé", "jamais reçu", "incorrecte",
+)
+DEFAULT_PAYMENT_CLAIM_KEYWORDS = (
+    "we have paid", "we paid", "has been paid", "have been paid", "was paid", "already paid", "payment was made",
+    "payment has been made", "remittance advice", "remittance", "transfer has been made", "proof of payment",
+    "bezahlt", "überwiesen", "zahlungsavis", "zahlungsbestätigung", "zahlung ist erfolgt", "zahlung erfolgt",
+    "avons payé", "avons réglé", "déjà payé", "déjà réglé", "a été payée", "a été réglée", "virement effectué",
+    "avis de paiement", "avis de virement", "preuve de paiement",
+)
+Keyword = Annotated[str, Field(min_length=2, max_length=100, pattern=r"\S")]
 
 
 class HoldConfig(_Strict):
@@ -178,6 +196,16 @@ class HoldConfig(_Strict):
     promise_pattern: str | None = Field(
         default=None, description="optional: a regex with a named group 'date' (YYYY-MM-DD) in an open ticket"
     )
+    # What the customer meant (see communications): words and phrases, matched case-insensitively
+    # as whole words in the customer's own comments.
+    invoice_words: list[Keyword] = Field(default_factory=lambda: list(DEFAULT_INVOICE_WORDS))
+    dispute_keywords: list[Keyword] = Field(default_factory=lambda: list(DEFAULT_DISPUTE_KEYWORDS))
+    payment_claim_keywords: list[Keyword] = Field(default_factory=lambda: list(DEFAULT_PAYMENT_CLAIM_KEYWORDS))
+    payment_claim_days: int = Field(default=5, ge=1, le=60, description="a payment claim holds for this many days")
+    customer_mention_hold: Literal["dispute", "none"] = Field(
+        default="dispute", description="an invoice the customer names without dispute or payment words")
+    dispute_field_ids: list[Annotated[int, Field(gt=0)]] = Field(
+        default_factory=list, description="Zendesk custom field ids whose set value marks a dispute")
 
     @field_validator("invoice_number_pattern")
     @classmethod

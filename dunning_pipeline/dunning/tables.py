@@ -125,11 +125,12 @@ customer_communications = sa.Table(
     sa.Column("invoice_number", sa.Text),
     sa.Column("customer_id", sa.BigInteger, comment="commercial partner; null: not matched"),
     sa.Column("match_method", sa.Text, nullable=False,
-              comment="requester_email, sender_email, organization, domain or unmatched"),
+              comment="requester_email, sender_email, cc, collaborator, organization, domain, merged_from "
+                      "or unmatched"),
     sa.Column("status", sa.Text),
     sa.Column("is_open", sa.Boolean, nullable=False),
-    sa.Column("is_dispute", sa.Boolean, nullable=False, comment="open ticket that holds the invoice(s)"),
-    sa.Column("dispute_scope", sa.Text, comment="invoice (number named) or customer (dispute tag only)"),
+    sa.Column("is_dispute", sa.Boolean, nullable=False, comment="the customer disputes the invoice(s)"),
+    sa.Column("dispute_scope", sa.Text, comment="the hold is for the invoice or the whole customer (names none)"),
     sa.Column("subject", sa.Text),
     sa.Column("requester_id", sa.BigInteger),
     sa.Column("requester_email", sa.Text),
@@ -143,6 +144,8 @@ customer_communications = sa.Table(
     sa.Column("customer_last_inbound_at", sa.DateTime, comment="UTC, over all the customer's tickets"),
     sa.Column("customer_last_outbound_at", sa.DateTime, comment="UTC, over all the customer's tickets"),
     sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("hold_kind", sa.Text, comment="dispute, payment_claimed or null: what the customer's words hold"),
+    sa.Column("hold_until", sa.Date, comment="last day a payment claim holds"),
 )
 sa.Index("ix_customer_communications_customer_id", customer_communications.c.customer_id)
 
@@ -177,7 +180,7 @@ invoice_aging = sa.Table(
     sa.Column("dunning_status", sa.Text, nullable=False,
               comment="dunned, on_hold, not_in_dunning, credit_note"),
     sa.Column("hold_reason", sa.Text,
-              comment="exclusion, dispute, promise, in_payment, net_credit"),
+              comment="exclusion, dispute, payment_claimed, promise, in_payment, net_credit"),
     sa.Column("hold_since", sa.Date),
     sa.Column("hold_until", sa.Date),
     sa.Column("hold_ticket_id", sa.BigInteger),
