@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline import money, runtime, settings
+from dunning_pipeline.dunning import invoice_numbers
 from dunning_pipeline.dunning.assets import _money_display, _read_of_day
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import commercial_partner_map
@@ -68,17 +69,18 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     history = wh.read("dunning_history", where=wh.table("dunning_history").c.as_of_date <= as_of)
     customers = wh.read("odoo_customers", columns=["id", "name", "commercial_partner_id"])
     t = wh.table("odoo_invoices")
-    raw = wh.read("odoo_invoices", columns=["id", "name", "partner_id", "commercial_partner_id"],
+    raw = wh.read("odoo_invoices", columns=["id", "name", "partner_id", "commercial_partner_id", "company_id"],
                   where=sa.and_(t.c.state == "posted", t.c.name.isnot(None)))
     cp_of = commercial_partner_map(customers)
     invoices = pd.DataFrame({
-        "invoice_id": raw["id"], "invoice_number": raw["name"],
+        "invoice_id": raw["id"], "invoice_number": raw["name"], "company_id": raw["company_id"],
         "customer_id": raw["commercial_partner_id"].astype("Int64").fillna(
             raw["partner_id"].astype("Int64").map(cp_of).astype("Int64"))}).dropna(subset=["customer_id"])
     timeline = timeline_mod.build_timeline(
         wh.read("zendesk_comments"), wh.read("zendesk_tickets", columns=["id", "status", "subject", "requester_id"]),
         wh.read("zendesk_users", columns=["id", "name", "role"]), comms, history, invoices,
-        policy.holds.invoice_number_pattern, as_of, settings.timezone())
+        invoice_numbers.text_pattern(policy.holds.invoice_number_pattern, policy.holds.invoice_words),
+        as_of, settings.timezone())
     names = customers.set_index(customers["id"].astype("int64"))["name"]
     views = timeline_mod.render_views(timeline, names, as_of, policy.templates_dir)
     with wh.begin() as conn:

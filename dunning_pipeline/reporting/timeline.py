@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from dunning_pipeline import money
-from dunning_pipeline.dunning.communications import AGENT_ROLES, find_mentions, local_day
+from dunning_pipeline.dunning import invoice_numbers
+from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day
 from dunning_pipeline.dunning.policy import CLOSED, SHIPPED_TEMPLATES_DIR
 
 COLUMNS = [
@@ -75,17 +76,19 @@ def _messages(comments: pd.DataFrame, tickets: pd.DataFrame, users: pd.DataFrame
 
 
 def _mentioned_numbers(messages: pd.DataFrame, invoices: pd.DataFrame, pattern: str) -> pd.Series:
-    """JSON list of the customer's own invoice numbers each message names (in order, once each)."""
-    texts = pd.DataFrame({"ticket_id": messages.index.to_numpy(), "at": messages["at"].to_numpy(),
-                          "text": messages["text"].astype("str").to_numpy()})
-    found = find_mentions(texts, pattern).rename(columns={"ticket_id": "row"})
-    found["customer_id"] = messages["customer_id"].reindex(found["row"]).to_numpy()
-    keys = pd.DataFrame({"number": invoices["invoice_number"].astype("str").str.upper().to_numpy(),
-                         "invoice_number": invoices["invoice_number"].to_numpy(),
-                         "customer_id": invoices["customer_id"].astype("int64").to_numpy()}).drop_duplicates()
-    named = found.merge(keys, on=["number", "customer_id"]).drop_duplicates(["row", "invoice_number"])
-    lists = named.groupby("row", sort=False)["invoice_number"].agg(list)
-    return pd.Series([json.dumps(lists.get(i, [])) for i in messages.index], index=messages.index, dtype=object)
+    """JSON list of the customer's own invoice numbers each message names, in any of the forms
+    people write them (`invoice_numbers`: INV/2025/00054, 2025/00054, invoice 54), once each."""
+    keys = invoice_numbers.invoice_keys(pd.DataFrame({
+        "id": invoices["invoice_id"], "name": invoices["invoice_number"],
+        "company_id": invoices["company_id"] if "company_id" in invoices else pd.NA,
+        "customer_id": invoices["customer_id"]}))
+    texts = messages["text"].astype("str").reset_index(drop=True)
+    found = invoice_numbers.match_numbers(invoice_numbers.find_candidates(texts, pattern),
+                                          messages["customer_id"].reset_index(drop=True), keys)
+    found = found.drop_duplicates(["text_row", "invoice_id"]).sort_values(["text_row"], kind="stable")
+    lists = found.groupby("text_row", sort=False)["invoice_number"].agg(list)
+    return pd.Series([json.dumps(lists.get(i, [])) for i in range(len(messages))],
+                     index=messages.index, dtype=object)
 
 
 def dunning_event(history: pd.DataFrame) -> np.ndarray:
@@ -128,7 +131,8 @@ def build_timeline(comments: pd.DataFrame, tickets: pd.DataFrame, users: pd.Data
                    pattern: str, as_of: date, tz: ZoneInfo) -> pd.DataFrame:
     """One row per event per customer, in order (`seq` from 1); see the module doc.
 
-    `invoices`: invoice_id, invoice_number, customer_id (commercial partner) of posted invoices."""
+    `invoices`: invoice_id, invoice_number, customer_id (commercial partner), company_id of posted
+    invoices; `pattern` is `invoice_numbers.text_pattern` of the policy's number pattern and words."""
     owner = ticket_customers(communications)
     messages = _messages(comments, tickets, users, owner, invoices, pattern, as_of, tz)
     messages["_order"] = messages["comment_id"]

@@ -93,3 +93,12 @@ def test_an_override_folder_replaces_the_view_template(tmp_path):
     (tmp_path / "timeline.html.j2").write_text("<p>{{ customer_name }}: {{ items|length }}</p>", encoding="utf-8")
     views = render_views(_timeline(), pd.Series({10: "A<B", 20: "C"}), AS_OF, tmp_path).set_index("customer_id")
     assert views.loc[10, "html"] == "<p>A&lt;B: 10</p>"
+
+
+def test_invoices_named_the_way_customers_write_them_are_listed():
+    comments = D.comments()
+    comments.loc[comments["id"] == 4, "body"] = "About 2026/00012 and invoice 11, and invoice 99 (not yours)"
+    tl = build_timeline(comments, D.tickets(), D.users(), D.communications(), D.history(), D.invoices(),
+                        D.PATTERN, AS_OF, ZoneInfo("UTC"))
+    row = tl[tl["comment_id"] == 4].iloc[0]
+    assert json.loads(row["invoice_numbers"]) == ["INV/2026/00012", "INV/2026/00011"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dunning_pipeline.dunning.policy import DEFAULT_INVOICE_NUMBER_PATTERN
+from dunning_pipeline.dunning.invoice_numbers import text_pattern
+from dunning_pipeline.dunning.policy import DEFAULT_INVOICE_NUMBER_PATTERN, DEFAULT_INVOICE_WORDS
 
-PATTERN = DEFAULT_INVOICE_NUMBER_PATTERN
+PATTERN = text_pattern(DEFAULT_INVOICE_NUMBER_PATTERN, DEFAULT_INVOICE_WORDS)
 T = pd.Timestamp
 
 
