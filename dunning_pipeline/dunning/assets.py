@@ -160,7 +160,8 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     comments = wh.read("zendesk_comments", columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
     customers = wh.read("odoo_customers", columns=["id", "email", "commercial_partner_id"])
     t = wh.table("odoo_invoices")
-    invoices = wh.read("odoo_invoices", columns=["id", "name", "state", "partner_id", "commercial_partner_id"],
+    invoices = wh.read("odoo_invoices", columns=["id", "name", "state", "company_id", "partner_id",
+                                                 "commercial_partner_id"],
                        where=t.c.state == "posted")
     context.log.info(f"read {len(tickets)} tickets, {len(comments)} comments, {len(users)} users")
     comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, settings.timezone())

@@ -167,7 +167,7 @@ def build_communications(
 ) -> pd.DataFrame:
     """Tickets matched to customers and invoices, with contacts and disputes (see module doc).
 
-    `invoices` needs id, name, state, commercial_partner_id, partner_id (the raw extract)."""
+    `invoices` needs id, name, state, company_id, commercial_partner_id, partner_id (the raw extract)."""
     as_of_ts = pd.Timestamp(as_of)
     tickets = tickets[(tickets["status"] != "deleted")].copy()
     if tickets.empty:
@@ -188,7 +188,10 @@ def build_communications(
     cp_of = commercial_partner_map(customers)
     inv_customer = posted["commercial_partner_id"].astype("Int64").fillna(
         posted["partner_id"].astype("Int64").map(cp_of).astype("Int64"))
+    # Numbers are unique per company only: an invoice is keyed by (company_id, number), so the
+    # same number in two companies is two invoices, each found only by its own customer.
     inv_keys = pd.DataFrame({"invoice_id": posted["id"].astype("int64").to_numpy(),
+                             "company_id": posted["company_id"].astype("Int64").to_numpy(),
                              "invoice_number": posted["name"].astype("str").to_numpy(),
                              "number": posted["name"].astype("str").str.upper().to_numpy(),
                              "inv_customer": inv_customer.to_numpy()})
