@@ -96,8 +96,9 @@ def _counts_md(frame: pd.DataFrame, by: list[str], amount: str | None = None, cu
 def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Open customer invoices and credit notes per commercial partner, as of the run's day.
 
-    Posted out_invoice/out_refund, payment state not_paid or partial with a residual above the
-    policy's tolerance; in_payment kept and marked (not dunned). Amounts in invoice and company
+    Posted out_invoice/out_refund, payment state not_paid, partial or blocked (still owed; held
+    in the aging) with a residual above the policy's tolerance; in_payment kept and marked (not
+    dunned). Amounts in invoice and company
     currency, signed (credit notes negative); customer attributes; segment and policy from the
     customer's Odoo tags. Records quarantined by the data-quality checks are left out and listed.
     """
@@ -200,7 +201,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     `instalment_number` of `instalments_total`); an invoice without lines is one instalment due
     on `invoice_date_due`. Days overdue, aging bucket, the stage its policy gives by the calendar and the stage in
     effect (frozen while on hold), the hold and why (exclusion, dispute, promise, in_payment,
-    net_credit), the residual after the customer's open credit notes, and per customer the net
+    net_credit, blocked), the residual after the customer's open credit notes, and per customer the net
     overdue balance and the highest stage. The bucket totals per currency reconcile with the
     open residual of `receivables` to the cent (checked, blocking the history if not).
     """

@@ -91,7 +91,7 @@ receivables = sa.Table(
     sa.Column("state", sa.Text),
     sa.Column("payment_state", sa.Text),
     sa.Column("receivable_status", sa.Text, nullable=False,
-              comment="open (not_paid/partial: dunned) or in_payment (shown, not dunned)"),
+              comment="open (not_paid/partial/blocked: aged; blocked is held) or in_payment (shown, not dunned)"),
     sa.Column("partner_id", sa.BigInteger, comment="invoice partner (may be a contact)"),
     sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner: dunning is per customer"),
     sa.Column("customer_name", sa.Text),

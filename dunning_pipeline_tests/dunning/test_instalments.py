@@ -133,6 +133,26 @@ def test_instalments_reconcile_with_the_invoices_to_the_unit():
 
 
 def test_a_blocked_invoice_stays_owed_and_is_held_never_closed():
+    """(Without lines: the hold does not depend on instalments.)"""
+    first = run_night(_invoices(), D.customers(), POLICY, AS_OF, run_id="n1")
+    assert _row(first, 701)["stage"] is None  # not due before 2026-04-03 without its lines
+    blocked = _invoices()
+    blocked.loc[blocked["id"] == 703, ["payment_state", "write_date"]] = ["blocked", pd.Timestamp("2026-03-04 10:00")]
+    assert _row(first, 703)["stage"] == "reminder_2"
+    week = date(2026, 3, 9)
+    second = run_night(blocked, D.customers(), POLICY, week, prev_state=first.state, run_id="n2")
+    inv = _row(second, 703)
+    assert (inv["dunning_status"], inv["hold_reason"], inv["stage"]) == ("on_hold", "blocked", "reminder_2")
+    assert inv["amount_residual"] == to_units("80.00")  # in the aging and its totals
+    assert second.receivables.set_index("invoice_id").loc[703, "payment_state"] == "blocked"
+    row = second.rows.set_index("invoice_id").loc[703]
+    assert (row["reason"], row["to_stage"], row["hold_reason"]) == ("hold", "reminder_2", "blocked")
+    later = run_night(blocked, D.customers(), POLICY, date(2026, 4, 20), prev_state=second.state, run_id="n3")
+    assert 703 not in set(later.rows["invoice_id"])  # no closed/removed row, no move up: held
+    assert _row(later, 703)["hold_reason"] == "blocked"
+
+
+def test_a_blocked_instalment_invoice_is_held_at_the_stage_of_its_first_instalment():
     first = _night(_lines())
     assert _row(first, 701)["stage"] == "call"
     blocked = _invoices()
