@@ -48,10 +48,8 @@ def assert_lines_equal_odoo(wh, data):
     assert rows["reconciled"].tolist() == [line["reconciled"] for line in want]
 
 
-def test_lines_are_read_in_pages_not_per_invoice_and_equal_odoo(odoo_sandbox, tmp_path):
-    sb = odoo_sandbox
-    wh = Warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
-    wh.ensure_schema()
+def test_lines_are_read_in_pages_not_per_invoice_and_equal_odoo(odoo_sandbox, warehouse):
+    sb, wh = odoo_sandbox, warehouse
     moves, lines = night(sb, wh, datetime(2026, 3, 2, 1))
     calls = odoo_calls(sb, parse.LINE_MODEL)
     n = len(expected_lines(sb.data))
