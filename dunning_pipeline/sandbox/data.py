@@ -18,11 +18,13 @@ in company currency and negative for credit notes; drafts are named "/".
 
 from __future__ import annotations
 
+import array
 import bisect
 import itertools
 import random
 import threading
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -1001,15 +1003,21 @@ def _oldest_first(amounts: list[int], paid: int) -> list[int]:
     return out
 
 
+def _line_count(move: dict) -> int:
+    """How many receivable lines a move has (none: not a customer move, or no date or amount yet)."""
+    if (move["move_type"] not in ("out_invoice", "out_refund") or move["amount_total"] is False
+            or not (move["invoice_date_due"] or move["invoice_date"])):
+        return 0
+    return len(instalment_parts(move))
+
+
 def receivable_lines(move: dict, company_currency: dict[int, list]) -> list[dict]:
     """The receivable lines (display_type payment_term) of a customer move, one per instalment,
     in Odoo's shape; residuals follow the move's (oldest instalment paid first), so they are
     consistent with it after any payment. `company_currency`: company id -> currency many2one."""
-    if move["move_type"] not in ("out_invoice", "out_refund"):
+    if not _line_count(move):
         return []
     due_text = move["invoice_date_due"] or move["invoice_date"]
-    if not due_text or move["amount_total"] is False:
-        return []
     parts = instalment_parts(move)
     due = date.fromisoformat(due_text)
     company = move["company_id"][0]
@@ -1061,10 +1069,35 @@ def receivable_lines(move: dict, company_currency: dict[int, list]) -> list[dict
     return lines
 
 
+class ReceivableLines(Sequence):
+    """Every customer move's receivable lines in id order, each built when it is read (a million
+    moves would otherwise hold over a million line dicts); reflects the moves as they were when
+    this view was made (the servers make one per request, or per data version at large sizes)."""
+
+    def __init__(self, data: SandboxData):
+        self._moves = data.moves
+        self._currency = {c["id"]: c["currency_id"] for c in data.companies}
+        self._index = array.array("q")  # move position * LINE_IDS_PER_MOVE + line position
+        for pos, move in enumerate(self._moves):
+            self._index.extend(pos * LINE_IDS_PER_MOVE + k for k in range(_line_count(move)))
+        self._last: tuple[int, list[dict]] = (-1, [])  # one move's lines: pages read them in a row
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        pos, k = divmod(self._index[i], LINE_IDS_PER_MOVE)
+        last = self._last  # read once: the servers answer requests from several threads
+        if last[0] != pos:
+            last = self._last = (pos, receivable_lines(self._moves[pos], self._currency))
+        return last[1][k]
+
+
 def all_receivable_lines(data: SandboxData) -> list[dict]:
     """Every customer move's receivable lines, in id order (the servers derive them on read)."""
-    currency = {c["id"]: c["currency_id"] for c in data.companies}
-    return [line for m in data.moves for line in receivable_lines(m, currency)]
+    return list(ReceivableLines(data))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -294,14 +294,14 @@ class OdooApp(App):
 
     def _line_model(self, version: str) -> _Model:
         """account.move.line: the receivable lines, derived from the moves as they are now (so
-        a payment made to a move shows on its lines). Rebuilt per request on small datasets
-        (a test may edit a move by hand), cached per data version on large ones."""
+        a payment made to a move shows on its lines), each built when read. The view is made per
+        request on small datasets (a test may edit a move by hand), per data version on large ones."""
         cache: dict = {}
 
         def records() -> list:
             stamp = (self.data.version, len(self.data.moves))
             if len(self.data.moves) < self.index_threshold or cache.get("stamp") != stamp:
-                cache["lines"], cache["stamp"] = sd.all_receivable_lines(self.data), stamp
+                cache["lines"], cache["stamp"] = sd.ReceivableLines(self.data), stamp
             return cache["lines"]
 
         model = _Model("account.move.line", records, _line_fields(version), "date_maturity asc, id asc", False,

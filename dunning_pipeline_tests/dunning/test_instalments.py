@@ -76,7 +76,8 @@ def test_first_instalment_28_days_overdue_is_dunned_at_its_stage():
 
 def test_each_instalment_falls_in_the_bucket_of_its_own_due_date():
     inst = _night(_lines()).instalments
-    got = {(r.invoice_id, r.instalment_number): (None if pd.isna(r.line_id) else int(r.line_id), r.date_maturity.date(), r.days_overdue, r.aging_bucket,
+    got = {(r.invoice_id, r.instalment_number): (None if pd.isna(r.line_id) else int(r.line_id),
+                                                  r.date_maturity.date(), r.days_overdue, r.aging_bucket,
                                                   r.amount_residual)
            for r in inst.itertuples()}
     assert got == {

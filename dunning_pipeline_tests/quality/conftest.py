@@ -77,7 +77,8 @@ def run_pipeline(directory: Path, fault_kinds: list[str] | None) -> PipelineRun:
     with Sandbox(seed=SEED, customers=30, invoices=300, as_of=AS_OF) as sb:
         faults = data_faults.inject(sb.data, fault_kinds) if fault_kinds else []
         result = dg.materialize(
-            [odoo_invoices, odoo_customers, odoo_receivable_lines, zendesk_tickets_and_users, zendesk_comments, dunning_stand_in,
+            [odoo_invoices, odoo_customers, odoo_receivable_lines, zendesk_tickets_and_users, zendesk_comments,
+             dunning_stand_in,
              *build_all_asset_checks()],
             resources=sandbox_resources(sb, url),
             tags={settings.AS_OF_TAG: AS_OF.isoformat()},
