@@ -13,7 +13,7 @@ the highest stage of the customer's dunned invoices. Pure pandas.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -22,6 +22,7 @@ import pandas as pd
 
 from dunning_pipeline import money
 from dunning_pipeline.dunning import holds as holds_mod
+from dunning_pipeline.dunning import instalments as instalments_mod
 from dunning_pipeline.dunning import netting, stages
 from dunning_pipeline.dunning.policy import DunningPolicy
 from dunning_pipeline.dunning.receivables import CREDIT_NOTE, EXCLUSION_COLUMNS
@@ -30,7 +31,8 @@ AGING_COLUMNS = [
     "invoice_id", "invoice_number", "move_type", "customer_id", "customer_name", "segment", "policy",
     "company_id", "currency", "company_currency", "receivable_status", "amount_residual",
     "amount_residual_company", "net_residual_company", "invoice_date", "invoice_date_due", "days_overdue",
-    "aging_bucket", "due_stage", "stage", "stage_rank", "action", "tone", "manual_only", "dunning_status",
+    "aging_bucket", "due_date", "instalment_number", "instalments_total", "instalments_open",
+    "due_stage", "stage", "stage_rank", "action", "tone", "manual_only", "dunning_status",
     "hold_reason", "hold_since", "hold_until", "hold_ticket_id", "hold_note", "customer_overdue_company",
     "customer_credit_company", "customer_net_overdue_company", "customer_stage", "customer_last_inbound_at",
     "customer_last_outbound_at", "as_of_date", "run_id",
@@ -43,6 +45,9 @@ DUNNED, ON_HOLD, NOT_IN_DUNNING, CREDIT = "dunned", "on_hold", "not_in_dunning",
 class AgingResult:
     aging: pd.DataFrame
     excluded: pd.DataFrame  # receivables that could not be aged, with the reason
+    # One row per open instalment (instalments.INSTALMENT_COLUMNS): the buckets add up from these.
+    instalments: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=instalments_mod.INSTALMENT_COLUMNS))
 
 
 def build_aging(
@@ -56,23 +61,33 @@ def build_aging(
     customers: pd.DataFrame | None = None,
     prev_state: pd.DataFrame | None = None,
     run_id: str | None = None,
+    lines: pd.DataFrame | None = None,
 ) -> AgingResult:
-    """One row per receivable (see AGING_COLUMNS).
+    """One row per receivable (see AGING_COLUMNS), and one per open instalment.
 
     `prev_state` (invoice_id, stage) is the history's last recorded stage per invoice; it only
-    matters for invoices on hold (a hold never lowers a recorded stage)."""
+    matters for invoices on hold (a hold never lowers a recorded stage). `lines` are the
+    receivable lines (`odoo_receivable_lines`): the invoice's days overdue, bucket and stage
+    follow its oldest open instalment (see `instalments`)."""
     as_of_ts = pd.Timestamp(as_of)
     r = receivables.reset_index(drop=True)
-    due = pd.to_datetime(r["invoice_date_due"]).fillna(pd.to_datetime(r["invoice_date"]))
+    inst = instalments_mod.open_instalments(r, lines)
+    deciding = instalments_mod.deciding_instalment(inst, r.index, r["invoice_id"])
+    due = pd.to_datetime(deciding["due_date"])
     undated = due.isna()
     excluded = pd.DataFrame(columns=EXCLUSION_COLUMNS)
     if undated.any():
         excluded = r.loc[undated, ["invoice_id", "invoice_number", "customer_id"]].assign(
             reason="no_due_date", detail="neither invoice_date_due nor invoice_date is set")[EXCLUSION_COLUMNS]
         r, due = r[~undated].reset_index(drop=True), due[~undated].reset_index(drop=True)
+        deciding = deciding[~undated.to_numpy()].reset_index(drop=True)
 
     days = (as_of_ts - due).dt.days.astype("int64")
-    net = netting.net_credit_notes(r, days)
+    inst = inst[inst["invoice_id"].isin(r["invoice_id"])].reset_index(drop=True)
+    inst_days = (as_of_ts - inst["date_maturity"]).dt.days.astype("int64")
+    # Only the instalments past due count as overdue; the oldest open one orders the netting.
+    overdue = inst["amount_residual_company"].where(inst_days > 0, 0).groupby(inst["invoice_id"]).sum()
+    net = netting.net_credit_notes(r, days, overdue_company=r["invoice_id"].map(overdue).fillna(0), due=due)
     covered = netting.fully_covered(net, r)
 
     customers = customers if customers is not None else pd.DataFrame(columns=["id", "commercial_partner_id"])
@@ -97,8 +112,11 @@ def build_aging(
     # Columns are assembled one by one (no merge of the wide frame: at a million rows every
     # merge would copy all of them).
     cols: dict[str, object] = {c: r[c] for c in AGING_COLUMNS if c in r.columns}
-    cols["invoice_date_due"] = due
+    cols["invoice_date_due"] = pd.to_datetime(r["invoice_date_due"]).fillna(pd.to_datetime(r["invoice_date"]))
     cols["days_overdue"] = days
+    for col in instalments_mod.INVOICE_COLUMNS:
+        cols[col] = deciding[col]
+    cols["due_date"] = due
     cols["aging_bucket"] = policy.aging_bucket(r["company_id"], days)
     cols["net_residual_company"] = net["net_residual_company"]
     for col in ("customer_overdue_company", "customer_credit_company", "customer_net_overdue_company"):
@@ -137,7 +155,22 @@ def build_aging(
     out = pd.DataFrame({c: cols[c] for c in AGING_COLUMNS}, index=r.index)
     if not out["invoice_id"].is_monotonic_increasing:
         out = out.sort_values("invoice_id", kind="stable")
-    return AgingResult(aging=out.reset_index(drop=True), excluded=excluded)
+    return AgingResult(aging=out.reset_index(drop=True), excluded=excluded,
+                       instalments=_instalment_rows(inst, inst_days, r, policy, as_of_ts, run_id))
+
+
+def _instalment_rows(inst: pd.DataFrame, days: pd.Series, r: pd.DataFrame, policy: DunningPolicy,
+                     as_of_ts: pd.Timestamp, run_id: str | None) -> pd.DataFrame:
+    """The open instalments with their invoice's identity, days overdue and own bucket."""
+    ident = r.set_index(r["invoice_id"].astype("int64"))
+    out = inst.copy()
+    for col in ("invoice_number", "company_id", "customer_id", "currency", "company_currency"):
+        out[col] = out["invoice_id"].map(ident[col]).to_numpy()
+    out["days_overdue"] = days.to_numpy()
+    out["aging_bucket"] = policy.aging_bucket(out["company_id"], out["days_overdue"]).to_numpy()
+    out["as_of_date"] = as_of_ts
+    out["run_id"] = pd.Series(run_id, index=out.index, dtype=object)
+    return out[instalments_mod.INSTALMENT_COLUMNS]
 
 
 # -- report helpers (used for metadata; pure) --------------------------------------------------

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from dunning_pipeline import money, runtime, settings
 from dunning_pipeline.dunning import aging as aging_mod
 from dunning_pipeline.dunning import history as history_mod
+from dunning_pipeline.dunning import instalments as instalments_mod
 from dunning_pipeline.dunning.communications import build_communications
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import (
@@ -95,8 +96,9 @@ def _counts_md(frame: pd.DataFrame, by: list[str], amount: str | None = None, cu
 def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Open customer invoices and credit notes per commercial partner, as of the run's day.
 
-    Posted out_invoice/out_refund, payment state not_paid or partial with a residual above the
-    policy's tolerance; in_payment kept and marked (not dunned). Amounts in invoice and company
+    Posted out_invoice/out_refund, payment state not_paid, partial or blocked (still owed; held
+    in the aging) with a residual above the policy's tolerance; in_payment kept and marked (not
+    dunned). Amounts in invoice and company
     currency, signed (credit notes negative); customer attributes; segment and policy from the
     customer's Odoo tags. Records quarantined by the data-quality checks are left out and listed.
     """
@@ -201,14 +203,17 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
 # -- invoice_aging -----------------------------------------------------------------------------
 @dg.asset(
     group_name=GROUP, kinds=KINDS, owners=OWNERS,
-    deps=[receivables, customer_communications, dunning_holds_spec],
+    deps=[receivables, customer_communications, dunning_holds_spec, "odoo_receivable_lines"],
 )
 def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The aging table as of the run's day: one row per open invoice and credit note.
+    """The aging table as of the run's day: one row per open invoice and credit note, and
+    `instalment_aging`: one row per open instalment (receivable line), in its own bucket.
 
-    Days overdue, aging bucket, the stage its policy gives by the calendar and the stage in
+    An invoice's days overdue, bucket and stage follow its oldest open instalment (`due_date`,
+    `instalment_number` of `instalments_total`); an invoice without lines is one instalment due
+    on `invoice_date_due`. Days overdue, aging bucket, the stage its policy gives by the calendar and the stage in
     effect (frozen while on hold), the hold and why (exclusion, dispute, payment_claimed, promise, in_payment,
-    net_credit), the residual after the customer's open credit notes, and per customer the net
+    net_credit, blocked), the residual after the customer's open credit notes, and per customer the net
     overdue balance and the highest stage. The bucket totals per currency reconcile with the
     open residual of `receivables` to the cent (checked, blocking the history if not).
     """
@@ -220,15 +225,18 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     manual = wh.read("dunning_holds")
     customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
     prev = history_mod.load_state(wh, as_of, active_only=True)
+    lines = _receivable_lines(wh, recv)
     result = aging_mod.build_aging(recv, policy, as_of, settings.timezone(), communications=comms,
                                    manual_holds=manual, customers=customers, prev_state=prev,
-                                   run_id=context.run_id)
-    aging = result.aging
+                                   run_id=context.run_id, lines=lines)
+    aging, instalments = result.aging, result.instalments
     with wh.begin() as conn:
         wh.replace("invoice_aging", aging, conn=conn)
-    context.log.info(f"wrote {len(aging)} aging rows as of {as_of}")
+        wh.replace("instalment_aging", instalments, conn=conn)
+    context.log.info(f"wrote {len(aging)} aging rows and {len(instalments)} open instalments as of {as_of}")
 
-    totals = aging_mod.bucket_totals(aging, policy.all_bucket_labels())
+    # The buckets add up from the instalments: each in the bucket of its own due date.
+    totals = aging_mod.bucket_totals(instalments, policy.all_bucket_labels())
     open_totals = _totals_by_currency(recv[recv["invoice_id"].isin(aging["invoice_id"])])
     held = aging[aging["dunning_status"] == aging_mod.ON_HOLD]
     return dg.MaterializeResult(metadata={
@@ -243,32 +251,41 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "by_status": dg.MetadataValue.md(_counts_md(aging, ["dunning_status"])),
         "holds": dg.MetadataValue.md(_counts_md(held, ["hold_reason"], "amount_residual", "currency")),
         "on_hold": len(held),
+        "instalments_open": len(instalments),
+        "invoices_with_several_instalments": int((aging["instalments_total"] > 1).sum()),
+        "invoices_without_lines": int(aging["invoice_id"].isin(
+            instalments.loc[instalments["line_id"].isna(), "invoice_id"]).sum()),
         "customers_dunned": int(aging.loc[aging["dunning_status"] == aging_mod.DUNNED, "customer_id"].nunique()),
         "not_aged": dg.MetadataValue.md(result.excluded.fillna("").to_markdown(index=False)
                                         if len(result.excluded) else "_none_"),
         "preview": runtime.markdown_preview(_money_display(
             aging.sort_values("days_overdue", ascending=False)[
-                ["invoice_number", "customer_name", "currency", "amount_residual", "days_overdue", "aging_bucket",
-                 "stage", "hold_reason"]],
+                ["invoice_number", "customer_name", "currency", "amount_residual", "due_date", "instalment_number",
+                 "instalments_total", "days_overdue", "aging_bucket", "stage", "hold_reason"]],
             {"amount_residual": "currency"})),
     })
 
 @dg.asset_check(asset=invoice_aging, blocking=True, description=(
-    "The aging buckets add up, per currency and to the cent, to the open residual of the "
-    "receivables, and every receivable is aged or listed as not aged. Blocking: no history is "
-    "recorded from an aging table that does not reconcile."))
+    "The aging buckets (of the open instalments) add up, per currency and to the cent, to the "
+    "open residual of the receivables; each invoice's instalments add up to its residual; and "
+    "every receivable is aged or listed as not aged. Blocking: no history is recorded from an "
+    "aging table that does not reconcile."))
 def invoice_aging_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.get_warehouse()
-    aging = wh.read("invoice_aging", columns=["invoice_id", "currency", "aging_bucket", "amount_residual"])
+    aging = wh.read("invoice_aging", columns=["invoice_id", "amount_residual"])
+    instalments = wh.read("instalment_aging", columns=["invoice_id", "currency", "aging_bucket", "amount_residual"])
+    instalments = instalments[instalments["invoice_id"].isin(aging["invoice_id"])]
     recv = wh.read("receivables", columns=["invoice_id", "currency", "amount_residual", "invoice_date_due",
                                            "invoice_date"])
     dated = recv[recv["invoice_date_due"].notna() | recv["invoice_date"].notna()]
-    buckets = aging.groupby(["currency", "aging_bucket"])["amount_residual"].sum().groupby(level=0).sum()
+    buckets = instalments.groupby(["currency", "aging_bucket"])["amount_residual"].sum().groupby(level=0).sum()
     expected = _totals_by_currency(dated)
     currencies = sorted(set(buckets.index) | set(expected.index))
     rows = [(c, int(buckets.get(c, 0)), int(expected.get(c, 0))) for c in currencies]
     diff = [r for r in rows if r[1] != r[2]]
-    missing = set(dated["invoice_id"]) ^ set(aging["invoice_id"])
+    per_invoice = instalments.groupby("invoice_id")["amount_residual"].sum()
+    split_wrong = aging.set_index("invoice_id")["amount_residual"] != per_invoice.reindex(aging["invoice_id"]).fillna(0)
+    missing = (set(dated["invoice_id"]) ^ set(aging["invoice_id"])) | set(split_wrong[split_wrong].index)
     table = "\n".join(["| Currency | Buckets | Receivables | Difference |", "|---|---:|---:|---:|"] + [
         f"| {c} | {money.format_amount(b, c, with_code=False)} | {money.format_amount(e, c, with_code=False)} "
         f"| {money.format_amount(b - e, c, with_code=False)} |" for c, b, e in rows])
@@ -279,6 +296,13 @@ def invoice_aging_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResul
                   "invoices_not_matching": len(missing),
                   "sample_invoice_ids": dg.MetadataValue.text(", ".join(map(str, sorted(missing)[:20])))},
     )
+
+def _receivable_lines(wh: Warehouse, recv: pd.DataFrame) -> pd.DataFrame:
+    """The receivable lines of tonight's receivables, less those a data-quality check holds back
+    (their invoice is then aged on its other lines, or on its own due date)."""
+    lines = wh.read("odoo_receivable_lines", columns=instalments_mod.LINE_COLUMNS)
+    lines = lines[lines["move_id"].isin(recv["invoice_id"])]
+    return lines[~lines["id"].isin(quarantined_ids(_quarantine(wh), "odoo_receivable_lines"))]
 
 # -- dunning_history ---------------------------------------------------------------------------
 @dg.asset(

@@ -27,6 +27,7 @@ class Night:
     excluded: pd.DataFrame
     communications: pd.DataFrame | None
     aging: pd.DataFrame
+    instalments: pd.DataFrame  # one row per open instalment
     rows: pd.DataFrame      # history rows of the night
     state: pd.DataFrame     # each invoice's last history row after the night
 
@@ -43,6 +44,7 @@ def run_night(
     comments: pd.DataFrame | None = None,
     manual_holds: pd.DataFrame | None = None,
     quarantine: pd.DataFrame | None = None,
+    lines: pd.DataFrame | None = None,
     run_id: str = "in-memory",
     tz: ZoneInfo = UTC_ZONE,
     recorded_at: datetime | None = None,
@@ -53,9 +55,10 @@ def run_night(
     if tickets is not None:
         comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, tz)
     result = build_aging(recv, policy, as_of, tz, communications=comms, manual_holds=manual_holds,
-                         customers=customers, prev_state=prev_state, run_id=run_id)
+                         customers=customers, prev_state=prev_state, run_id=run_id, lines=lines)
     recorded_at = recorded_at or datetime(as_of.year, as_of.month, as_of.day)  # no clock in here
     rows = history.transitions(result.aging, prev_state, invoices, policy, as_of, run_id, recorded_at,
                                excluded_ids=quarantined_ids(quarantine, "odoo_invoices"))
     state = history.apply_transitions(prev_state, rows)
-    return Night(recv, pd.concat([excluded, result.excluded], ignore_index=True), comms, result.aging, rows, state)
+    return Night(recv, pd.concat([excluded, result.excluded], ignore_index=True), comms, result.aging,
+                 result.instalments, rows, state)

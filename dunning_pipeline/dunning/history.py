@@ -162,7 +162,9 @@ def transitions(
     moved = (to_stage != prev_stage).to_numpy()
     change = active & (moved | hold_changed | released | policy_changed)
     up = (rank_to > rank_from).fillna(False).to_numpy(dtype=bool)
-    due_moved = (pd.to_datetime(a["invoice_date_due"]) != prev_due).to_numpy() & prev_due.notna().to_numpy()
+    # The due date the stage follows: the oldest open instalment's (an instalment paid moves it).
+    due_now = pd.to_datetime(a["due_date"] if "due_date" in a else a["invoice_date_due"])
+    due_moved = (due_now != prev_due).to_numpy() & prev_due.notna().to_numpy()
     change_reason = np.select(
         [hold_changed, released, policy_changed, up, due_moved],
         ["hold", "released", "policy_change", "days_overdue", "due_date_changed"], default="policy_change")
@@ -177,7 +179,7 @@ def transitions(
         "reason": np.where(enter, enter_reason, change_reason)[emit],
         "stages_skipped": np.where(up | enter, skipped, 0)[emit],
         "days_overdue": rows["days_overdue"].astype("int64"),
-        "invoice_date_due": rows["invoice_date_due"],
+        "invoice_date_due": due_now[emit],
         "amount_residual": rows["amount_residual"].astype("Int64"),
         "amount_residual_company": rows["amount_residual_company"].astype("Int64"),
         "hold_reason": rows["hold_reason"],

@@ -13,7 +13,8 @@ the hold; the stage is frozen as of the earliest start among those that apply):
 - `promise`: a payment promise until a day, entered in `dunning_holds` or read from an open
   ticket when the policy's `promise_pattern` is set;
 - `in_payment`: Odoo has a payment registered that is not yet reconciled;
-- `net_credit`: the customer's open credit notes cover the invoice (see `netting`).
+- `net_credit`: the customer's open credit notes cover the invoice (see `netting`);
+- `blocked`: Odoo's "block payment" (payment_state blocked): still owed and aged, not dunned.
 Holds are returned for every invoice they touch, never dropped. Pure pandas.
 """
 
@@ -27,12 +28,13 @@ import pandas as pd
 
 from dunning_pipeline.dunning.communications import local_day
 from dunning_pipeline.dunning.receivables import (
+    BLOCKED,
     IN_PAYMENT,
     INVOICE,
     commercial_partner_map,
 )
 
-PRIORITY = ("exclusion", "dispute", "payment_claimed", "promise", "in_payment", "net_credit")
+PRIORITY = ("exclusion", "dispute", "payment_claimed", "promise", "in_payment", "net_credit", BLOCKED)
 HOLD_COLUMNS = ["hold_reason", "hold_since", "hold_until", "hold_ticket_id", "hold_note"]
 MANUAL_KINDS = ("promise", "exclusion")
 
@@ -159,6 +161,13 @@ def resolve_holds(
                                    "since": since.where(since <= as_of_ts, as_of_ts).fillna(as_of_ts).to_numpy(),
                                    "until": pd.NaT, "ticket_id": pd.NA,
                                    "note": "payment registered, not yet reconciled"}))
+    if "payment_state" in inv and (inv["payment_state"] == BLOCKED).any():
+        bl = inv[inv["payment_state"] == BLOCKED]
+        since = local_day(bl["write_date"], tz)  # the day Odoo last changed it: when it was blocked
+        parts.append(pd.DataFrame({"row": bl.index.to_numpy(), "reason": BLOCKED,
+                                   "since": since.where(since <= as_of_ts, as_of_ts).fillna(as_of_ts).to_numpy(),
+                                   "until": pd.NaT, "ticket_id": pd.NA,
+                                   "note": "payment blocked in Odoo (still owed)"}))
     if covered is not None:
         cov = covered.reindex(inv.index, fill_value=False).to_numpy(dtype=bool)
         if cov.any():

@@ -23,11 +23,14 @@ NETTING_COLUMNS = ["net_residual_company", "covered_company", "customer_overdue_
                    "customer_credit_company", "customer_net_overdue_company", "credit_since"]
 
 
-def net_credit_notes(receivables: pd.DataFrame, days_overdue: pd.Series) -> pd.DataFrame:
+def net_credit_notes(receivables: pd.DataFrame, days_overdue: pd.Series,
+                     overdue_company: pd.Series | None = None, due: pd.Series | None = None) -> pd.DataFrame:
     """Columns aligned with `receivables` (see NETTING_COLUMNS).
 
     `receivables` needs customer_id, company_id, move_type, receivable_status, invoice_id,
-    invoice_date, invoice_date_due and the signed amount_residual_company (int64 units)."""
+    invoice_date, invoice_date_due and the signed amount_residual_company (int64 units).
+    With instalments, `overdue_company` is the part of each invoice already due (default: all of
+    it once overdue) and `due` the date of its oldest open instalment (default: invoice_date_due)."""
     r = receivables
     key = ["customer_id", "company_id"]
     open_ = (r["receivable_status"] == "open").to_numpy()
@@ -40,9 +43,11 @@ def net_credit_notes(receivables: pd.DataFrame, days_overdue: pd.Series) -> pd.D
         "company_id": r["company_id"].astype("Int64").fillna(-1).to_numpy(dtype=np.int64),
         "credit": np.where(is_credit, np.abs(amount), 0),
         "owed": np.where(is_invoice, np.maximum(amount, 0), 0),
-        "overdue": np.where(is_invoice & (days_overdue.to_numpy() > 0), np.maximum(amount, 0), 0),
+        "overdue": (np.where(is_invoice & (days_overdue.to_numpy() > 0), np.maximum(amount, 0), 0)
+                    if overdue_company is None else
+                    np.where(is_invoice, np.maximum(overdue_company.to_numpy(dtype=np.int64), 0), 0)),
         "credit_date": pd.to_datetime(r["invoice_date"]).where(is_credit).to_numpy(),
-        "due": pd.to_datetime(r["invoice_date_due"]).to_numpy(),
+        "due": pd.to_datetime(r["invoice_date_due"] if due is None else due).to_numpy(),
         "invoice_id": r["invoice_id"].to_numpy(),
         "pos": np.arange(len(r)),
     })

@@ -1,8 +1,9 @@
 """Receivables: the open customer invoices and credit notes, per commercial partner.
 
-A receivable is a posted `out_invoice` or `out_refund` whose payment state is not_paid or
-partial and whose residual is above the policy's tolerance in its currency. `in_payment`
-(a payment registered, not yet reconciled with the bank) is kept and shown, but not dunned.
+A receivable is a posted `out_invoice` or `out_refund` whose payment state is not_paid,
+partial or blocked (Odoo 18's "block payment": still owed, held from dunning by `holds`) and
+whose residual is above the policy's tolerance in its currency. `in_payment` (a payment
+registered, not yet reconciled with the bank) is kept and shown, but not dunned.
 Records the data-quality checks quarantined are left out, and listed as exclusions.
 
 Amounts are signed from the receivable's side: a credit note's residual is negative, in the
@@ -22,7 +23,8 @@ from dunning_pipeline.dunning.policy import DunningPolicy
 
 INVOICE = "out_invoice"
 CREDIT_NOTE = "out_refund"
-OPEN_PAYMENT_STATES = ("not_paid", "partial")
+BLOCKED = "blocked"
+OPEN_PAYMENT_STATES = ("not_paid", "partial", BLOCKED)
 IN_PAYMENT = "in_payment"
 
 RECEIVABLE_COLUMNS = [

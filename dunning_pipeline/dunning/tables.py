@@ -4,7 +4,8 @@
 PostgreSQL and SQLite refuses UPDATE, DELETE and, on PostgreSQL, TRUNCATE). `dunning_state`
 is the log's last row per invoice, kept beside it in the same transaction so a night does not
 have to scan the whole log; `history.rebuild_state` derives it from the log again.
-`receivables`, `customer_communications` and `invoice_aging` are snapshots replaced by each run.
+`receivables`, `customer_communications`, `invoice_aging` and `instalment_aging` (one row per
+open instalment) are snapshots replaced by each run.
 `dunning_holds` is filled by accountants (payment promises and manual exclusions).
 
 Amounts in the snapshots are signed from the receivable's side: credit notes are negative.
@@ -38,7 +39,7 @@ dunning_history = sa.Table(
                       "paid, credited, cancelled, removed"),
     sa.Column("stages_skipped", sa.Integer, comment="stages jumped over after missed nights"),
     sa.Column("days_overdue", sa.Integer),
-    sa.Column("invoice_date_due", sa.Date),
+    sa.Column("invoice_date_due", sa.Date, comment="the due date the stage followed: the oldest open instalment's"),
     sa.Column("amount_residual", Money, comment="invoice currency, at that time"),
     sa.Column("amount_residual_company", Money, comment="company currency, at that time"),
     sa.Column("hold_reason", sa.Text),
@@ -90,7 +91,7 @@ receivables = sa.Table(
     sa.Column("state", sa.Text),
     sa.Column("payment_state", sa.Text),
     sa.Column("receivable_status", sa.Text, nullable=False,
-              comment="open (not_paid/partial: dunned) or in_payment (shown, not dunned)"),
+              comment="open (not_paid/partial/blocked: aged; blocked is held) or in_payment (shown, not dunned)"),
     sa.Column("partner_id", sa.BigInteger, comment="invoice partner (may be a contact)"),
     sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner: dunning is per customer"),
     sa.Column("customer_name", sa.Text),
@@ -169,8 +170,13 @@ invoice_aging = sa.Table(
               comment="invoices: residual left after the customer's open credit notes (oldest due first)"),
     sa.Column("invoice_date", sa.Date),
     sa.Column("invoice_date_due", sa.Date),
-    sa.Column("days_overdue", sa.Integer, nullable=False, comment="as-of date minus due date"),
-    sa.Column("aging_bucket", sa.Text, nullable=False),
+    sa.Column("days_overdue", sa.Integer, nullable=False, comment="as-of date minus due_date"),
+    sa.Column("aging_bucket", sa.Text, nullable=False, comment="of the oldest open instalment"),
+    sa.Column("due_date", sa.Date, comment="date_maturity of the oldest open instalment (one instalment: "
+                                           "invoice_date_due)"),
+    sa.Column("instalment_number", sa.Integer, comment="1-based position of that instalment"),
+    sa.Column("instalments_total", sa.Integer, comment="instalments of the payment term"),
+    sa.Column("instalments_open", sa.Integer, comment="instalments with a residual"),
     sa.Column("due_stage", sa.Text, comment="stage by the calendar alone"),
     sa.Column("stage", sa.Text, comment="stage in effect (frozen while on hold); null: not in dunning"),
     sa.Column("stage_rank", sa.Integer),
@@ -180,7 +186,7 @@ invoice_aging = sa.Table(
     sa.Column("dunning_status", sa.Text, nullable=False,
               comment="dunned, on_hold, not_in_dunning, credit_note"),
     sa.Column("hold_reason", sa.Text,
-              comment="exclusion, dispute, payment_claimed, promise, in_payment, net_credit"),
+              comment="exclusion, dispute, payment_claimed, promise, in_payment, net_credit, blocked"),
     sa.Column("hold_since", sa.Date),
     sa.Column("hold_until", sa.Date),
     sa.Column("hold_ticket_id", sa.BigInteger),
@@ -195,6 +201,30 @@ invoice_aging = sa.Table(
     sa.Column("run_id", sa.Text),
 )
 sa.Index("ix_invoice_aging_customer_id", invoice_aging.c.customer_id)
+
+instalment_aging = sa.Table(
+    "instalment_aging",
+    metadata,
+    sa.Column("invoice_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("instalment_number", sa.Integer, primary_key=True, autoincrement=False,
+              comment="1-based position by due date among the invoice's instalments"),
+    sa.Column("line_id", sa.BigInteger, comment="account.move.line id; null: the invoice has no lines "
+                                                "(one instalment on invoice_date_due)"),
+    sa.Column("invoice_number", sa.Text),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner"),
+    sa.Column("currency", sa.Text),
+    sa.Column("company_currency", sa.Text),
+    sa.Column("instalments_total", sa.Integer),
+    sa.Column("date_maturity", sa.Date, nullable=False),
+    sa.Column("days_overdue", sa.Integer, nullable=False),
+    sa.Column("aging_bucket", sa.Text, nullable=False, comment="of this instalment's own due date"),
+    sa.Column("amount_residual", Money, nullable=False, comment="invoice currency, signed"),
+    sa.Column("amount_residual_company", Money, nullable=False, comment="company currency, signed"),
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("run_id", sa.Text),
+)
+sa.Index("ix_instalment_aging_customer_id", instalment_aging.c.customer_id)
 
 dunning_holds = sa.Table(
     "dunning_holds",

@@ -66,6 +66,45 @@ def odoo_customers(
     return _materialize(context, odoo, warehouse, extract.extract_customers, CUSTOMER_SCHEMA)
 
 
+LINE_SCHEMA = runtime.column_schema(parse.empty_receivable_lines(), _descriptions(schema.odoo_receivable_lines))
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[odoo_invoices],
+    metadata={"dagster/column_schema": LINE_SCHEMA, "odoo_model": parse.LINE_MODEL},
+)
+def odoo_receivable_lines(
+    context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """The instalments of the customer moves: their receivable lines (`account.move.line` on the
+    receivable account, display_type payment_term, posted), each with its own due date
+    (`date_maturity`) and residual in company and invoice currency. `invoice_date_due` is only
+    the last instalment's date; the aging follows these lines, as Odoo's Aged Receivable does.
+
+    Read in bulk, paged by id, for every move `odoo_invoices` upserted since the last run (their
+    stored lines are replaced), all of them on the first run.
+    """
+    wh = warehouse.get_warehouse()
+    with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
+        client.check_connection()
+        result = extract.extract_receivable_lines(
+            client, wh, page_size=odoo.page_size,
+            extracted_at=datetime.now(UTC).replace(tzinfo=None), log=context.log.info)
+    return dg.MaterializeResult(metadata={
+        "mode": result.mode,
+        "moves_refreshed": result.moves,
+        "fetched": result.fetched,
+        "requests": result.pages,
+        "rows_in_table": result.total_rows,
+        "dagster/row_count": result.total_rows,
+        "moves_extracted_up_to": result.synced_to or "none",
+        "dagster/column_schema": LINE_SCHEMA,
+    })
+
+
 def _materialize(context, odoo: OdooResource, warehouse: WarehouseResource, run_extract,
                  column_schema: dg.TableSchema) -> dg.MaterializeResult:
     wh = warehouse.get_warehouse()

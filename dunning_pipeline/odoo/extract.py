@@ -496,3 +496,84 @@ def _as_objects(values: pd.Series) -> np.ndarray:
     out = values.to_numpy(dtype=object, copy=True)
     out[values.isna().to_numpy()] = None
     return out
+
+
+# -- receivable lines (instalments) --------------------------------------------------------------
+# The extracted_at of the newest odoo_invoices rows whose lines are stored: every move upserted
+# after it (new, changed, re-read by the overlap or any reconciliation) gets its lines replaced.
+LINES_STATE_KEY = "odoo.account.move.line.moves_extracted_at"
+# Above this share of the moves to refresh, one paged read of all lines is cheaper than id lists.
+LINES_FULL_SHARE = 0.25
+# Move ids per `move_id in [...]` domain: small enough for any proxy's request size limit.
+LINES_MOVE_CHUNK = 1000
+
+
+@dataclass
+class LinesResult:
+    table: str
+    mode: str  # "full", "incremental" or "up to date"
+    moves: int  # moves whose lines were replaced (full: all moves)
+    fetched: int  # lines Odoo sent
+    pages: int  # search_read requests made
+    total_rows: int
+    synced_to: str | None  # the moves' extracted_at the table now reflects
+
+
+def extract_receivable_lines(
+    client: OdooClient,
+    warehouse: Warehouse,
+    *,
+    page_size: int,
+    extracted_at: datetime,
+    log: Log = lambda _m: None,
+) -> LinesResult:
+    """The receivable lines (one per instalment) of the moves upserted into `odoo_invoices` since
+    the last run -> `odoo_receivable_lines`, read in bulk: pages by `id > last_id` over the
+    lines of up to LINES_MOVE_CHUNK moves at a time, or of all customer moves when most moves
+    changed (first run). A move's stored lines are replaced by what Odoo sends now (none: a
+    cancelled or reset move), and the mark moves in the same transaction."""
+    table = "odoo_receivable_lines"
+    inv = warehouse.table("odoo_invoices")
+    previous = warehouse.get_state(LINES_STATE_KEY)
+    newest = warehouse.query(sa.select(sa.func.max(inv.c.extracted_at).label("m")))["m"].iloc[0]
+    if pd.isna(newest):
+        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
+    newest = pd.Timestamp(newest).to_pydatetime()
+    window = inv.c.extracted_at <= newest
+    if previous is not None:
+        window = sa.and_(window, inv.c.extracted_at > datetime.fromisoformat(previous))
+    move_ids = warehouse.read("odoo_invoices", columns=["id"], where=window)["id"].astype("int64").tolist()
+    full = previous is None or len(move_ids) > LINES_FULL_SHARE * max(1, warehouse.count("odoo_invoices"))
+    if not move_ids and not full:
+        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
+
+    domains = ([[*parse.LINE_DOMAIN, ["move_id.move_type", "in", list(parse.INVOICE_MOVE_TYPES)]]] if full
+               else [[*parse.LINE_DOMAIN, ["move_id", "in", move_ids[i:i + LINES_MOVE_CHUNK]]]
+                     for i in range(0, len(move_ids), LINES_MOVE_CHUNK)])
+    log(f"receivable lines: {'all customer moves' if full else f'{len(move_ids)} moves upserted since {previous}'}")
+    frames: list[pd.DataFrame] = []
+    pages = 0
+    for domain in domains:
+        last = 0
+        for page in client.iter_pages(parse.LINE_MODEL, domain, parse.LINE_FIELDS, page_size=page_size):
+            pages += 1
+            last = len(page)
+            frames.append(parse.parse_receivable_lines(page, extracted_at=extracted_at))
+        pages += last in (0, page_size)  # the request that found the end empty
+    lines = pd.concat(frames, ignore_index=True) if frames else parse.empty_receivable_lines()
+    lines = lines.drop_duplicates("id", keep="last")
+    mark = newest.isoformat()
+    with warehouse.begin() as conn:
+        if full:
+            warehouse.replace(table, lines, conn=conn)
+        else:
+            t = warehouse.table(table)
+            for i in range(0, len(move_ids), LINES_MOVE_CHUNK):
+                warehouse.delete(table, t.c.move_id.in_(move_ids[i:i + LINES_MOVE_CHUNK]), conn=conn)
+            warehouse.upsert(table, lines, conn=conn)
+        warehouse.set_state(LINES_STATE_KEY, mark, conn=conn)
+        total = warehouse.count(table, conn=conn)
+    log(f"receivable lines: {len(lines)} fetched in {pages} requests, {total} in {table}")
+    return LinesResult(table, "full" if full else "incremental",
+                       warehouse.count("odoo_invoices") if full else len(move_ids),
+                       len(lines), pages, total, mark)

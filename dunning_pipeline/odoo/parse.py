@@ -68,6 +68,26 @@ INVOICE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("create_date", "create_date", "datetime"),
 )
 
+# The receivable lines of customer moves: one per instalment of the payment term. Odoo's Aged
+# Receivable report ages these, not the moves (`invoice_date_due` is only the last instalment).
+LINE_MODEL = "account.move.line"
+LINE_DOMAIN: list = [["display_type", "=", "payment_term"],
+                     ["account_id.account_type", "=", "asset_receivable"],
+                     ["parent_state", "=", "posted"]]
+LINE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", "id"),
+    ("move_id", "move_id", "m2o_id"),
+    ("company_id", "company_id", "m2o_id"),
+    ("partner_id", "partner_id", "m2o_id"),
+    ("date_maturity", "date_maturity", "date"),
+    ("amount_residual", "amount_residual", "money"),
+    ("amount_residual_currency", "amount_residual_currency", "money"),
+    ("balance", "balance", "money"),
+    ("amount_currency", "amount_currency", "money"),
+    ("reconciled", "reconciled", "bool"),
+    ("write_date", "write_date", "datetime"),
+)
+
 CUSTOMER_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("id", "id", "id"),
     ("name", "name", "text"),
@@ -97,6 +117,7 @@ def _fields(columns: Sequence[tuple[str, str, str]]) -> tuple[str, ...]:
 
 INVOICE_FIELDS = _fields(INVOICE_COLUMNS)
 PARTNER_FIELDS = _fields(CUSTOMER_COLUMNS)
+LINE_FIELDS = _fields(LINE_COLUMNS)
 CATEGORY_FIELDS = ("name",)
 
 
@@ -109,6 +130,7 @@ def _check_against_table(columns, table) -> None:
 
 _check_against_table(INVOICE_COLUMNS, schema.odoo_invoices)
 _check_against_table(CUSTOMER_COLUMNS, schema.odoo_customers)
+_check_against_table(LINE_COLUMNS, schema.odoo_receivable_lines)
 
 MONEY_COLUMNS = tuple(c for c, _f, k in INVOICE_COLUMNS if k == "money")
 
@@ -128,6 +150,21 @@ def parse_customers(
     is not in it (a category the user may not read) is kept as "#<id>" rather than dropped.
     """
     return _parse(records, PARTNER_MODEL, CUSTOMER_COLUMNS, extracted_at=extracted_at, tag_names=tag_names)
+
+
+def parse_receivable_lines(records: Sequence[Mapping], *, extracted_at: datetime) -> pd.DataFrame:
+    """account.move.line records -> a frame with the columns of `odoo_receivable_lines`."""
+    frame = _parse(records, LINE_MODEL, LINE_COLUMNS, extracted_at=extracted_at)
+    orphan = frame["move_id"].isna()
+    if orphan.any():
+        line = frame.loc[orphan, "id"].iloc[0]
+        raise OdooDataError(f"{LINE_MODEL} {line}: field move_id: a receivable line without its move")
+    frame["move_id"] = frame["move_id"].astype("int64")
+    return frame
+
+
+def empty_receivable_lines() -> pd.DataFrame:
+    return parse_receivable_lines([], extracted_at=datetime(1970, 1, 1))
 
 
 def parse_tag_names(records: Sequence[Mapping]) -> dict[int, str]:

@@ -45,9 +45,9 @@ _NAME = r'(?:"[^"]*"|[^<>@,;"])*'  # a display name; quoted, it may hold "," and
 _ONE = rf"(?:{_ADDR}|{_NAME}<{_ADDR}>)"
 EMAIL_PATTERN = rf"^\s*{_ONE}(?:\s*[,;]\s*{_ONE})*\s*$"
 
-INVOICES, CUSTOMERS = "odoo_invoices", "odoo_customers"
+INVOICES, CUSTOMERS, LINES = "odoo_invoices", "odoo_customers", "odoo_receivable_lines"
 TICKETS, USERS, COMMENTS = "zendesk_tickets", "zendesk_users", "zendesk_comments"
-ASSETS = (INVOICES, CUSTOMERS, TICKETS, USERS, COMMENTS)
+ASSETS = (INVOICES, CUSTOMERS, LINES, TICKETS, USERS, COMMENTS)
 
 
 class RuleKind(StrEnum):
@@ -372,6 +372,34 @@ def _fields_parse(asset: str, shows: tuple[str, ...]) -> Rule:
                 "the export itself goes on.", build)
 
 
+# -- odoo_receivable_lines ---------------------------------------------------------------------
+LINE_COLUMNS = ("id", "move_id", "date_maturity", "amount_residual", "amount_residual_currency", "balance",
+                "amount_currency")
+LINE_DATES = ("date_maturity", "write_date")
+
+
+def _line_fields(p: SuiteParams) -> list[Expect]:
+    shows = ("move_id",)
+    return [_not_null("date_maturity", "an instalment has a due date", shows=shows),
+            _not_null("amount_residual", "an instalment has a residual in company currency", shows=shows),
+            _not_null("amount_residual_currency", "an instalment has a residual in invoice currency", shows=shows)]
+
+
+LINE_RULES = (
+    _required_columns(LINES, LINE_COLUMNS),
+    _unique_ids(LINES),
+    _dates_parse(LINES, LINE_DATES),
+    Rule(LINES, "instalment_fields_present", RuleKind.RECORD,
+         "Quarantines receivable lines without a due date (date_maturity) or residuals; their invoice is "
+         "then aged on its other instalments, or on its own due date.", _line_fields),
+    Rule(LINES, "move_references", RuleKind.REFERENCE,
+         "Quarantines receivable lines whose move is not among the extracted invoices; blocking when more "
+         "than `max_broken_reference_share` of them are broken.",
+         lambda p: [_found_in("move_id", INVOICES, "the line's move is among the Odoo invoices")],
+         references=(INVOICES,)),
+    _dates_plausible(LINES, ("date_maturity",), shows=("move_id",)),
+)
+
 # -- zendesk_tickets ---------------------------------------------------------------------------
 TICKET_COLUMNS = ("id", "status", "subject", "requester_id", "from_address", "created_at", "updated_at")
 TICKET_DATES = ("created_at", "updated_at")
@@ -428,6 +456,7 @@ COMMENT_RULES = (
 SUITES: dict[str, tuple[Rule, ...]] = {
     INVOICES: INVOICE_RULES,
     CUSTOMERS: CUSTOMER_RULES,
+    LINES: LINE_RULES,
     TICKETS: TICKET_RULES,
     USERS: USER_RULES,
     COMMENTS: COMMENT_RULES,

@@ -18,10 +18,13 @@ in company currency and negative for credit notes; drafts are named "/".
 
 from __future__ import annotations
 
+import array
 import bisect
 import itertools
 import random
 import threading
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -53,6 +56,20 @@ PAYMENT_TERMS = {
     5: ("45 Days", 45),
     10: ("60 Days", 60),
 }
+
+# Payment terms of several instalments: id -> (name, days of the plain term they replace,
+# ((share numerator, denominator, days from the invoice date), ...)); the last takes the balance.
+# A share of the invoices on that plain term gets one of these (see `_real_ledger_shapes`).
+INSTALMENT_TERMS = {
+    20: ("30% Now, Balance 60 Days", 60, ((3, 10, 0), (7, 10, 60))),
+    21: ("3 Instalments 15/30/45 Days", 45, ((1, 3, 15), (1, 3, 30), (1, 3, 45))),
+    22: ("50% Now, Balance 30 Days", 30, ((1, 2, 0), (1, 2, 30))),
+}
+INSTALMENT_SHARE = 0.4  # of the invoices on a 30, 45 or 60 day term
+BLOCKED_SHARE = 0.04  # of the open invoices: payment blocked in Odoo 18 (still owed)
+SHARED_NUMBERS = 2  # company 2 invoices numbered like one of company 1 (numbers are per company)
+RECEIVABLE_ACCOUNTS = {1: (6, "121000 Account Receivable"), 2: (56, "121000 Account Receivable")}
+LINE_IDS_PER_MOVE = 8  # line id = move id * 8 + position: ids ascend with the moves
 
 COUNTRIES = {  # code: (odoo id, name, langs, tld, phone prefix)
     "DE": (57, "Germany", ["de_DE"], "de", "+49"),
@@ -312,9 +329,10 @@ def _by_id(records: list[dict], record_id: int) -> dict:
 
 
 def is_open_receivable(move: dict, tolerance: float = 0.01) -> bool:
-    """A posted customer invoice or credit note that is not_paid or partial with a residual above tolerance."""
+    """A posted customer invoice or credit note that is not_paid, partial or blocked (still owed)
+    with a residual above tolerance."""
     return (move["state"] == "posted" and move["move_type"] in ("out_invoice", "out_refund")
-            and move["payment_state"] in ("not_paid", "partial")
+            and move["payment_state"] in ("not_paid", "partial", "blocked")
             and move["amount_residual"] > tolerance)
 
 
@@ -390,6 +408,7 @@ def generate(seed: int = 7, customers: int = 40, invoices: int = 400,
     partners, customer_info = _partners(b, customers, company_partners)
     b.progress(f"generating {invoices} account.move records")
     moves, seq = _moves(b, invoices, customer_info, partners, companies)
+    _real_ledger_shapes(b, seed, moves)
     n_tickets = max(20, invoices // 8) if tickets is None else tickets
     b.progress(f"generating Zendesk organizations, users and {n_tickets} tickets")
     orgs, users, zd_tickets, comments, scenarios = _zendesk(b, n_tickets, customer_info, moves)
@@ -421,6 +440,8 @@ def _static_records(b: _Builder):
                    "active": active, "write_date": created} for cid, name, active in PARTNER_TAGS]
     terms = [{"id": tid, "name": name, "display_name": name, "active": True, "write_date": created}
              for tid, (name, _days) in PAYMENT_TERMS.items()]
+    terms += [{"id": tid, "name": name, "display_name": name, "active": True, "write_date": created}
+              for tid, (name, _days, _parts) in INSTALMENT_TERMS.items()]
 
     def internal(pid, name, email, active=True, company_id=False, country=False, is_company=True):
         return _partner_record(b, pid, name, display=name, email=email, phone=False, vat=False,
@@ -906,6 +927,184 @@ def _set_payment(factory: _MoveFactory, move: dict, payment_state: str, residual
 
 
 # ---------------------------------------------------------------------------------------------
+# Shapes of real ledgers: instalments, blocked payments, numbers unique per company only
+# ---------------------------------------------------------------------------------------------
+
+def _seed_key(seed) -> int:
+    return zlib.crc32(str(seed).encode())
+
+
+def _unit(key: int, record_id: int, salt: int) -> float:
+    """A number in [0, 1) fixed by the seed, the record and the purpose: these shapes draw nothing
+    from the generator's random stream, so every other record stays as it was."""
+    return zlib.crc32(f"{key}:{salt}:{record_id}".encode()) / 2**32
+
+
+def _maybe_instalments(b: _Builder, seed, move: dict, key: int | None = None) -> None:
+    """Give a share of the invoices on a 30, 45 or 60 day term a term of several instalments
+    whose last one falls on the same day: `invoice_date_due` stays the last instalment's date."""
+    term = move["invoice_payment_term_id"]
+    if move["move_type"] != "out_invoice" or not term or term[0] not in PAYMENT_TERMS:
+        return
+    days = PAYMENT_TERMS[term[0]][1]
+    key = _seed_key(seed) if key is None else key
+    for tid, (name, base_days, _parts) in INSTALMENT_TERMS.items():
+        if base_days == days and _unit(key, move["id"], 1) < INSTALMENT_SHARE:
+            move["invoice_payment_term_id"] = b.m2o(tid, name)
+
+
+def _real_ledger_shapes(b: _Builder, seed, moves: list[dict]) -> None:
+    """Instalment terms, `blocked` invoices (Odoo 18's "block payment": still owed) and
+    company-2 invoices whose number a company-1 invoice also has (names are unique per journal,
+    so per company)."""
+    key = _seed_key(seed)
+    for m in moves:
+        _maybe_instalments(b, seed, m, key)
+    reversed_ids = {m["reversed_entry_id"][0] for m in moves if m.get("reversed_entry_id")}
+
+    def open_invoice(m, company):
+        return (m["move_type"] == "out_invoice" and m["state"] == "posted" and m["company_id"][0] == company
+                and m["payment_state"] in ("not_paid", "partial") and m["id"] not in reversed_ids)
+
+    first = {m["name"]: m for m in moves if open_invoice(m, 1)}
+    shared = []
+    for m in moves:
+        if len(shared) >= SHARED_NUMBERS:
+            break
+        if not open_invoice(m, 2):
+            continue
+        twin = first.get("INV/" + m["name"].split("/", 1)[1])
+        if twin is not None and twin["commercial_partner_id"] != m["commercial_partner_id"]:
+            m["name"] = twin["name"]  # company 2's own "INV" journal
+            shared.append(m["id"])
+    candidates = [m for m in moves if m["move_type"] == "out_invoice" and m["state"] == "posted"
+                  and m["payment_state"] in ("not_paid", "partial") and m["id"] not in shared]
+    blocked = [m for m in candidates if _unit(key, m["id"], 2) < BLOCKED_SHARE] or candidates[:1]
+    for m in blocked:
+        m["payment_state"] = "blocked"
+
+
+def instalment_parts(move: dict) -> tuple[tuple[int, int, int], ...]:
+    """(share numerator, denominator, days from the invoice date) of each instalment of a move."""
+    term = move.get("invoice_payment_term_id")
+    spec = INSTALMENT_TERMS.get(term[0]) if term else None
+    return spec[2] if spec else ((1, 1, 0),)
+
+
+def _split(total: int, parts) -> list[int]:
+    """A total (minor units) into the instalments' shares, rounded half up; the last takes the rest."""
+    out = [(2 * total * num + den) // (2 * den) for num, den, _d in parts[:-1]]
+    return [*out, total - sum(out)]
+
+
+def _oldest_first(amounts: list[int], paid: int) -> list[int]:
+    """What is left open of each instalment when `paid` was applied oldest first, as Odoo reconciles."""
+    out = []
+    for amount in amounts:
+        used = min(amount, max(0, paid))
+        paid -= used
+        out.append(amount - used)
+    return out
+
+
+def _line_count(move: dict) -> int:
+    """How many receivable lines a move has (none: not a customer move, or no date or amount yet)."""
+    if (move["move_type"] not in ("out_invoice", "out_refund") or move["amount_total"] is False
+            or not (move["invoice_date_due"] or move["invoice_date"])):
+        return 0
+    return len(instalment_parts(move))
+
+
+def receivable_lines(move: dict, company_currency: dict[int, list]) -> list[dict]:
+    """The receivable lines (display_type payment_term) of a customer move, one per instalment,
+    in Odoo's shape; residuals follow the move's (oldest instalment paid first), so they are
+    consistent with it after any payment. `company_currency`: company id -> currency many2one."""
+    if not _line_count(move):
+        return []
+    due_text = move["invoice_date_due"] or move["invoice_date"]
+    parts = instalment_parts(move)
+    due = date.fromisoformat(due_text)
+    company = move["company_id"][0]
+    cur_pair = company_currency[company]
+    dec = CURRENCY_BY_CODE[move["currency_id"][1]][3]
+    cdec = CURRENCY_BY_CODE[cur_pair[1]][3]
+    total, residual = (round(abs(move[f]) * 10 ** dec) for f in ("amount_total", "amount_residual"))
+    ctotal, cresidual = (round(abs(move[f]) * 10 ** cdec) for f in ("amount_total_signed", "amount_residual_signed"))
+    amounts, camounts = _split(total, parts), _split(ctotal, parts)
+    open_ = _oldest_first(amounts, total - residual)
+    copen = [0 if o == 0 else c for o, c in zip(open_, camounts, strict=True)]
+    partly = [i for i, o in enumerate(open_) if 0 < o < amounts[i]]
+    still_open = [i for i, o in enumerate(open_) if o]
+    if still_open:  # the company-currency rest (rounding of the rate) sits on the first open one
+        at = partly[0] if partly else still_open[0]
+        copen[at] += cresidual - sum(copen)
+    sign = -1 if move["move_type"] == "out_refund" else 1
+    account = RECEIVABLE_ACCOUNTS[company]
+    lines = []
+    for k, (_num, _den, days) in enumerate(parts):
+        maturity = due - timedelta(days=parts[-1][2] - days)
+        balance = minor_to_float(sign * camounts[k], cdec)
+        lines.append({
+            "id": move["id"] * LINE_IDS_PER_MOVE + k + 1,
+            "move_id": [move["id"], move["name"] or "/"],
+            "move_name": move["name"],
+            "name": move["name"] if len(parts) == 1 else f"{move['name']} installment #{k + 1}",
+            "move_type": move["move_type"],
+            "parent_state": move["state"],
+            "company_id": move["company_id"],
+            "company_currency_id": cur_pair,
+            "currency_id": move["currency_id"],
+            "partner_id": move["commercial_partner_id"],
+            "account_id": [account[0], account[1]],
+            "account_type": "asset_receivable",
+            "display_type": "payment_term",
+            "date": move["invoice_date"] or False,
+            "date_maturity": date_text(maturity),
+            "balance": balance,
+            "debit": balance if sign > 0 else 0.0,
+            "credit": -balance if sign < 0 else 0.0,
+            "amount_currency": minor_to_float(sign * amounts[k], dec),
+            "amount_residual": minor_to_float(sign * copen[k], cdec),
+            "amount_residual_currency": minor_to_float(sign * open_[k], dec),
+            "reconciled": open_[k] == 0 and copen[k] == 0,
+            "create_date": move["create_date"],
+            "write_date": move["write_date"],
+        })
+    return lines
+
+
+class ReceivableLines(Sequence):
+    """Every customer move's receivable lines in id order, each built when it is read (a million
+    moves would otherwise hold over a million line dicts); reflects the moves as they were when
+    this view was made (the servers make one per request, or per data version at large sizes)."""
+
+    def __init__(self, data: SandboxData):
+        self._moves = data.moves
+        self._currency = {c["id"]: c["currency_id"] for c in data.companies}
+        self._index = array.array("q")  # move position * LINE_IDS_PER_MOVE + line position
+        for pos, move in enumerate(self._moves):
+            self._index.extend(pos * LINE_IDS_PER_MOVE + k for k in range(_line_count(move)))
+        self._last: tuple[int, list[dict]] = (-1, [])  # one move's lines: pages read them in a row
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        pos, k = divmod(self._index[i], LINE_IDS_PER_MOVE)
+        last = self._last  # read once: the servers answer requests from several threads
+        if last[0] != pos:
+            last = self._last = (pos, receivable_lines(self._moves[pos], self._currency))
+        return last[1][k]
+
+
+def all_receivable_lines(data: SandboxData) -> list[dict]:
+    """Every customer move's receivable lines, in id order (the servers derive them on read)."""
+    return list(ReceivableLines(data))
+
+
+# ---------------------------------------------------------------------------------------------
 # Zendesk
 # ---------------------------------------------------------------------------------------------
 
@@ -1327,6 +1526,7 @@ def advance_night(data: SandboxData) -> NightChanges:
                 total_minor=total, residual_minor=total, create_ts=when, write_ts=when,
                 origin=f"S{rng.randrange(10000, 99999)}"))
             changes.new_invoices.append(move_id)
+            _maybe_instalments(b, data.seed, moves[-1])
         # A customer updates its e-mail address.
         if buyers:
             p = rng.choice(buyers)

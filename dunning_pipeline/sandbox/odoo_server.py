@@ -106,6 +106,49 @@ def _partner_fields(version: str) -> dict:
     }
 
 
+def _line_fields(version: str) -> dict:
+    return {
+        "id": _f("integer", "ID"),
+        "name": _f("char", "Label"),
+        "display_name": _f("char", "Display Name", store=False),
+        "move_id": _f("many2one", "Journal Entry", "account.move"),
+        "move_name": _f("char", "Number"),
+        "move_type": _f("selection", "Type", selection=_SEL_MOVE_TYPE, store=False),
+        "parent_state": _f("selection", "Status", selection=_SEL_STATE),
+        "company_id": _f("many2one", "Company", "res.company"),
+        "company_currency_id": _f("many2one", "Company Currency", "res.currency"),
+        "currency_id": _f("many2one", "Currency", "res.currency"),
+        "partner_id": _f("many2one", "Partner", "res.partner"),
+        "account_id": _f("many2one", "Account", "account.account"),
+        "account_type": _f("selection", "Internal Type", selection=[
+            "asset_receivable", "liability_payable", "income", "asset_current"], store=False),
+        "display_type": _f("selection", "Display Type", selection=[
+            "product", "cogs", "tax", "discount", "rounding", "payment_term", "line_section",
+            "line_note", "epd"]),
+        "date": _f("date", "Date"),
+        "date_maturity": _f("date", "Due Date"),
+        "balance": _f("monetary", "Balance"),
+        "debit": _f("monetary", "Debit"),
+        "credit": _f("monetary", "Credit"),
+        "amount_currency": _f("monetary", "Amount in Currency"),
+        "amount_residual": _f("monetary", "Residual Amount"),
+        "amount_residual_currency": _f("monetary", "Residual Amount in Currency"),
+        "reconciled": _f("boolean", "Reconciled"),
+        "create_date": _f("datetime", "Created on"),
+        "write_date": _f("datetime", "Last Updated on"),
+    }
+
+
+# Related paths a domain may name on account.move.line (Odoo resolves `a.b` through the
+# many2one); the sandbox's lines carry the values they lead to.
+_LINE_PATHS = {
+    "account_id.account_type": ("selection", "account_type"),
+    "move_id.move_type": ("selection", "move_type"),
+    "move_id.state": ("selection", "parent_state"),
+    "move_id.company_id": ("many2one", "company_id"),
+}
+
+
 def _simple_fields(**extra) -> dict:
     out = {"id": _f("integer", "ID"), "name": _f("char", "Name"),
            "display_name": _f("char", "Display Name", store=False),
@@ -120,6 +163,7 @@ class _Model:
         self.name, self.records, self.fields = name, records, fields
         self.default_order, self.has_active = order, has_active
         self.computed = computed or {}  # field -> function(record): fields Odoo derives
+        self.paths: dict = {}  # "many2one.field" usable in domains -> (field type, record key)
 
     def getter(self, field_name: str) -> Callable[[dict], object]:
         fn = self.computed.get(field_name)
@@ -272,6 +316,7 @@ class OdooApp(App):
                                country_id=_f("many2one", "Country", "res.country"),
                                email=_f("char", "Email"), vat=_f("char", "Tax ID")),
                 "name asc", False),
+            "account.move.line": self._line_model(version),
             "account.payment.term": _Model(
                 "account.payment.term", lambda: self.data.payment_terms,
                 _simple_fields(active=_f("boolean", "Active")), "id asc", True),
@@ -308,6 +353,22 @@ class OdooApp(App):
         if "company_id" in model.fields:
             return lambda r: not (r.get("company_id") and r["company_id"][0] in hidden)
         return None
+    def _line_model(self, version: str) -> _Model:
+        """account.move.line: the receivable lines, derived from the moves as they are now (so
+        a payment made to a move shows on its lines), each built when read. The view is made per
+        request on small datasets (a test may edit a move by hand), per data version on large ones."""
+        cache: dict = {}
+
+        def records() -> list:
+            stamp = (self.data.version, len(self.data.moves))
+            if len(self.data.moves) < self.index_threshold or cache.get("stamp") != stamp:
+                cache["lines"], cache["stamp"] = sd.ReceivableLines(self.data), stamp
+            return cache["lines"]
+
+        model = _Model("account.move.line", records, _line_fields(version), "date_maturity asc, id asc", False,
+                       {"display_name": lambda r: r.get("name") or "/"})
+        model.paths = _LINE_PATHS
+        return model
 
     # ------------------------------------------------------------------ routing
     def handle(self, req: Request) -> Response:
@@ -868,6 +929,10 @@ def _is_empty(value) -> bool:
 
 def _leaf(term, model: _Model) -> Callable[[dict], bool]:
     field_name, op, value = term
+    if isinstance(field_name, str) and field_name in model.paths:
+        ftype, key = model.paths[field_name]
+        model = _Model(model.name, model.records, {field_name: {"type": ftype}}, "id", False,
+                       {field_name: lambda r: r.get(key, False)})
     if field_name in (1, 0) and op == "=" and value in (1, 0):  # TRUE_LEAF / FALSE_LEAF
         result = field_name == value
         return lambda r: result

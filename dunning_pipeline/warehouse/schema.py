@@ -56,6 +56,25 @@ odoo_invoices = sa.Table(
 )
 sa.Index("ix_odoo_invoices_write_date", odoo_invoices.c.write_date)
 
+# One row per instalment of a customer move: its receivable line (display_type payment_term).
+odoo_receivable_lines = sa.Table(
+    "odoo_receivable_lines",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False, comment="account.move.line id"),
+    sa.Column("move_id", sa.BigInteger, nullable=False, comment="account.move id (odoo_invoices.id)"),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("partner_id", sa.BigInteger, comment="the line's partner (Odoo: the commercial partner)"),
+    sa.Column("date_maturity", sa.Date, comment="due date of this instalment"),
+    sa.Column("amount_residual", Money, comment="company currency, signed (negative: credit)"),
+    sa.Column("amount_residual_currency", Money, comment="invoice currency, signed"),
+    sa.Column("balance", Money, comment="company currency, signed"),
+    sa.Column("amount_currency", Money, comment="invoice currency, signed"),
+    sa.Column("reconciled", sa.Boolean),
+    sa.Column("write_date", sa.DateTime, comment="UTC"),
+    sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+)
+sa.Index("ix_odoo_receivable_lines_move_id", odoo_receivable_lines.c.move_id)
+
 odoo_customers = sa.Table(
     "odoo_customers",
     metadata,

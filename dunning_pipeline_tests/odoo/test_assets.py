@@ -128,9 +128,10 @@ def test_missing_configuration_names_the_variable(sqlite_url, monkeypatch):
 
 
 def test_asset_definitions_are_described_grouped_and_owned():
-    assert {a.key.to_user_string() for a in defs.assets} == {"odoo_invoices", "odoo_customers"}
+    assert {a.key.to_user_string() for a in defs.assets} == {"odoo_invoices", "odoo_customers",
+                                                             "odoo_receivable_lines"}
     graph = full_defs.resolve_asset_graph()
-    for key in ("odoo_invoices", "odoo_customers"):
+    for key in ("odoo_invoices", "odoo_customers", "odoo_receivable_lines"):
         node = graph.get(dg.AssetKey(key))
         assert node.group_name == "odoo"
         assert {"odoo", "python"} <= set(node.kinds)

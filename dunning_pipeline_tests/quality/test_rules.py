@@ -151,6 +151,25 @@ def ticket_updated_far_in_future(t):
     return int(tic.loc[1, "id"]), "updated_at"
 
 
+def duplicate_line_id(t):
+    lines = t["odoo_receivable_lines"]
+    copy = lines.iloc[[4]].copy()
+    t["odoo_receivable_lines"] = pd.concat([lines, copy], ignore_index=True)
+    return int(copy["id"].iloc[0]), "id"
+
+
+def line_of_unknown_move(t):
+    lines = t["odoo_receivable_lines"]
+    lines.loc[3, "move_id"] = int(t["odoo_invoices"]["id"].max()) + 500
+    return int(lines.loc[3, "id"]), "move_id"
+
+
+def line_without_due_date(t):
+    lines = t["odoo_receivable_lines"]
+    lines.loc[6, "date_maturity"] = pd.NaT
+    return int(lines.loc[6, "id"]), "date_maturity"
+
+
 @dataclass
 class Case:
     mutate: Callable
@@ -183,6 +202,9 @@ CASES = {
     "customer_without_commercial_partner": Case(
         customer_without_commercial_partner, "odoo_customers", "customer_fields_present", WARN),
     "ticket_updated_far_in_future": Case(ticket_updated_far_in_future, "zendesk_tickets", "dates_plausible", WARN),
+    "duplicate_line_id": Case(duplicate_line_id, "odoo_receivable_lines", "unique_ids", ERROR),
+    "line_of_unknown_move": Case(line_of_unknown_move, "odoo_receivable_lines", "move_references", WARN),
+    "line_without_due_date": Case(line_without_due_date, "odoo_receivable_lines", "instalment_fields_present", WARN),
 }
 
 

@@ -80,8 +80,8 @@ def test_the_ledger_has_every_case_the_pipeline_must_handle(data):
 def test_numbers_drafts_and_dates(data):
     posted = [m for m in data.moves if m["state"] == "posted"]
     assert all(m["name"] == "/" for m in data.moves if m["state"] == "draft")
-    names = [m["name"] for m in posted]
-    assert len(names) == len(set(names))
+    names = [(m["company_id"][0], m["name"]) for m in posted]
+    assert len(names) == len(set(names))  # unique per company (see test_same_number_in_two_companies)
     assert all(re.fullmatch(r"(INV|INVUS|RINV|RINVUS)/20\d\d/\d{5}", m["name"])
                for m in posted if m["move_type"].startswith("out_"))
     # numbers follow the invoice date within a journal and year
@@ -89,7 +89,7 @@ def test_numbers_drafts_and_dates(data):
     for m in posted:
         if m["move_type"] == "out_invoice":
             journal, year, seq = m["name"].split("/")
-            by_journal.setdefault((journal, year), []).append((m["invoice_date"], int(seq)))
+            by_journal.setdefault((m["company_id"][0], journal, year), []).append((m["invoice_date"], int(seq)))
     for entries in by_journal.values():
         assert [s for _, s in sorted(entries)] == sorted(s for _, s in entries)
     now = sd.odoo_datetime(data.now)
