@@ -27,6 +27,8 @@ setup(
         "psycopg2-binary>=2.9,<3",
         "pydantic>=2,<3",
         "pyyaml>=6,<7",
+        "altair>=5,<7",  # charts of the report and the KPIs
+        "vl-convert-python>=1.9,<2",  # renders them to PNG offline
     ],
     extras_require={"test": ["pytest>=8,<10", "hypothesis>=6,<7"]},
 )

@@ -2,4 +2,9 @@
 
 import dagster as dg
 
-defs = dg.Definitions()
+from dunning_pipeline.reporting import report_assets
+
+defs = dg.Definitions(
+    assets=[*report_assets.ASSETS],  # AR aging report, collection KPIs
+    asset_checks=[*report_assets.ASSET_CHECKS],
+)
