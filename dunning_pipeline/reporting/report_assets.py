@@ -283,5 +283,17 @@ def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     return dg.MaterializeResult(metadata=metadata)
 
 
+def latest_aging_chart(wh: Warehouse) -> tuple[bytes, date] | None:
+    """The aging chart of the report last written (for the weekly Slack alert), or None when no
+    report was written yet."""
+    if not sa.inspect(wh.engine).has_table("ar_aging_report_buckets"):
+        return None
+    buckets = wh.read("ar_aging_report_buckets")
+    if buckets.empty:
+        return None
+    as_of = pd.Timestamp(buckets["as_of_date"].max()).date()
+    return charts.render_png(charts.aging_distribution_chart(buckets, as_of.isoformat())), as_of
+
+
 ASSETS = [ar_aging_report, collection_kpis]
 ASSET_CHECKS = [ar_aging_report_reconciles]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -41,6 +41,11 @@ class PostedMessage:
 class Poster(Protocol):
     def post(self, text: str, blocks: list[dict], *, channel: str,
              thread_ts: str | None = None) -> PostedMessage: ...
+
+
+class Uploader(Protocol):
+    def upload(self, content: bytes, *, filename: str, title: str, channel_id: str,
+               thread_ts: str | None = None, initial_comment: str | None = None) -> str: ...
 
 
 def explain(code: str, channel: str, channel_var: str = CHANNEL_VAR, needed: str | None = None) -> str:
@@ -95,16 +100,44 @@ class SlackPoster:
                 unfurl_links=False, unfurl_media=False,
             )
         except SlackApiError as exc:
-            data = exc.response.data if isinstance(exc.response.data, dict) else {}
-            code = str(data.get("error") or f"http_{exc.response.status_code}")
-            message = explain(code, channel, self._channel_var, data.get("needed"))
-            raise SlackDeliveryError(message, code) from None
+            raise self._refused(exc, channel) from None
         except (SlackClientError, OSError) as exc:
-            # URLError, timeouts, refused connections: name the server, not the request.
-            reason = getattr(exc, "reason", None) or exc.__class__.__name__
-            raise SlackDeliveryError(
-                f"Could not reach Slack at {self.api_url} ({reason}); check SLACK_API_URL and the"
-                " network, then re-run: parts already posted are not posted again.",
-                "unreachable",
-            ) from None
+            raise self._unreachable(exc) from None
         return PostedMessage(channel_id=str(resp.get("channel") or channel), ts=str(resp["ts"]))
+
+    def upload(self, content: bytes, *, filename: str, title: str, channel_id: str,
+               thread_ts: str | None = None, initial_comment: str | None = None) -> str:
+        """Share a file in a channel (in a thread with `thread_ts`) by Slack's three-step upload
+        (files.getUploadURLExternal, POST of the bytes, files.completeUploadExternal, which
+        slack_sdk's files_upload_v2 makes). Needs the scope files:write. Returns the file id."""
+        try:
+            resp = self._client.files_upload_v2(
+                content=content, filename=filename, title=title, channel=channel_id,
+                thread_ts=thread_ts, initial_comment=initial_comment,
+            )
+        except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            needed = data.get("needed") or ("files:write" if data.get("error") == "missing_scope" else None)
+            raise self._refused(exc, channel_id, needed) from None
+        except SlackRequestError as exc:  # the upload URL refused the bytes
+            raise SlackDeliveryError(f"Slack refused the file upload of {filename}: {exc}", "upload_failed") from None
+        except (SlackClientError, OSError) as exc:
+            raise self._unreachable(exc) from None
+        files = resp.get("files") or []
+        if not files or not files[0].get("id"):
+            raise SlackDeliveryError(f"Slack answered the upload of {filename} without a file id", "no_file_id")
+        return str(files[0]["id"])
+
+    def _refused(self, exc: SlackApiError, channel: str, needed: str | None = None) -> SlackDeliveryError:
+        data = exc.response.data if isinstance(exc.response.data, dict) else {}
+        code = str(data.get("error") or f"http_{exc.response.status_code}")
+        return SlackDeliveryError(explain(code, channel, self._channel_var, needed or data.get("needed")), code)
+
+    def _unreachable(self, exc: BaseException) -> SlackDeliveryError:
+        # URLError, timeouts, refused connections: name the server, not the request.
+        reason = getattr(exc, "reason", None) or exc.__class__.__name__
+        return SlackDeliveryError(
+            f"Could not reach Slack at {self.api_url} ({reason}); check SLACK_API_URL and the"
+            " network, then re-run: parts already posted are not posted again.",
+            "unreachable",
+        )
