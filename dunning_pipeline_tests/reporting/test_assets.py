@@ -9,8 +9,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from dunning_pipeline import money
 from dunning_pipeline.dunning.assets import ASSET_CHECKS as DUNNING_CHECKS
 from dunning_pipeline.dunning.assets import ASSETS as DUNNING_ASSETS
+from dunning_pipeline.reporting import console
 from dunning_pipeline.reporting.report_assets import ASSET_CHECKS, ASSETS
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline_tests.dunning import dataset as D
@@ -77,6 +79,11 @@ def test_report_and_kpis_over_two_nights_and_a_rerun(filled, tmp_path):
     assert km["rows_today"] == len(today) and "dso_count_back" in km["latest"]
     assert km["dso_chart"].startswith("![DSO, last 90 days](data:image/png;base64,")
     assert km["credit_sales_chart"].startswith("![Credit sales")
+
+    text = "\n".join(console.report_lines(filled, tmp_path / "reports") + console.kpi_lines(filled))
+    total_eur = money.format_amount(int(aging.loc[aging["company_id"] == 1, "amount_residual_company"].sum()), "EUR")
+    assert f"company 1: open {total_eur}; count-back DSO" in text
+    assert f"HTML report: {html_path}" in text
 
     # Next night: invoice 102 paid; the series gains that day, the first day is untouched.
     invoices = D.invoices()
