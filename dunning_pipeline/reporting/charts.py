@@ -56,7 +56,7 @@ def aging_distribution_chart(buckets: pd.DataFrame, as_of_label: str) -> alt.Cha
     )
 
 
-def kpi_trend_chart(series: pd.DataFrame, kpis: tuple[str, ...], title: str) -> alt.Chart:
+def kpi_trend_chart(series: pd.DataFrame, kpis: tuple[str, ...], title: str, y_title: str = "days") -> alt.Chart:
     """The daily values of `kpis` (rows of collection_kpis without a dimension), one line per
     company and KPI."""
     s = series[series["kpi"].isin(kpis) & (series["dimension"] == "") & series["value"].notna()].copy()
@@ -67,7 +67,7 @@ def kpi_trend_chart(series: pd.DataFrame, kpis: tuple[str, ...], title: str) -> 
         .mark_line(point=True)
         .encode(
             x=alt.X("as_of_date:T", title=None),
-            y=alt.Y("value:Q", title="days"),
+            y=alt.Y("value:Q", title=y_title),
             color=alt.Color("series:N", title=None),
         )
         .properties(width=WIDTH, height=HEIGHT)

@@ -30,6 +30,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day
+
 # Periods (days) of the KPIs that need one: a quarter for the period DSOs, a month for CEI.
 DSO_PERIOD_DAYS = 90
 CEI_PERIOD_DAYS = 30
@@ -339,8 +341,6 @@ def inbound_messages(tickets: pd.DataFrame, comments: pd.DataFrame, users: pd.Da
                      communications: pd.DataFrame, tz) -> pd.DataFrame:
     """Messages from customers: a ticket they opened, and public comments by anyone who is not
     an agent, on tickets matched to a customer. Columns: customer_id, day (business day in `tz`)."""
-    from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day
-
     owner = (communications.dropna(subset=["customer_id"]).drop_duplicates("ticket_id")
              .set_index("ticket_id")["customer_id"].astype("int64"))
     role = users.set_index(users["id"].astype("int64"))["role"]

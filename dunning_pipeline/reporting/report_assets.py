@@ -24,12 +24,13 @@ CHART_DAYS = 90
 TOP_CUSTOMERS = 10
 
 
-def _aging_of_day(wh: Warehouse, as_of: date) -> pd.DataFrame:
-    aging = wh.read("invoice_aging")
-    if len(aging) and (aging["as_of_date"] != pd.Timestamp(as_of)).any():
-        raise dg.Failure(f"invoice_aging holds as-of {aging['as_of_date'].iloc[0].date()}, this run's as-of is "
-                         f"{as_of}: materialize invoice_aging in this run first")
-    return aging
+def _of_day(wh: Warehouse, table: str, as_of: date) -> pd.DataFrame:
+    """A snapshot of the engine, refused if it was built for another as-of day than this run's."""
+    frame = wh.read(table)
+    if len(frame) and (pd.to_datetime(frame["as_of_date"]) != pd.Timestamp(as_of)).any():
+        raise dg.Failure(f"{table} holds as-of {pd.Timestamp(frame['as_of_date'].iloc[0]).date()}, this run's "
+                         f"as-of is {as_of}: materialize {table} in this run first")
+    return frame
 
 
 def read_instalments(wh: Warehouse, as_of: date) -> pd.DataFrame | None:
@@ -37,26 +38,25 @@ def read_instalments(wh: Warehouse, as_of: date) -> pd.DataFrame | None:
     then buckets each invoice whole, by its oldest open instalment)."""
     if INSTALMENT_TABLE not in wh.metadata.tables or not sa.inspect(wh.engine).has_table(INSTALMENT_TABLE):
         return None
-    frame = wh.read(INSTALMENT_TABLE)
-    if len(frame) and (pd.to_datetime(frame["as_of_date"]) != pd.Timestamp(as_of)).any():
-        raise dg.Failure(f"{INSTALMENT_TABLE} is not of this run's as-of {as_of}: materialize it in this run first")
-    return frame
+    return _of_day(wh, INSTALMENT_TABLE, as_of)
 
 
 def build_report(wh: Warehouse, as_of: date, run_id: str):
     """Summary, buckets and aging of the day (what the asset writes and the check verifies)."""
     policy = load_policy()
     tz = settings.timezone()
-    aging = _aging_of_day(wh, as_of)
+    aging = _of_day(wh, "invoice_aging", as_of)
     items = report_mod.aged_items(aging, read_instalments(wh, as_of))
     comms = wh.read("customer_communications")
     contacts = customer_contacts(comms).rename(columns={"customer_last_inbound_at": "last_inbound_at",
                                                          "customer_last_outbound_at": "last_outbound_at"})
     customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
+    # Running payment promises: entered by accountants, or read from the customer's tickets.
     candidates = [holds_mod.manual_holds(wh.read("dunning_holds"), customers, as_of, tz)]
     if len(comms):
         candidates.append(holds_mod.ticket_holds(comms, tz))
-    promises = pd.concat([c for c in candidates if len(c)], ignore_index=True) if any(len(c) for c in candidates) else None
+    candidates = [c for c in candidates if len(c)]
+    promises = pd.concat(candidates, ignore_index=True) if candidates else None
     summary = report_mod.build_summary(aging, items, as_of, contacts=contacts, promises=promises, run_id=run_id)
     buckets = report_mod.build_buckets(items, policy.all_bucket_labels(), as_of)
     return summary, buckets, aging
@@ -157,7 +157,7 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str) -> tuple[pd.DataFrame,
     """(rows of the as-of day, reconstructed rows of earlier days missing from the series)."""
     policy = load_policy()
     tz = settings.timezone()
-    aging = _aging_of_day(wh, as_of)
+    aging = _of_day(wh, "invoice_aging", as_of)
     aging = aging.assign(company_id=aging["company_id"].astype("Int64").fillna(-1).astype("int64"))
     invoices = wh.read("odoo_invoices", columns=["company_id", "company_currency", "state", "invoice_date",
                                                  "amount_total_signed"])
@@ -277,8 +277,8 @@ def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     sales = series[(series["kpi"] == "credit_sales_30d") & series["amount"].notna()]
     if len(sales):
         frame = sales.assign(value=sales["amount"].astype("int64") / money.SCALE)
-        png = charts.render_png(charts.kpi_trend_chart(frame, ("credit_sales_30d",), "Credit sales, trailing 30 days")
-                                .encode(y=charts.alt.Y("value:Q", title="company currency")))
+        png = charts.render_png(charts.kpi_trend_chart(frame, ("credit_sales_30d",), "Credit sales, trailing 30 days",
+                                                       y_title="company currency"))
         metadata["credit_sales_chart"] = dg.MetadataValue.md(charts.markdown_image(png, "Credit sales, trailing 30 days"))
     return dg.MaterializeResult(metadata=metadata)
 
