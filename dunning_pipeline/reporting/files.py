@@ -87,7 +87,7 @@ def render_html(*, as_of: date, run_id: str, summary: pd.DataFrame, buckets: pd.
     for col in ("last_inbound_at", "last_outbound_at"):
         shown[col] = pd.to_datetime(shown[col]).dt.strftime("%Y-%m-%d %H:%M UTC")
     chart = (f'<img alt="Open receivables by aging bucket" src="{data_uri(png)}">' if png else
-             '<p class="muted">No chart: no open receivables.</p>')
+             '<p class="muted">No chart (no open receivables, or it could not be drawn: see the run log).</p>')
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>AR aging report {as_of.isoformat()}</title><style>{_CSS}</style></head><body>",

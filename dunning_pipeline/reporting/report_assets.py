@@ -62,6 +62,15 @@ def build_report(wh: Warehouse, as_of: date, run_id: str):
     return summary, buckets, aging
 
 
+def _render(context: dg.AssetExecutionContext, name: str, chart) -> bytes | None:
+    """A chart's PNG, or None with a warning: a chart that cannot be drawn never costs the data."""
+    try:
+        return charts.render_png(chart)
+    except Exception as exc:  # the renderer is a native extension: any failure is reported alike
+        context.log.warning(f"the {name} could not be rendered ({exc.__class__.__name__}: {exc}); written without it")
+        return None
+
+
 def _money_table(frame: pd.DataFrame, money_cols: list[str], currency: str = "currency") -> str:
     if frame.empty:
         return "_no open receivables_"
@@ -105,7 +114,7 @@ def ar_aging_report(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     with wh.begin() as conn:
         wh.replace("ar_aging_report", summary, conn=conn)
         wh.replace("ar_aging_report_buckets", buckets, conn=conn)
-    png = charts.render_png(charts.aging_distribution_chart(buckets, as_of.isoformat())) if len(buckets) else None
+    png = _render(context, "aging chart", charts.aging_distribution_chart(buckets, as_of.isoformat())) if len(buckets) else None
     written = files.write_report(files.report_folder(), as_of=as_of, run_id=context.run_id, summary=summary,
                                  buckets=buckets, png=png)
     context.log.info(f"wrote {len(summary)} report rows; HTML report at {written.html}")
@@ -270,16 +279,17 @@ def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     trend = series[series["kpi"].isin(["dso_count_back", "best_possible_dso", "average_days_delinquent"])
                    & series["value"].notna()]
     if len(trend):
-        png = charts.render_png(charts.kpi_trend_chart(series, ("dso_count_back", "best_possible_dso",
-                                                                "average_days_delinquent"),
-                                                       f"DSO, last {CHART_DAYS} days"))
-        metadata["dso_chart"] = dg.MetadataValue.md(charts.markdown_image(png, f"DSO, last {CHART_DAYS} days"))
+        png = _render(context, "DSO chart", charts.kpi_trend_chart(
+            series, ("dso_count_back", "best_possible_dso", "average_days_delinquent"), f"DSO, last {CHART_DAYS} days"))
+        if png is not None:
+            metadata["dso_chart"] = dg.MetadataValue.md(charts.markdown_image(png, f"DSO, last {CHART_DAYS} days"))
     sales = series[(series["kpi"] == "credit_sales_30d") & series["amount"].notna()]
     if len(sales):
         frame = sales.assign(value=sales["amount"].astype("int64") / money.SCALE)
-        png = charts.render_png(charts.kpi_trend_chart(frame, ("credit_sales_30d",), "Credit sales, trailing 30 days",
-                                                       y_title="company currency"))
-        metadata["credit_sales_chart"] = dg.MetadataValue.md(charts.markdown_image(png, "Credit sales, trailing 30 days"))
+        png = _render(context, "credit sales chart", charts.kpi_trend_chart(
+            frame, ("credit_sales_30d",), "Credit sales, trailing 30 days", y_title="company currency"))
+        if png is not None:
+            metadata["credit_sales_chart"] = dg.MetadataValue.md(charts.markdown_image(png, "Credit sales, trailing 30 days"))
     return dg.MaterializeResult(metadata=metadata)
 
 

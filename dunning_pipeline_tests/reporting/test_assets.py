@@ -104,3 +104,31 @@ def test_report_and_kpis_over_two_nights_and_a_rerun(filled, tmp_path):
     assert len(kpis3) == len(kpis2)
     assert set(kpis3.loc[kpis3["as_of_date"] == pd.Timestamp("2026-03-03"), "run_id"]) == {again.run_id}
     assert _metadata(again, "collection_kpis")["rows_reconstructed"] == 0
+
+
+def test_a_chart_that_cannot_be_drawn_costs_nothing_else_and_the_check_catches_a_lost_cent(
+        filled, monkeypatch, tmp_path):
+    from dunning_pipeline.reporting import charts
+
+    def broken(_chart, scale=1.0):
+        raise RuntimeError("renderer unavailable")
+
+    monkeypatch.setattr(charts, "render_png", broken)
+    day = _run(filled, "2026-03-02")
+    meta = _metadata(day, "ar_aging_report")
+    assert "aging_chart" not in meta and meta["dagster/row_count"] > 0
+    assert "data:image/png" not in open(meta["html_report"], encoding="utf-8").read()
+    assert "dso_chart" not in _metadata(day, "collection_kpis")
+
+    # One cent less in one bucket row: the reconciliation check fails and says where.
+    t = filled.table("ar_aging_report_buckets")
+    with filled.begin() as conn:
+        first = conn.execute(t.select().where(t.c.basis == "invoice").limit(1)).first()
+        conn.execute(t.update().where(t.c.company_id == first.company_id, t.c.customer_id == first.customer_id,
+                                      t.c.basis == "invoice", t.c.currency == first.currency,
+                                      t.c.aging_bucket == first.aging_bucket).values(amount=t.c.amount - 0.01))
+    from dunning_pipeline.reporting.report_assets import ar_aging_report_reconciles
+
+    result = ar_aging_report_reconciles(warehouse=WarehouseResource(database_url=filled.url))
+    assert result.passed is False and result.metadata["mismatches"].value == 1
+    assert "-0.01" in result.metadata["totals"].value
