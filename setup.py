@@ -29,6 +29,8 @@ setup(
         "pyyaml>=6,<7",
         "jinja2>=3.1,<4",  # reminder drafts and the customer timeline view
         "babel>=2.18,<3",  # amounts and dates in the customer's locale
+        "altair>=5,<7",  # charts of the report and the KPIs
+        "vl-convert-python>=1.9,<2",  # renders them to PNG offline
     ],
     extras_require={"test": [
         "pytest>=8,<10",

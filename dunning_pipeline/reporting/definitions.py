@@ -2,10 +2,13 @@
 
 import dagster as dg
 
+from dunning_pipeline.reporting import report_assets
 from dunning_pipeline.reporting.draft_assets import ASSETS as DRAFT_ASSETS
 
 defs = dg.Definitions(
     assets=[
+        *report_assets.ASSETS,  # AR aging report, collection KPIs
         *DRAFT_ASSETS,  # customer_timeline, late_payment_charges, reminder_drafts
     ],
+    asset_checks=[*report_assets.ASSET_CHECKS],
 )

@@ -28,7 +28,7 @@ from dunning_pipeline.warehouse.store import Warehouse
 GROUP = "reporting"
 OWNERS = ["team:finance-data"]
 KINDS = {"pandas", "sql"}
-INSTALMENT_TABLE = "instalment_aging"  # contract C1; read only where that part is installed
+INSTALMENT_TABLE = "instalment_aging"
 
 
 def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
@@ -37,10 +37,8 @@ def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
     return policy
 
 
-def _instalments(wh: Warehouse) -> pd.DataFrame | None:
-    """The open instalments, when the table is part of this warehouse (guarded: another part adds it)."""
-    if INSTALMENT_TABLE not in wh.metadata.tables or not sa.inspect(wh.engine).has_table(INSTALMENT_TABLE):
-        return None
+def _instalments(wh: Warehouse) -> pd.DataFrame:
+    """The open instalments (written by invoice_aging beside it)."""
     return wh.read(INSTALMENT_TABLE)
 
 

@@ -1,19 +1,26 @@
 """A local Slack Web API: `chat.postMessage` (with message `metadata`), `conversations.history`
-and `conversations.replies` (metadata with `include_all_metadata`), plus `auth.test` and
-`conversations.list`. Every authenticated answer carries the token's scopes in `x-oauth-scopes`;
-reading history without `channels:history` is `missing_scope`, as on Slack.
+and `conversations.replies` (metadata with `include_all_metadata`), `auth.test`,
+`conversations.list`, and the three-step file upload (`files.getUploadURLExternal`, a POST of the
+bytes to the returned `upload_url`, `files.completeUploadExternal`). Every authenticated answer
+carries the token's scopes in `x-oauth-scopes`; reading history without `channels:history` is
+`missing_scope`, as on Slack.
 
 As in /work/shared/reference/SLACK.md: a bot token in `Authorization: Bearer` (or a `token`
 form field); failures are HTTP 200 `{"ok": false, "error": ...}` (`not_authed`, `invalid_auth`,
 `channel_not_found`, `not_in_channel`, `is_archived`, `no_text`, `invalid_blocks`,
 `invalid_blocks_format`); Block Kit limits are checked; a rate-limit fault is HTTP 429 with
 Retry-After. Accepted messages are recorded (`messages`) and served at
-`GET /api/_sandbox/messages` so the CLI and the demo can print them.
+`GET /api/_sandbox/messages` so the CLI and the demo can print them; files shared by
+`files.completeUploadExternal` are recorded (`files`, with their size and SHA-256) and served at
+`GET /api/_sandbox/files`. As in Slack, the upload URL takes no token (it is pre-signed), a file
+must be uploaded with the announced length before it can be completed, and a file is shared once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import threading
 from datetime import datetime, timezone
 from typing import Callable
@@ -39,6 +46,7 @@ MAX_FIELD_TEXT = 2000
 MAX_HEADER_TEXT = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_TEXT = 40_000
+UPLOAD_PATH = "/upload/v1/"
 _BLOCK_TYPES = {"section", "header", "divider", "context", "actions", "image", "rich_text", "input",
                 "file", "video", "markdown"}
 
@@ -64,6 +72,9 @@ class SlackApp(App):
         self.clock = clock or (lambda: datetime(2026, 3, 2, 23, 0, tzinfo=timezone.utc))
         self._ts_lock = threading.Lock()
         self._last_ts = 0
+        self.files: list[dict] = []  # shared files, in order
+        self._uploads: dict[str, dict] = {}  # file_id -> pending upload (filename, length, data)
+        self._upload_keys: dict[str, str] = {}  # secret of an upload URL -> file_id
 
     def fault_response(self, fault: Fault, req: Request) -> Response | None:
         if fault.kind == "rate_limit":
@@ -80,6 +91,10 @@ class SlackApp(App):
     def handle(self, req: Request) -> Response:
         if req.path == "/api/_sandbox/messages" and req.method == "GET":
             return Response.json({"ok": True, "messages": list(self.messages)})
+        if req.path == "/api/_sandbox/files" and req.method == "GET":
+            return Response.json({"ok": True, "files": list(self.files)})
+        if req.path.startswith(UPLOAD_PATH):
+            return self._receive_upload(req)
         if not req.path.startswith("/api/"):
             return Response(404, b"Not Found", content_type="text/plain")
         method = req.path[len("/api/"):]
@@ -96,15 +111,19 @@ class SlackApp(App):
             return Response.json({"ok": False, "error": "not_authed"})
         if token != self.token or (req.fault is not None and req.fault.kind == "bad_credentials"):
             return Response.json({"ok": False, "error": "invalid_auth"})
-        resp = self._method(method, args)
+        resp = self._method(method, args, req)
         resp.headers.setdefault("x-oauth-scopes", ",".join(sorted(self.scopes)))
         return resp
 
-    def _method(self, method: str, args: dict) -> Response:
+    def _method(self, method: str, args: dict, req: Request) -> Response:
         if method == "chat.postMessage":
             return self._post_message(args)
         if method in ("conversations.history", "conversations.replies"):
             return self._history(method, args)
+        if method == "files.getUploadURLExternal":
+            return self._get_upload_url(args, req.base_url)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
         if method == "auth.test":
             return Response.json({"ok": True, "url": "https://nordwind-sandbox.slack.com/",
                                   "team": "Nordwind Trading", "user": "dunning-bot",
@@ -241,6 +260,81 @@ class SlackApp(App):
         if warnings:
             body["response_metadata"] = {"warnings": warnings}
         return Response.json(body)
+
+
+    # -- files: the three-step upload ------------------------------------------------------------
+    def _get_upload_url(self, args: dict, base_url: str) -> Response:
+        filename = str(args.get("filename") or "").strip()
+        length = str(args.get("length") or "").strip()
+        if not filename or not length.isdigit() or int(length) < 1:
+            return Response.json({"ok": False, "error": "invalid_arguments", "response_metadata": {
+                "messages": ["[ERROR] filename and a positive integer length are required"]}})
+        with self._ts_lock:
+            file_id = f"F0SBX{len(self._uploads) + 1:06d}"
+            key = secrets.token_urlsafe(12)
+            self._uploads[file_id] = {"filename": filename, "length": int(length), "data": None,
+                                      "alt_txt": args.get("alt_txt"), "shared": False}
+            self._upload_keys[key] = file_id
+        return Response.json({"ok": True, "upload_url": f"{base_url.rstrip('/')}{UPLOAD_PATH}{key}",
+                              "file_id": file_id})
+
+    def _receive_upload(self, req: Request) -> Response:
+        file_id = self._upload_keys.get(req.path[len(UPLOAD_PATH):])
+        if req.method != "POST" or file_id is None:
+            return Response(404, b"Not Found", content_type="text/plain")
+        upload = self._uploads[file_id]
+        data = _multipart_file(req) if "multipart/form-data" in (req.headers.get("Content-Type") or "") else req.body
+        if len(data) != upload["length"]:
+            # Slack refuses bytes that do not match the announced length.
+            return Response(400, f"length mismatch: expected {upload['length']}, got {len(data)}".encode(),
+                            content_type="text/plain")
+        upload["data"] = data
+        return Response(200, f"OK - {len(data)}".encode(), content_type="text/plain")
+
+    def _complete_upload(self, args: dict) -> Response:
+        files = args.get("files")
+        try:
+            files = json.loads(files) if isinstance(files, str) else files
+        except ValueError:
+            files = None
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) and f.get("id") for f in files):
+            return Response.json({"ok": False, "error": "invalid_arguments", "response_metadata": {
+                "messages": ["[ERROR] files must be a JSON array of {id, title}"]}})
+        channel = None
+        if args.get("channel_id"):
+            channel = find_channel(str(args["channel_id"]))
+            if channel is None or channel["id"] != str(args["channel_id"]):  # an id, not a name
+                return Response.json({"ok": False, "error": "channel_not_found"})
+            if not channel["is_member"]:
+                return Response.json({"ok": False, "error": "not_in_channel"})
+        for f in files:
+            upload = self._uploads.get(str(f["id"]))
+            if upload is None or upload["data"] is None or upload["shared"]:
+                return Response.json({"ok": False, "error": "file_not_found"})
+        shared = []
+        for f in files:
+            upload = self._uploads[str(f["id"])]
+            upload["shared"] = True
+            record = {"id": str(f["id"]), "name": upload["filename"], "title": f.get("title") or upload["filename"],
+                      "size": len(upload["data"]), "sha256": hashlib.sha256(upload["data"]).hexdigest(),
+                      "channel": channel["id"] if channel else None, "thread_ts": args.get("thread_ts") or None,
+                      "initial_comment": args.get("initial_comment") or None, "ts": self._next_ts()}
+            self.files.append(record)
+            shared.append({"id": record["id"], "name": record["name"], "title": record["title"],
+                           "size": record["size"]})
+        return Response.json({"ok": True, "files": shared})
+
+
+def _multipart_file(req: Request) -> bytes:
+    """The first part's body of a multipart/form-data upload (curl -F filename=@chart.png)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    head = f"Content-Type: {req.headers.get('Content-Type')}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + req.body)
+    for part in message.iter_parts():
+        return part.get_payload(decode=True) or b""
+    return b""
 
 
 def validate_blocks(blocks: list) -> list[str]:

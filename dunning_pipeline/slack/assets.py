@@ -4,7 +4,8 @@ import dagster as dg
 
 from dunning_pipeline import runtime
 from dunning_pipeline.dunning.policy import load_policy
-from dunning_pipeline.slack.alert import AlertInProgressError, deliver, read_last_contact
+from dunning_pipeline.slack.alert import WEEKLY_ALERT, AlertInProgressError, deliver, read_last_contact
+from dunning_pipeline.slack.attachment import attach_file
 from dunning_pipeline.slack.delivery import SlackDeliveryError
 from dunning_pipeline.slack.digest import render_digest, to_markdown
 from dunning_pipeline.slack.resource import SlackResource
@@ -23,6 +24,27 @@ def _run_is_active(context: dg.AssetExecutionContext):
         # Unknown here: a run of another Dagster instance may be posting; its lease decides.
         return run is None or not run.is_finished
     return active
+
+
+def _attach_chart(context: dg.AssetExecutionContext, wh, slack: SlackResource, as_of) -> str:
+    """SLACK_ATTACH_CHART: the AR aging chart in the alert's thread, once per alert (the ledger's
+    `alert_delivery_files`); a failed upload fails the run, whose retry uploads only the chart."""
+    from dunning_pipeline.reporting.report_assets import latest_aging_chart
+
+    chart = latest_aging_chart(wh)
+    if chart is None:
+        context.log.info("No AR aging report written yet: no chart to attach")
+        return "no report yet"
+    png, report_day = chart
+    try:
+        done = attach_file(wh, slack.poster(), alert=WEEKLY_ALERT, period_end=as_of, content=png,
+                           filename=f"ar_aging_{report_day.isoformat()}.png",
+                           title=f"Open receivables by aging bucket, {report_day.isoformat()}",
+                           run_id=context.run_id, is_run_active=_run_is_active(context), log=context.log)
+    except SlackDeliveryError as exc:
+        raise dg.Failure(description=str(exc), metadata={"slack_error": exc.code},
+                         allow_retries=exc.code not in _NEEDS_A_PERSON) from None
+    return f"{done.status}" + (f" ({done.file_id})" if done.file_id else "")
 
 
 # A one-asset multi_asset only so that the op gets its own name: the job is called
@@ -104,6 +126,8 @@ def weekly_slack_alert(
         metadata["preview"] = dg.MetadataValue.md(to_markdown(outcome.messages))
     if dry_run:
         metadata["rendered_messages"] = dg.MetadataValue.json([m.to_dict() for m in outcome.messages])
+    elif slack.attaches_chart():
+        metadata["aging_chart"] = _attach_chart(context, wh, slack, as_of)
     context.log.info(
         f"Weekly alert {period.describe()}: {outcome.status}; {len(outcome.posted_now)} message(s)"
         f" posted this run, {outcome.posted_before} before"

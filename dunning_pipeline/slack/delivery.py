@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -56,6 +56,11 @@ class Poster(Protocol):
              thread_ts: str | None = None) -> PostedMessage | None: ...
 
     def scopes(self) -> set[str] | None: ...
+
+
+class Uploader(Protocol):
+    def upload(self, content: bytes, *, filename: str, title: str, channel_id: str,
+               thread_ts: str | None = None, initial_comment: str | None = None) -> str: ...
 
 
 def explain(code: str, channel: str, channel_var: str = CHANNEL_VAR, needed: str | None = None) -> str:
@@ -169,14 +174,38 @@ class SlackPoster:
             raw = ",".join(raw)
         return None if raw is None else {s.strip() for s in str(raw).split(",") if s.strip()}
 
-    def _api_error(self, exc: SlackApiError, channel: str, *, posting: bool) -> SlackDeliveryError:
+    def upload(self, content: bytes, *, filename: str, title: str, channel_id: str,
+               thread_ts: str | None = None, initial_comment: str | None = None) -> str:
+        """Share a file in a channel (in a thread with `thread_ts`) by Slack's three-step upload
+        (files.getUploadURLExternal, POST of the bytes, files.completeUploadExternal, which
+        slack_sdk's files_upload_v2 makes). Needs the scope files:write. Returns the file id."""
+        try:
+            resp = self._client.files_upload_v2(
+                content=content, filename=filename, title=title, channel=channel_id,
+                thread_ts=thread_ts, initial_comment=initial_comment,
+            )
+        except SlackApiError as exc:
+            raise self._api_error(exc, channel_id, posting=False, needed="files:write") from None
+        except SlackRequestError as exc:  # the upload URL refused the bytes
+            raise SlackDeliveryError(f"Slack refused the file upload of {filename}: {exc}", "upload_failed") from None
+        except (SlackClientError, OSError) as exc:
+            raise self._transport_error(exc, posting=False) from None
+        files = resp.get("files") or []
+        if not files or not files[0].get("id"):
+            raise SlackDeliveryError(f"Slack answered the upload of {filename} without a file id", "no_file_id")
+        return str(files[0]["id"])
+
+    def _api_error(self, exc: SlackApiError, channel: str, *, posting: bool,
+                   needed: str | None = None) -> SlackDeliveryError:
         data = exc.response.data if isinstance(exc.response.data, dict) else {}
         status = exc.response.status_code
         if posting and status >= 500:
             # A proxy's error page says nothing about whether Slack posted the message.
             return SlackDeliveryError(explain(OUTCOME_UNKNOWN, channel, self._channel_var), OUTCOME_UNKNOWN)
         code = str(data.get("error") or f"http_{status}")
-        return SlackDeliveryError(explain(code, channel, self._channel_var, data.get("needed")), code)
+        if code != "missing_scope":
+            needed = None
+        return SlackDeliveryError(explain(code, channel, self._channel_var, data.get("needed") or needed), code)
 
     def _transport_error(self, exc: BaseException, *, posting: bool) -> SlackDeliveryError:
         reason = getattr(exc, "reason", None) or exc.__class__.__name__

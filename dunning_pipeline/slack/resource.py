@@ -22,6 +22,7 @@ from dunning_pipeline.slack.digest import Limits, Links
 DRY_RUN_VAR = "SLACK_DRY_RUN"
 LEASE_VAR = "SLACK_CLAIM_LEASE_SECONDS"
 DEFAULT_LEASE_SECONDS = 600
+ATTACH_CHART_VAR = "SLACK_ATTACH_CHART"
 MAX_MESSAGES_VAR = "SLACK_MAX_MESSAGES"
 WEBSERVER_VAR = "DAGSTER_WEBSERVER_URL"
 DEFAULT_WEBSERVER_URL = "http://localhost:3000"
@@ -82,6 +83,11 @@ class SlackResource(dg.ConfigurableResource):
         description=f"Most messages one alert may take (default: {MAX_MESSAGES_VAR}, else 20);"
         " beyond it the alert says how many customer lines it left out",
     )
+    attach_chart: bool = Field(
+        default=False,
+        description=f"Attach the AR aging chart to the weekly alert's thread (also {ATTACH_CHART_VAR}=true);"
+        " needs the scope files:write",
+    )
     rate_limit_retries: int = Field(default=5, description="How often a 429 is waited out and retried")
     timeout_seconds: int = Field(default=30, description="Per-request timeout")
     claim_lease_seconds: int | None = Field(
@@ -93,6 +99,9 @@ class SlackResource(dg.ConfigurableResource):
     # -- validated views ---------------------------------------------------------------------
     def is_dry_run(self) -> bool:
         return bool(self.dry_run) or _flag(DRY_RUN_VAR)
+
+    def attaches_chart(self) -> bool:
+        return bool(self.attach_chart) or _flag(ATTACH_CHART_VAR)
 
     def target_channel(self) -> str:
         return settings.require(self.channel, CHANNEL_VAR)

@@ -57,3 +57,27 @@ alert_delivery_parts = sa.Table(
         name="fk_alert_delivery_parts_delivery",
     ),
 )
+
+# The files attached to a posted part (the aging chart in part 1's thread): exactly once, like
+# the parts; a row is claimed (`posting`) before the upload and `posted` with Slack's file id.
+alert_delivery_files = sa.Table(
+    "alert_delivery_files",
+    metadata,
+    sa.Column("alert", sa.Text, primary_key=True),
+    sa.Column("period_end", sa.Date, primary_key=True),
+    sa.Column("part", sa.Integer, primary_key=True, comment="the part whose thread holds the file"),
+    sa.Column("name", sa.Text, primary_key=True, comment="e.g. aging_chart"),
+    sa.Column("status", sa.Text, nullable=False, comment="pending, posting or posted"),
+    sa.Column("claimed_by_run_id", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("file_id", sa.Text, comment="Slack file id: the proof of delivery"),
+    sa.Column("title", sa.Text),
+    sa.Column("size", sa.Integer, comment="bytes"),
+    sa.Column("uploaded_at", sa.DateTime, comment="UTC"),
+    sa.ForeignKeyConstraint(
+        ["alert", "period_end", "part"],
+        ["alert_delivery_parts.alert", "alert_delivery_parts.period_end", "alert_delivery_parts.part"],
+        name="fk_alert_delivery_files_part",
+    ),
+)

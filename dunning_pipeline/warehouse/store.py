@@ -31,6 +31,7 @@ TABLE_MODULES = (
     "dunning_pipeline.dunning.tables",
     "dunning_pipeline.slack.tables",
     "dunning_pipeline.reporting.draft_tables",
+    "dunning_pipeline.reporting.report_tables",
 )
 
 _NULL = "\\N"

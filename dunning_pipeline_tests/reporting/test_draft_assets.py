@@ -113,11 +113,11 @@ def test_drafts_in_the_customers_languages_with_interest_and_the_llm_checked(nig
     assert (others["body"] == others["template_body"]).all()
     assert drafts["llm_prompt"].notna().all() and not drafts["llm_prompt"].str.contains("sk-night-secret").any()
     # every demanded invoice is the customer's own and is dunned, none disputed
-    by_id = aging.set_index("invoice_number")
+    by_id = aging.set_index(["company_id", "invoice_number"])  # numbers are unique per company only
     for r in drafts.itertuples():
         for number in json.loads(r.invoice_numbers):
-            assert by_id.loc[number, "customer_id"] == r.customer_id
-            assert by_id.loc[number, "dunning_status"] == "dunned"
+            assert by_id.loc[(r.company_id, number), "customer_id"] == r.customer_id
+            assert by_id.loc[(r.company_id, number), "dunning_status"] == "dunned"
     # statutory interest from the policy file shows in the overdue drafts
     charges = wh.read("late_payment_charges")
     assert len(charges) and (charges["interest_rate_percent"] == "11.15").all()
@@ -137,22 +137,3 @@ def test_the_reporting_assets_are_in_the_nightly_job_with_group_owner_and_lineag
         assert name in nightly
     parents = {k.to_user_string() for k in graph.get(dg.AssetKey("reminder_drafts")).parent_keys}
     assert {"customer_timeline", "late_payment_charges", "invoice_aging", "receivables"} <= parents
-
-
-def test_instalments_are_read_only_where_the_table_exists(sqlite_url):
-    import sqlalchemy as sa
-
-    from dunning_pipeline.reporting.draft_assets import _instalments
-
-    wh = Warehouse(sqlite_url)
-    wh.ensure_schema()
-    assert _instalments(wh) is None  # this warehouse has no instalment_aging (contract C1 not installed)
-    own = sa.MetaData()
-    sa.Table("instalment_aging", own, sa.Column("invoice_id", sa.BigInteger), sa.Column("line_id", sa.BigInteger),
-             sa.Column("days_overdue", sa.Integer))
-    wh.metadata = own
-    assert _instalments(wh) is None  # declared, not yet created
-    own.create_all(wh.engine)
-    wh.append("instalment_aging", pd.DataFrame({"invoice_id": [1], "line_id": [7], "days_overdue": [3]}))
-    assert _instalments(wh).to_dict("records") == [{"invoice_id": 1, "line_id": 7, "days_overdue": 3}]
-    wh.dispose()
