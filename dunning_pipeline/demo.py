@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print_alert,
         print_checks,
         print_drafts,
+        print_instalments,
+        print_ticket_holds,
         print_loaded,
         print_quarantine,
         print_reconciliation,
@@ -145,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         print_loaded(wh, sb.data)
         ok = print_reconciliation(wh, sb.data, as_of)
         print_aging(wh)
-        _say("\n== Reports for the accountants ==")
+        print_instalments(wh)
+        print_ticket_holds(wh, sb.data)
+        _say("\n== Reports for the accountants and managers ==")
+        from dunning_pipeline.reporting import console, files
+
+        for line in console.report_lines(wh, files.report_folder(env)) + console.kpi_lines(wh):
+            _say("  " + line)
         print_drafts(wh)
         history_rows = wh.count("dunning_history")
 

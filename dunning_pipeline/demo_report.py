@@ -21,9 +21,15 @@ def _table(rows: list[tuple], header: tuple) -> str:
 def source_counts(data: SandboxData) -> dict[str, int]:
     """What the sandbox holds, counted the way each extract defines its scope."""
     customer_moves = [m for m in data.moves if m["move_type"] in ("out_invoice", "out_refund")]
-    end_users = {u["id"] for u in data.zendesk_users if u.get("role") == "end-user"}
-    commented = [t for t in data.zendesk_tickets
-                 if t["status"] != "deleted" and t.get("requester_id") in end_users]
+    staff = {u["id"] for u in data.zendesk_users if u.get("role") in ("agent", "admin")}
+
+    def names_someone_outside(t: dict) -> bool:  # a forwarded mail, people in CC
+        source = ((t.get("via") or {}).get("source") or {}).get("from") or {}
+        return bool(source.get("address") or t.get("email_cc_ids") or t.get("collaborator_ids"))
+
+    # Customer correspondence: requested by a customer, or by our agent on a customer's behalf.
+    commented = [t for t in data.zendesk_tickets if t["status"] != "deleted"
+                 and (t.get("requester_id") not in staff or names_someone_outside(t))]
     return {
         "odoo_invoices": len(customer_moves),
         "odoo_customers": len(data.partners),
@@ -160,11 +166,13 @@ def print_aging(wh: Warehouse) -> None:
 
     policy = load_policy()
     aging = wh.read("invoice_aging", columns=["currency", "aging_bucket", "stage", "amount_residual"])
-    totals = bucket_totals(aging, tuple(policy.all_bucket_labels()))
+    # Each instalment in the bucket of its own due date, as Odoo's Aged Receivable report does.
+    instalments = wh.read("instalment_aging", columns=["currency", "aging_bucket", "amount_residual"])
+    totals = bucket_totals(instalments, tuple(policy.all_bucket_labels()))
     buckets = [c for c in totals.columns if c not in ("currency", "total")]
     rows = [(r["currency"], *[money.format_amount(int(r[b]), r["currency"], with_code=False)
                               for b in [*buckets, "total"]]) for _, r in totals.iterrows()]
-    print("\nAR aging (invoice_aging), open amount per invoice currency and bucket:")
+    print("\nAR aging (instalment_aging), open amount per invoice currency and bucket:")
     print(_table(rows, ("currency", *buckets, "total")))
     stages = aging["stage"].fillna("not yet due for dunning").value_counts()
     order = ["not yet due for dunning", "pre_due", "reminder_1", "reminder_2", "call", "final_notice",
@@ -197,3 +205,53 @@ def print_drafts(wh: Warehouse, count: int = 2) -> None:
         print(f"  Subject: {d.subject}")
         for line in d.body.rstrip("\n").split("\n"):
             print(f"  | {line}")
+
+
+def print_instalments(wh: Warehouse) -> None:
+    """An invoice of several instalments, aged by its oldest open one (not by invoice_date_due)."""
+    import pandas as pd
+
+    inst = wh.read("instalment_aging")
+    aging = wh.read("invoice_aging", columns=["invoice_id", "invoice_number", "customer_name", "currency",
+                                              "invoice_date_due", "due_date", "instalment_number",
+                                              "instalments_total", "days_overdue", "stage", "hold_reason",
+                                              "as_of_date"])
+    terms = wh.read("odoo_invoices", columns=["id", "payment_term"]).set_index("id")["payment_term"]
+    several = aging[aging["instalments_total"] > 1]
+    print(f"\nInstalments (instalment_aging): {len(inst)} open instalments of {inst['invoice_id'].nunique()}"
+          f" receivables; {len(several)} invoices have several instalments")
+    # An instalment overdue while Odoo's due date (the last instalment's) is still ahead.
+    hidden = several[(several["days_overdue"] > 0) & (several["invoice_date_due"] > several["as_of_date"])
+                     & several["stage"].notna()]
+    if hidden.empty:
+        return
+    row = hidden.sort_values(["hold_reason", "days_overdue"], ascending=[True, False], na_position="first").iloc[0]
+    print(f"  {row['invoice_number']} ({row['customer_name']}), payment term {terms.get(row['invoice_id'])!s}:"
+          f" Odoo's invoice_date_due {row['invoice_date_due'].date()} is its last instalment")
+    for r in inst[inst["invoice_id"] == row["invoice_id"]].itertuples():
+        print(f"    instalment {r.instalment_number}/{r.instalments_total}  due {r.date_maturity.date()}  "
+              f"{r.days_overdue:>4} days overdue  {r.aging_bucket:<8} "
+              f"{money.format_amount(int(r.amount_residual), r.currency)} open")
+    print(f"    -> aged by instalment {row['instalment_number']}: {row['days_overdue']} days overdue,"
+          f" stage {row['stage']}" + (f", on hold ({row['hold_reason']})" if pd.notna(row["hold_reason"]) else ""))
+
+
+def print_ticket_holds(wh: Warehouse, data: SandboxData) -> None:
+    """The sandbox's real-world ticket shapes and what the night made of each: customer, how the
+    ticket was matched, and the hold on the invoice it is about."""
+    scenarios = getattr(data, "zendesk_scenarios", {}) or {}
+    if not scenarios:
+        return
+    aging = wh.read("invoice_aging", columns=["invoice_id", "invoice_number", "hold_reason", "hold_note"])
+    aging = aging.set_index("invoice_id")
+    comms = wh.read("customer_communications", columns=["ticket_id", "match_method"])
+    method = comms.drop_duplicates("ticket_id").set_index("ticket_id")["match_method"]
+    print("\nTickets as people write them (sandbox scenarios) and the holds they give:")
+    rows = []
+    for name, case in scenarios.items():
+        inv = aging.loc[case["invoice_id"]] if case["invoice_id"] in aging.index else None
+        hold = inv["hold_reason"] if inv is not None and isinstance(inv["hold_reason"], str) else "-"
+        note = inv["hold_note"] if inv is not None and isinstance(inv["hold_note"], str) else ""
+        rows.append((name, f"#{case['ticket_id']}", method.get(case["ticket_id"], "-"),
+                     case.get("invoice_number") or "", hold, note[:60]))
+    print(_table(rows, ("scenario", "ticket", "matched by", "invoice", "hold", "why")))
