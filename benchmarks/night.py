@@ -34,7 +34,7 @@ def main() -> None:
         api_token=dg.EnvVar("ZENDESK_API_TOKEN"), export_requests_per_minute=10_000,
     )
     bench = dg.Definitions.merge(
-        d.odoo_defs, d.zendesk_defs, d.quality_defs, d.dunning_defs, d.reporting_defs,
+        d.odoo_part.defs, d.zendesk_part.defs, d.quality_part.defs, d.dunning_part.defs, d.reporting_part.defs,
         dg.Definitions(jobs=[nightly_dunning], resources=resources),
     )
     job = bench.resolve_job_def("nightly_dunning")
