@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-HOLDS = {"dispute": "dispute", "payment_claimed": "payment_claimed", "none": None}
+HOLDS = {"dispute": "dispute", "payment_claimed": "payment_claimed", "none": None, None: None}
 
 
 @pytest.mark.slow
