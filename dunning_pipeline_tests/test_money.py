@@ -38,7 +38,9 @@ def test_what_cannot_be_exact_is_refused(value, message):
 
 
 def test_a_column_names_its_bad_row():
-    assert series_to_units(pd.Series(["1.5", 2], index=[10, 11])).tolist() == [15_000, 20_000]
+    units = series_to_units(pd.Series(["1.5", 2], index=[10, 11], name="amount_residual"))
+    pd.testing.assert_series_equal(units, pd.Series([15_000, 20_000], index=[10, 11], dtype="int64",
+                                                    name="amount_residual"))
     with pytest.raises(MoneyError, match=r"row 11: amount '1.23456' has more than 4 decimal places"):
         series_to_units(pd.Series(["1.5", "1.23456"], index=[10, 11]))
 
