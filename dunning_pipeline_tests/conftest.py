@@ -89,3 +89,30 @@ def sandbox():
 
     with Sandbox(seed=7, customers=30, invoices=300, as_of=date(2026, 3, 2)) as sb:
         yield sb
+
+
+def production_instance_env(home, pg_url: str) -> dict[str, str]:
+    """The DAGSTER_PG_* variables (and the compute-log folder) that the repository's dagster.yaml
+    reads, pointing at the PostgreSQL database `pg_url`."""
+    url = sa.engine.make_url(pg_url)
+    return {
+        "DAGSTER_PG_HOST": url.host,
+        "DAGSTER_PG_PORT": str(url.port or 5432),
+        "DAGSTER_PG_DB": url.database,
+        "DAGSTER_PG_USERNAME": url.username,
+        "DAGSTER_PG_PASSWORD": url.password or "trust-auth-ignores-this",
+        "DAGSTER_COMPUTE_LOGS_DIR": str(home / "compute_logs"),
+    }
+
+
+def point_at_sandbox(sb, tmp_path, monkeypatch) -> str:
+    """Point the pipeline's environment at a running sandbox, a Dagster home and a SQLite
+    warehouse under `tmp_path`; returns the warehouse URL."""
+    from dunning_pipeline import settings
+
+    for name, value in sb.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    monkeypatch.setenv(settings.DATABASE_URL_VAR, url)
+    return url

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 import yaml
 from dagster._core.test_utils import environ
+
+from dunning_pipeline_tests.conftest import production_instance_env
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "dunning_pipeline" / "deploy"
@@ -39,11 +40,7 @@ def test_example_instance_loads_with_its_run_launcher(example, launcher, tmp_pat
         text = text.replace("load_incluster_config: true",
                             f"load_incluster_config: false\n    kubeconfig_file: {kubeconfig}")
     (home / "dagster.yaml").write_text(text, encoding="utf-8")
-    url = sa.engine.make_url(pg_database)
-    env = {"DAGSTER_PG_HOST": url.host, "DAGSTER_PG_PORT": str(url.port or 5432),
-           "DAGSTER_PG_DB": url.database, "DAGSTER_PG_USERNAME": url.username,
-           "DAGSTER_PG_PASSWORD": url.password or "trust-auth-ignores-this",
-           "DUNNING_IMAGE": "registry.acme.example/dunning_pipeline:1.0"}
+    env = {**production_instance_env(home, pg_database), "DUNNING_IMAGE": "registry.acme.example/dunning_pipeline:1.0"}
     with environ(env), dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_launcher).__name__ == launcher
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

@@ -9,6 +9,8 @@ import dagster as dg
 import sqlalchemy as sa
 from dagster._core.test_utils import environ
 
+from dunning_pipeline_tests.conftest import production_instance_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -21,15 +23,7 @@ def test_dagster_yaml_puts_runs_events_and_schedules_on_postgres(tmp_path, pg_da
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    url = sa.engine.make_url(pg_database)
-    env = {
-        "DAGSTER_PG_HOST": url.host,
-        "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_DB": url.database,
-        "DAGSTER_PG_USERNAME": url.username,
-        "DAGSTER_PG_PASSWORD": url.password or "trust-auth-ignores-this",
-        "DAGSTER_COMPUTE_LOGS_DIR": str(home / "compute_logs"),
-    }
+    env = production_instance_env(home, pg_database)
     with environ(env):
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"

@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from dunning_pipeline_tests.conftest import production_instance_env
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 BIN = Path(sys.executable).parent
@@ -84,28 +86,19 @@ def test_readme_command_runs_as_printed(command):
 
 
 @pytest.fixture
-def production_instance_env(tmp_path, pg_database) -> dict[str, str]:
+def production_instance(tmp_path, pg_database) -> dict[str, str]:
     """DAGSTER_HOME with the repository's dagster.yaml, on a fresh PostgreSQL database."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    url = sa.engine.make_url(pg_database)
-    return {
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_PG_HOST": url.host,
-        "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_DB": url.database,
-        "DAGSTER_PG_USERNAME": url.username,
-        "DAGSTER_PG_PASSWORD": url.password or "trust-auth-ignores-this",
-        "DAGSTER_COMPUTE_LOGS_DIR": str(home / "compute_logs"),
-    }
+    return {"DAGSTER_HOME": str(home), **production_instance_env(home, pg_database)}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [c for c in readme_commands() if _kind(c) == RUN_ON_SANDBOX], ids=str)
-def test_readme_dagster_command_runs_as_printed(command, sandbox, production_instance_env,
+def test_readme_dagster_command_runs_as_printed(command, sandbox, production_instance,
                                                 pg_database):
-    env = _user_env({**sandbox.env, **production_instance_env})
+    env = _user_env({**sandbox.env, **production_instance})
     proc = subprocess.run(["bash", "-c", command], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"{command!r} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -122,7 +115,7 @@ def test_readme_dagster_command_runs_as_printed(command, sandbox, production_ins
             import json
 
             as_of = date.fromisoformat(json.loads(tags.group(1))["dunning/as_of"])
-            warehouse = Path(production_instance_env["DAGSTER_HOME"]) / "dunning_warehouse.sqlite"
+            warehouse = Path(production_instance["DAGSTER_HOME"]) / "dunning_warehouse.sqlite"
             wh = sa.create_engine(f"sqlite:///{warehouse}")
             with wh.connect() as conn:
                 days = {r[0] for r in conn.execute(sa.text("select distinct as_of_date from invoice_aging"))}

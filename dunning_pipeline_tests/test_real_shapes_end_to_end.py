@@ -10,6 +10,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from dunning_pipeline_tests.conftest import point_at_sandbox
+
 HOLDS = {"dispute": "dispute", "payment_claimed": "payment_claimed", "none": None, None: None}
 
 
@@ -20,11 +22,7 @@ def test_every_zendesk_scenario_holds_its_invoice_as_expected(tmp_path, monkeypa
     from dunning_pipeline.sandbox import Sandbox
 
     with Sandbox(seed=7, customers=30, invoices=300, as_of=date(2026, 3, 2)) as sb:
-        for name, value in sb.env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-        url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-        monkeypatch.setenv(settings.DATABASE_URL_VAR, url)
+        url = point_at_sandbox(sb, tmp_path, monkeypatch)
         scenarios = sb.data.zendesk_scenarios
         defs = dg.Definitions.merge(
             top.odoo_part.defs, top.zendesk_part.defs, top.quality_part.defs, top.dunning_part.defs,

@@ -258,30 +258,28 @@ def known_channel_id(wh: Warehouse, channel: str) -> str | None:
         ).scalar()
 
 
-def release_part(wh: Warehouse, alert: str, period_end: date, part: int, run_id: str,
-                 error: str) -> None:
-    """Slack refused the part: it is pending again, with the error code, for the next run."""
+def _update_own_claim(wh: Warehouse, alert: str, period_end: date, part: int, run_id: str, **values) -> None:
+    """Change a part this run still holds (`posting`, claimed by `run_id`); nothing otherwise."""
     p = alert_delivery_parts.c
     with wh.begin() as conn:
         conn.execute(
             alert_delivery_parts.update()
             .where(p.alert == alert, p.period_end == period_end, p.part == part,
                    p.status == POSTING, p.claimed_by_run_id == run_id)
-            .values(status=PENDING, last_error=error)
+            .values(**values)
         )
+
+
+def release_part(wh: Warehouse, alert: str, period_end: date, part: int, run_id: str,
+                 error: str) -> None:
+    """Slack refused the part: it is pending again, with the error code, for the next run."""
+    _update_own_claim(wh, alert, period_end, part, run_id, status=PENDING, last_error=error)
 
 
 def note_outcome_unknown(wh: Warehouse, alert: str, period_end: date, part: int, run_id: str) -> None:
     """Slack's answer was lost: the part stays `posting` (it may be in the channel), marked so
     that whoever takes it over looks it up before posting."""
-    p = alert_delivery_parts.c
-    with wh.begin() as conn:
-        conn.execute(
-            alert_delivery_parts.update()
-            .where(p.alert == alert, p.period_end == period_end, p.part == part,
-                   p.status == POSTING, p.claimed_by_run_id == run_id)
-            .values(last_error="outcome_unknown")
-        )
+    _update_own_claim(wh, alert, period_end, part, run_id, last_error="outcome_unknown")
 
 
 def mark_posted(wh: Warehouse, alert: str, period_end: date, part: int, *, run_id: str,

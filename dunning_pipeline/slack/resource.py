@@ -39,6 +39,16 @@ def _flag(name: str) -> bool:
     raise settings.SettingsError(f"{name} must be true or false (got {value!r})")
 
 
+def _field_or_env_int(value: int | None, variable: str, default: int) -> int:
+    """The resource field when set, else the environment variable, else the default."""
+    if value is not None:
+        return value
+    raw = (os.environ.get(variable) or "").strip()
+    if raw and not raw.isdigit():
+        raise settings.SettingsError(f"{variable} must be a whole number (got {raw!r})")
+    return int(raw) if raw else default
+
+
 def _optional_url(value: str | None, variable: str) -> str | None:
     value = value or os.environ.get(variable)
     return settings.check_http_url(value, variable) if value else None
@@ -130,24 +140,13 @@ class SlackResource(dg.ConfigurableResource):
         )
 
     def limits(self) -> Limits:
-        value = self.max_messages
-        if value is None:
-            raw = (os.environ.get(MAX_MESSAGES_VAR) or "").strip()
-            if raw and not raw.isdigit():
-                raise settings.SettingsError(f"{MAX_MESSAGES_VAR} must be a whole number (got {raw!r})")
-            value = int(raw) if raw else Limits().max_messages
+        value = _field_or_env_int(self.max_messages, MAX_MESSAGES_VAR, Limits().max_messages)
         if value < 1:
             raise settings.SettingsError(f"SlackResource.max_messages must be at least 1 (got {value})")
         return Limits(max_messages=value)
 
     def claim_lease(self) -> timedelta:
-        value = self.claim_lease_seconds
-        if value is None:
-            raw = (os.environ.get(LEASE_VAR) or "").strip()
-            if raw and not raw.isdigit():
-                raise settings.SettingsError(f"{LEASE_VAR} must be a whole number of seconds (got {raw!r})")
-            value = int(raw) if raw else DEFAULT_LEASE_SECONDS
-        return timedelta(seconds=value)
+        return timedelta(seconds=_field_or_env_int(self.claim_lease_seconds, LEASE_VAR, DEFAULT_LEASE_SECONDS))
 
     def run_url(self, run_id: str) -> str:
         base = _optional_url(self.webserver_url, WEBSERVER_VAR) or DEFAULT_WEBSERVER_URL

@@ -9,6 +9,7 @@ from dunning_pipeline.definitions import defs
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.zendesk import load, parse
 from dunning_pipeline.zendesk.assets import zendesk_comments, zendesk_tickets_and_users
+from dunning_pipeline_tests.conftest import point_at_sandbox
 from dunning_pipeline_tests.zendesk.conftest import resource_for
 
 ASSETS = [zendesk_tickets_and_users, zendesk_comments]
@@ -117,11 +118,7 @@ def test_the_nightly_job_survives_one_tickets_failing_comments_and_an_odd_record
     from dunning_pipeline.warehouse.store import Warehouse
 
     with Sandbox(seed=7, customers=20, invoices=160, as_of=date(2026, 3, 2)) as sb:
-        for name, value in sb.env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-        url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
-        monkeypatch.setenv(settings.DATABASE_URL_VAR, url)
+        url = point_at_sandbox(sb, tmp_path, monkeypatch)
         [odd] = data_faults.inject(sb.data, ["odd_via_channel"])
         broken = sb.data.zendesk_scenarios["payment_claim"]["ticket_id"]
         sb.faults.set("zendesk", "server_error", count=1000, status=503, path=f"/tickets/{broken}/comments")
