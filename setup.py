@@ -12,7 +12,8 @@ setup(
     description="Nightly dunning on Odoo invoices and Zendesk tickets, with a weekly Slack alert",
     python_requires=">=3.11",
     packages=find_packages(exclude=["dunning_pipeline_tests*", "benchmarks*"]),
-    package_data={"dunning_pipeline": ["default_policy.yaml"]},
+    package_data={"dunning_pipeline": ["default_policy.yaml", "workbench/templates/*.html",
+                                        "workbench/static/*"]},
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-webserver>=1.13,<1.14",
@@ -27,6 +28,11 @@ setup(
         "psycopg2-binary>=2.9,<3",
         "pydantic>=2,<3",
         "pyyaml>=6,<7",
+        "argon2-cffi>=25,<26",  # the workbench's password hashes
     ],
-    extras_require={"test": ["pytest>=8,<10", "hypothesis>=6,<7"]},
+    extras_require={"test": [
+        "pytest>=8,<10", "hypothesis>=6,<7",
+        "httpx>=0.28,<1",  # Starlette's TestClient
+        "playwright>=1.65,<2",  # the workbench's browser test, driving Debian's chromium
+    ]},
 )

@@ -30,6 +30,7 @@ TABLE_MODULES = (
     "dunning_pipeline.quality.tables",
     "dunning_pipeline.dunning.tables",
     "dunning_pipeline.slack.tables",
+    "dunning_pipeline.workbench.tables",
 )
 
 _NULL = "\\N"
