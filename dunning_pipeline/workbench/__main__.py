@@ -26,7 +26,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def read_password(stdin=sys.stdin) -> str:
+def read_password(stdin=None) -> str:
+    stdin = stdin or sys.stdin
     if stdin.isatty():
         first = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != first:

@@ -127,7 +127,8 @@ class Workbench:
                 body = await request.body()
                 if len(body) > MAX_FORM_BYTES:
                     return self._error(ctx, 413, "The form is too large.")
-                if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+                ctype = request.headers.get("content-type", "").split(";")[0].strip()
+                if body and ctype != "application/x-www-form-urlencoded":
                     return self._error(ctx, 415, "Forms are sent as application/x-www-form-urlencoded.")
                 ctx.form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
                 if fresh or not auth.csrf_ok(session, ctx.form.get("csrf_token")):
