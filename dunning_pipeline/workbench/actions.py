@@ -37,8 +37,8 @@ class ActionError(ValueError):
         self.field = field
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def parse_day(value: str | None, field: str, today: date, *, required: bool) -> date | None:
@@ -82,17 +82,20 @@ def _invoice(reader: Reader, conn: Connection, customer_id: int, value: str | No
 
 
 class Recorder:
-    """Writes the actions of one user; `today` is the business day in DUNNING_TIMEZONE."""
+    """Writes the actions; `now` is the clock (aware UTC), stored naive UTC as the tables are."""
 
-    def __init__(self, engine: sa.Engine, reader: Reader):
-        self.engine, self.reader = engine, reader
+    def __init__(self, engine: sa.Engine, reader: Reader, now=utc_now):
+        self.engine, self.reader, self.now = engine, reader, now
+
+    def _now(self) -> datetime:
+        return self.now().astimezone(UTC).replace(tzinfo=None)
 
     def _log(self, conn: Connection, **row) -> int:
-        return int(conn.execute(wa.insert().values(created_at=_now(), **row).returning(wa.c.id)).scalar_one())
+        return int(conn.execute(wa.insert().values(created_at=self._now(), **row).returning(wa.c.id)).scalar_one())
 
     def _hold(self, conn: Connection, **row) -> int:
         hd = dt.dunning_holds
-        return int(conn.execute(hd.insert().values(created_at=_now(), **row).returning(hd.c.id)).scalar_one())
+        return int(conn.execute(hd.insert().values(created_at=self._now(), **row).returning(hd.c.id)).scalar_one())
 
     def promise(self, author: str, customer_id: int, form: dict, today: date, as_of: date | None) -> int:
         with self.engine.begin() as conn:
@@ -153,7 +156,7 @@ class Recorder:
     def _release(self, conn: Connection, hold_id: int, author: str) -> None:
         hd = dt.dunning_holds
         conn.execute(hd.update().where(hd.c.id == hold_id, hd.c.released_at.is_(None))
-                     .values(released_at=_now(), released_by=author))
+                     .values(released_at=self._now(), released_by=author))
 
     def retract(self, author: str, customer_id: int, action_id: int) -> None:
         """Withdraw one's own action (a promise or exclusion also releases its hold)."""
@@ -167,6 +170,6 @@ class Recorder:
                                       f"may retract it")
             if row["retracted_at"] is not None or row["kind"] == "release":
                 raise ActionError("action_id", f"action {action_id}: cannot be retracted")
-            conn.execute(wa.update().where(wa.c.id == action_id).values(retracted_at=_now()))
+            conn.execute(wa.update().where(wa.c.id == action_id).values(retracted_at=self._now()))
             if row["hold_id"] is not None:
                 self._release(conn, int(row["hold_id"]), author)

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from dunning_pipeline import settings
 from dunning_pipeline.warehouse.store import Warehouse
 from dunning_pipeline.workbench import auth
-from dunning_pipeline.workbench.actions import CALL_OUTCOMES, ActionError, Recorder
+from dunning_pipeline.workbench.actions import CALL_OUTCOMES, ActionError, Recorder, utc_now
 from dunning_pipeline.workbench.config import WorkbenchConfig
 from dunning_pipeline.workbench.queries import GROUP_LABEL, HOLD_FILTERS, Filters, Reader, fmt_units
 
@@ -56,22 +56,19 @@ class Ctx:
     new_session: dict | None = None  # set to rotate the session (login, logout)
 
 
-def _today() -> date:
-    return datetime.now(settings.timezone()).date()
-
-
 class Workbench:
-    def __init__(self, config: WorkbenchConfig, *, today: Callable[[], date] = _today,
+    def __init__(self, config: WorkbenchConfig, *, now: Callable[[], datetime] = utc_now,
                  limiter: auth.LoginLimiter | None = None, warehouse: Warehouse | None = None):
         self.config = config
-        self.today = today
+        self.now = now
+        self.tz = settings.timezone()
         self.users = auth.UsersFile(config.users_file)
         self.signer = auth.SessionSigner(config.secret)
         self.limiter = limiter or auth.LoginLimiter()
         self.warehouse = warehouse or Warehouse(config.database_url)
         self.warehouse.ensure_schema()  # the workbench's own table and the columns it writes
         self.reader = Reader(self.warehouse.engine)
-        self.recorder = Recorder(self.warehouse.engine, self.reader)
+        self.recorder = Recorder(self.warehouse.engine, self.reader, now)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
         self.templates.filters["money"] = lambda u, cur=None: fmt_units(u, cur)
@@ -82,6 +79,10 @@ class Workbench:
                                       call_outcomes=CALL_OUTCOMES, hold_filters=HOLD_FILTERS)
         if config.secret_is_random:
             log.warning("DUNNING_WORKBENCH_SECRET is not set: sessions end when the workbench restarts")
+
+    def today(self) -> date:
+        """The business day in DUNNING_TIMEZONE (dates in the past are refused against it)."""
+        return self.now().astimezone(self.tz).date()
 
     # -- plumbing -------------------------------------------------------------------------
     def app(self) -> Starlette:

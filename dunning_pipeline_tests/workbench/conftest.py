@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import pytest
@@ -23,6 +23,7 @@ from dunning_pipeline_tests.conftest import _admin_engine
 from dunning_pipeline_tests.dunning import dataset as D
 
 TODAY = date(2026, 3, 2)
+NOW = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)  # the afternoon of the as-of day
 SCRIPT_NAME = 'Acme <script>alert("name")</script> GmbH'
 SCRIPT_BODY = "Please see <script>alert('body')</script> <img src=x onerror=alert(1)>"
 PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-22"}
@@ -105,7 +106,7 @@ def make_client(url: str, users_file: str, **kwargs) -> TestClient:
     client_kw = {k: kwargs.pop(k) for k in ("client",) if k in kwargs}
     cfg = WorkbenchConfig(database_url=url, users_file=users_file, secret=b"s" * 32, secret_is_random=False,
                           odoo_url="https://odoo.example", **config_kw)
-    return TestClient(create_app(cfg, today=lambda: TODAY, **kwargs), follow_redirects=False, **client_kw)
+    return TestClient(create_app(cfg, now=lambda: NOW, **kwargs), follow_redirects=False, **client_kw)
 
 
 def csrf_of(html: str) -> str:
