@@ -32,7 +32,7 @@ setup(
     ],
     extras_require={"test": [
         "pytest>=8,<10", "hypothesis>=6,<7",
-        "httpx>=0.28,<1",  # Starlette's TestClient
+        "httpx2>=2.16,<3",  # Starlette's TestClient
         "playwright>=1.65,<2",  # the workbench's browser test, driving Debian's chromium
     ]},
 )

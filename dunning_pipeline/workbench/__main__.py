@@ -60,15 +60,22 @@ def serve(cfg: config_mod.WorkbenchConfig, host: str = "127.0.0.1", port: int = 
     uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False, log_level="info")
 
 
-def serve_for_demo(warehouse_url: str, *, users_file: str, user: str = "demo", password: str | None = None,
-                   host: str = "127.0.0.1", port: int = 8765, odoo_url: str | None = None) -> None:
-    """For `make demo`: add a demo user and serve the workbench on the sandbox's warehouse
-    (blocks until Ctrl-C). Prints the URL and the login."""
+def prepare_demo(warehouse_url: str, *, users_file: str, user: str = "demo", password: str | None = None,
+                 odoo_url: str | None = None) -> tuple[config_mod.WorkbenchConfig, str]:
+    """A demo user (a random password unless given) and the config to serve `warehouse_url`."""
     import secrets
 
     password = password or secrets.token_urlsafe(9)
     auth.UsersFile(users_file).add(user, password)
-    cfg = config_mod.WorkbenchConfig(database_url=warehouse_url, users_file=users_file, odoo_url=odoo_url)
+    return config_mod.WorkbenchConfig(database_url=warehouse_url, users_file=users_file, odoo_url=odoo_url), password
+
+
+def serve_for_demo(warehouse_url: str, *, users_file: str, user: str = "demo", password: str | None = None,
+                   host: str = "127.0.0.1", port: int = 8765, odoo_url: str | None = None) -> None:
+    """For `make demo`: add a demo user and serve the workbench on the sandbox's warehouse
+    (blocks until Ctrl-C). Prints the URL and the login."""
+    cfg, password = prepare_demo(warehouse_url, users_file=users_file, user=user, password=password,
+                                 odoo_url=odoo_url)
     print(f"Collections workbench: http://{host}:{port}/  (log in as {user} / {password}; Ctrl-C stops it)",
           flush=True)
     serve(cfg, host, port)
@@ -77,6 +84,7 @@ def serve_for_demo(warehouse_url: str, *, users_file: str, user: str = "demo", p
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         cfg = config_mod.from_env()
         if args.command == "adduser":

@@ -4,7 +4,7 @@ filters and paging; the customer page; the report; and the reporting part's tabl
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -122,3 +122,47 @@ def test_reporting_tables_are_shown_when_present(alice, with_reporting_tables):
     token = csrf_of(html)
     assert alice.post("/customers/10/reminder-sent", data={"csrf_token": token, "draft_ref": "7"}).status_code == 303
     assert "bucket_1_30" in alice.get("/report").text and "123.45" in alice.get("/report").text
+
+
+@pytest.fixture
+def with_instalments(aged_url):
+    wh = Warehouse(aged_url)
+    md = sa.MetaData()
+    inst = sa.Table("instalment_aging", md, sa.Column("invoice_id", sa.BigInteger), sa.Column("line_id", sa.BigInteger),
+                    sa.Column("customer_id", sa.BigInteger), sa.Column("instalment_number", sa.Integer),
+                    sa.Column("date_maturity", sa.Date), sa.Column("days_overdue", sa.Integer))
+    md.create_all(wh.engine)
+    with wh.begin() as conn:
+        conn.execute(inst.insert(), [{"invoice_id": 104, "line_id": 9104, "customer_id": 10, "instalment_number": 2,
+                                      "date_maturity": date(2026, 2, 15), "days_overdue": 15}])
+    yield
+    md.drop_all(wh.engine)
+    wh.dispose()
+
+
+def test_instalments_are_shown_when_present(alice, with_instalments):
+    invoices = _section(alice.get("/customers/10").text, "invoices")
+    assert "<h3>Instalments</h3>" in invoices and "9104" in invoices and "2026-02-15" in invoices
+    assert "9104" not in _section(alice.get("/customers/30").text, "invoices")
+
+
+def test_indexes_of_the_pages_are_added_to_an_existing_warehouse(warehouse):
+    with warehouse.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_invoice_aging_status_customer"))
+    warehouse.ensure_schema()
+    names = {i["name"] for i in sa.inspect(warehouse.engine).get_indexes("invoice_aging")}
+    assert "ix_invoice_aging_status_customer" in names
+    names = {i["name"] for i in sa.inspect(warehouse.engine).get_indexes("dunning_history")}
+    assert "ix_dunning_history_customer_id" in names
+
+
+def test_the_demo_login_works(aged_url, tmp_path):
+    from dunning_pipeline.workbench.__main__ import prepare_demo
+    from dunning_pipeline.workbench.app import create_app
+    from starlette.testclient import TestClient
+
+    cfg, password = prepare_demo(aged_url, users_file=str(tmp_path / "demo-users.txt"))
+    client = TestClient(create_app(cfg), follow_redirects=False)
+    page = client.get("/login")
+    r = client.post("/login", data={"csrf_token": csrf_of(page.text), "username": "demo", "password": password})
+    assert r.status_code == 303 and client.get("/").status_code == 200
