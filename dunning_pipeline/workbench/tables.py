@@ -46,6 +46,7 @@ _h = dunning_tables.dunning_history
 _holds = dunning_tables.dunning_holds
 INDEXES = (
     sa.Index("ix_invoice_aging_status_customer", _ag.c.dunning_status, _ag.c.customer_id),
+    sa.Index("ix_invoice_aging_as_of_date", _ag.c.as_of_date),  # the as-of date on every page
     sa.Index("ix_dunning_history_customer_id", _h.c.customer_id, _h.c.as_of_date),
     sa.Index("ix_dunning_holds_customer_id", _holds.c.customer_id),
     sa.Index("ix_dunning_holds_invoice_id", _holds.c.invoice_id),
