@@ -8,6 +8,7 @@ carries the session's CSRF token. Database work runs in the thread pool, off the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -65,6 +66,8 @@ class Workbench:
         self.users = auth.UsersFile(config.users_file)
         self.signer = auth.SessionSigner(config.secret)
         self.limiter = limiter or auth.LoginLimiter()
+        # Logging out ends every session of that user issued before (cookies are stateless).
+        self._logged_out: dict[str, float] = {}
         self.warehouse = warehouse or Warehouse(config.database_url)
         self.warehouse.ensure_schema()  # the workbench's own table and the columns it writes
         self.reader = Reader(self.warehouse.engine)
@@ -115,8 +118,10 @@ class Workbench:
             if named and len(named) <= 254 and named.isprintable():
                 return named
         user = session.get("u")
+        if not isinstance(user, str) or session["iat"] <= self._logged_out.get(user, 0.0):
+            return None
         # A user removed from the file loses their session at once.
-        return user if isinstance(user, str) and user in self.users.names() else None
+        return user if user in self.users.names() else None
 
     def _page(self, handler, *, public: bool = False):
         async def endpoint(request: Request) -> Response:
@@ -198,6 +203,8 @@ class Workbench:
         return RedirectResponse(target, status_code=303)
 
     def logout(self, request: Request, ctx: Ctx) -> Response:
+        if ctx.session.get("u") == ctx.user:  # not for a proxy's user: the proxy owns that login
+            self._logged_out[ctx.user] = time.time()
         ctx.new_session = auth.new_session(None)
         return RedirectResponse("/login", status_code=303)
 

@@ -139,7 +139,7 @@ class SessionSigner:
 
 
 def new_session(user: str | None) -> dict:
-    return {"u": user, "csrf": secrets.token_urlsafe(24), "iat": int(time.time())}
+    return {"u": user, "csrf": secrets.token_urlsafe(24), "iat": time.time()}
 
 
 def csrf_ok(session: dict | None, token: str | None) -> bool:

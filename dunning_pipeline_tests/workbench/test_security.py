@@ -121,8 +121,15 @@ def test_logout_needs_the_token_and_ends_the_session(alice):
     assert alice.post("/logout", data={}).status_code == 403
     assert alice.get("/").status_code == 200
     token = csrf_of(alice.get("/").text)
+    kept = alice.cookies[COOKIE]
     assert alice.post("/logout", data={"csrf_token": token}).status_code == 303
     assert alice.get("/").status_code == 303
+    # A copy of the cookie taken before the logout is dead too.
+    alice.cookies.clear()
+    alice.cookies.set(COOKIE, kept)
+    assert alice.get("/").status_code == 303
+    # Logging in again works.
+    assert login(alice, "alice").status_code == 303 and alice.get("/").status_code == 200
 
 
 def test_script_in_a_customer_name_and_an_email_body_is_shown_as_text(alice):
