@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test faults install install-test dev bench mutate clean
+.PHONY: demo test faults install install-test dev bench mutate workbench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -38,6 +38,10 @@ faults: $(VENV)/.installed-test
 ## make dev: the Dagster UI on the sandbox (run `python -m dunning_pipeline.sandbox` first)
 dev: $(VENV)/.installed
 	$(BIN)/dagster dev -w workspace.yaml
+
+## make workbench: the collections workbench on 127.0.0.1:8765 (users: DUNNING_WORKBENCH_USERS)
+workbench: $(VENV)/.installed
+	$(BIN)/python -m dunning_pipeline.workbench $(WORKBENCH_ARGS)
 
 ## make bench: the benchmark (not part of the tests)
 bench: $(VENV)/.installed-test

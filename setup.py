@@ -12,7 +12,8 @@ setup(
     description="Nightly dunning on Odoo invoices and Zendesk tickets, with a weekly Slack alert",
     python_requires=">=3.11",
     packages=find_packages(exclude=["dunning_pipeline_tests*", "benchmarks*"]),
-    package_data={"dunning_pipeline": ["default_policy.yaml", "reporting/templates/*.j2"]},
+    package_data={"dunning_pipeline": ["default_policy.yaml", "reporting/templates/*.j2",
+                                        "workbench/templates/*.html", "workbench/static/*"]},
     install_requires=[
         "dagster>=1.13,<1.14",
         "dagster-webserver>=1.13,<1.14",
@@ -31,10 +32,13 @@ setup(
         "babel>=2.18,<3",  # amounts and dates in the customer's locale
         "altair>=5,<7",  # charts of the report and the KPIs
         "vl-convert-python>=1.9,<2",  # renders them to PNG offline
+        "argon2-cffi>=25,<26",  # the workbench's password hashes
     ],
     extras_require={"test": [
         "pytest>=8,<10",
         "hypothesis>=6,<7",
+        "httpx2>=2.16,<3",  # Starlette's TestClient
+        "playwright>=1.65,<2",  # the workbench's browser test, driving Debian's chromium
         # The scale-out examples in dunning_pipeline/deploy/ are loaded by a test.
         "dagster-docker>=0.29,<0.30",
         "dagster-k8s>=0.29,<0.30",

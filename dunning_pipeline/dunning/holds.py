@@ -71,6 +71,9 @@ def manual_holds(manual: pd.DataFrame, customers: pd.DataFrame, as_of: date, tz:
     since = local_day(manual["created_at"], tz) if len(manual) else pd.Series(dtype="datetime64[s]")
     until = pd.to_datetime(manual["until"])
     active = (since.fillna(as_of_ts) <= as_of_ts) & (until.isna() | (until >= as_of_ts))
+    if "released_at" in manual and len(manual):  # released early: no longer applies from that day
+        released = local_day(manual["released_at"], tz)
+        active &= released.isna() | (released > as_of_ts)
     cp_of = commercial_partner_map(customers) if len(customers) else pd.Series(dtype="int64")
     customer = manual["customer_id"].astype("Int64")
     customer = customer.map(cp_of).astype("Int64").fillna(customer)  # a contact counts for its company

@@ -238,6 +238,9 @@ dunning_holds = sa.Table(
     sa.Column("created_by", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp(),
               comment="UTC; the hold applies from this day"),
+    # Set once when an accountant ends the hold early (the workbench); the row is otherwise kept.
+    sa.Column("released_at", sa.DateTime, comment="UTC; the hold no longer applies from this day"),
+    sa.Column("released_by", sa.Text),
     sa.CheckConstraint("customer_id IS NOT NULL OR invoice_id IS NOT NULL", name="ck_dunning_holds_target"),
     sa.CheckConstraint("kind IN ('promise', 'exclusion')", name="ck_dunning_holds_kind"),
     sa.CheckConstraint("kind <> 'promise' OR until IS NOT NULL", name="ck_dunning_holds_promise_until"),

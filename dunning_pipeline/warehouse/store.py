@@ -32,6 +32,7 @@ TABLE_MODULES = (
     "dunning_pipeline.slack.tables",
     "dunning_pipeline.reporting.draft_tables",
     "dunning_pipeline.reporting.report_tables",
+    "dunning_pipeline.workbench.tables",
 )
 
 _NULL = "\\N"

@@ -1,0 +1,350 @@
+"""The workbench's reads: SQLAlchemy Core over the warehouse, filtering, grouping and paging in
+SQL (never a whole table in Python), every value a bound parameter.
+
+Tables of the reporting part (`ar_aging_report`, `collection_kpis`, `customer_timeline`,
+`reminder_drafts`) and `instalment_aging` are read only when present in the database, with the
+columns they have (reflected), so their final shape can change without breaking these pages.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dunning_pipeline import money
+from dunning_pipeline.dunning import tables as dt
+from dunning_pipeline.warehouse import schema
+from dunning_pipeline.workbench.tables import workbench_actions
+
+ag = dt.invoice_aging
+DUNNED, ON_HOLD = "dunned", "on_hold"
+
+# The worklist's groups, in display order, and the policy actions each covers.
+GROUPS = (("call", "Call", ("call",)), ("reminder", "Send reminder", ("email",)),
+          ("final_notice", "Final notice", ("letter",)), ("agency", "Hand to agency", ("suspend", "agency")))
+GROUP_LABEL = {key: label for key, label, _ in GROUPS}
+# Rank of a customer's most advanced action: the group is that of the highest one.
+_ACTION_RANK = {"email": 1, "call": 2, "letter": 3, "suspend": 4, "agency": 5}
+_RANK_GROUP = {1: "reminder", 2: "call", 3: "final_notice", 4: "agency", 5: "agency"}
+HOLD_FILTERS = ("", "held", "any", "exclusion", "dispute", "payment_claimed", "promise", "in_payment",
+                "net_credit", "blocked")
+OPTIONAL_TABLES = ("ar_aging_report", "collection_kpis", "customer_timeline", "reminder_drafts",
+                   "instalment_aging")
+MAX_PAGE = 100_000
+
+
+def units(col) -> sa.ColumnElement:
+    """A money column as exact int units of 1/10,000 (no float on the way)."""
+    return sa.cast(sa.func.round(col * money.SCALE), sa.BigInteger)
+
+
+def fmt_units(u, currency: str | None = None) -> str:
+    return "" if u is None else money.format_amount(int(u), currency)
+
+
+@dataclass
+class Filters:
+    stage: str = ""
+    segment: str = ""
+    company: int | None = None
+    currency: str = ""
+    hold: str = ""
+    handled: bool = False
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, params) -> Filters:
+        f = cls(stage=params.get("stage", "").strip()[:64], segment=params.get("segment", "").strip()[:64],
+                currency=params.get("currency", "").strip().upper()[:8], hold=params.get("hold", "").strip(),
+                handled=params.get("handled") == "1")
+        company = params.get("company", "").strip()
+        if company:
+            if company.isdigit() and len(company) < 19:
+                f.company = int(company)
+            else:
+                f.errors.append(f"company: {company[:40]!r} is not a company id (a whole number)")
+        if f.hold not in HOLD_FILTERS:
+            f.errors.append(f"hold: {f.hold[:40]!r} is not one of the hold filters")
+            f.hold = ""
+        page = params.get("page", "1").strip()
+        f.page = min(int(page), MAX_PAGE) if page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
+        return f
+
+    def query(self, **override) -> dict:
+        """The filter as query-string parameters (for paging links)."""
+        out = {"stage": self.stage, "segment": self.segment, "currency": self.currency, "hold": self.hold,
+               "company": "" if self.company is None else str(self.company),
+               "handled": "1" if self.handled else "", "page": str(self.page)}
+        out.update({k: str(v) for k, v in override.items()})
+        return {k: v for k, v in out.items() if v}
+
+
+class Reader:
+    """Queries of the pages, on one engine; reflected optional tables cached per process."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self._reflected: dict[str, sa.Table | None] = {}
+        self._options: dict = {}
+        self._lock = threading.Lock()
+
+    # -- optional tables ------------------------------------------------------------------
+    def optional(self, conn: Connection, name: str) -> sa.Table | None:
+        """The table as it is in the database, or None when it is not there (looked up again
+        until it appears, so a table created later is picked up without a restart)."""
+        with self._lock:
+            cached = self._reflected.get(name)
+        if cached is not None:
+            return cached
+        if not sa.inspect(conn).has_table(name):
+            return None
+        table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+        with self._lock:
+            self._reflected[name] = table
+        return table
+
+    # -- worklist -------------------------------------------------------------------------
+    def as_of(self, conn: Connection) -> date | None:
+        value = conn.execute(sa.select(sa.func.max(ag.c.as_of_date))).scalar()
+        return _as_date(value)
+
+    def options(self, conn: Connection, as_of: date | None) -> dict[str, list]:
+        """Values offered in the filters; computed once per as-of date."""
+        with self._lock:
+            if self._options.get("as_of") == as_of and as_of is not None:
+                return self._options["values"]
+        values = {}
+        for key, col in (("stage", ag.c.stage), ("segment", ag.c.segment), ("company", ag.c.company_id),
+                         ("currency", ag.c.currency)):
+            rows = conn.execute(sa.select(col).where(col.is_not(None)).distinct().order_by(col)).scalars()
+            values[key] = list(rows)
+        with self._lock:
+            self._options = {"as_of": as_of, "values": values}
+        return values
+
+    def _row_filter(self, f: Filters) -> list[sa.ColumnElement]:
+        if f.hold == "":
+            where = [ag.c.dunning_status == DUNNED]
+        elif f.hold == "any":
+            where = [ag.c.dunning_status.in_((DUNNED, ON_HOLD))]
+        elif f.hold == "held":
+            where = [ag.c.dunning_status == ON_HOLD]
+        else:
+            where = [ag.c.dunning_status == ON_HOLD, ag.c.hold_reason == f.hold]
+        if f.stage:
+            where.append(ag.c.stage == f.stage)
+        if f.segment:
+            where.append(ag.c.segment == f.segment)
+        if f.company is not None:
+            where.append(ag.c.company_id == f.company)
+        if f.currency:
+            where.append(ag.c.currency == f.currency)
+        return where
+
+    def _grouped(self, f: Filters, as_of: date | None) -> sa.Subquery:
+        rank = sa.case(*[(ag.c.action == a, r) for a, r in _ACTION_RANK.items()], else_=0)
+        held = sa.case((ag.c.dunning_status == ON_HOLD, 1), else_=0)
+        per_customer = (
+            sa.select(
+                ag.c.customer_id, ag.c.company_currency,
+                sa.func.max(ag.c.customer_name).label("customer_name"),
+                sa.func.max(ag.c.segment).label("segment"),
+                sa.func.max(ag.c.customer_stage).label("customer_stage"),
+                sa.func.count().label("invoices"),
+                sa.func.sum(held).label("held"),
+                sa.func.sum(units(ag.c.amount_residual_company)).label("amount_units"),
+                sa.func.max(ag.c.days_overdue).label("days_overdue"),
+                sa.func.max(rank).label("action_rank"),
+            )
+            .where(*self._row_filter(f))
+            .group_by(ag.c.customer_id, ag.c.company_currency)
+        ).subquery("per_customer")
+        group = sa.case(*[(per_customer.c.action_rank == r, g) for r, g in _RANK_GROUP.items()], else_="none")
+        order = sa.case(*[(group == key, i) for i, (key, _, _) in enumerate(GROUPS)], else_=len(GROUPS))
+        stmt = sa.select(per_customer, group.label("action_group"), order.label("group_order"))
+        if not f.handled and as_of is not None:
+            wa = workbench_actions
+            done = (sa.select(wa.c.id).where(
+                wa.c.customer_id == per_customer.c.customer_id, wa.c.as_of_date >= as_of,
+                wa.c.retracted_at.is_(None), wa.c.kind.in_(("call", "reminder_sent", "promise", "exclusion")))
+                .exists())
+            stmt = stmt.where(~done)
+        return stmt.subquery("worklist")
+
+    def worklist(self, conn: Connection, f: Filters, as_of: date | None, page_size: int) -> dict:
+        w = self._grouped(f, as_of)
+        rows = conn.execute(
+            sa.select(w).order_by(w.c.group_order, w.c.amount_units.desc(), w.c.customer_id)
+            .limit(page_size).offset((f.page - 1) * page_size)
+        ).mappings().all()
+        summary = conn.execute(
+            sa.select(w.c.action_group, w.c.company_currency, sa.func.count().label("customers"),
+                      sa.func.sum(w.c.amount_units).label("amount_units"))
+            .group_by(w.c.action_group, w.c.company_currency)
+        ).mappings().all()
+        total = sum(int(s["customers"]) for s in summary)
+        groups = []
+        for key, label, _ in GROUPS:
+            items = [dict(r) for r in rows if r["action_group"] == key]
+            sums = [s for s in summary if s["action_group"] == key]
+            groups.append({"key": key, "label": label, "rows": items,
+                           "customers": sum(int(s["customers"]) for s in sums),
+                           "totals": [fmt_units(s["amount_units"], s["company_currency"]) for s in sums]})
+        return {"groups": groups, "total_customers": total, "page": f.page,
+                "pages": max(1, -(-total // page_size)), "shown": len(rows)}
+
+    # -- customer -------------------------------------------------------------------------
+    def customer(self, conn: Connection, customer_id: int) -> dict | None:
+        oc = schema.odoo_customers
+        row = conn.execute(sa.select(oc.c.id, oc.c.name, oc.c.email, oc.c.phone, oc.c.lang, oc.c.country,
+                                     oc.c.vat).where(oc.c.id == customer_id)).mappings().first()
+        if row is None:  # the aging may know a customer Odoo's extract no longer holds
+            name = conn.execute(sa.select(ag.c.customer_name).where(ag.c.customer_id == customer_id)
+                                .limit(1)).scalar()
+            if name is None:
+                return None
+            row = {"id": customer_id, "name": name, "email": None, "phone": None, "lang": None,
+                   "country": None, "vat": None}
+        return dict(row)
+
+    def invoices(self, conn: Connection, customer_id: int) -> list[dict]:
+        cols = [ag.c.invoice_id, ag.c.invoice_number, ag.c.move_type, ag.c.company_id, ag.c.currency,
+                ag.c.company_currency, ag.c.invoice_date, ag.c.invoice_date_due, ag.c.days_overdue,
+                ag.c.aging_bucket, ag.c.stage, ag.c.due_stage, ag.c.action, ag.c.dunning_status,
+                ag.c.hold_reason, ag.c.hold_since, ag.c.hold_until, ag.c.hold_note, ag.c.hold_ticket_id,
+                ag.c.receivable_status, ag.c.as_of_date,
+                units(ag.c.amount_residual).label("amount_units"),
+                units(ag.c.amount_residual_company).label("amount_company_units")]
+        stmt = sa.select(*cols).where(ag.c.customer_id == customer_id).order_by(
+            ag.c.days_overdue.desc(), ag.c.invoice_id)
+        return [dict(r) for r in conn.execute(stmt.limit(1000)).mappings()]
+
+    def invoice_of_customer(self, conn: Connection, customer_id: int, invoice_id: int) -> dict | None:
+        row = conn.execute(sa.select(ag.c.invoice_id, ag.c.invoice_number).where(
+            ag.c.customer_id == customer_id, ag.c.invoice_id == invoice_id)).mappings().first()
+        return dict(row) if row else None
+
+    def instalments(self, conn: Connection, customer_id: int) -> tuple[list[str], list[dict]]:
+        return self._optional_rows(conn, "instalment_aging", customer_id,
+                                   order=("date_maturity", "invoice_id", "instalment_number"))
+
+    def history(self, conn: Connection, customer_id: int, limit: int = 200) -> list[dict]:
+        h = dt.dunning_history
+        stmt = (sa.select(h.c.as_of_date, h.c.invoice_id, h.c.invoice_number, h.c.from_stage, h.c.to_stage,
+                          h.c.reason, h.c.days_overdue, h.c.hold_reason, h.c.currency,
+                          units(h.c.amount_residual).label("amount_units"))
+                .where(h.c.customer_id == customer_id)
+                .order_by(h.c.as_of_date.desc(), h.c.id.desc()).limit(limit))
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def holds(self, conn: Connection, customer_id: int) -> list[dict]:
+        """Manual holds on the customer or on its invoices, newest first."""
+        hd = dt.dunning_holds
+        invoice_ids = sa.select(ag.c.invoice_id).where(ag.c.customer_id == customer_id)
+        stmt = (sa.select(hd).where(sa.or_(hd.c.customer_id == customer_id, hd.c.invoice_id.in_(invoice_ids)))
+                .order_by(hd.c.created_at.desc(), hd.c.id.desc()).limit(200))
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def hold_of_customer(self, conn: Connection, customer_id: int, hold_id: int) -> dict | None:
+        hd = dt.dunning_holds
+        invoice_ids = sa.select(ag.c.invoice_id).where(ag.c.customer_id == customer_id)
+        row = conn.execute(sa.select(hd).where(
+            hd.c.id == hold_id,
+            sa.or_(hd.c.customer_id == customer_id, hd.c.invoice_id.in_(invoice_ids)))).mappings().first()
+        return dict(row) if row else None
+
+    def actions(self, conn: Connection, customer_id: int, limit: int = 100) -> list[dict]:
+        wa = workbench_actions
+        stmt = (sa.select(wa).where(wa.c.customer_id == customer_id)
+                .order_by(wa.c.created_at.desc(), wa.c.id.desc()).limit(limit))
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def emails(self, conn: Connection, customer_id: int, page: int = 1, page_size: int = 200) -> dict:
+        """The customer's email history, oldest first: `customer_timeline` when the reporting
+        part has built it, else the comments of the tickets matched to the customer."""
+        timeline = self.optional(conn, "customer_timeline")
+        if timeline is not None and "customer_id" in timeline.c:
+            columns, rows = self._optional_rows(conn, "customer_timeline", customer_id,
+                                                order=("occurred_at", "created_at", "at", "id"),
+                                                limit=page_size, offset=(page - 1) * page_size)
+            return {"source": "customer_timeline", "columns": columns, "rows": rows, "page": page}
+        cc, c, t, u = (dt.customer_communications, schema.zendesk_comments, schema.zendesk_tickets,
+                       schema.zendesk_users)
+        tickets = sa.select(cc.c.ticket_id).where(cc.c.customer_id == customer_id)
+        stmt = (sa.select(c.c.id, c.c.ticket_id, c.c.created_at, c.c.public, c.c.body, c.c.via_channel,
+                          t.c.subject, t.c.status, u.c.name.label("author_name"), u.c.email.label("author_email"),
+                          u.c.role.label("author_role"))
+                .select_from(c.join(t, t.c.id == c.c.ticket_id).outerjoin(u, u.c.id == c.c.author_id))
+                .where(c.c.ticket_id.in_(tickets))
+                .order_by(c.c.created_at, c.c.id).limit(page_size + 1).offset((page - 1) * page_size))
+        rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        for r in rows:
+            r["direction"] = ("internal" if r["public"] is False or r["public"] == 0
+                              else "outbound" if r["author_role"] in ("agent", "admin") else "inbound")
+        return {"source": "zendesk_comments", "rows": rows[:page_size], "more": len(rows) > page_size,
+                "page": page}
+
+    def drafts(self, conn: Connection, customer_id: int) -> list[dict]:
+        """Reminder drafts of the customer (`reminder_drafts`, when present), as dicts with the
+        columns found plus `_subject`, `_body`, `_to` and `_ref` picked by usual names."""
+        table = self.optional(conn, "reminder_drafts")
+        if table is None or "customer_id" not in table.c:
+            return []
+        _, rows = self._optional_rows(conn, "reminder_drafts", customer_id, limit=5,
+                                      order=("created_at", "as_of_date", "id"), descending=True)
+        pk = [c.name for c in table.primary_key.columns] or ([n for n in ("id", "draft_id") if n in table.c][:1])
+        for r in rows:
+            r["_subject"] = _pick(r, ("subject", "title", "email_subject"))
+            r["_body"] = _pick(r, ("body", "body_text", "text", "draft", "message", "content", "email_body"))
+            r["_to"] = _pick(r, ("to_email", "recipient_email", "to", "email", "customer_email", "recipient"))
+            r["_ref"] = ",".join(str(r[k]) for k in pk if r.get(k) is not None) or None
+        return rows
+
+    def _optional_rows(self, conn: Connection, name: str, customer_id: int | None, *, order=(),
+                       limit: int = 500, offset: int = 0, descending: bool = False) -> tuple[list[str], list[dict]]:
+        table = self.optional(conn, name)
+        if table is None:
+            return [], []
+        stmt = sa.select(table)
+        if customer_id is not None:
+            if "customer_id" not in table.c:
+                return [c.name for c in table.columns], []
+            stmt = stmt.where(table.c.customer_id == customer_id)
+        keys = [table.c[o] for o in order if o in table.c]
+        stmt = stmt.order_by(*[k.desc() if descending else k for k in keys]).limit(limit).offset(offset)
+        return [c.name for c in table.columns], [dict(r) for r in conn.execute(stmt).mappings()]
+
+    # -- report ---------------------------------------------------------------------------
+    def bucket_totals(self, conn: Connection) -> list[dict]:
+        """Open residual per currency and aging bucket, straight from the aging snapshot."""
+        stmt = (sa.select(ag.c.currency, ag.c.aging_bucket, sa.func.count().label("invoices"),
+                          sa.func.sum(units(ag.c.amount_residual)).label("amount_units"))
+                .group_by(ag.c.currency, ag.c.aging_bucket).order_by(ag.c.currency, ag.c.aging_bucket))
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def report_table(self, conn: Connection, name: str, limit: int = 500) -> tuple[list[str], list[dict]] | None:
+        if self.optional(conn, name) is None:
+            return None
+        return self._optional_rows(conn, name, None, limit=limit)
+
+
+def _pick(row: dict, names: tuple[str, ...]):
+    for n in names:
+        if row.get(n) not in (None, ""):
+            return row[n]
+    return None
+
+
+def _as_date(value) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])

@@ -1,0 +1,60 @@
+"""Warehouse tables of the collections workbench, on the shared metadata, and the indexes its
+pages need on the engine's tables.
+
+`workbench_actions` is the accountants' log: one row per thing done (a payment promise, an
+exclusion, a phone call, a reminder sent, a hold released early), with author and time. Rows
+are never deleted; an author may retract their own row, which stamps `retracted_at`. A promise
+or an exclusion also writes a `dunning_holds` row (`hold_id`): that table stays the one source
+of holds for the engine, and releasing early stamps `dunning_holds.released_at`.
+"""
+
+import sqlalchemy as sa
+
+from dunning_pipeline.dunning import tables as dunning_tables
+from dunning_pipeline.warehouse import store
+from dunning_pipeline.warehouse.schema import metadata
+
+_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
+
+ACTION_KINDS = ("promise", "exclusion", "call", "reminder_sent", "release")
+
+workbench_actions = sa.Table(
+    "workbench_actions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Text, nullable=False, comment=", ".join(ACTION_KINDS)),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner"),
+    sa.Column("invoice_id", sa.BigInteger, comment="null: the whole customer"),
+    sa.Column("hold_id", sa.BigInteger, comment="dunning_holds.id written or released"),
+    sa.Column("until", sa.Date, comment="promised payment day, or end of an exclusion"),
+    sa.Column("outcome", sa.Text, comment="phone call: reached, no_answer, ..."),
+    sa.Column("draft_ref", sa.Text, comment="reminder_drafts row the reminder was sent from"),
+    sa.Column("note", sa.Text),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False, comment="UTC"),
+    sa.Column("as_of_date", sa.Date, comment="as-of date of the data the author saw"),
+    sa.Column("retracted_at", sa.DateTime, comment="UTC; set once, by the author"),
+    sa.CheckConstraint("kind IN ('promise', 'exclusion', 'call', 'reminder_sent', 'release')",
+                       name="ck_workbench_actions_kind"),
+)
+sa.Index("ix_workbench_actions_customer_id", workbench_actions.c.customer_id, workbench_actions.c.created_at)
+
+# The worklist groups the aging snapshot by customer within a status; the customer page reads
+# history and holds by customer. Declared here so they are created on existing warehouses too.
+_ag = dunning_tables.invoice_aging
+_h = dunning_tables.dunning_history
+_holds = dunning_tables.dunning_holds
+INDEXES = (
+    sa.Index("ix_invoice_aging_status_customer", _ag.c.dunning_status, _ag.c.customer_id),
+    sa.Index("ix_invoice_aging_as_of_date", _ag.c.as_of_date),  # the as-of date on every page
+    sa.Index("ix_dunning_history_customer_id", _h.c.customer_id, _h.c.as_of_date),
+    sa.Index("ix_dunning_holds_customer_id", _holds.c.customer_id),
+    sa.Index("ix_dunning_holds_invoice_id", _holds.c.invoice_id),
+)
+
+
+@store.on_schema
+def _workbench_indexes(warehouse, conn) -> None:
+    """create_all makes indexes only with new tables; these are added to existing ones too."""
+    for index in INDEXES:
+        index.create(conn, checkfirst=True)
