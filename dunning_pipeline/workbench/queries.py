@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from dunning_pipeline import money
 from dunning_pipeline.dunning import tables as dt
+from dunning_pipeline.reporting import draft_tables
 from dunning_pipeline.warehouse import schema
 from dunning_pipeline.workbench.tables import workbench_actions
 
@@ -265,14 +266,28 @@ class Reader:
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
     def emails(self, conn: Connection, customer_id: int, page: int = 1, page_size: int = 200) -> dict:
-        """The customer's email history, oldest first: `customer_timeline` when the reporting
-        part has built it, else the comments of the tickets matched to the customer."""
-        timeline = self.optional(conn, "customer_timeline")
-        if timeline is not None and "customer_id" in timeline.c:
-            columns, rows = self._optional_rows(conn, "customer_timeline", customer_id,
-                                                order=("occurred_at", "created_at", "at", "id"),
-                                                limit=page_size, offset=(page - 1) * page_size)
-            return {"source": "customer_timeline", "columns": columns, "rows": rows, "page": page}
+        """The customer's email history, oldest first: the `customer_timeline` of the last night
+        (messages, with the dunning events interleaved), else the comments of the tickets matched
+        to the customer (before the first night has built the timeline)."""
+        tl = draft_tables.customer_timeline
+        if conn.execute(sa.select(tl.c.seq).where(tl.c.customer_id == customer_id).limit(1)).first():
+            stmt = (sa.select(tl.c.seq, tl.c.at, tl.c.day, tl.c.kind, tl.c.event, tl.c.direction,
+                              tl.c.visibility, tl.c.author_name, tl.c.ticket_id, tl.c.ticket_status,
+                              tl.c.subject, tl.c.text, tl.c.invoice_number, tl.c.from_stage, tl.c.to_stage,
+                              tl.c.reason, tl.c.hold_reason)
+                    .where(tl.c.customer_id == customer_id).order_by(tl.c.seq)
+                    .limit(page_size + 1).offset((page - 1) * page_size))
+            rows = []
+            for r in conn.execute(stmt).mappings():
+                m = dict(r)
+                if m["kind"] == "message":
+                    m.update(direction="internal" if m["visibility"] == "internal" else m["direction"],
+                             created_at=m["at"], body=m["text"], status=m["ticket_status"])
+                else:
+                    m.update(direction="dunning", created_at=m["at"] or m["day"], body=m["text"])
+                rows.append(m)
+            return {"source": "customer_timeline", "rows": rows[:page_size], "more": len(rows) > page_size,
+                    "page": page}
         cc, c, t, u = (dt.customer_communications, schema.zendesk_comments, schema.zendesk_tickets,
                        schema.zendesk_users)
         tickets = sa.select(cc.c.ticket_id).where(cc.c.customer_id == customer_id)
@@ -284,6 +299,7 @@ class Reader:
                 .order_by(c.c.created_at, c.c.id).limit(page_size + 1).offset((page - 1) * page_size))
         rows = [dict(r) for r in conn.execute(stmt).mappings()]
         for r in rows:
+            r["kind"] = "message"
             r["direction"] = ("internal" if r["public"] is False or r["public"] == 0
                               else "outbound" if r["author_role"] in ("agent", "admin") else "inbound")
         return {"source": "zendesk_comments", "rows": rows[:page_size], "more": len(rows) > page_size,
@@ -297,7 +313,9 @@ class Reader:
             return []
         _, rows = self._optional_rows(conn, "reminder_drafts", customer_id, limit=5,
                                       order=("created_at", "as_of_date", "id"), descending=True)
-        pk = [c.name for c in table.primary_key.columns] or ([n for n in ("id", "draft_id") if n in table.c][:1])
+        # A draft is one per customer, company and as-of day.
+        pk = [c.name for c in table.primary_key.columns] or [
+            n for n in ("as_of_date", "customer_id", "company_id") if n in table.c]
         for r in rows:
             r["_subject"] = _pick(r, ("subject", "title", "email_subject"))
             r["_body"] = _pick(r, ("body", "body_text", "text", "draft", "message", "content", "email_body"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -85,29 +86,28 @@ def test_customer_page_shows_manual_holds_with_release(alice):
 def test_report_page(alice):
     html = alice.get("/report").text
     assert "Open receivables by aging bucket" in html and "1,000.00 USD" in html
-    assert "not in this warehouse yet" in html
+    assert "No rows." in html  # the reporting tables exist, empty before their first night
 
 
 @pytest.fixture
 def with_reporting_tables(aged_url):
-    """Stand-ins for the reporting part's tables, created only in this database."""
+    """Rows in the reporting part's own tables for customer 10."""
     wh = Warehouse(aged_url)
-    md = sa.MetaData()
-    drafts = sa.Table("reminder_drafts", md, sa.Column("id", sa.Integer, primary_key=True),
-                      sa.Column("customer_id", sa.BigInteger), sa.Column("subject", sa.Text),
-                      sa.Column("body", sa.Text), sa.Column("to_email", sa.Text))
-    report = sa.Table("ar_aging_report", md, sa.Column("currency", sa.Text), sa.Column("bucket_1_30", sa.Numeric(19, 4)))
-    timeline = sa.Table("customer_timeline", md, sa.Column("customer_id", sa.BigInteger),
-                        sa.Column("occurred_at", sa.DateTime), sa.Column("direction", sa.Text), sa.Column("text", sa.Text))
-    md.create_all(wh.engine)
-    with wh.begin() as conn:
-        conn.execute(drafts.insert(), [{"id": 7, "customer_id": 10, "subject": "Reminder: INV/2026/00104 & more",
-                                        "body": "Dear Acme,\n<b>please</b> pay 1,000.00 USD.", "to_email": "ap@acme.example"}])
-        conn.execute(report.insert(), [{"currency": "EUR", "bucket_1_30": 123.45}])
-        conn.execute(timeline.insert(), [{"customer_id": 10, "direction": "inbound", "text": "from the timeline",
-                                          "occurred_at": datetime(2026, 3, 1, 9, 0)}])
+    day = pd.Timestamp("2026-03-02")
+    wh.append("reminder_drafts", pd.DataFrame([{
+        "customer_id": 10, "company_id": 1, "stage": "reminder_1", "action": "email",
+        "subject": "Reminder: INV/2026/00104 & more", "body": "Dear Acme,\n<b>please</b> pay 1,000.00 USD.",
+        "template_body": "Dear Acme", "source": "template", "customer_email": "ap@acme.example",
+        "status": "draft", "as_of_date": day}]))
+    wh.append("ar_aging_report", pd.DataFrame([{
+        "company_id": 1, "customer_id": 10, "customer_name": "Acme", "company_currency": "EUR", "open_items": 1,
+        "total_company": 1_234_500, "current_company": 0, "overdue_company": 1_234_500, "open_credit_company": 0,
+        "invoices_on_hold": 0, "on_hold_company": 0, "as_of_date": day}]))
+    wh.append("customer_timeline", pd.DataFrame([{
+        "customer_id": 10, "seq": 1, "day": pd.Timestamp("2026-03-01"), "at": pd.Timestamp("2026-03-01 09:00"),
+        "kind": "message", "event": "inbound", "direction": "inbound", "visibility": "public",
+        "text": "from the timeline", "ticket_id": 9001, "as_of_date": day}]))
     yield
-    md.drop_all(wh.engine)
     wh.dispose()
 
 
@@ -120,23 +120,22 @@ def test_reporting_tables_are_shown_when_present(alice, with_reporting_tables):
             in drafts)
     assert "from the timeline" in _section(html, "emails")
     token = csrf_of(html)
-    assert alice.post("/customers/10/reminder-sent", data={"csrf_token": token, "draft_ref": "7"}).status_code == 303
-    assert "bucket_1_30" in alice.get("/report").text and "123.45" in alice.get("/report").text
+    [ref] = re.findall(r'name="draft_ref" value="([^"]+)"', drafts)
+    assert "10" in ref and "2026-03-02" in ref  # the draft's day, customer and company
+    assert alice.post("/customers/10/reminder-sent", data={"csrf_token": token, "draft_ref": ref}).status_code == 303
+    report = alice.get("/report").text
+    assert "total_company" in report and "123.45" in report
 
 
 @pytest.fixture
 def with_instalments(aged_url):
     wh = Warehouse(aged_url)
-    md = sa.MetaData()
-    inst = sa.Table("instalment_aging", md, sa.Column("invoice_id", sa.BigInteger), sa.Column("line_id", sa.BigInteger),
-                    sa.Column("customer_id", sa.BigInteger), sa.Column("instalment_number", sa.Integer),
-                    sa.Column("date_maturity", sa.Date), sa.Column("days_overdue", sa.Integer))
-    md.create_all(wh.engine)
-    with wh.begin() as conn:
-        conn.execute(inst.insert(), [{"invoice_id": 104, "line_id": 9104, "customer_id": 10, "instalment_number": 2,
-                                      "date_maturity": date(2026, 2, 15), "days_overdue": 15}])
+    wh.append("instalment_aging", pd.DataFrame([{
+        "invoice_id": 104, "line_id": 9104, "customer_id": 10, "instalment_number": 2, "instalments_total": 2,
+        "date_maturity": pd.Timestamp("2026-02-15"), "days_overdue": 15, "aging_bucket": "1-30",
+        "amount_residual": 10_000_000, "amount_residual_company": 9_000_000, "currency": "USD",
+        "as_of_date": pd.Timestamp("2026-03-02")}]))
     yield
-    md.drop_all(wh.engine)
     wh.dispose()
 
 
