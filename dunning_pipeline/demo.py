@@ -39,6 +39,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-faults", action="store_true",
                    help="spoil one record of every kind: the checks must name each and stop dunning")
     p.add_argument("--keep", action="store_true", help="keep .demo/ from an earlier demo")
+    p.add_argument("--no-workbench", action="store_true",
+                   help="do not serve the workbench at the end (it is served until Ctrl-C in a terminal)")
     p.add_argument("--verbose", action="store_true", help="show every Dagster event line")
     return p.parse_args(argv)
 
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(exist_ok=True)
 
     from dunning_pipeline.demo_report import (
+        check_workbench,
         print_aging,
         print_alert,
         print_checks,
@@ -178,6 +181,21 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"  messages posted by the second run: {again}")
         ok = ok and again == 0
         wh.dispose()
+
+        _say("\n== 5. The collections workbench (the accountants' web page) ==")
+        users_file = str((DEMO_DIR / "workbench_users.txt").resolve())
+        if sys.stdin.isatty() and not args.no_workbench:
+            _say("\nDone. " + ("Everything reconciles." if ok else "SOMETHING DID NOT RECONCILE: see above."))
+            from dunning_pipeline.workbench.__main__ import serve_for_demo
+
+            try:  # the sandbox stays up meanwhile, so the workbench's Odoo links work
+                serve_for_demo(warehouse_url, users_file=users_file, odoo_url=sb.odoo_url)
+            except KeyboardInterrupt:
+                pass
+            return 0 if ok else 1
+        ok = check_workbench(warehouse_url, users_file, sb.odoo_url) and ok
+        _say("  (not a terminal: stopped again; `make demo` in a terminal keeps it running until Ctrl-C,"
+             " or `make workbench` with DUNNING_DATABASE_URL set to the demo's warehouse)")
 
     _say("\nDone. " + ("Everything reconciles." if ok else "SOMETHING DID NOT RECONCILE: see above."))
     _say(f"Explore it in the UI: DAGSTER_HOME={home} dagster dev -w workspace.yaml "

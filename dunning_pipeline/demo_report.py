@@ -255,3 +255,45 @@ def print_ticket_holds(wh: Warehouse, data: SandboxData) -> None:
         rows.append((name, f"#{case['ticket_id']}", method.get(case["ticket_id"], "-"),
                      case.get("invoice_number") or "", hold, note[:60]))
     print(_table(rows, ("scenario", "ticket", "matched by", "invoice", "hold", "why")))
+
+
+def check_workbench(warehouse_url: str, users_file: str, odoo_url: str | None) -> bool:
+    """Start the workbench on the demo's warehouse, log in as the demo user and open the worklist
+    (what `make demo` does when no one is at the terminal to use it), then stop it."""
+    import re
+    import socket
+    import threading
+    import time
+
+    import requests
+    import uvicorn
+
+    from dunning_pipeline.workbench.__main__ import prepare_demo
+    from dunning_pipeline.workbench.app import create_app
+
+    cfg, password = prepare_demo(warehouse_url, users_file=users_file, odoo_url=odoo_url)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
+                                           proxy_headers=False, server_header=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        session = requests.Session()
+        login = session.get(f"{base}/login", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        worklist = session.post(f"{base}/login", data={"csrf_token": token, "username": "demo",
+                                                       "password": password}, timeout=10)
+        ok = worklist.status_code == 200 and "Worklist" in worklist.text
+        print(f"  the workbench answered at {base}: login as demo, worklist "
+              + ("shown" if ok else f"NOT shown (HTTP {worklist.status_code})"))
+        return ok
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

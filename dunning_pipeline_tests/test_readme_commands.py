@@ -37,18 +37,27 @@ SERVE = "serve"  # serves until interrupted: must come up, then stop cleanly on 
 NOT_HERE = {
     "make test": "it is the test suite itself; .ci/run runs it",
 }
+IN_SESSION = "a shell session"  # lines of one block that build on each other: run as one script
 HOW = {
     "make demo": RUN,
     "dagster job execute": RUN_ON_SANDBOX,
     "dagster definitions validate": RUN_ON_SANDBOX,
     "python -m dunning_pipeline.sandbox": SERVE,
+    "export": IN_SESSION,
+    "python -m dunning_pipeline.workbench adduser": IN_SESSION,
+    "make workbench": IN_SESSION,
 }
+WORKBENCH_PORT = 8765  # the README's URL
+
+
+def readme_blocks() -> list[list[str]]:
+    """The README's ```bash blocks, each as its non-empty lines, exactly as printed."""
+    blocks = re.findall(r"^[ \t]*```bash\n(.*?)^[ \t]*```", README.read_text(encoding="utf-8"), re.M | re.S)
+    return [[line.strip() for line in block.splitlines() if line.strip()] for block in blocks]
 
 
 def readme_commands() -> list[str]:
-    """The non-empty lines of the README's ```bash blocks, exactly as printed."""
-    blocks = re.findall(r"^[ \t]*```bash\n(.*?)^[ \t]*```", README.read_text(encoding="utf-8"), re.M | re.S)
-    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+    return [line for block in readme_blocks() for line in block]
 
 
 def _kind(command: str) -> str:
@@ -147,3 +156,40 @@ def test_readme_server_command_comes_up_and_stops_on_ctrl_c(command):
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=30)
     assert code == 0, "".join(lines)
+
+
+@pytest.mark.slow
+def test_readme_workbench_session_runs_as_printed(tmp_path, sqlite_url):
+    """The workbench block as one shell session: the user is added (its password read from
+    standard input), the workbench served, and the user can log in."""
+    import requests
+
+    from dunning_pipeline.warehouse.store import Warehouse
+
+    [block] = [b for b in readme_blocks() if any(line.startswith("make workbench") for line in b)]
+    assert all(_kind(line) == IN_SESSION for line in block)
+    wh = Warehouse(sqlite_url)
+    wh.ensure_schema()
+    wh.dispose()
+    env = _user_env({"HOME": str(tmp_path), "DUNNING_DATABASE_URL": sqlite_url})
+    proc = subprocess.Popen(["bash", "-c", "\n".join(block)], cwd=REPO, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    try:
+        proc.stdin.write("a-long-enough-password\n")
+        proc.stdin.close()
+        for line in proc.stdout:
+            lines.append(line)
+            if "Uvicorn running on" in line or "Application startup complete" in line:
+                break
+        base = f"http://127.0.0.1:{WORKBENCH_PORT}"
+        session = requests.Session()
+        page = session.get(f"{base}/login", timeout=10)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        home = session.post(f"{base}/login", data={"csrf_token": token, "username": "anna",
+                                                   "password": "a-long-enough-password"}, timeout=10)
+        assert home.status_code == 200 and "Worklist" in home.text, "".join(lines)
+        assert (tmp_path / ".dunning_workbench_users").read_text().startswith("anna:$argon2id$")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
