@@ -180,7 +180,7 @@ def test_readme_workbench_session_runs_as_printed(tmp_path, sqlite_url):
         proc.stdin.close()
         for line in proc.stdout:
             lines.append(line)
-            if "Uvicorn running on" in line or "Application startup complete" in line:
+            if "Uvicorn running on" in line:  # listening (startup completes before the bind)
                 break
         base = f"http://127.0.0.1:{WORKBENCH_PORT}"
         session = requests.Session()
