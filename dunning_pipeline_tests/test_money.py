@@ -28,7 +28,7 @@ def test_amounts_become_exact_units(value, units):
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    (None, "amount is missing"), (False, "amount is missing"), ("0.00001", "more than 4 decimal places"),
+    (None, "^amount is missing$"), (False, "^amount is missing$"), ("0.00001", "more than 4 decimal places"),
     (float("nan"), "not finite"), (float("inf"), "not finite"), ("abc", "is not a number"),
     ("Infinity", "is not finite"), ([1], "is not a number"),
 ])
@@ -47,8 +47,8 @@ def test_a_column_names_its_bad_row():
 
 def test_units_leave_as_exact_decimals_and_text():
     assert to_decimal(12_345_600) == Decimal("1234.56") and str(to_decimal(-1)) == "-0.0001"
-    assert units_to_text(pd.Series([12_345_600, -123_400, 5, 0])).tolist() == [
-        "1234.5600", "-12.3400", "0.0005", "0.0000"]
+    text = units_to_text(pd.Series([12_345_600, -123_400, 5, 0], index=[4, 5, 6, 7]))
+    assert text.tolist() == ["1234.5600", "-12.3400", "0.0005", "0.0000"] and text.index.tolist() == [4, 5, 6, 7]
 
 
 @pytest.mark.parametrize(("units", "currency", "text"), [
