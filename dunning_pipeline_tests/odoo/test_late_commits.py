@@ -10,6 +10,8 @@ from dunning_pipeline.odoo import extract
 from dunning_pipeline_tests.odoo.conftest import make_sandbox, odoo_calls, out_moves
 from dunning_pipeline_tests.odoo.test_extract import assert_warehouse_equals_sandbox, run_invoices
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture(params=["17.0", "19.0"], ids=["jsonrpc", "json2"])
 def sb(request):

@@ -11,6 +11,8 @@ from dunning_pipeline.zendesk import load
 from dunning_pipeline.zendesk.client import TICKETS_EXPORT_PATH, ZendeskPermissionError
 from dunning_pipeline_tests.zendesk.conftest import resource_for
 from dunning_pipeline_tests.zendesk.test_extract_sandbox import (
+
+pytestmark = pytest.mark.faults
     NIGHT1,
     NIGHT2,
     commented_ticket_ids,
