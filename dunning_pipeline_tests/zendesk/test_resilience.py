@@ -11,14 +11,14 @@ from dunning_pipeline.zendesk import load
 from dunning_pipeline.zendesk.client import TICKETS_EXPORT_PATH, ZendeskPermissionError
 from dunning_pipeline_tests.zendesk.conftest import resource_for
 from dunning_pipeline_tests.zendesk.test_extract_sandbox import (
-
-pytestmark = pytest.mark.faults
     NIGHT1,
     NIGHT2,
     commented_ticket_ids,
     customer_ticket_ids,
     stored,
 )
+
+pytestmark = pytest.mark.faults
 
 
 def run(sb, wh, extracted_at, warnings=None, **resource_fields):
