@@ -33,6 +33,7 @@ setup(
         "altair>=5,<7",  # charts of the report and the KPIs
         "vl-convert-python>=1.9,<2",  # renders them to PNG offline
         "argon2-cffi>=25,<26",  # the workbench's password hashes
+        "itsdangerous>=2.2,<3",  # the workbench's signed session cookies
     ],
     extras_require={"test": [
         "pytest>=8,<10",
