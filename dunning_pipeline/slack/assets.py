@@ -14,6 +14,7 @@ from dunning_pipeline.warehouse.resource import WarehouseResource
 GROUP = "slack"
 OWNERS = ["team:finance-data"]
 # Errors a re-run cannot fix: a person must change a setting or the Slack workspace first.
+ALERT_JOB = "weekly_slack_alert"  # the one job that posts (slack/definitions.py)
 _NEEDS_A_PERSON = {"channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
                    "token_revoked", "token_expired", "account_inactive", "missing_scope"}
 
@@ -76,6 +77,14 @@ def weekly_slack_alert(
     as_of = runtime.run_as_of(context)
     wh = warehouse.get_warehouse()
     dry_run = slack.is_dry_run()
+    not_posted = None
+    if context.job_name != ALERT_JOB:
+        # "Materialize all" or an ad-hoc selection in the UI: the accountants' channel gets the
+        # alert only from its own job (the weekly schedule, or an explicit launch of that job).
+        not_posted = (f"run of {context.job_name}, not of the {ALERT_JOB} job: rendered, not posted"
+                      f" (launch the {ALERT_JOB} job to post)")
+        context.log.warning(f"The weekly alert is not posted from this run: {not_posted}")
+        dry_run = True
     channel = slack.target_channel()
     links, limits = slack.links(), slack.limits()
     stages = load_policy().display_stages()
@@ -106,6 +115,7 @@ def weekly_slack_alert(
     metadata = {
         "status": outcome.status,
         "dry_run": dry_run,
+        **({"not_posted_because": not_posted} if not_posted else {}),
         "channel": channel,
         "period_start": period.start.isoformat() if period.start else "beginning of history",
         "period_end": period.end.isoformat(),

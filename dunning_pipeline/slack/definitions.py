@@ -13,14 +13,14 @@ import dagster as dg
 
 from dunning_pipeline import settings
 from dunning_pipeline.as_of import as_of_for_tick
-from dunning_pipeline.slack.assets import weekly_slack_alert
+from dunning_pipeline.slack.assets import ALERT_JOB, weekly_slack_alert
 from dunning_pipeline.slack.sensors import run_failure_to_slack
 
 ALERT_CRON_VAR = "DUNNING_ALERT_CRON"
 DEFAULT_ALERT_CRON = "0 8 * * 1"  # Monday 08:00
 
 weekly_slack_alert_job = dg.define_asset_job(
-    "weekly_slack_alert",
+    ALERT_JOB,
     selection=dg.AssetSelection.assets("weekly_slack_alert"),
     description="Post the week's dunning stage changes to Slack, exactly once.",
     # In the launching process: a killed `dagster job execute` leaves no step process behind

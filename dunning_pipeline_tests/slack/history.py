@@ -60,3 +60,14 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     for col in ("amount_residual", "amount_residual_company"):
         df[col] = df[col].astype("int64")
     return df
+
+
+def alert_job(resources: dict):
+    """The weekly_slack_alert job (the only one that posts) bound to `resources`."""
+    import dagster as dg
+
+    from dunning_pipeline.slack.definitions import weekly_slack_alert_job
+    from dunning_pipeline.slack.assets import weekly_slack_alert
+
+    return dg.Definitions(assets=[weekly_slack_alert], jobs=[weekly_slack_alert_job],
+                          resources=resources).resolve_job_def("weekly_slack_alert")

@@ -14,7 +14,7 @@ from dunning_pipeline.slack.digest import FIRST_ALERT, Links, Period, render_dig
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
-from dunning_pipeline_tests.slack.history import frame, row
+from dunning_pipeline_tests.slack.history import alert_job, frame, row
 
 MAR2 = date(2026, 3, 2)
 
@@ -37,11 +37,21 @@ def _slack(sandbox, **overrides) -> SlackResource:
 
 
 def _materialize(url, slack, as_of=MAR2, instance=None):
-    return dg.materialize(
-        [weekly_slack_alert],
-        resources={"warehouse": WarehouseResource(database_url=url), "slack": slack},
-        tags={"dunning/as_of": as_of.isoformat()}, raise_on_error=False, instance=instance,
-    )
+    """A run of the weekly_slack_alert job (the one job that posts), as its schedule launches it."""
+    return alert_job({"warehouse": WarehouseResource(database_url=url), "slack": slack}).execute_in_process(
+        tags={"dunning/as_of": as_of.isoformat()}, raise_on_error=False, instance=instance)
+
+
+def test_materialize_all_renders_the_alert_but_never_posts_it(warehouse_url, sandbox):
+    _history(warehouse_url)
+    result = dg.materialize([weekly_slack_alert], resources={
+        "warehouse": WarehouseResource(database_url=warehouse_url), "slack": _slack(sandbox)},
+        tags={"dunning/as_of": MAR2.isoformat()})
+    meta = _metadata(result)
+    assert sandbox.slack_messages == [] and meta["dry_run"] is True and meta["messages"] >= 1
+    assert "not of the weekly_slack_alert job: rendered, not posted" in meta["not_posted_because"]
+    assert _materialize(warehouse_url, _slack(sandbox)).success  # its own job posts it
+    assert len(sandbox.slack_messages) >= 1
 
 
 def _metadata(result) -> dict:

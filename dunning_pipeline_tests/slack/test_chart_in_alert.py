@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-import dagster as dg
 import pandas as pd
 
-from dunning_pipeline.slack.assets import weekly_slack_alert
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
+from dunning_pipeline_tests.slack.history import alert_job
 from dunning_pipeline_tests.slack.test_assets import _history
 
 MAR2 = date(2026, 3, 2)
@@ -29,9 +28,8 @@ def _run(url, sandbox, monkeypatch, attach: str | None):
     else:
         monkeypatch.setenv("SLACK_ATTACH_CHART", attach)
     slack = SlackResource(bot_token=sandbox.env["SLACK_BOT_TOKEN"], channel="#dunning", api_url=sandbox.slack_api_url)
-    result = dg.materialize([weekly_slack_alert], resources={"warehouse": WarehouseResource(database_url=url),
-                                                             "slack": slack},
-                            tags={"dunning/as_of": MAR2.isoformat()})
+    result = alert_job({"warehouse": WarehouseResource(database_url=url), "slack": slack}).execute_in_process(
+        tags={"dunning/as_of": MAR2.isoformat()})
     mat = result.asset_materializations_for_node("post_weekly_slack_alert")[0]
     return {k: v.value for k, v in mat.metadata.items()}
 
