@@ -164,3 +164,14 @@ def manual_holds() -> pd.DataFrame:
         {"id": 3, "customer_id": 30, "invoice_id": None, "kind": "promise", "until": pd.Timestamp("2026-02-28"),
          "note": "old promise", "created_by": "jane", "created_at": pd.Timestamp("2026-02-01 09:00:00")},
     ])
+
+
+def fill(warehouse) -> None:
+    """Write the whole dataset into a warehouse, as the extraction and the accountants would."""
+    warehouse.upsert("odoo_invoices", invoices())
+    warehouse.upsert("odoo_customers", customers())
+    warehouse.upsert("zendesk_tickets", tickets())
+    warehouse.upsert("zendesk_users", users())
+    warehouse.upsert("zendesk_comments", comments())
+    warehouse.upsert("data_quality_quarantine", quarantine())
+    warehouse.append("dunning_holds", manual_holds().drop(columns=["id"]))

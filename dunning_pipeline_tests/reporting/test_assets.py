@@ -23,13 +23,7 @@ def filled(warehouse, monkeypatch, tmp_path):
     monkeypatch.delenv("DUNNING_POLICY_FILE", raising=False)
     monkeypatch.setenv("DUNNING_TIMEZONE", "UTC")
     monkeypatch.setenv("DUNNING_REPORT_DIR", str(tmp_path / "reports"))
-    warehouse.upsert("odoo_invoices", D.invoices())
-    warehouse.upsert("odoo_customers", D.customers())
-    warehouse.upsert("zendesk_tickets", D.tickets())
-    warehouse.upsert("zendesk_users", D.users())
-    warehouse.upsert("zendesk_comments", D.comments())
-    warehouse.upsert("data_quality_quarantine", D.quarantine())
-    warehouse.append("dunning_holds", D.manual_holds().drop(columns=["id"]))
+    D.fill(warehouse)
     return warehouse
 
 
