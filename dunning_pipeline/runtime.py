@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
-from dunning_pipeline import settings
+from dunning_pipeline import money, settings
 from dunning_pipeline.as_of import resolve_as_of
 
 
@@ -46,3 +46,21 @@ def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadata
                 head[col] = values.dt.strftime("%Y-%m-%d")
     head = head.astype(object).where(head.notna(), "")
     return dg.MetadataValue.md(head.to_markdown(index=False))
+
+
+def read_of_day(wh, table: str, as_of: date) -> pd.DataFrame:
+    """An upstream snapshot, refused if it was built for another as-of day than this run's."""
+    frame = wh.read(table)
+    if len(frame) and (pd.to_datetime(frame["as_of_date"]) != pd.Timestamp(as_of)).any():
+        raise dg.Failure(f"{table} holds as-of {pd.Timestamp(frame['as_of_date'].iloc[0]).date()}, this run's "
+                         f"as-of is {as_of}: materialize {table} in this run first")
+    return frame
+
+
+def money_display(frame: pd.DataFrame, columns: dict[str, str], rows: int = 10) -> pd.DataFrame:
+    """The first rows with money columns (int64 units) formatted in their currency, for previews."""
+    out = frame.head(rows).copy()
+    for col, cur_col in columns.items():
+        if col in out:
+            out[col] = money.format_column(out[col], out[cur_col])
+    return out

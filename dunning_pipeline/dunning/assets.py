@@ -6,7 +6,7 @@ Lineage: odoo_* / zendesk_* -> receivables, customer_communications -> invoice_a
 -> dunning_history. `dunning_holds` is a table accountants fill by hand (an external asset).
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -56,22 +56,6 @@ def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
 
 def _quarantine(wh: Warehouse) -> pd.DataFrame:
     return wh.read("data_quality_quarantine", columns=["asset", "record_id", "check_name", "field", "reason"])
-
-def _read_of_day(wh: Warehouse, table: str, as_of: date) -> pd.DataFrame:
-    """An upstream snapshot, refused if it was built for another as-of day than this run's."""
-    frame = wh.read(table)
-    if len(frame) and (frame["as_of_date"] != pd.Timestamp(as_of)).any():
-        raise dg.Failure(f"{table} holds as-of {frame['as_of_date'].iloc[0].date()}, this run's as-of is {as_of}: "
-                         f"materialize {table} in this run first")
-    return frame
-
-def _money_display(frame: pd.DataFrame, columns: dict[str, str], rows: int = 10) -> pd.DataFrame:
-    """The first rows with money columns (int64 units) formatted in their currency, for previews."""
-    out = frame.head(rows).copy()
-    for col, cur_col in columns.items():
-        if col in out:
-            out[col] = money.format_column(out[col], out[cur_col])
-    return out
 
 def _totals_by_currency(frame: pd.DataFrame, amount: str = "amount_residual") -> pd.Series:
     return frame.groupby("currency")[amount].sum().astype("int64") if len(frame) else pd.Series(dtype="int64")
@@ -134,7 +118,7 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         "excluded_count": len(excluded),
         "excluded": dg.MetadataValue.md(excluded.head(50).fillna("").to_markdown(index=False)
                                         if len(excluded) else "_none_"),
-        "preview": runtime.markdown_preview(_money_display(
+        "preview": runtime.markdown_preview(runtime.money_display(
             recv[["invoice_id", "invoice_number", "move_type", "receivable_status", "customer_id", "customer_name",
                   "segment", "currency", "amount_residual", "invoice_date_due"]],
             {"amount_residual": "currency"})),
@@ -220,7 +204,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    recv = _read_of_day(wh, "receivables", as_of)
+    recv = runtime.read_of_day(wh, "receivables", as_of)
     comms = wh.read("customer_communications")
     manual = wh.read("dunning_holds")
     customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
@@ -258,7 +242,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "customers_dunned": int(aging.loc[aging["dunning_status"] == aging_mod.DUNNED, "customer_id"].nunique()),
         "not_aged": dg.MetadataValue.md(result.excluded.fillna("").to_markdown(index=False)
                                         if len(result.excluded) else "_none_"),
-        "preview": runtime.markdown_preview(_money_display(
+        "preview": runtime.markdown_preview(runtime.money_display(
             aging.sort_values("days_overdue", ascending=False)[
                 ["invoice_number", "customer_name", "currency", "amount_residual", "due_date", "instalment_number",
                  "instalments_total", "days_overdue", "aging_bucket", "stage", "hold_reason"]],
@@ -320,7 +304,7 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    aging = _read_of_day(wh, "invoice_aging", as_of)
+    aging = runtime.read_of_day(wh, "invoice_aging", as_of)
     raw = wh.read("odoo_invoices", columns=["id", "move_type", "state", "payment_state", "company_id", "currency",
                                             "amount_residual", "amount_residual_signed"])
     excluded = quarantined_ids(_quarantine(wh), "odoo_invoices")
@@ -350,7 +334,7 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "entered": int((rows["from_stage"].isna()).sum()) if len(rows) else 0,
         "closed": int((rows["to_stage"] == "closed").sum()) if len(rows) else 0,
         "jumps": int((rows["stages_skipped"] > 0).sum()) if len(rows) else 0,
-        "preview": runtime.markdown_preview(_money_display(
+        "preview": runtime.markdown_preview(runtime.money_display(
             rows[["invoice_number", "customer_name", "from_stage", "to_stage", "reason", "stages_skipped",
                   "currency", "amount_residual"]], {"amount_residual": "currency"}) if len(rows) else rows),
     })

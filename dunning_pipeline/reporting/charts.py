@@ -9,11 +9,14 @@ images in markdown), into the self-contained HTML report, and into the Slack ale
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
-import altair as alt
 import pandas as pd
 
 from dunning_pipeline import money
+
+if TYPE_CHECKING:  # Altair is imported when a chart is drawn, not when the code location loads
+    import altair as alt
 
 WIDTH, HEIGHT = 560, 260
 
@@ -35,6 +38,8 @@ def markdown_image(png: bytes, title: str) -> str:
 def aging_distribution_chart(buckets: pd.DataFrame, as_of_label: str) -> alt.Chart:
     """Open balance per aging bucket in company currency, one bar group per company currency and
     company. `buckets`: rows of the report's buckets with basis 'company'."""
+    import altair as alt
+
     b = buckets[buckets["basis"] == "company"]
     frame = (b.groupby(["company_id", "currency", "aging_bucket", "bucket_order"])["amount"].sum()
              .reset_index().sort_values("bucket_order"))
@@ -59,6 +64,8 @@ def aging_distribution_chart(buckets: pd.DataFrame, as_of_label: str) -> alt.Cha
 def kpi_trend_chart(series: pd.DataFrame, kpis: tuple[str, ...], title: str, y_title: str = "days") -> alt.Chart:
     """The daily values of `kpis` (rows of collection_kpis without a dimension), one line per
     company and KPI."""
+    import altair as alt
+
     s = series[series["kpi"].isin(kpis) & (series["dimension"] == "") & series["value"].notna()].copy()
     s["as_of_date"] = pd.to_datetime(s["as_of_date"]).dt.strftime("%Y-%m-%d")
     s["series"] = s["kpi"] + " (company " + s["company_id"].astype(str) + ")"

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 
 from dunning_pipeline import money, runtime, settings
 from dunning_pipeline.dunning import invoice_numbers
-from dunning_pipeline.dunning.assets import _money_display, _read_of_day
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import commercial_partner_map
 from dunning_pipeline.reporting import drafts as drafts_mod
@@ -63,7 +62,7 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    comms = _read_of_day(wh, "customer_communications", as_of)
+    comms = runtime.read_of_day(wh, "customer_communications", as_of)
     history = wh.read("dunning_history", where=wh.table("dunning_history").c.as_of_date <= as_of)
     customers = wh.read("odoo_customers", columns=["id", "name", "commercial_partner_id"])
     t = wh.table("odoo_invoices")
@@ -113,7 +112,7 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    aging = _read_of_day(wh, "invoice_aging", as_of)
+    aging = runtime.read_of_day(wh, "invoice_aging", as_of)
     charges = interest_mod.late_payment_charges(aging, policy, _instalments(wh)).assign(as_of_date=pd.Timestamp(as_of))
     with wh.begin() as conn:
         wh.replace("late_payment_charges", charges, conn=conn)
@@ -129,7 +128,7 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
         "dagster/column_schema": runtime.column_schema(charges),
         "as_of_date": as_of.isoformat(),
         "totals": dg.MetadataValue.md(table),
-        "preview": runtime.markdown_preview(_money_display(
+        "preview": runtime.markdown_preview(runtime.money_display(
             charges.sort_values("charges_total", ascending=False)[
                 ["invoice_number", "customer_id", "currency", "days_overdue", "interest_rate_percent",
                  "interest_amount", "fee_amount", "charges_total"]],
@@ -155,10 +154,10 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    aging = _read_of_day(wh, "invoice_aging", as_of)
-    recv = _read_of_day(wh, "receivables", as_of)
-    timeline = _read_of_day(wh, "customer_timeline", as_of)
-    charges = _read_of_day(wh, "late_payment_charges", as_of)
+    aging = runtime.read_of_day(wh, "invoice_aging", as_of)
+    recv = runtime.read_of_day(wh, "receivables", as_of)
+    timeline = runtime.read_of_day(wh, "customer_timeline", as_of)
+    charges = runtime.read_of_day(wh, "late_payment_charges", as_of)
     customers = recv[["customer_id", "company_id", "customer_name", "customer_email", "customer_lang",
                       "company_name"]].drop_duplicates(["customer_id", "company_id"])
     drafts = drafts_mod.build_drafts(aging, customers, timeline, as_of, charges=charges,

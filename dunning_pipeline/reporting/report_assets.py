@@ -24,25 +24,16 @@ CHART_DAYS = 90
 TOP_CUSTOMERS = 10
 
 
-def _of_day(wh: Warehouse, table: str, as_of: date) -> pd.DataFrame:
-    """A snapshot of the engine, refused if it was built for another as-of day than this run's."""
-    frame = wh.read(table)
-    if len(frame) and (pd.to_datetime(frame["as_of_date"]) != pd.Timestamp(as_of)).any():
-        raise dg.Failure(f"{table} holds as-of {pd.Timestamp(frame['as_of_date'].iloc[0]).date()}, this run's "
-                         f"as-of is {as_of}: materialize {table} in this run first")
-    return frame
-
-
 def read_instalments(wh: Warehouse, as_of: date) -> pd.DataFrame:
     """The instalment aging of the day (written by invoice_aging beside it)."""
-    return _of_day(wh, INSTALMENT_TABLE, as_of)
+    return runtime.read_of_day(wh, INSTALMENT_TABLE, as_of)
 
 
 def build_report(wh: Warehouse, as_of: date, run_id: str):
     """Summary, buckets and aging of the day (what the asset writes and the check verifies)."""
     policy = load_policy()
     tz = settings.timezone()
-    aging = _of_day(wh, "invoice_aging", as_of)
+    aging = runtime.read_of_day(wh, "invoice_aging", as_of)
     items = report_mod.aged_items(aging, read_instalments(wh, as_of))
     comms = wh.read("customer_communications")
     contacts = customer_contacts(comms).rename(columns={"customer_last_inbound_at": "last_inbound_at",
@@ -163,7 +154,7 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str) -> tuple[pd.DataFrame,
     """(rows of the as-of day, reconstructed rows of earlier days missing from the series)."""
     policy = load_policy()
     tz = settings.timezone()
-    aging = _of_day(wh, "invoice_aging", as_of)
+    aging = runtime.read_of_day(wh, "invoice_aging", as_of)
     aging = aging.assign(company_id=aging["company_id"].astype("Int64").fillna(-1).astype("int64"))
     invoices = wh.read("odoo_invoices", columns=["company_id", "company_currency", "state", "invoice_date",
                                                  "amount_total_signed"])
