@@ -87,13 +87,17 @@ def last_conversation(events: pd.DataFrame | None) -> dict | None:
     return {"kind": kind, "day": pd.Timestamp(last["day"]), "ticket_id": int(last["ticket_id"])}
 
 
-def _lines(rows: pd.DataFrame, instalments: pd.DataFrame | None, loc: Locale) -> list[dict]:
+def _overdue_instalments(instalments: pd.DataFrame | None) -> dict[int, pd.DataFrame]:
+    """Each invoice's overdue instalments, oldest first (grouped once for all drafts)."""
+    if instalments is None or not len(instalments):
+        return {}
+    due = instalments[instalments["days_overdue"] > 0]
+    return {int(k): g.sort_values("date_maturity") for k, g in due.groupby("invoice_id")}
+
+
+def _lines(rows: pd.DataFrame, parts: dict[int, pd.DataFrame], loc: Locale) -> list[dict]:
     """Demand lines: one per invoice, or per overdue instalment when instalments are known."""
     out = []
-    parts = {}
-    if instalments is not None and len(instalments):
-        due = instalments[instalments["days_overdue"] > 0]
-        parts = {int(k): g.sort_values("date_maturity") for k, g in due.groupby("invoice_id")}
     for r in rows.sort_values(["invoice_date_due", "invoice_number"], kind="stable").itertuples(index=False):
         own = parts.get(int(r.invoice_id))
         if own is not None and int(own["instalments_total"].iloc[0]) > 1:
@@ -140,6 +144,7 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
     aging = aging.assign(company_key=aging["company_id"].astype("Int64").fillna(-1))  # NaN keys never match
     by_customer = dict(iter(aging.groupby(["customer_id", "company_key"], sort=False)))
     events_of = dict(iter(timeline.groupby("customer_id", sort=False)))
+    parts = _overdue_instalments(instalments)
     rows = []
     for top in _draft_customers(aging).itertuples(index=False):
         key = (top.customer_id, top.company_id)
@@ -150,7 +155,7 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
         demand = invoices[(invoices["dunning_status"] == "dunned") & (invoices["amount_residual"] > 0)]
         overdue = demand[demand["days_overdue"] > 0]
         shown = overdue if len(overdue) else demand  # a pre-due note lists what falls due soon
-        lines = _lines(shown, instalments, loc)
+        lines = _lines(shown, parts, loc)
         review = invoices[invoices["hold_reason"].isin(UNDER_REVIEW_HOLDS)].sort_values("invoice_number")
         credits = mine[(mine["move_type"] == "out_refund") & (mine["amount_residual"] < 0)].sort_values("invoice_number")
         credit_lines = [{"invoice_number": c.invoice_number, "units": -int(c.amount_residual),
