@@ -1,7 +1,10 @@
 """HTTP client of the Zendesk Support API: incremental cursor exports and ticket comments.
 
 No Dagster here: the assets layer passes the pages on to the warehouse. Transient faults (5xx,
-dropped connections, timeouts) are retried by urllib3's `Retry` on the requests session. A 429
+dropped or reset connections, also in the middle of the body, empty or truncated answers,
+timeouts) are retried by one urllib3 `Retry` policy (`http_retry.SourceTransport`) within the
+source deadline (DUNNING_SOURCE_DEADLINE_SECONDS); the error names the cause and the real number
+of attempts. A 429
 is waited out as long as Zendesk asks (Retry-After, else `ratelimit-reset`) within a total time
 budget per request, not a fixed count: a rate-limit storm of a few minutes costs minutes, not
 the night. The incremental export endpoints' own budget (10 requests per minute) is kept by a
@@ -23,7 +26,16 @@ from typing import Any
 
 import requests
 
-from dunning_pipeline.http_retry import LoggingRetry, retrying_session
+from dunning_pipeline import settings
+from dunning_pipeline.http_retry import (
+    NO_BODY,
+    Answer,
+    LoggingRetry,
+    SourceDeadline,
+    SourceTransport,
+    TransportError,
+    attempts_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +167,12 @@ class ZendeskClient:
         page_size: int = 1000,
         comments_page_size: int = 100,
         export_requests_per_minute: int = 10,
-        timeout_seconds: float = 60.0,
+        timeout_seconds: float = 30.0,
         max_retries: int = 5,
         backoff_factor: float = 0.5,
         rate_limit_budget_seconds: float = 900.0,
+        connect_timeout_seconds: float = 5.0,
+        deadline_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
@@ -197,10 +211,13 @@ class ZendeskClient:
             status_forcelist=_RETRY_STATUSES,
             backoff_factor=backoff_factor,
             respect_retry_after_header=True,
-            # The last 5xx answer comes back to us so the error can quote its status.
-            raise_on_status=False,
         )
-        session = retrying_session(retry, pool_maxsize=32)  # comments fetch concurrently
+        deadline = SourceDeadline(settings.source_deadline_seconds() if deadline_seconds is None
+                                  else deadline_seconds)
+        self._transport = SourceTransport(
+            "Zendesk", retry, connect_timeout=min(connect_timeout_seconds, timeout_seconds),
+            read_timeout=timeout_seconds, deadline=deadline, pool_maxsize=32)  # comments fetch concurrently
+        session = self._transport.session
         session.auth = (f"{email}/token", api_token)
         session.headers.update({"Accept": "application/json", "User-Agent": "dunning-pipeline"})
         self._session = session
@@ -300,9 +317,10 @@ class ZendeskClient:
         waited = 0.0
         started = self._clock()
         while True:
-            resp = self._send(path, params, export)
+            answer = self._send(path, params, export)
+            resp = answer.response
             if resp.status_code != _RATE_LIMITED:
-                return self._decode(resp, path)
+                return self._decode(answer, path)
             wait = _retry_after(resp)
             spent = max(waited, self._clock() - started)
             if spent + wait > self.rate_limit_budget_seconds:
@@ -316,25 +334,23 @@ class ZendeskClient:
             self._sleep(wait)
             waited += wait
 
-    def _send(self, path: str, params: dict[str, Any], export: bool) -> requests.Response:
+    def _send(self, path: str, params: dict[str, Any], export: bool) -> Answer:
         if export:
             self.export_limiter.acquire()
         url = self.base_url + path
         try:
-            return self._session.get(url, params=params, timeout=self.timeout_seconds)
-        except requests.exceptions.RetryError as exc:  # defensive: raise_on_status is off
-            raise ZendeskRetriesExhaustedError(
-                f"Zendesk GET {path} still failed after {self.max_retries} retries ({_reason(exc)})"
-            ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            return self._transport.request("GET", url, params=params,
+                                           decode=lambda r: r.json(parse_float=Decimal))
+        except TransportError as exc:
+            hint = (f"; if Zendesk is just slow, raise timeout_seconds ({self.timeout_seconds:g} s)"
+                    f" or {exc.deadline.variable}" if exc.timed_out or exc.deadline_passed else "")
             raise ZendeskUnreachableError(
-                f"Zendesk at {self.base_url} did not answer GET {path} after {self.max_retries}"
-                f" retries ({_reason(exc)}); check ZENDESK_URL and that the server is reachable"
+                f"No usable answer from Zendesk at {self.base_url} to GET {path}: {exc.cause}"
+                f" ({exc.tally()}); check ZENDESK_URL and that the server is reachable{hint}"
             ) from None
-        except requests.exceptions.RequestException as exc:
-            raise ZendeskError(f"Zendesk GET {path} failed: {_reason(exc)}") from None
 
-    def _decode(self, resp: requests.Response, path: str) -> dict[str, Any]:
+    def _decode(self, answer: Answer, path: str) -> dict[str, Any]:
+        resp = answer.response
         status = resp.status_code
         if status == 401:
             raise ZendeskAuthError(
@@ -354,9 +370,11 @@ class ZendeskClient:
                 f" ({self.base_url}) or whether the record was deleted"
             )
         if status in _RETRY_STATUSES:
+            stopped = (f", stopped by the deadline ({settings.SOURCE_DEADLINE_VAR})"
+                       if answer.deadline_passed else "")
             raise ZendeskRetriesExhaustedError(
-                f"Zendesk answered {status} to GET {path} after {self.max_retries} retries:"
-                f" {_snippet(resp)}"
+                f"Zendesk answered {status} to GET {path} after {attempts_text(answer.attempts)}{stopped}:"
+                f" {_snippet(resp)}; check ZENDESK_URL, or re-run later"
             )
         if status >= 400:
             error, description = _error_fields(resp)
@@ -365,7 +383,7 @@ class ZendeskClient:
                 status, error, description,
             )
         try:
-            data = resp.json(parse_float=Decimal)
+            data = answer.body if answer.body is not NO_BODY else resp.json(parse_float=Decimal)
         except ValueError:
             raise ZendeskResponseError(
                 f"Zendesk answered GET {path} with a body that is not JSON"
@@ -436,9 +454,3 @@ def _snippet(resp: requests.Response, limit: int = 200) -> str:
     text = " ".join((resp.text or "").split())
     return (text[:limit] + "...") if len(text) > limit else (text or "<empty body>")
 
-
-def _reason(exc: BaseException) -> str:
-    """A short cause: the innermost urllib3 reason's class and message, no headers."""
-    inner = exc.args[0] if exc.args else exc
-    reason = getattr(inner, "reason", None) or inner
-    return f"{type(reason).__name__}: {reason}"[:300]

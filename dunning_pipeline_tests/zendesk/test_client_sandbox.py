@@ -119,8 +119,12 @@ def test_bad_credentials_say_what_to_check_and_never_show_the_token(sandbox):
         all_ticket_ids(zd)
 
 
-def test_a_truncated_json_body_is_a_clear_error(sandbox):
+def test_a_truncated_json_body_is_asked_again_and_a_page_is_a_clear_error(sandbox):
     sandbox.faults.set("zendesk", "malformed")
+    with resource_for(sandbox).get_client() as zd:
+        cut_once = all_ticket_ids(zd)  # the cut answer was asked again
+        assert cut_once and cut_once == all_ticket_ids(zd)
+    sandbox.faults.set("zendesk", "status", status=200, body="<html>Sign in</html>", content_type="text/html")
     with resource_for(sandbox).get_client() as zd, pytest.raises(ZendeskResponseError, match="not JSON"):
         all_ticket_ids(zd)
 
