@@ -553,7 +553,7 @@ class OdooClient:
             after = resp.headers.get("Retry-After")
             hint = f" (its last Retry-After was {after} s)" if after else ""
             raise OdooUnavailableError(
-                f"Odoo at {self.url} is rate limiting requests (HTTP 429) and still was {tries}"
+                f"Odoo at {self.url} is rate limiting requests (HTTP 429) and still did {tries}"
                 f" for {what}{hint}: try again later, or lower the load (a larger page_size means"
                 " fewer requests)"
             )
