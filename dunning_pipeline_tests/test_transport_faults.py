@@ -315,3 +315,29 @@ def test_slack_reads_stop_at_the_deadline(sb, posted):
     assert "stopped by the deadline of 2.5 s (DUNNING_SOURCE_DEADLINE_SECONDS)" in text
     attempts = int(re.search(r"(\d+) attempts?", text).group(1))
     assert attempts == faulted_requests(sb, "slack", "hang") and time.monotonic() - started < 2.5 + 5
+
+
+# -- a whole night's Odoo assets against a server that hangs ----------------------------------
+def test_a_hanging_odoo_fails_each_asset_at_the_deadline_not_after_every_timeout(odoo_sb, tmp_path, monkeypatch):
+    import dagster as dg
+
+    from dunning_pipeline.odoo.assets import odoo_customers, odoo_invoices
+    from dunning_pipeline.warehouse.resource import WarehouseResource
+
+    monkeypatch.setenv(settings.SOURCE_DEADLINE_VAR, "3")
+    odoo_sb.faults.set("odoo", "hang", count=1000)
+    env = odoo_sb.env
+    # The defaults otherwise: a 30 s read timeout and 5 retries would be 6 x 30 s per asset.
+    odoo = OdooResource(url=env["ODOO_URL"], database=env["ODOO_DB"], username=env["ODOO_USERNAME"],
+                        api_key=env["ODOO_API_KEY"])
+    started = time.monotonic()
+    result = dg.materialize(
+        [odoo_invoices, odoo_customers], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        resources={"odoo": odoo, "warehouse": WarehouseResource(database_url=f"sqlite:///{tmp_path / 'w.sqlite'}")})
+    elapsed = time.monotonic() - started
+    failures = result.get_step_failure_events()
+    assert not result.success and len(failures) == 2
+    for event in failures:
+        text = event.event_specific_data.error.to_string()
+        assert "stopped by the deadline of 3 s (DUNNING_SOURCE_DEADLINE_SECONDS)" in text and "ODOO_URL" in text
+    assert elapsed < 2 * 3 + 20  # two assets at the deadline (plus Dagster's own time), not 12 x 30 s
