@@ -341,3 +341,29 @@ def test_a_hanging_odoo_fails_each_asset_at_the_deadline_not_after_every_timeout
         text = event.event_specific_data.error.to_string()
         assert "stopped by the deadline of 3 s (DUNNING_SOURCE_DEADLINE_SECONDS)" in text and "ODOO_URL" in text
     assert elapsed < 2 * 3 + 20  # two assets at the deadline (plus Dagster's own time), not 12 x 30 s
+
+
+def test_a_hanging_zendesk_costs_the_concurrent_comments_one_deadline(sb, tmp_path):
+    from datetime import UTC, datetime
+
+    from dunning_pipeline.warehouse.store import Warehouse
+    from dunning_pipeline.zendesk import load
+
+    night = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
+    wh = Warehouse(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    wh.ensure_schema()
+    with zendesk_client(sb) as zd:
+        load.extract_tickets_and_users(zd, wh, extracted_at=night)
+    due = len(load.tickets_needing_comments(wh))
+    sb.faults.set("zendesk", "hang", count=10_000, path="/comments")
+    started = time.monotonic()
+    with zendesk_client(sb, timeout_seconds=1.0, deadline_seconds=2.0, max_retries=5) as zd:
+        outcome = load.extract_comments(zd, wh, extracted_at=night, concurrency=4)
+    elapsed = time.monotonic() - started
+    # Once Zendesk stopped answering, every thread stopped at the same deadline: no ticket waited
+    # out its own 6 x 1 s, and the ones after it were not tried at all.
+    assert due >= 2 and outcome.written == 0
+    assert len(outcome.failed_tickets) + len(outcome.deferred_tickets) == due
+    assert all("DUNNING_SOURCE_DEADLINE_SECONDS" in m for m in outcome.failed_tickets.values())
+    assert faulted_requests(sb, "zendesk", "hang") <= 4 * 2  # at most two attempts per thread
+    assert elapsed < 2 + 8
