@@ -380,9 +380,10 @@ class ZendeskApp(App):
         one audit per comment (the first also creating the ticket), a status-change audit when
         the ticket changed after its last comment (a deletion too), and the redactions."""
         tickets, comments = self.data.zendesk_tickets, self.data.zendesk_comments
-        stamp = (self.data.version, len(tickets), len(self.redactions))
+        n_comments = sum(map(len, comments.values()))
+        stamp = (self.data.version, len(tickets), n_comments, len(self.redactions))
         cached = self._indexes.get("events")
-        if len(tickets) >= self.index_threshold and cached and cached[0] == stamp:
+        if n_comments >= self.index_threshold and cached and cached[0] == stamp:
             return cached[1]
         keys = []
         for t in tickets:
