@@ -1,4 +1,5 @@
-"""HTTP client of the Zendesk Support API: incremental cursor exports and ticket comments.
+"""HTTP client of the Zendesk Support API: incremental exports (cursor-based tickets and users,
+the time-based ticket event export that carries the comments) and ticket comments.
 
 No Dagster here: the assets layer passes the pages on to the warehouse. Transient faults (5xx,
 dropped or reset connections, also in the middle of the body, empty or truncated answers,
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 TICKETS_EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 USERS_EXPORT_PATH = "/api/v2/incremental/users/cursor.json"
 COMMENTS_PATH = "/api/v2/tickets/{ticket_id}/comments.json"
+TICKET_EVENTS_PATH = "/api/v2/incremental/ticket_events.json"
 
 # Zendesk refuses a start_time less than a minute old (422 "Too recent start_time").
 MIN_START_TIME_AGE_SECONDS = 60
@@ -153,6 +155,15 @@ class ExportPage:
     users: list[dict[str, Any]] = field(default_factory=list)  # side-loaded (include=users)
     after_cursor: str | None = None
     end_of_stream: bool = True
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of the time-based ticket event export; the next starts at `end_time`."""
+
+    events: list[dict[str, Any]]
+    end_time: int
+    end_of_stream: bool
 
 
 class ZendeskClient:
@@ -290,6 +301,36 @@ class ZendeskClient:
         latest = int(self._wall_clock()) - MIN_START_TIME_AGE_SECONDS
         return max(0, min(start_time, latest))
 
+    def export_ticket_events(self, *, start_time: int) -> Iterator[EventPage]:
+        """Ticket events since `start_time` (Unix seconds), comments included
+        (`include=comment_events`), page by page until `end_of_stream`. Time-based: each page
+        starts at the previous page's `end_time`, so events of that second come again."""
+        path = TICKET_EVENTS_PATH
+        params: dict[str, Any] = {"start_time": self._clamp_start_time(int(start_time)),
+                                  "include": "comment_events", "per_page": self.page_size}
+        clamps = 0
+        while True:
+            try:
+                data = self._get(path, params, export=True)
+            except ZendeskRequestError as exc:
+                clamps += 1  # our clock may run ahead of Zendesk's: move start_time back
+                if not _too_recent_start_time(exc) or clamps > _MAX_START_TIME_CLAMPS:
+                    raise
+                params["start_time"] = self._clamp_start_time(params["start_time"]) - 60 * clamps
+                self._log.warning(f"Zendesk refused start_time as too recent; retrying with"
+                                  f" start_time={params['start_time']}")
+                continue
+            page = _event_page(data, path)
+            yield page
+            if page.end_of_stream:
+                return
+            if page.end_time <= params["start_time"]:
+                raise ZendeskResponseError(
+                    f"Zendesk GET {path}: a full page ended at end_time={page.end_time}, not after its"
+                    f" start_time={params['start_time']}; the export would not advance"
+                )
+            params = {**params, "start_time": page.end_time}
+
     # -- comments ------------------------------------------------------------------------------
     def ticket_comments(self, ticket_id: int) -> Iterator[list[dict[str, Any]]]:
         """The comments of one ticket (public replies and internal notes), page by page."""
@@ -412,6 +453,18 @@ def _export_page(data: dict[str, Any], key: str, path: str) -> ExportPage:
         after_cursor=data.get("after_cursor") or None,
         end_of_stream=bool(data.get("end_of_stream")),
     )
+
+
+def _event_page(data: dict[str, Any], path: str) -> EventPage:
+    events = data.get("ticket_events")
+    if not isinstance(events, list):
+        raise ZendeskResponseError(f"Zendesk GET {path}: the answer has no 'ticket_events' list")
+    end_time = data.get("end_time")
+    if isinstance(end_time, bool) or not isinstance(end_time, int):
+        raise ZendeskResponseError(f"Zendesk GET {path}: end_time is {end_time!r}, expected Unix seconds")
+    if "end_of_stream" not in data:
+        raise ZendeskResponseError(f"Zendesk GET {path}: the answer has no end_of_stream flag")
+    return EventPage(events=events, end_time=end_time, end_of_stream=bool(data["end_of_stream"]))
 
 
 def _retry_after(resp: requests.Response) -> float:
