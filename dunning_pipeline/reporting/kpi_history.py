@@ -69,6 +69,17 @@ def _units(frame: pd.DataFrame, col: str) -> np.ndarray:
     return frame[col].astype("Int64").fillna(0).abs().to_numpy(dtype=np.int64)
 
 
+def posted_span(invoices: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(counted, ends) per move: whether it was ever posted (posted now, or cancelled after
+    being posted: it has a number), and the first day it no longer counts (NaT: still posted;
+    a cancelled move: the day of its last write, Odoo keeps no cancellation date)."""
+    state = invoices["state"]
+    cancelled = ((state == "cancel") & invoices["name"].notna() & (invoices["name"] != "/")
+                 & invoices["write_date"].notna())
+    ends = pd.to_datetime(invoices["write_date"]).dt.floor("D").astype("datetime64[s]").where(cancelled)
+    return (state == "posted") | cancelled, ends
+
+
 def prepare(invoices: pd.DataFrame, lines: pd.DataFrame, reconciliations: pd.DataFrame,
             policy: DunningPolicy, *, excluded_invoices: Sequence[int] = (),
             excluded_partners: Sequence[int] = ()) -> Ledger:
@@ -76,8 +87,7 @@ def prepare(invoices: pd.DataFrame, lines: pd.DataFrame, reconciliations: pd.Dat
     `odoo_reconciliations`), leaving out what the nightly receivables leave out: other move
     types, drafts, moves without a customer or an amount, and quarantined invoices and partners."""
     inv = invoices
-    posted_once = (inv["state"] == "posted") | ((inv["state"] == "cancel") & inv["name"].notna()
-                                                 & (inv["name"] != "/") & inv["write_date"].notna())
+    posted_once, _ends = posted_span(inv)
     customer = inv["commercial_partner_id"].astype("Int64").fillna(inv["partner_id"].astype("Int64"))
     bad_partner = (inv["commercial_partner_id"].astype("Int64").isin(list(excluded_partners)).fillna(False)
                    | inv["partner_id"].astype("Int64").isin(list(excluded_partners)).fillna(False))

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day
+from dunning_pipeline.reporting import kpi_history
 
 # Periods (days) of the KPIs that need one: a quarter for the period DSOs, a month for CEI.
 DSO_PERIOD_DAYS = 90
@@ -54,9 +55,17 @@ def _ts(day) -> pd.Timestamp:
     return pd.Timestamp(day).normalize()
 
 
-def _sales_arrays(sales: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    # numpy, not pandas masks: a backfill computes these for hundreds of days
-    return (np.asarray(sales["invoice_date"], dtype="datetime64[ns]"), sales["amount"].to_numpy(dtype=np.int64))
+def _sales_arrays(sales: pd.DataFrame, as_of: date) -> tuple[np.ndarray, np.ndarray]:
+    """(invoice dates, amounts) of the moves posted on the as-of day: `ends` (optional) is the
+    first day a move no longer counts (cancelled since). numpy, not pandas masks: a backfill
+    computes these for hundreds of days."""
+    d = np.asarray(sales["invoice_date"], dtype="datetime64[ns]")
+    amounts = sales["amount"].to_numpy(dtype=np.int64)
+    if "ends" in sales.columns:
+        ends = np.asarray(sales["ends"], dtype="datetime64[ns]")
+        then = np.isnat(ends) | (ends > _dt(as_of))
+        d, amounts = d[then], amounts[then]
+    return d, amounts
 
 
 def _dt(day) -> np.datetime64:
@@ -64,8 +73,9 @@ def _dt(day) -> np.datetime64:
 
 
 def credit_sales(sales: pd.DataFrame, start_exclusive: date, end_inclusive: date) -> int:
-    """Credit sales (invoices minus credit notes) dated in (start, end]."""
-    d, amounts = _sales_arrays(sales)
+    """Credit sales (invoices minus credit notes) dated in (start, end], of the moves posted on
+    the end day."""
+    d, amounts = _sales_arrays(sales, end_inclusive)
     return int(amounts[(d > _dt(start_exclusive)) & (d <= _dt(end_inclusive))].sum())
 
 
@@ -89,7 +99,7 @@ def count_back_dso(ar_total: int, sales: pd.DataFrame, as_of: date,
     negative) net sales is absorbed whole. No balance (<= 0): 0 days."""
     if ar_total <= 0:
         return CountBack(0.0, False)
-    d, amounts = _sales_arrays(sales)
+    d, amounts = _sales_arrays(sales, as_of)
     remaining, days = ar_total, 0.0
     end = _ts(as_of)
     for k in range(1, max_months + 1):
@@ -344,13 +354,16 @@ def typed_frame(records: list[dict]) -> pd.DataFrame:
 
 # -- inputs --------------------------------------------------------------------------------------
 def sales_frame(invoices: pd.DataFrame) -> pd.DataFrame:
-    """Credit sales from the Odoo extract: posted customer invoices and credit notes with an
-    invoice date, amount_total_signed (company currency, credit notes negative)."""
-    posted = invoices[(invoices["state"] == "posted") & invoices["invoice_date"].notna()
-                      & invoices["amount_total_signed"].notna()]
+    """Credit sales from the Odoo extract: customer invoices and credit notes with an invoice
+    date, amount_total_signed (company currency, credit notes negative), posted now or until
+    they were cancelled (`ends`, see `kpi_history.posted_span`: a past day counts them)."""
+    counted, ends = kpi_history.posted_span(invoices)
+    keep = (counted & invoices["invoice_date"].notna() & invoices["amount_total_signed"].notna()).to_numpy(dtype=bool)
+    posted = invoices[keep]
     return pd.DataFrame({"company_id": posted["company_id"].astype("Int64").fillna(-1).astype("int64"),
                          "invoice_date": pd.to_datetime(posted["invoice_date"]),
-                         "amount": posted["amount_total_signed"].astype("int64")}).reset_index(drop=True)
+                         "amount": posted["amount_total_signed"].astype("int64"),
+                         "ends": ends[keep]}).reset_index(drop=True)
 
 
 def inbound_messages(tickets: pd.DataFrame, comments: pd.DataFrame, users: pd.DataFrame,

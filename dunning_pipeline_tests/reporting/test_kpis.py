@@ -135,10 +135,7 @@ def test_a_day_gets_every_kpi_and_cei_waits_for_a_recorded_balance():
 # - 3: credit note of 02-20, 200, not reconciled (open credit).
 # - 4: invoice of 03-01, 300 due 03-31, open.
 # - 5: invoice of 02-01, 50 due 03-03, cancelled on 02-20 (its last write); 6: a draft.
-def _ledger():
-    from dunning_pipeline.dunning.policy import load_policy
-    from dunning_pipeline.reporting import kpi_history
-
+def _invoices() -> pd.DataFrame:
     def inv(i, name, kind, day, due, total, residual, state="posted", written="2026-03-20 10:00:00"):
         sign = -1 if kind == "out_refund" else 1
         return {"id": i, "name": name, "move_type": kind, "state": state, "company_id": 1, "partner_id": 10,
@@ -147,7 +144,7 @@ def _ledger():
                 "amount_total_signed": sign * total * U, "amount_residual_signed": sign * residual * U,
                 "write_date": pd.Timestamp(written)}
 
-    invoices = pd.DataFrame([
+    return pd.DataFrame([
         inv(1, "INV/1", "out_invoice", "2026-01-05", "2026-02-04", 1_000, 0),
         inv(2, "INV/2", "out_invoice", "2026-02-01", "2026-03-03", 1_000, 500),
         inv(3, "RINV/3", "out_refund", "2026-02-20", "2026-02-20", 200, 200),
@@ -155,6 +152,13 @@ def _ledger():
         inv(5, "INV/5", "out_invoice", "2026-02-01", "2026-03-03", 50, 50, state="cancel", written="2026-02-20 09:00:00"),
         inv(6, "/", "out_invoice", "2026-02-01", "2026-03-03", 70, 70, state="draft"),
     ])
+
+
+def _ledger():
+    from dunning_pipeline.dunning.policy import load_policy
+    from dunning_pipeline.reporting import kpi_history
+
+    invoices = _invoices()
     lines = pd.DataFrame([  # (id, move, due, balance): residuals are not read, they are rebuilt
         {"id": i, "move_id": m, "date_maturity": pd.Timestamp(d), "balance": b * U, "amount_currency": b * U}
         for i, m, d, b in [(11, 1, "2026-02-04", 1_000), (21, 2, "2026-02-01", 500), (22, 2, "2026-03-03", 500),
@@ -220,3 +224,12 @@ def test_a_past_day_gets_the_kpis_of_its_rebuilt_balance():
         [25.0, 25.0, 50.0, 0.0, 0.0])  # 300; 500 - 200; 600
     for kpi in kpis.HISTORY_KPIS:  # need the dunning history: empty, and say why
         assert pd.isna(value[(kpi, "")]) and "2026-03-11" in rows.loc[(kpi, ""), "note"]
+
+
+def test_a_cancelled_invoice_was_a_sale_until_it_was_cancelled():
+    sales = kpis.sales_frame(_invoices())
+    assert sorted(sales["amount"] // U) == [-200, 50, 300, 1_000, 1_000]  # not the draft
+    # (01-31, 02-19]: 2 and 5, not cancelled yet: 1,000 + 50. To 02-20: 5 cancelled that day,
+    # the credit note of that day: 1,000 - 200.
+    assert kpis.credit_sales(sales, date(2026, 1, 31), date(2026, 2, 19)) == 1_050 * U
+    assert kpis.credit_sales(sales, date(2026, 1, 31), date(2026, 2, 20)) == 800 * U
