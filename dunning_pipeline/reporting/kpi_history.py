@@ -59,11 +59,6 @@ class Ledger:
     inexact: int  # moves whose reconciliations do not explain today's residual
     reconciliations_used: int  # reconciliation sides applied to a line
 
-    @property
-    def first_day(self) -> date | None:
-        """The first invoice date: no day before it had a balance."""
-        return None if self.moves.empty else pd.Timestamp(self.moves["invoice_date"].min()).date()
-
 
 def _units(frame: pd.DataFrame, col: str) -> np.ndarray:
     return frame[col].astype("Int64").fillna(0).abs().to_numpy(dtype=np.int64)
