@@ -1066,10 +1066,12 @@ def _reconcile(factory: _MoveFactory, move: dict, before: int, after: int, when:
     currency = move["currency_id"][1]
     company_code = factory.company_currency[move["company_id"][0]]
     dec, cdec = CURRENCY_BY_CODE[currency][3], CURRENCY_BY_CODE[company_code][3]
-    _a, _c, open_before, copen_before = _open_instalments(
-        move, before, convert_minor(before, currency, company_code), dec, cdec)
-    _a, _c, open_after, copen_after = _open_instalments(
-        move, after, convert_minor(after, currency, company_code), dec, cdec)
+    cbefore, cafter = convert_minor(before, currency, company_code), convert_minor(after, currency, company_code)
+    if len(instalment_parts(move)) == 1:  # most moves: the one line holds the move's residual
+        open_before, copen_before, open_after, copen_after = [before], [cbefore], [after], [cafter]
+    else:
+        _a, _c, open_before, copen_before = _open_instalments(move, before, cbefore, dec, cdec)
+        _a, _c, open_after, copen_after = _open_instalments(move, after, cafter, dec, cdec)
     partials = factory.partials
     first_id = len(partials) + 1
     day = ts_date(when)
