@@ -82,7 +82,7 @@ def prepare(invoices: pd.DataFrame, lines: pd.DataFrame, reconciliations: pd.Dat
     `odoo_reconciliations`), leaving out what the nightly receivables leave out: other move
     types, drafts, moves without a customer or an amount, and quarantined invoices and partners."""
     inv = invoices
-    posted_once, _ends = posted_span(inv)
+    posted_once, ends = posted_span(inv)
     customer = inv["commercial_partner_id"].astype("Int64").fillna(inv["partner_id"].astype("Int64"))
     bad_partner = (inv["commercial_partner_id"].astype("Int64").isin(list(excluded_partners)).fillna(False)
                    | inv["partner_id"].astype("Int64").isin(list(excluded_partners)).fillna(False))
@@ -90,7 +90,10 @@ def prepare(invoices: pd.DataFrame, lines: pd.DataFrame, reconciliations: pd.Dat
             & customer.notna() & inv["amount_total"].notna() & inv["amount_total_signed"].notna()
             & inv["amount_residual"].notna() & inv["amount_residual_signed"].notna()
             & ~inv["id"].isin(list(excluded_invoices)) & ~bad_partner)
-    inv = inv[keep.to_numpy(dtype=bool)].sort_values("id", kind="stable").reset_index(drop=True)
+    keep = keep.to_numpy(dtype=bool)
+    inv, ends = inv[keep].reset_index(drop=True), ends[keep].reset_index(drop=True)
+    order = np.argsort(inv["id"].to_numpy(), kind="stable")
+    inv, ends = inv.iloc[order].reset_index(drop=True), ends.iloc[order].reset_index(drop=True)
     invoice_date = pd.to_datetime(inv["invoice_date"]).astype("datetime64[s]")
     written = pd.to_datetime(inv["write_date"]).dt.floor("D").astype("datetime64[s]")
     moves = pd.DataFrame({
@@ -100,8 +103,7 @@ def prepare(invoices: pd.DataFrame, lines: pd.DataFrame, reconciliations: pd.Dat
         "sign": np.where(inv["move_type"].to_numpy() == CREDIT_NOTE, -1, 1),
         "invoice_date": invoice_date,
         "invoice_date_due": pd.to_datetime(inv["invoice_date_due"]).astype("datetime64[s]"),
-        # the first day it no longer counts (cancelled), NaT: still posted
-        "ends": written.where(inv["state"].to_numpy() == "cancel"),
+        "ends": ends.to_numpy(),  # the first day it no longer counts (cancelled); NaT: posted
         "written": written,
         "total": _units(inv, "amount_total"),
         "total_company": _units(inv, "amount_total_signed"),
