@@ -74,7 +74,7 @@ def test_a_failed_nightly_run_is_posted_to_the_alerts_channel_with_the_error_and
 
         cursor = tick()  # the first tick only starts watching
         failed = location.resolve_job_def("nightly_dunning").execute_in_process(
-            instance=instance, raise_on_error=False, partition_key="2026-03-02")
+            instance=instance, raise_on_error=False, tags={"dunning/as_of": "2026-03-02"})
         other_run = location.resolve_job_def("other_job").execute_in_process(
             instance=instance, raise_on_error=False)
         assert not failed.success
