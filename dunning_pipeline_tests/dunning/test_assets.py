@@ -90,6 +90,8 @@ def test_two_nights_and_a_rerun(filled):
     past = _metadata(replay, "dunning_history")
     assert past["skipped_before_latest"] is True and past["rows_appended"] == 0
     assert past["latest_recorded_before_run"] == "2026-03-03"
+    assert past["history_not_rewritten"] == "2026-03-01 is before the last recorded day 2026-03-03"
+    assert "history_not_rewritten" not in hist2
     assert filled.count("dunning_history") == 14
     assert (filled.read("invoice_aging")["as_of_date"] == pd.Timestamp("2026-03-01")).all()
 
