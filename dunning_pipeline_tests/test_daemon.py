@@ -2,9 +2,12 @@
 promises holds when runs are launched as the UI launches them (GraphQL).
 
 On a fresh PostgreSQL database (run, event and schedule storage, from the repository's dagster.yaml)
-and the sandbox: two nightly runs launched at once run one after the other; a three-day backfill
-of the nightly assets (what "Materialize all" over a range of days launches) runs its days in date
-order, one at a time; and the history it leaves equals that of the same nights run one by one.
+and the sandbox: two runs of the nightly job for the same day, launched at once, run one after the
+other; a three-day backfill (as the UI launches one over a range of the partition bar) runs its days
+in date order, one at a time, although its runs carry none of the job's tags; and the history it
+leaves equals that of the same nights run one by one. The runs compute the day-partitioned dunning
+assets on extracts loaded once beforehand, which keeps the test to a few minutes on a small host;
+the queue's limits do not depend on which assets a run selects.
 """
 
 from __future__ import annotations
