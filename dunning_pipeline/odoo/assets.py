@@ -22,6 +22,10 @@ KINDS = {"odoo", "python"}
 OWNERS = ["team:finance-data"]
 
 
+# Concurrent Odoo calls across all runs are bounded by this pool (dagster.yaml `concurrency`).
+POOL = "odoo"
+
+
 def _descriptions(table) -> dict[str, str]:
     return {c.name: c.comment for c in table.columns if c.comment}
 
@@ -34,8 +38,10 @@ CUSTOMER_SCHEMA = runtime.column_schema(parse.empty_customers(), _descriptions(s
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
+    pool=POOL,
     metadata={"dagster/column_schema": INVOICE_SCHEMA, "odoo_model": parse.INVOICE_MODEL},
 )
+@runtime.serialized_step
 def odoo_invoices(
     context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -54,8 +60,10 @@ def odoo_invoices(
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
+    pool=POOL,
     metadata={"dagster/column_schema": CUSTOMER_SCHEMA, "odoo_model": parse.PARTNER_MODEL},
 )
+@runtime.serialized_step
 def odoo_customers(
     context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -73,9 +81,11 @@ LINE_SCHEMA = runtime.column_schema(parse.empty_receivable_lines(), _description
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
+    pool=POOL,
     deps=[odoo_invoices],
     metadata={"dagster/column_schema": LINE_SCHEMA, "odoo_model": parse.LINE_MODEL},
 )
+@runtime.serialized_step
 def odoo_receivable_lines(
     context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:

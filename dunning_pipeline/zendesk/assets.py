@@ -57,8 +57,13 @@ def _metadata(wh, table: str, fetched: pd.DataFrame, written: int, descriptions:
     }
 
 
+# Concurrent Zendesk calls across all runs are bounded by this pool (dagster.yaml `concurrency`).
+POOL = "zendesk"
+
+
 @dg.multi_asset(
     name="zendesk_tickets_and_users",
+    pool=POOL,
     specs=[
         dg.AssetSpec(
             "zendesk_tickets",
@@ -84,6 +89,7 @@ def _metadata(wh, table: str, fetched: pd.DataFrame, written: int, descriptions:
     ],
     can_subset=False,
 )
+@runtime.serialized_step
 def zendesk_tickets_and_users(
     context: dg.AssetExecutionContext, zendesk: ZendeskResource, warehouse: WarehouseResource
 ):
@@ -132,11 +138,13 @@ def zendesk_tickets_and_users(
 
 @dg.asset(
     name="zendesk_comments",
+    pool=POOL,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
     deps=["zendesk_tickets", "zendesk_users"],
 )
+@runtime.serialized_step
 def zendesk_comments(
     context: dg.AssetExecutionContext, zendesk: ZendeskResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:

@@ -31,7 +31,7 @@ def filled(warehouse, monkeypatch, tmp_path):
 def _run(wh, day: str) -> dg.ExecuteInProcessResult:
     result = dg.materialize([*DUNNING_ASSETS, *DUNNING_CHECKS, *ASSETS, *ASSET_CHECKS],
                             resources={"warehouse": WarehouseResource(database_url=wh.url)},
-                            tags={"dunning/as_of": day})
+                            partition_key=day)
     assert result.success
     return result
 

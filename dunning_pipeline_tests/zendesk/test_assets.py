@@ -121,7 +121,6 @@ def test_the_nightly_job_survives_the_comment_export_failing_and_an_odd_record(t
     from dunning_pipeline.zendesk.client import TICKET_EVENTS_PATH
 
     from dunning_pipeline import definitions as top
-    from dunning_pipeline import settings
     from dunning_pipeline.quality import quarantine
     from dunning_pipeline.sandbox import Sandbox, data_faults
     from dunning_pipeline.warehouse.store import Warehouse
@@ -135,7 +134,7 @@ def test_the_nightly_job_survives_the_comment_export_failing_and_an_odd_record(t
             top.reporting_part.defs,
             dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
         result = defs.resolve_job_def("nightly_dunning").execute_in_process(
-            tags={settings.AS_OF_TAG: "2026-03-02"}, raise_on_error=False,
+            partition_key="2026-03-02", raise_on_error=False,
             instance=dg.DagsterInstance.ephemeral())
 
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
