@@ -12,13 +12,9 @@ from dunning_pipeline import money, runtime, settings
 from dunning_pipeline.dunning import holds as holds_mod
 from dunning_pipeline.dunning.communications import customer_contacts
 from dunning_pipeline.dunning.policy import load_policy
-<<<<<<< HEAD
 from dunning_pipeline.dunning.receivables import quarantined_ids
-from dunning_pipeline.reporting import charts, files, kpi_history, kpis
-=======
 from dunning_pipeline.partitions import as_of_days
-from dunning_pipeline.reporting import charts, files, kpis
->>>>>>> partitions
+from dunning_pipeline.reporting import charts, files, kpi_history, kpis
 from dunning_pipeline.reporting import report as report_mod
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
@@ -287,14 +283,10 @@ def dimension_markdown(rows: pd.DataFrame, kpi: str) -> str:
 
 
 @dg.asset(group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["invoice_aging", "dunning_history", "odoo_invoices",
-<<<<<<< HEAD
                                                                "odoo_receivable_lines", "odoo_reconciliations",
-                                                               "zendesk_comments", "customer_communications"])
-=======
                                                                "zendesk_comments", "customer_communications"],
           partitions_def=as_of_days)
 @runtime.serialized_step
->>>>>>> partitions
 def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Collection KPIs per company in company currency, a daily series kept across nights.
 
