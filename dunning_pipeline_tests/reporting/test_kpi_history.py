@@ -25,7 +25,7 @@ BALANCE_KPIS = {"ar_total", "ar_current", "ar_past_due", "credit_sales_30d", "cr
 
 
 def _run(job, as_of):
-    result = job.execute_in_process(tags={settings.AS_OF_TAG: as_of.isoformat()}, raise_on_error=False,
+    result = job.execute_in_process(partition_key=as_of.isoformat(), raise_on_error=False,
                                     instance=dg.DagsterInstance.ephemeral())
     assert result.success
     return result
