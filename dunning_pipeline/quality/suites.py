@@ -342,8 +342,8 @@ INVOICE_RULES = (
     Rule(INVOICES, "amounts_consistent", RuleKind.RECORD,
          "Quarantines invoices whose totals are negative or whose residual is not between 0 and the "
          "total; the company-currency (`*_signed`) amounts are positive on invoices and negative on "
-         "credit notes. (Amounts are exact integers of 1/10,000 once extracted, so always finite: the "
-         "extraction refuses NaN and infinity.)", _amounts),
+         "credit notes. (Amounts are exact integers of 1/10,000 once extracted, so always finite: NaN, "
+         "infinity or an amount beyond NUMERIC(19,4) is stored empty and quarantined by `fields_parse`.)", _amounts),
     Rule(INVOICES, "currency_codes", RuleKind.RECORD,
          "Quarantines invoices whose currency or company currency is not an ISO 4217 code.", _currencies),
     Rule(INVOICES, "partner_references", RuleKind.REFERENCE,
