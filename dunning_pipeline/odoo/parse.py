@@ -294,7 +294,7 @@ def _first_bad(values: list, ok: Callable[[object], bool]) -> int | None:
 
 
 # Each converter checks a whole column at C speed first (types of all values at once) and only
-# walks it value by value to name the first bad record when that check fails.
+# walks it value by value, to note each bad record (`_Where.note`), when that check fails.
 _NONE = type(None)
 # What an amount may be: int64 units (NUMERIC(19,4) holds more, int64 is the tighter bound).
 _UNITS_MIN, _UNITS_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
