@@ -338,7 +338,8 @@ def _conv_required_text(raw: list, where: _Where) -> pd.Series:
 def _is_m2o(v) -> bool:
     return v is False or v is None or (
         isinstance(v, (list, tuple)) and len(v) == 2 and isinstance(v[0], int)
-        and not isinstance(v[0], bool) and (isinstance(v[1], str) or v[1] is False)
+        and not isinstance(v[0], bool) and _UNITS_MIN <= v[0] <= _UNITS_MAX
+        and (isinstance(v[1], str) or v[1] is False)
     )
 
 
@@ -351,6 +352,8 @@ def _m2o_parts(raw: list, where: _Where) -> tuple[list, list]:
         names = [(v[1] or None) if v else None for v in raw]
         ok = _types(ids) <= {int, _NONE} and _types(names) <= {str, _NONE} and _types(raw) - {
             list, tuple} <= {bool, _NONE} and True not in raw
+        present = [i for i in ids if i is not None]
+        ok = ok and (not present or _UNITS_MIN <= min(present) and max(present) <= _UNITS_MAX)  # BIGINT
     if not ok:
         raw = _null_bad(raw, where, _is_m2o, lambda v: f"expected [id, name] or false, got {_short(v)}")
         ids = [v[0] if v else None for v in raw]

@@ -137,6 +137,7 @@ def test_amount_with_more_than_four_decimals_names_record_and_field():
         ("write_date", "2026-03-01T17:45:09Z", "write_date", "is not a datetime"),
         ("partner_id", [15], "partner_id", "expected [id, name] or false"),
         ("partner_id", 15, "partner_name", "expected [id, name] or false"),
+        ("partner_id", [2**70, "Azure"], "partner_id", "expected [id, name] or false"),
         ("currency_id", [3, "Euro"], "currency", "'Euro' does not start with an ISO 4217 code"),
         ("amount_total", "abc", "amount_total", "is not a number"),
         ("amount_total", True, "amount_total", "expected an amount"),
