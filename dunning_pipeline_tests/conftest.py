@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -37,9 +39,9 @@ def pg_server_url() -> str:
     return ADMIN_URL
 
 
-@pytest.fixture
-def pg_database(pg_server_url) -> str:
-    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
+@contextmanager
+def fresh_pg_database(pg_server_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; dropped afterwards. Yields its URL."""
     name = f"dunning_test_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine()
     with admin.connect() as conn:
@@ -54,6 +56,13 @@ def pg_database(pg_server_url) -> str:
             ), {"n": name})
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_database(pg_server_url) -> str:
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards. Yields its URL."""
+    with fresh_pg_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -97,14 +97,12 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     customers = wh.read("odoo_customers")
     context.log.info(f"read {len(invoices)} open posted moves and {len(customers)} partners")
     recv, excluded = build_receivables(invoices, customers, policy, as_of, _quarantine(wh))
-    with wh.begin() as conn:
-        wh.replace("receivables", recv, conn=conn)
-    context.log.info(f"wrote {len(recv)} receivables; {len(excluded)} left out")
     if len(excluded):
         context.log.warning(f"{len(excluded)} open moves left out of dunning: "
                             + ", ".join(f"{r} ({n})" for r, n in excluded["reason"].value_counts().items()))
     totals = _totals_by_currency(recv[recv["receivable_status"] == "open"])
-    return dg.MaterializeResult(metadata={
+    # The metadata first, the write last: an asset never commits its table and then fails.
+    metadata = {
         "dagster/row_count": len(recv),
         "dagster/column_schema": runtime.column_schema(recv),
         "as_of_date": as_of.isoformat(),
@@ -118,13 +116,17 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             if len(totals) else "_none_"),
         "by_segment": dg.MetadataValue.md(_counts_md(recv, ["segment", "policy"])),
         "excluded_count": len(excluded),
-        "excluded": dg.MetadataValue.md(excluded.head(50).fillna("").to_markdown(index=False)
+        "excluded": dg.MetadataValue.md(excluded.head(50).astype(object).fillna("").to_markdown(index=False)
                                         if len(excluded) else "_none_"),
         "preview": runtime.markdown_preview(runtime.money_display(
             recv[["invoice_id", "invoice_number", "move_type", "receivable_status", "customer_id", "customer_name",
                   "segment", "currency", "amount_residual", "invoice_date_due"]],
             {"amount_residual": "currency"})),
-    })
+    }
+    with wh.begin() as conn:
+        wh.replace("receivables", recv, conn=conn)
+    context.log.info(f"wrote {len(recv)} receivables; {len(excluded)} left out")
+    return dg.MaterializeResult(metadata=metadata)
 
 # -- customer_communications -------------------------------------------------------------------
 def _present(wh, table: str, wanted: list[str]) -> list[str]:
@@ -161,13 +163,11 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
         "id", "name", "state", "partner_id", "commercial_partner_id", "company_id"]), where=t.c.state == "posted")
     context.log.info(f"read {len(tickets)} tickets, {len(comments)} comments, {len(users)} users")
     comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, settings.timezone())
-    with wh.begin() as conn:
-        wh.replace("customer_communications", comms, conn=conn)
     disputes = comms[comms["is_dispute"]]
     claims = comms[comms["hold_kind"] == "payment_claimed"]
     by_ticket = comms.drop_duplicates("ticket_id")
-    context.log.info(f"wrote {len(comms)} rows; {len(disputes)} open disputes, {len(claims)} payment claims")
-    return dg.MaterializeResult(metadata={
+    metadata = {  # before the write: an asset never commits its table and then fails
+
         "dagster/row_count": len(comms),
         "dagster/column_schema": runtime.column_schema(comms),
         "as_of_date": as_of.isoformat(),
@@ -186,7 +186,11 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
         "preview": runtime.markdown_preview(
             comms[["ticket_id", "customer_id", "match_method", "invoice_number", "status", "is_dispute",
                    "last_inbound_at", "last_outbound_at"]]),
-    })
+    }
+    with wh.begin() as conn:
+        wh.replace("customer_communications", comms, conn=conn)
+    context.log.info(f"wrote {len(comms)} rows; {len(disputes)} open disputes, {len(claims)} payment claims")
+    return dg.MaterializeResult(metadata=metadata)
 
 # -- invoice_aging -----------------------------------------------------------------------------
 @dg.asset(
@@ -220,16 +224,12 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                                    manual_holds=manual, customers=customers, prev_state=prev,
                                    run_id=context.run_id, lines=lines)
     aging, instalments = result.aging, result.instalments
-    with wh.begin() as conn:
-        wh.replace("invoice_aging", aging, conn=conn)
-        wh.replace("instalment_aging", instalments, conn=conn)
-    context.log.info(f"wrote {len(aging)} aging rows and {len(instalments)} open instalments as of {as_of}")
 
     # The buckets add up from the instalments: each in the bucket of its own due date.
     totals = aging_mod.bucket_totals(instalments, policy.all_bucket_labels())
     open_totals = _totals_by_currency(recv[recv["invoice_id"].isin(aging["invoice_id"])])
     held = aging[aging["dunning_status"] == aging_mod.ON_HOLD]
-    return dg.MaterializeResult(metadata={
+    metadata = {  # before the write: an asset never commits its tables and then fails
         "dagster/row_count": len(aging),
         "dagster/column_schema": runtime.column_schema(aging),
         "as_of_date": as_of.isoformat(),
@@ -246,14 +246,19 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         "invoices_without_lines": int(aging["invoice_id"].isin(
             instalments.loc[instalments["line_id"].isna(), "invoice_id"]).sum()),
         "customers_dunned": int(aging.loc[aging["dunning_status"] == aging_mod.DUNNED, "customer_id"].nunique()),
-        "not_aged": dg.MetadataValue.md(result.excluded.fillna("").to_markdown(index=False)
+        "not_aged": dg.MetadataValue.md(result.excluded.astype(object).fillna("").to_markdown(index=False)
                                         if len(result.excluded) else "_none_"),
         "preview": runtime.markdown_preview(runtime.money_display(
             aging.sort_values("days_overdue", ascending=False)[
                 ["invoice_number", "customer_name", "currency", "amount_residual", "due_date", "instalment_number",
                  "instalments_total", "days_overdue", "aging_bucket", "stage", "hold_reason"]],
             {"amount_residual": "currency"})),
-    })
+    }
+    with wh.begin() as conn:
+        wh.replace("invoice_aging", aging, conn=conn)
+        wh.replace("instalment_aging", instalments, conn=conn)
+    context.log.info(f"wrote {len(aging)} aging rows and {len(instalments)} open instalments as of {as_of}")
+    return dg.MaterializeResult(metadata=metadata)
 
 @dg.asset_check(asset=invoice_aging, blocking=True, description=(
     "The aging buckets (of the open instalments) add up, per currency and to the cent, to the "

@@ -9,7 +9,14 @@ in `dunning_pipeline/warehouse/schema.py`, in that order:
 - dates -> datetime64[s]; datetimes (UTC, no zone marker) -> naive UTC datetime64[us];
 - money (JSON parsed with `Decimal`) -> int64 units of 1/10,000 (`dunning_pipeline.money`).
 
-A value that does not fit raises `OdooDataError` naming the model, the record and the field.
+A value that does not fit (a date that does not parse, an amount that is not a number or beyond
+what NUMERIC(19,4) and int64 units hold, a many2one that is not `[id, name]`, text of another
+type) never fails the page: the field is stored null and the record's `parse_error` names the
+record, the field and the problem, for the data-quality rule `fields_parse` to quarantine. Text
+with a lone surrogate or NUL is stored with U+FFFD instead (`safe_text`) and noted the same way.
+What cannot be stored at all (a record without an integer id, a field missing from Odoo's
+answer, a move without move_type or state, a receivable line without its move) raises
+`OdooDataError` naming the model, the record and the field.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from dunning_pipeline import money
+from dunning_pipeline import money, safe_text
 from dunning_pipeline.odoo.client import OdooDataError
 from dunning_pipeline.warehouse import schema
 
@@ -123,7 +130,7 @@ CATEGORY_FIELDS = ("name",)
 
 def _check_against_table(columns, table) -> None:
     expected = [c.name for c in table.columns]
-    got = [c for c, _f, _k in columns] + ["extracted_at"]
+    got = [c for c, _f, _k in columns] + ["extracted_at"] + (["parse_error"] if "parse_error" in table.c else [])
     if got != expected:  # a schema change must be reflected here, or loading would fail later
         raise AssertionError(f"parse columns {got} differ from table {table.name} columns {expected}")
 
@@ -204,10 +211,11 @@ def _parse(records, model, columns, *, extracted_at: datetime, tag_names=None) -
     _check_ids(records, model)
     out: dict[str, object] = {}
     raw_cache: dict[str, list] = {}
+    issues: dict[int, dict[str, str]] = {}  # record index -> {field: message}
     for col, field, kind in columns:
         if field not in raw_cache:
             raw_cache[field] = _column(records, model, field)
-        where = _Where(model, records, field)
+        where = _Where(model, records, field, issues)
         if kind == "tag_names":
             out[col] = _conv_tag_names(raw_cache[field], where, tag_names or {})
         else:
@@ -216,22 +224,42 @@ def _parse(records, model, columns, *, extracted_at: datetime, tag_names=None) -
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     out["extracted_at"] = pd.Series([stamp] * len(records), dtype="datetime64[us]")
+    errors = [None] * len(records)
+    for i, by_field in issues.items():
+        errors[i] = "; ".join(by_field.values())
+    out["parse_error"] = pd.Series(errors, dtype=object)
     return pd.DataFrame(out)
 
 
 class _Where:
     """Names a record and field in error messages, found lazily (only when there is an error)."""
 
-    def __init__(self, model: str, records: list, field: str):
+    def __init__(self, model: str, records: list, field: str, issues: dict | None = None):
         self.model, self.records, self.field = model, records, field
+        self.issues = {} if issues is None else issues
 
-    def error(self, index: int, problem: str) -> OdooDataError:
+    def message(self, index: int, problem: str) -> str:
         rec = self.records[index]
         label = f"{self.model} {rec.get('id')}"
         name = rec.get("name")
         if isinstance(name, str) and name and self.field != "name":
-            label += f" ({name})"
-        return OdooDataError(f"{label}: field {self.field}: {problem}")
+            label += f" ({safe_text.clean(name)})"
+        return f"{label}: field {self.field}: {problem}"
+
+    def error(self, index: int, problem: str) -> OdooDataError:
+        """A value that makes the record unstorable: fails the page."""
+        return OdooDataError(self.message(index, problem))
+
+    def note(self, index: int, problem: str) -> None:
+        """A value that does not fit: the caller stores null, the record's parse_error says why
+        (once per field: an id and a name column read the same many2one)."""
+        self.issues.setdefault(index, {}).setdefault(self.field, self.message(index, problem))
+
+    def text(self, vals: list) -> list:
+        """Text values with lone surrogates / NUL replaced, each such record noted."""
+        for i in safe_text.suspect_positions(vals):
+            self.note(i, f"{_short(vals[i])} {safe_text.text_problem(vals[i])}")
+        return safe_text.clean_strings(vals)
 
 
 def _check_ids(records: list, model: str) -> None:
@@ -266,8 +294,11 @@ def _first_bad(values: list, ok: Callable[[object], bool]) -> int | None:
 
 
 # Each converter checks a whole column at C speed first (types of all values at once) and only
-# walks it value by value to name the first bad record when that check fails.
+# walks it value by value, to note each bad record (`_Where.note`), when that check fails.
 _NONE = type(None)
+# What an amount may be: int64 units (NUMERIC(19,4) holds more, int64 is the tighter bound).
+_UNITS_MIN, _UNITS_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+_INT_MIN, _INT_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)  # an INTEGER column
 
 
 def _types(values) -> set:
@@ -278,12 +309,22 @@ def _conv_id(raw: list, where: _Where) -> pd.Series:
     return pd.Series(np.asarray(raw, dtype=np.int64), dtype="int64")
 
 
+def _null_bad(vals: list, where: _Where, ok: Callable[[object], bool], problem: Callable[[object], str]) -> list:
+    """`vals` with each value that is not `ok` noted (with `problem(value)`) and set to None."""
+    out = list(vals)
+    for i, v in enumerate(vals):
+        if not ok(v):
+            where.note(i, problem(v))
+            out[i] = None
+    return out
+
+
 def _conv_text(raw: list, where: _Where) -> pd.Series:
     vals = [None if v is False else v for v in raw]
     if not _types(vals) <= {str, _NONE}:
-        bad = _first_bad(vals, lambda v: v is None or isinstance(v, str))
-        raise where.error(bad, f"expected text or false, got {_short(raw[bad])}")
-    return pd.Series(vals, dtype=object)
+        vals = _null_bad(vals, where, lambda v: v is None or isinstance(v, str),
+                         lambda v: f"expected text or false, got {_short(v)}")
+    return pd.Series(where.text(vals), dtype=object)
 
 
 def _conv_required_text(raw: list, where: _Where) -> pd.Series:
@@ -291,13 +332,14 @@ def _conv_required_text(raw: list, where: _Where) -> pd.Series:
         bad = _first_bad(raw, lambda v: isinstance(v, str) and v != "")
         if bad is not None:
             raise where.error(bad, f"is required, got {_short(raw[bad])}")
-    return pd.Series(raw, dtype=object)
+    return pd.Series(where.text(raw), dtype=object)
 
 
 def _is_m2o(v) -> bool:
     return v is False or v is None or (
         isinstance(v, (list, tuple)) and len(v) == 2 and isinstance(v[0], int)
-        and not isinstance(v[0], bool) and (isinstance(v[1], str) or v[1] is False)
+        and not isinstance(v[0], bool) and _UNITS_MIN <= v[0] <= _UNITS_MAX
+        and (isinstance(v[1], str) or v[1] is False)
     )
 
 
@@ -310,10 +352,13 @@ def _m2o_parts(raw: list, where: _Where) -> tuple[list, list]:
         names = [(v[1] or None) if v else None for v in raw]
         ok = _types(ids) <= {int, _NONE} and _types(names) <= {str, _NONE} and _types(raw) - {
             list, tuple} <= {bool, _NONE} and True not in raw
+        present = [i for i in ids if i is not None]
+        ok = ok and (not present or _UNITS_MIN <= min(present) and max(present) <= _UNITS_MAX)  # BIGINT
     if not ok:
-        bad = _first_bad(raw, _is_m2o)
-        raise where.error(bad, f"expected [id, name] or false, got {_short(raw[bad])}")
-    return ids, names
+        raw = _null_bad(raw, where, _is_m2o, lambda v: f"expected [id, name] or false, got {_short(v)}")
+        ids = [v[0] if v else None for v in raw]
+        names = [(v[1] or None) if v else None for v in raw]
+    return ids, where.text(names)
 
 
 def _conv_m2o_id(raw: list, where: _Where) -> pd.Series:
@@ -334,7 +379,7 @@ def _conv_m2o_currency(raw: list, where: _Where) -> pd.Series:
             continue
         code = known[name] if name in known else known.setdefault(name, currency_code(name))
         if code is None:
-            raise where.error(i, f"currency display name {name!r} does not start with an ISO 4217 code")
+            where.note(i, f"currency display name {name!r} does not start with an ISO 4217 code")
         codes.append(code)
     return pd.Series(codes, dtype=object)
 
@@ -346,11 +391,19 @@ def _conv_money(raw: list, where: _Where) -> pd.Series:
             units.append(None)
             continue
         if isinstance(v, bool) or not isinstance(v, (int, Decimal, float, str)):
-            raise where.error(i, f"expected an amount, got {_short(v)}")
+            where.note(i, f"expected an amount, got {_short(v)}")
+            units.append(None)
+            continue
         try:
-            units.append(money.to_units(v))
+            unit = money.to_units(v)
         except money.MoneyError as exc:
-            raise where.error(i, str(exc)) from None
+            where.note(i, str(exc))
+            unit = None
+        if unit is not None and not _UNITS_MIN <= unit <= _UNITS_MAX:
+            where.note(i, f"amount {_short(v)} is beyond what the warehouse holds "
+                          f"(NUMERIC(19,4) as int64 units of 1/{money.SCALE:,})")
+            unit = None
+        units.append(unit)
     if None in units:
         return pd.Series(units, dtype="Int64")
     return pd.Series(np.asarray(units, dtype=np.int64), dtype="int64")
@@ -358,17 +411,18 @@ def _conv_money(raw: list, where: _Where) -> pd.Series:
 
 def _conv_int(raw: list, where: _Where) -> pd.Series:
     vals = [None if v is False else v for v in raw]
-    if not _types(vals) <= {int, _NONE}:
-        bad = _first_bad(vals, lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)))
-        raise where.error(bad, f"expected an integer, got {_short(raw[bad])}")
+    if not _types(vals) <= {int, _NONE} or any(v is not None and not _INT_MIN <= v <= _INT_MAX for v in vals):
+        vals = _null_bad(vals, where, lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)
+                                                              and _INT_MIN <= v <= _INT_MAX),
+                         lambda v: f"expected an integer (32-bit), got {_short(v)}")
     return pd.Series(vals, dtype="Int64")
 
 
 def _conv_bool(raw: list, where: _Where) -> pd.Series:
     # A boolean field's `false` is the value False, not "empty".
     if not _types(raw) <= {bool, _NONE}:
-        bad = _first_bad(raw, lambda v: isinstance(v, bool) or v is None)
-        raise where.error(bad, f"expected true or false, got {_short(raw[bad])}")
+        raw = _null_bad(raw, where, lambda v: isinstance(v, bool) or v is None,
+                        lambda v: f"expected true or false, got {_short(v)}")
     return pd.Series(raw, dtype="boolean")
 
 
@@ -381,19 +435,23 @@ def _parse_times(raw: list, where: _Where, length: int, kind: str, unit: str) ->
             raise ValueError("not all fixed-width strings")
         parsed = np.array(vals, dtype=f"datetime64[{unit}]")
     except ValueError:
+        shape = "YYYY-MM-DD" if kind == "date" else "YYYY-MM-DD HH:MM:SS"
+        good = list(vals)
         for i, v in enumerate(vals):
             if v is None:
                 continue
             if not isinstance(v, str):
-                raise where.error(i, f"expected a {kind} string or false, got {_short(raw[i])}") from None
+                where.note(i, f"expected a {kind} string or false, got {_short(raw[i])}")
+                good[i] = None
+                continue
             try:
                 if len(v) != length:
                     raise ValueError
                 np.datetime64(v, unit)
             except ValueError:
-                shape = "YYYY-MM-DD" if kind == "date" else "YYYY-MM-DD HH:MM:SS"
-                raise where.error(i, f"{v!r} is not a {kind} ({shape})") from None
-        raise
+                where.note(i, f"{_short(safe_text.clean(v))} is not a {kind} ({shape})")
+                good[i] = None
+        parsed = np.array(good, dtype=f"datetime64[{unit}]")
     return pd.Series(parsed, dtype=f"datetime64[{unit}]")
 
 
@@ -412,8 +470,13 @@ def _conv_tag_names(raw: list, where: _Where, tag_names: Mapping[int, str]) -> p
         if v is False or v is None:
             v = []
         if not isinstance(v, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in v):
-            raise where.error(i, f"expected a list of tag ids, got {_short(v)}")
-        out.append(json.dumps([tag_names.get(t, f"#{t}") for t in v], ensure_ascii=False))
+            where.note(i, f"expected a list of tag ids, got {_short(v)}")
+            out.append(None)
+            continue
+        names = [tag_names.get(t, f"#{t}") for t in v]
+        for k in safe_text.suspect_positions(names):
+            where.note(i, f"tag {_short(names[k])} {safe_text.text_problem(names[k])}")
+        out.append(json.dumps(safe_text.clean_strings(names), ensure_ascii=False))
     return pd.Series(out, dtype=object)
 
 
@@ -463,6 +526,11 @@ def parse_reconciliations(records: Sequence[Mapping], *, extracted_at: datetime)
     Both lines, the amount and `max_date` are required: without them a reconciliation cannot
     be dated or placed."""
     frame = _parse(records, RECONCILIATION_MODEL, RECONCILIATION_COLUMNS, extracted_at=extracted_at)
+    # No checks judge this table (nor quarantine it): a value that does not fit fails the page.
+    spoiled = frame["parse_error"].notna()
+    if spoiled.any():
+        raise OdooDataError(frame.loc[spoiled, "parse_error"].iloc[0])
+    frame = frame.drop(columns="parse_error")
     for col, field in (("debit_line_id", "debit_move_id"), ("credit_line_id", "credit_move_id"),
                        ("amount", "amount"), ("max_date", "max_date")):
         empty = frame[col].isna()

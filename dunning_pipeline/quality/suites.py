@@ -80,6 +80,7 @@ class Expect:
     shows: tuple[str, ...] = ()      # fields shown beside the offending value
     reference: str | None = None     # asset whose ids `field` must be among
     value_column: str | None = None  # column holding the value to show (default: field)
+    field_in_value: bool = False     # the value names the field(s) to fix ("field 'x'": parse_error)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,24 @@ def _freshness(asset: str, col: str) -> Rule:
                 "date: the source may have stopped syncing.", build)
 
 
+def _fields_parse(asset: str, shows: tuple[str, ...], source: str, examples: str) -> Rule:
+    def build(_p: SuiteParams) -> list[Expect]:
+        return [Expect("ExpectColumnValuesToBeNull", {"column": "parse_error"}, "parse_error",
+                       f"every field has the type {source} documents and storable text", shows=shows,
+                       field_in_value=True)]
+    return Rule(asset, "fields_parse", RuleKind.RECORD,
+                f"Quarantines records one of whose fields did not have the type {source} documents "
+                f"({examples}): the field is stored empty and `parse_error` names it; the extraction "
+                "itself goes on. Text holding a lone surrogate, a NUL or U+FFFD (bytes that were not "
+                "valid UTF-8) is stored with U+FFFD, and the record held back the same way.", build)
+
+
+_ODOO_PARSE = ("a date that does not parse, an amount that is not a number or beyond what NUMERIC(19,4) "
+               "holds, a many2one that is not [id, name]")
+_ZENDESK_PARSE = ("a list where text is expected, a timestamp that does not parse, a `via.channel` that is "
+                  "neither a name nor a via id")
+
+
 # -- odoo_invoices -----------------------------------------------------------------------------
 INVOICE_COLUMNS = ("id", "name", "move_type", "state", "payment_state", "partner_id", "commercial_partner_id",
                    "company_id", "currency", "company_currency", "invoice_date", "invoice_date_due",
@@ -323,8 +342,8 @@ INVOICE_RULES = (
     Rule(INVOICES, "amounts_consistent", RuleKind.RECORD,
          "Quarantines invoices whose totals are negative or whose residual is not between 0 and the "
          "total; the company-currency (`*_signed`) amounts are positive on invoices and negative on "
-         "credit notes. (Amounts are exact integers of 1/10,000 once extracted, so always finite: the "
-         "extraction refuses NaN and infinity.)", _amounts),
+         "credit notes. (Amounts are exact integers of 1/10,000 once extracted, so always finite: NaN, "
+         "infinity or an amount beyond NUMERIC(19,4) is stored empty and quarantined by `fields_parse`.)", _amounts),
     Rule(INVOICES, "currency_codes", RuleKind.RECORD,
          "Quarantines invoices whose currency or company currency is not an ISO 4217 code.", _currencies),
     Rule(INVOICES, "partner_references", RuleKind.REFERENCE,
@@ -334,6 +353,7 @@ INVOICE_RULES = (
     _dates_plausible(INVOICES, INVOICE_DATES, _due_after_invoice,
                      ", and invoices due before they were issued (unless `allow_due_before_invoice`)",
                      ("name",)),
+    _fields_parse(INVOICES, ("name",), "Odoo", _ODOO_PARSE),
     _freshness(INVOICES, "write_date"),
 )
 
@@ -359,17 +379,9 @@ CUSTOMER_RULES = (
          "Quarantines customers whose email, where present, is not a well-formed address (or list of them).",
          lambda p: [_email("email", ("name",))]),
     _dates_plausible(CUSTOMERS, ("write_date",), shows=("name",)),
+    _fields_parse(CUSTOMERS, ("name",), "Odoo", _ODOO_PARSE),
 )
 
-def _fields_parse(asset: str, shows: tuple[str, ...]) -> Rule:
-    def build(_p: SuiteParams) -> list[Expect]:
-        return [Expect("ExpectColumnValuesToBeNull", {"column": "parse_error"}, "parse_error",
-                       "every field has the type Zendesk documents", shows=shows)]
-    return Rule(asset, "fields_parse", RuleKind.RECORD,
-                "Quarantines records one of whose fields did not have the type Zendesk documents (a "
-                "list where text is expected, a timestamp that does not parse, a `via.channel` that is "
-                "neither a name nor a via id): the field is stored empty and `parse_error` names it; "
-                "the export itself goes on.", build)
 
 
 # -- odoo_receivable_lines ---------------------------------------------------------------------
@@ -398,6 +410,7 @@ LINE_RULES = (
          lambda p: [_found_in("move_id", INVOICES, "the line's move is among the Odoo invoices")],
          references=(INVOICES,)),
     _dates_plausible(LINES, ("date_maturity",), shows=("move_id",)),
+    _fields_parse(LINES, ("move_id",), "Odoo", _ODOO_PARSE),
 )
 
 # -- zendesk_tickets ---------------------------------------------------------------------------
@@ -418,7 +431,7 @@ TICKET_RULES = (
          "Quarantines tickets whose sender address, where present, is not a well-formed email address.",
          lambda p: [_email("from_address", ("subject",))]),
     _dates_plausible(TICKETS, TICKET_DATES, shows=("subject",)),
-    _fields_parse(TICKETS, ("subject",)),
+    _fields_parse(TICKETS, ("subject",), "Zendesk", _ZENDESK_PARSE),
     _freshness(TICKETS, "updated_at"),
 )
 
@@ -434,7 +447,7 @@ USER_RULES = (
          "Quarantines users whose email, where present, is not a well-formed address.",
          lambda p: [_email("email", ("name",))]),
     _dates_plausible(USERS, ("updated_at",), shows=("name",)),
-    _fields_parse(USERS, ("name",)),
+    _fields_parse(USERS, ("name",), "Zendesk", _ZENDESK_PARSE),
 )
 
 # -- zendesk_comments --------------------------------------------------------------------------
@@ -450,7 +463,7 @@ COMMENT_RULES = (
          lambda p: [_found_in("ticket_id", TICKETS, "the comment's ticket is among the Zendesk tickets")],
          references=(TICKETS,)),
     _dates_plausible(COMMENTS, ("created_at",), shows=("ticket_id",)),
-    _fields_parse(COMMENTS, ("ticket_id",)),
+    _fields_parse(COMMENTS, ("ticket_id",), "Zendesk", _ZENDESK_PARSE),
 )
 
 SUITES: dict[str, tuple[Rule, ...]] = {

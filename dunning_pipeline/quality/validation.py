@@ -8,6 +8,7 @@ failing record (id, field, offending value), which the checks list and quarantin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -188,13 +189,25 @@ def failures_frame(asset: str, frame: pd.DataFrame, e: Expect, positions: np.nda
             shown = display(asset, col, rows[col]).fillna("(empty)")
             sep = np.where(context == "", "", ", ")
             context = context + sep + f"{col}=" + shown.astype(str)
+    fields = values.map(named_fields).fillna(e.field) if e.field_in_value else e.field
     return pd.DataFrame({
         "record_id": pd.array(ids.to_numpy(dtype=object), dtype="Int64"),
-        "field": e.field,
+        "field": fields.to_numpy(dtype=object) if e.field_in_value else fields,
         "value": values.to_numpy(dtype=object),
         "problem": e.label,
         "context": context.to_numpy(dtype=object),
     })
+
+
+_FIELD_NAMED = re.compile(r"field '?([A-Za-z_][\w.]*)'?")
+
+
+def named_fields(text: object) -> str | None:
+    """The fields a parse_error names, in order ("invoice_date_due, amount_total"), or None."""
+    if not isinstance(text, str):
+        return None
+    found = list(dict.fromkeys(_FIELD_NAMED.findall(text)))
+    return ", ".join(found) if found else None
 
 
 def display(asset: str, column: str, values: pd.Series) -> pd.Series:

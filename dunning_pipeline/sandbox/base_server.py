@@ -8,6 +8,7 @@ app for service-specific ones (rate limits, 5xx pages, bad credentials).
 
 from __future__ import annotations
 
+import codecs
 import json
 import socket
 import struct
@@ -39,6 +40,20 @@ class Request:
         return values[-1] if values else default
 
 
+def _wire_bytes(exc: UnicodeEncodeError) -> tuple[bytes, int]:
+    """How a spoiled record's text reaches the wire: a surrogate-escaped byte (U+DC80..U+DCFF,
+    Python's stand-in for an undecodable byte) as that raw byte, i.e. invalid UTF-8; any other
+    lone surrogate as the JSON escape a real server writes ("\\ud800")."""
+    chunk = exc.object[exc.start:exc.end]
+    out = b"".join(bytes([ord(c) - 0xDC00]) if 0xDC80 <= ord(c) <= 0xDCFF else f"\\u{ord(c):04x}".encode()
+                   for c in chunk)
+    return out, exc.end
+
+
+_WIRE_ERRORS = "sandbox_wire"
+codecs.register_error(_WIRE_ERRORS, _wire_bytes)
+
+
 @dataclass
 class Response:
     status: int = 200
@@ -48,7 +63,7 @@ class Response:
 
     @classmethod
     def json(cls, obj, status: int = 200, headers: dict | None = None) -> "Response":
-        return cls(status, json.dumps(obj, ensure_ascii=False).encode(), dict(headers or {}))
+        return cls(status, json.dumps(obj, ensure_ascii=False).encode("utf-8", _WIRE_ERRORS), dict(headers or {}))
 
     @classmethod
     def html(cls, body: bytes, status: int, headers: dict | None = None) -> "Response":

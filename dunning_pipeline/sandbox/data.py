@@ -1028,10 +1028,17 @@ def _oldest_first(amounts: list[int], paid: int) -> list[int]:
 
 def _line_count(move: dict) -> int:
     """How many receivable lines a move has (none: not a customer move, or no date or amount yet)."""
+    if FROZEN_LINES_KEY in move:
+        return len(move[FROZEN_LINES_KEY])
     if (move["move_type"] not in ("out_invoice", "out_refund") or move["amount_total"] is False
             or not (move["invoice_date_due"] or move["invoice_date"])):
         return 0
     return len(instalment_parts(move))
+
+
+# Not an Odoo field, never served: a move's lines fixed as they are (`data_faults` spoils a move's
+# fields, or one of its lines, without the lines following).
+FROZEN_LINES_KEY = "_receivable_lines"
 
 
 def _open_instalments(move: dict, residual: int, cresidual: int, dec: int, cdec: int):
@@ -1128,6 +1135,8 @@ def receivable_lines(move: dict, company_currency: dict[int, list]) -> list[dict
     """The receivable lines (display_type payment_term) of a customer move, one per instalment,
     in Odoo's shape; residuals follow the move's (oldest instalment paid first), so they are
     consistent with it after any payment. `company_currency`: company id -> currency many2one."""
+    if FROZEN_LINES_KEY in move:
+        return [dict(line) for line in move[FROZEN_LINES_KEY]]
     if not _line_count(move):
         return []
     due_text = move["invoice_date_due"] or move["invoice_date"]

@@ -11,6 +11,11 @@ field the check must name, which check, and whether it blocks (ERROR) or quarant
 Each kind takes a different record; the spoilt record's write_date / updated_at is moved to the
 sandbox's "now" so an incremental extraction picks it up.
 
+`SPOILED` holds spoiled values the rules do not judge but the parsers must survive (text a
+database cannot store, amounts beyond NUMERIC(19,4), dates that do not parse, many2ones that are
+not [id, name]) and partners the invoice points to that are missing: each is quarantined (WARN)
+and the night goes on. `inject(data, SPOILED)` spoils one record of each.
+
 Faults that no real source can send through the extraction (a duplicate primary key, a missing
 column, an unparseable stored date) are built by the tests directly on frames and tables.
 """
@@ -286,7 +291,7 @@ def odd_via_channel(data, pick: _Picker) -> DataFault:
     odd = {"id": 4, "name": "mail"}
     t["via"] = {**t["via"], "channel": odd}
     _touch_ticket(data, t)
-    return DataFault("odd_via_channel", "zendesk_tickets", t["id"], "parse_error", "fields_parse", WARN,
+    return DataFault("odd_via_channel", "zendesk_tickets", t["id"], "via.channel", "fields_parse", WARN,
                      f"ticket {t['id']}: field 'via.channel' is {odd!r}, expected a channel name or a via id",
                      "a via.channel that is neither a name nor a via id (value: the parse_error it leaves)")
 
@@ -295,7 +300,7 @@ def odd_user_flag(data, pick: _Picker) -> DataFault:
     u = pick.end_user()
     u["suspended"] = "no"
     u["updated_at"] = sd.zendesk_datetime(data.now)
-    return DataFault("odd_user_flag", "zendesk_users", u["id"], "parse_error", "fields_parse", WARN,
+    return DataFault("odd_user_flag", "zendesk_users", u["id"], "suspended", "fields_parse", WARN,
                      f"user {u['id']}: field 'suspended' is 'no', expected true or false",
                      "a flag sent as text (value: the parse_error it leaves)")
 
@@ -312,14 +317,247 @@ KINDS: dict[str, Callable[[sd.SandboxData, _Picker], DataFault]] = {
 }
 
 
+# -- spoiled values the parsers must survive (see the module docstring) ------------------------
+LONE_SURROGATE = "\ud800"   # sent as the JSON escape "\ud800": no UTF-8 can encode it
+INVALID_UTF8 = "\udcff"     # the sandbox sends the raw byte 0xFF: not UTF-8 (arrives as U+FFFD)
+NUL = "\x00"                # JSON "\u0000": PostgreSQL text cannot hold it
+
+
+def _parse_fault(kind: str, asset: str, record_id: int, field: str, value, note: str) -> DataFault:
+    return DataFault(kind, asset, record_id, field, "fields_parse", WARN, value, note)
+
+
+def _freeze_lines(data, move: dict) -> list[dict]:
+    """Fix the move's receivable lines as they are now: Odoo keeps them whatever a spoiled field says."""
+    lines = sd.receivable_lines(move, {c["id"]: c["currency_id"] for c in data.companies})
+    move[sd.FROZEN_LINES_KEY] = lines
+    return lines
+
+
+def _spoil_move(data, pick: _Picker, kind: str, field: str, value, note: str) -> DataFault:
+    m = pick.invoice()
+    _freeze_lines(data, m)
+    m[field] = value(m) if callable(value) else value
+    _touch_move(data, m)
+    return _parse_fault(kind, "odoo_invoices", m["id"], field, m[field], note)
+
+
+def invoice_partner_name_lone_surrogate(data, pick):
+    return _spoil_move(data, pick, "invoice_partner_name_lone_surrogate", "partner_id",
+                       lambda m: [m["partner_id"][0], m["partner_id"][1] + LONE_SURROGATE],
+                       "half of a UTF-16 surrogate pair in the partner's display name")
+
+
+def invoice_ref_invalid_utf8(data, pick):
+    return _spoil_move(data, pick, "invoice_ref_invalid_utf8", "ref", f"Bestellung M{INVALID_UTF8}ller",
+                       "a byte that is not UTF-8 in the customer reference")
+
+
+def invoice_origin_nul(data, pick):
+    return _spoil_move(data, pick, "invoice_origin_nul", "invoice_origin", f"S0{NUL}1234", "a NUL in the origin")
+
+
+def amount_beyond_numeric(data, pick):
+    return _spoil_move(data, pick, "amount_beyond_numeric", "amount_total", 1e15,
+                       "an amount of 10^15: 10^19 units of 1/10,000 do not fit int64 (NUMERIC(19,4))")
+
+
+def amount_infinite(data, pick):
+    return _spoil_move(data, pick, "amount_infinite", "amount_residual", float("inf"), "Infinity as a residual")
+
+
+def amount_not_a_number(data, pick):
+    return _spoil_move(data, pick, "amount_not_a_number", "amount_total_signed", float("nan"), "NaN as a total")
+
+
+def amount_text(data, pick):
+    return _spoil_move(data, pick, "amount_text", "amount_residual_signed", "abc", "text where an amount belongs")
+
+
+def garbage_due_date(data, pick):
+    return _spoil_move(data, pick, "garbage_due_date", "invoice_date_due", "31/03/2026", "a due date in another format")
+
+
+def garbage_invoice_date(data, pick):
+    return _spoil_move(data, pick, "garbage_invoice_date", "invoice_date", "2026-13-45", "month 13")
+
+
+def garbage_write_date(data, pick):
+    # Sorts before every real write_date, so it never becomes the extraction's high-water mark.
+    m = pick.invoice()
+    _freeze_lines(data, m)
+    m["write_date"] = "01.03.2026 10:00:00"
+    return _parse_fault("garbage_write_date", "odoo_invoices", m["id"], "write_date", m["write_date"],
+                        "a write_date in a German format")
+
+
+def malformed_company(data, pick):
+    return _spoil_move(data, pick, "malformed_company", "company_id", lambda m: m["company_id"][:1],
+                       "a many2one without its display name")
+
+
+def null_commercial_partner(data, pick):
+    m = pick.invoice()
+    m["commercial_partner_id"] = False
+    _touch_move(data, m)
+    return DataFault("null_commercial_partner", "odoo_invoices", m["id"], "commercial_partner_id",
+                     "posted_fields_present", WARN, False, "a posted invoice without a commercial partner")
+
+
+def invoice_without_any_partner(data, pick):
+    m = pick.invoice()
+    m["partner_id"] = m["commercial_partner_id"] = False
+    _touch_move(data, m)
+    return DataFault("invoice_without_any_partner", "odoo_invoices", m["id"], "partner_id",
+                     "posted_fields_present", WARN, False, "a posted invoice with neither partner nor commercial partner")
+
+
+def dangling_commercial_partner(data, pick):
+    m = pick.invoice()
+    ghost = max(p["id"] for p in data.partners) + 2000
+    m["commercial_partner_id"] = [ghost, "Merged Partner"]
+    _touch_move(data, m)
+    return DataFault("dangling_commercial_partner", "odoo_invoices", m["id"], "commercial_partner_id",
+                     "partner_references", WARN, ghost, "a commercial partner that is not among the customers")
+
+
+def _spoil_partner(data, pick, kind: str, field: str, value, note: str) -> DataFault:
+    p = pick.company_partner()
+    p[field] = value(p) if callable(value) else value
+    p["write_date"] = sd.odoo_datetime(data.now)
+    return _parse_fault(kind, "odoo_customers", p["id"], field, p[field], note)
+
+
+def customer_name_lone_surrogate(data, pick):
+    return _spoil_partner(data, pick, "customer_name_lone_surrogate", "name",
+                          lambda p: p["name"] + " \ud83d", "the first half of an emoji's surrogate pair")
+
+
+def customer_email_invalid_utf8(data, pick):
+    return _spoil_partner(data, pick, "customer_email_invalid_utf8", "email",
+                          lambda p: "jos" + "\udce9" + p["email"], "a Latin-1 é (0xE9) in an address")
+
+
+def customer_bad_tags(data, pick):
+    return _spoil_partner(data, pick, "customer_bad_tags", "category_id", "VIP", "tag names where tag ids belong")
+
+
+def customer_garbage_write_date(data, pick):
+    p = pick.company_partner()
+    p["write_date"] = "0000-00-00 00:00:00"
+    return _parse_fault("customer_garbage_write_date", "odoo_customers", p["id"], "write_date", p["write_date"],
+                        "MySQL's zero date")
+
+
+def _spoil_line(data, pick, kind: str, field: str, value, note: str) -> DataFault:
+    m = pick.invoice()
+    line = _freeze_lines(data, m)[0]
+    line[field] = value
+    _touch_move(data, m)
+    return _parse_fault(kind, "odoo_receivable_lines", line["id"], field, value, note)
+
+
+def line_garbage_maturity(data, pick):
+    return _spoil_line(data, pick, "line_garbage_maturity", "date_maturity", "n/a", "an instalment due 'n/a'")
+
+
+def line_amount_beyond_numeric(data, pick):
+    return _spoil_line(data, pick, "line_amount_beyond_numeric", "amount_residual", -3e16, "a residual of -3*10^16")
+
+
+def line_amount_not_a_number(data, pick):
+    return _spoil_line(data, pick, "line_amount_not_a_number", "amount_residual_currency", float("nan"),
+                       "NaN as a residual")
+
+
+def _spoil_ticket(data, pick, kind: str, field: str, value, note: str) -> DataFault:
+    t = pick.ticket()
+    t[field] = value(t) if callable(value) else value
+    _touch_ticket(data, t)
+    return _parse_fault(kind, "zendesk_tickets", t["id"], field, t[field], note)
+
+
+def ticket_subject_lone_surrogate(data, pick):
+    return _spoil_ticket(data, pick, "ticket_subject_lone_surrogate", "subject",
+                         lambda t: t["subject"] + " \udbff", "a lone high surrogate in the subject")
+
+
+def ticket_description_invalid_utf8(data, pick):
+    return _spoil_ticket(data, pick, "ticket_description_invalid_utf8", "description",
+                         lambda t: "Zahlung f" + "\udcfc" + "r " + t["description"], "a Latin-1 ü (0xFC)")
+
+
+def ticket_garbage_created_at(data, pick):
+    return _spoil_ticket(data, pick, "ticket_garbage_created_at", "created_at", "yesterday", "a created_at in words")
+
+
+def _spoil_user(data, pick, kind: str, field: str, value, note: str) -> DataFault:
+    u = pick.end_user()
+    u[field] = value(u) if callable(value) else value
+    u["updated_at"] = sd.zendesk_datetime(data.now)
+    return _parse_fault(kind, "zendesk_users", u["id"], field, u[field], note)
+
+
+def user_name_nul(data, pick):
+    return _spoil_user(data, pick, "user_name_nul", "name", lambda u: u["name"] + NUL, "a trailing NUL")
+
+
+def user_name_lone_surrogate(data, pick):
+    return _spoil_user(data, pick, "user_name_lone_surrogate", "name", lambda u: LONE_SURROGATE + u["name"],
+                       "a lone surrogate before the name")
+
+
+def _spoil_comment(data, pick, kind: str, field: str, value, note: str) -> DataFault:
+    t = pick.take("comment", data.zendesk_tickets, lambda t: t["status"] in ("open", "pending")
+                  and len(data.zendesk_comments.get(t["id"], ())) >= 1)
+    c = data.zendesk_comments[t["id"]][0]
+    c[field] = value(c) if callable(value) else value
+    _touch_ticket(data, t)
+    # The sandbox serves a body also as plain_body, the field the extraction reads first.
+    return _parse_fault(kind, "zendesk_comments", c["id"], "plain_body" if field == "body" else field,
+                        c[field], note)
+
+
+def comment_body_lone_surrogate(data, pick):
+    return _spoil_comment(data, pick, "comment_body_lone_surrogate", "body", lambda c: c["body"] + "\udfff",
+                          "a lone low surrogate at the end of a mail")
+
+
+def comment_body_invalid_utf8(data, pick):
+    return _spoil_comment(data, pick, "comment_body_invalid_utf8", "body",
+                          lambda c: "Gr" + "\udcfc" + "\udcdf" + "e, " + c["body"], "Latin-1 bytes in a mail")
+
+
+def comment_garbage_created_at(data, pick):
+    return _spoil_comment(data, pick, "comment_garbage_created_at", "created_at", "2026-02-30T10:00:00Z",
+                          "30 February")
+
+
+SPOILED: dict[str, Callable[[sd.SandboxData, _Picker], DataFault]] = {
+    f.__name__: f for f in (
+        invoice_partner_name_lone_surrogate, invoice_ref_invalid_utf8, invoice_origin_nul, amount_beyond_numeric,
+        amount_infinite, amount_not_a_number, amount_text, garbage_due_date, garbage_invoice_date,
+        garbage_write_date, malformed_company, null_commercial_partner, invoice_without_any_partner,
+        dangling_commercial_partner,
+        customer_name_lone_surrogate, customer_email_invalid_utf8, customer_bad_tags, customer_garbage_write_date,
+        line_garbage_maturity, line_amount_beyond_numeric, line_amount_not_a_number,
+        ticket_subject_lone_surrogate, ticket_description_invalid_utf8, ticket_garbage_created_at,
+        user_name_nul, user_name_lone_surrogate,
+        comment_body_lone_surrogate, comment_body_invalid_utf8, comment_garbage_created_at,
+    )
+}
+
+
 def inject(data: sd.SandboxData, kinds: Iterable[str] | None = None) -> list[DataFault]:
-    """Spoil one record per kind (default: every kind), each a different record; returns what was done."""
+    """Spoil one record per kind (default: every kind of `KINDS`; those of `SPOILED` by name), each a
+    different record; returns what was done."""
+    known = {**KINDS, **SPOILED}
     names = list(KINDS) if kinds is None else list(kinds)
-    unknown = [k for k in names if k not in KINDS]
+    unknown = [k for k in names if k not in known]
     if unknown:
-        raise ValueError(f"unknown data fault(s) {unknown}; known: {', '.join(KINDS)}")
+        raise ValueError(f"unknown data fault(s) {unknown}; known: {', '.join(known)}")
     pick = _Picker(data)
     with data.lock:
-        faults = [KINDS[k](data, pick) for k in names]
+        faults = [known[k](data, pick) for k in names]
         data.changed()
     return faults

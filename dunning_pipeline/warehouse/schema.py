@@ -53,6 +53,7 @@ odoo_invoices = sa.Table(
     sa.Column("write_date", sa.DateTime, comment="UTC"),
     sa.Column("create_date", sa.DateTime, comment="UTC"),
     sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+    sa.Column("parse_error", sa.Text, comment="why a field of the record did not parse (quarantined)"),
 )
 sa.Index("ix_odoo_invoices_write_date", odoo_invoices.c.write_date)
 
@@ -72,6 +73,7 @@ odoo_receivable_lines = sa.Table(
     sa.Column("reconciled", sa.Boolean),
     sa.Column("write_date", sa.DateTime, comment="UTC"),
     sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+    sa.Column("parse_error", sa.Text, comment="why a field of the record did not parse (quarantined)"),
 )
 sa.Index("ix_odoo_receivable_lines_move_id", odoo_receivable_lines.c.move_id)
 
@@ -117,6 +119,7 @@ odoo_customers = sa.Table(
     sa.Column("active", sa.Boolean),
     sa.Column("write_date", sa.DateTime, comment="UTC"),
     sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+    sa.Column("parse_error", sa.Text, comment="why a field of the record did not parse (quarantined)"),
 )
 
 zendesk_tickets = sa.Table(

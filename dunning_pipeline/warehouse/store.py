@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dunning_pipeline import money
+from dunning_pipeline import money, safe_text
 from dunning_pipeline.warehouse import schema
 
 # Modules that declare tables on `schema.metadata`; imported before the schema is created.
@@ -340,7 +340,9 @@ def _column_text(s: pd.Series, kind: str):
         return numeric.astype("Int64").astype(str)
     if kind == "json":
         return s.map(json.dumps, na_action="ignore")
-    return s.astype(str)
+    # A lone surrogate or a NUL would fail the COPY (and SQLite's UTF-8): stored as U+FFFD. The
+    # parsers have already replaced and noted those of the source records (`safe_text`).
+    return safe_text.clean_strings(s.astype(str).tolist())
 
 
 def _typed(raw: pd.DataFrame, cols: list[sa.Column]) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 Pure: no I/O, no clock (the extraction time is passed in). One odd record never fails a page:
 a field that does not fit (a list where text is expected, a timestamp that does not parse, a
 `via.channel` that is neither a name nor a via id) becomes null and the record keeps the reason
-in `parse_error`, which the data-quality rule `fields_parse` quarantines. A record that cannot
+in `parse_error`, which the data-quality rule `fields_parse` quarantines; text holding a lone
+surrogate or NUL is stored with U+FFFD instead (`safe_text`) and noted the same way. A record that cannot
 be stored at all (no integer id, a ticket without a status) is left out and described in the
 caller's `unstorable` list (or raises `ZendeskDataError` when no list is given). Values the
 rules may not know (a new ticket status) pass through unchanged for the checks to judge.
@@ -18,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from dunning_pipeline import safe_text
 from dunning_pipeline.warehouse import schema
 
 # comments_updated_at belongs to the comments extraction: the tickets upsert leaves it alone.
@@ -61,6 +63,19 @@ class _Fields:
             self.errors.append(str(exc))
             return None
 
+    def text(self, rec: Mapping[str, Any], key: str, label: str | None = None, *,
+             allow_number: bool = False) -> str | None:
+        """A text field; one a database cannot store as sent is stored with U+FFFD, and noted."""
+        value = self.read(_text, rec, key, self.what, label, allow_number=allow_number)
+        return self.storable(value, label or key) if isinstance(value, str) else value
+
+    def storable(self, value: str, label: str) -> str:
+        problem = safe_text.text_problem(value)
+        if problem is None:
+            return value
+        self.errors.append(f"{self.what}: field {label!r} {problem}")
+        return safe_text.clean(value)
+
     def mapping(self, rec: Mapping[str, Any], key: str, label: str | None = None) -> Mapping[str, Any]:
         return self.read(_mapping, rec, key, self.what, label) or {}
 
@@ -88,7 +103,7 @@ def tickets_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime,
             continue
         what = f"ticket {tid}"
         f = _Fields(what)
-        status = f.read(_text, rec, "status", what)
+        status = f.text(rec, "status")
         if status is None:  # the table cannot hold a ticket without a status
             problem = f.error_text() or f"{what}: field 'status' is missing"
             if unstorable is None:
@@ -101,19 +116,19 @@ def tickets_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime,
         rows.append({
             "id": tid,
             "status": status,
-            "subject": f.read(_text, rec, "subject", what),
-            "description": f.read(_text, rec, "description", what),
+            "subject": f.text(rec, "subject"),
+            "description": f.text(rec, "description"),
             "requester_id": f.read(_id, rec, "requester_id", what, required=False),
             "organization_id": f.read(_id, rec, "organization_id", what, required=False),
-            "tags": f.read(_tags, rec, what),
+            "tags": _storable_tags(f, f.read(_tags, rec, what)),
             "via_channel": f.read(_channel, via, what, "via.channel"),
-            "from_address": f.read(_text, sender, "address", what, "via.source.from.address"),
+            "from_address": f.text(sender, "address", "via.source.from.address"),
             "created_at": rec.get("created_at"),
             "updated_at": rec.get("updated_at"),
             "email_cc_ids": f.read(_id_list, rec, "email_cc_ids", what),
             "collaborator_ids": f.read(_id_list, rec, "collaborator_ids", what),
             "follower_ids": f.read(_id_list, rec, "follower_ids", what),
-            "via_source_from_name": f.read(_text, sender, "name", what, "via.source.from.name"),
+            "via_source_from_name": f.text(sender, "name", "via.source.from.name"),
             "parse_error": f.error_text(),
         })
     frame = _frame(rows, TICKET_COLUMNS, ("requester_id", "organization_id"))
@@ -133,11 +148,11 @@ def users_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime,
         f = _Fields(what)
         rows.append({
             "id": uid,
-            "email": f.read(_text, rec, "email", what),
-            "name": f.read(_text, rec, "name", what),
+            "email": f.text(rec, "email"),
+            "name": f.text(rec, "name"),
             "organization_id": f.read(_id, rec, "organization_id", what, required=False),
-            "role": f.read(_text, rec, "role", what),
-            "external_id": f.read(_text, rec, "external_id", what, allow_number=True),
+            "role": f.text(rec, "role"),
+            "external_id": f.text(rec, "external_id", allow_number=True),
             "updated_at": rec.get("updated_at"),
             "active": f.read(_bool, rec, "active", what),
             "suspended": f.read(_bool, rec, "suspended", what),
@@ -161,13 +176,13 @@ def comments_frame(ticket_id: int, records: Iterable[Mapping[str, Any]], extract
         what = f"comment {cid} of ticket {ticket_id}"
         f = _Fields(what)
         via = f.mapping(rec, "via")
-        body = f.read(_text, rec, "plain_body", what)
+        body = f.text(rec, "plain_body")
         rows.append({
             "id": cid,
             "ticket_id": int(ticket_id),
             "author_id": f.read(_id, rec, "author_id", what, required=False),
             "public": f.read(_bool, rec, "public", what),
-            "body": body if body is not None else f.read(_text, rec, "body", what),
+            "body": body if body is not None else f.text(rec, "body"),
             "via_channel": f.read(_channel, via, what, "via.channel"),
             "created_at": rec.get("created_at"),
             "parse_error": f.error_text(),
@@ -251,13 +266,13 @@ def _comment_row(ticket_id: int, rec: Mapping[str, Any], unstorable: list[str] |
     what = f"comment {cid} of ticket {ticket_id}"
     f = _Fields(what)
     via = f.mapping(rec, "via")
-    body = f.read(_text, rec, "plain_body", what)
+    body = f.text(rec, "plain_body")
     return {
         "id": cid,
         "ticket_id": int(ticket_id),
         "author_id": f.read(_id, rec, "author_id", what, required=False),
         "public": f.read(_bool, rec, "public", what),
-        "body": body if body is not None else f.read(_text, rec, "body", what),
+        "body": body if body is not None else f.text(rec, "body"),
         "via_channel": f.read(_channel, via, what, "via.channel"),
         "created_at": rec.get("created_at"),
         "parse_error": f.error_text(),
@@ -348,6 +363,11 @@ def _tags(rec: Mapping[str, Any], what: str) -> str:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ZendeskDataError(f"{what}: field 'tags' is {_short(tags)}, expected a list of strings")
     return json.dumps(tags, ensure_ascii=False)
+
+
+def _storable_tags(f: _Fields, tags: str | None) -> str | None:
+    # JSON text of the tags (ensure_ascii=False): a tag a database cannot store is replaced
+    return tags if tags is None else f.storable(tags, "tags")
 
 
 def _frame(rows: list[dict], columns: list[str], nullable_ids: tuple[str, ...]) -> pd.DataFrame:

@@ -223,17 +223,34 @@ def test_a_failure_in_the_first_run_leaves_nothing(sb, warehouse, retry_sleeps):
     assert warehouse.get_state(extract.INVOICES_STATE_KEY) is None
 
 
-def test_a_malformed_record_is_named_and_nothing_is_written(sb, warehouse):
+def test_a_malformed_value_is_stored_empty_and_named_the_rest_written(sb, warehouse):
     run_invoices(sb, warehouse)
     before = warehouse.read("odoo_invoices", order_by=["id"])
     move = out_moves(sb.data)[3]
     move.update(invoice_date_due="2026-02-30", write_date=(datetime.strptime(newest_write_date(sb), FMT)
                                                             + timedelta(minutes=5)).strftime(FMT))
     sb.data.changed()
+    run_invoices(sb, warehouse)
+    after = warehouse.read("odoo_invoices", order_by=["id"])
+    row = after[after["id"] == move["id"]].iloc[0]
+    assert pd.isna(row["invoice_date_due"])
+    assert row["parse_error"] == (f"account.move {move['id']} ({move['name']}): field invoice_date_due: "
+                                  "'2026-02-30' is not a date (YYYY-MM-DD)")
+    others = ["id", "name", "amount_residual", "invoice_date_due", "parse_error"]
+    pd.testing.assert_frame_equal(after.loc[after["id"] != move["id"], others].reset_index(drop=True),
+                                  before.loc[before["id"] != move["id"], others].reset_index(drop=True))
+
+
+def test_an_unstorable_record_is_named_and_nothing_is_written(sb, warehouse):
+    run_invoices(sb, warehouse)
+    before = warehouse.read("odoo_invoices", order_by=["id"])
+    move = out_moves(sb.data)[3]
+    move.update(state=False, write_date=(datetime.strptime(newest_write_date(sb), FMT)
+                                         + timedelta(minutes=5)).strftime(FMT))
+    sb.data.changed()
     with pytest.raises(OdooDataError) as err:
         run_invoices(sb, warehouse)
-    assert f"account.move {move['id']}" in str(err.value)
-    assert "field invoice_date_due: '2026-02-30' is not a date" in str(err.value)
+    assert f"account.move {move['id']}" in str(err.value) and "field state: is required" in str(err.value)
     pd.testing.assert_frame_equal(warehouse.read("odoo_invoices", order_by=["id"]), before)
 
 

@@ -120,36 +120,72 @@ def test_a_money_false_is_null_not_zero():
 
 
 def test_amount_with_more_than_four_decimals_names_record_and_field():
-    with pytest.raises(OdooDataError) as err:
-        parse.parse_invoices([invoice(), invoice(id=77, name="INV/77",
-                                                 amount_total=Decimal("1.000001"))],
-                             extracted_at=EXTRACTED)
-    text = str(err.value)
+    frame = parse.parse_invoices([invoice(), invoice(id=77, name="INV/77", amount_total=Decimal("1.000001"))],
+                                 extracted_at=EXTRACTED)
+    text = frame.loc[1, "parse_error"]
     assert "account.move 77 (INV/77)" in text and "amount_total" in text and "1.000001" in text
+    assert pd.isna(frame.loc[1, "amount_total"]) and frame.loc[0, "amount_total"] == 365_125_000
+    assert frame.loc[0, "parse_error"] is None
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "expected"),
+    ("field", "value", "column", "expected"),
     [
-        ("invoice_date_due", "2026-02-30", "'2026-02-30' is not a date"),
-        ("invoice_date", 20260101, "expected a date string"),
-        ("write_date", "2026-03-01T17:45:09Z", "is not a datetime"),
-        ("partner_id", [15], "expected [id, name] or false"),
-        ("partner_id", 15, "expected [id, name] or false"),
-        ("currency_id", [3, "Euro"], "'Euro' does not start with an ISO 4217 code"),
-        ("state", False, "is required"),
-        ("amount_total", "abc", "is not a number"),
-        ("amount_total", True, "expected an amount"),
-        ("ref", 12, "expected text or false"),
+        ("invoice_date_due", "2026-02-30", "invoice_date_due", "'2026-02-30' is not a date"),
+        ("invoice_date_due", "soon", "invoice_date_due", "'soon' is not a date"),
+        ("invoice_date", 20260101, "invoice_date", "expected a date string"),
+        ("write_date", "2026-03-01T17:45:09Z", "write_date", "is not a datetime"),
+        ("partner_id", [15], "partner_id", "expected [id, name] or false"),
+        ("partner_id", 15, "partner_name", "expected [id, name] or false"),
+        ("partner_id", [2**70, "Azure"], "partner_id", "expected [id, name] or false"),
+        ("currency_id", [3, "Euro"], "currency", "'Euro' does not start with an ISO 4217 code"),
+        ("amount_total", "abc", "amount_total", "is not a number"),
+        ("amount_total", True, "amount_total", "expected an amount"),
+        ("amount_total", float("inf"), "amount_total", "is not finite"),
+        ("amount_residual", float("nan"), "amount_residual", "is not finite"),
+        ("amount_total", Decimal("1E15"), "amount_total", "beyond what the warehouse holds"),
+        ("amount_total_signed", -10**15, "amount_total_signed", "beyond what the warehouse holds"),
+        ("ref", 12, "ref", "expected text or false"),
     ],
 )
-def test_bad_values_name_the_record_and_the_field(field, value, expected):
-    with pytest.raises(OdooDataError) as err:
-        parse.parse_invoices([invoice(), invoice(id=99, name="INV/99", **{field: value})],
-                             extracted_at=EXTRACTED)
-    text = str(err.value)
+def test_a_bad_value_is_null_and_its_record_names_the_field(field, value, column, expected):
+    frame = parse.parse_invoices([invoice(), invoice(id=99, name="INV/99", **{field: value})],
+                                 extracted_at=EXTRACTED)
+    text = frame.loc[1, "parse_error"]
     assert text.startswith("account.move 99 (INV/99): field " + field), text
     assert expected in text
+    assert pd.isna(frame.loc[1, column]) and not pd.isna(frame.loc[0, column])
+    assert frame.loc[0, "parse_error"] is None
+
+
+def test_the_largest_amount_the_warehouse_holds_is_kept():
+    frame = parse.parse_invoices([invoice(amount_total=Decimal("922337203685477.5807"))], extracted_at=EXTRACTED)
+    assert frame.loc[0, "amount_total"] == 2**63 - 1 and frame.loc[0, "parse_error"] is None
+
+
+def test_several_bad_fields_of_one_record_are_all_named():
+    frame = parse.parse_invoices([invoice(id=4, invoice_date="x", amount_residual="y")], extracted_at=EXTRACTED)
+    assert frame.loc[0, "parse_error"].count("account.move 4") == 2
+    assert "field invoice_date:" in frame.loc[0, "parse_error"] and "field amount_residual:" in frame.loc[0, "parse_error"]
+
+
+@pytest.mark.parametrize(("value", "stored", "problem"), [
+    ("Azure \ud800Interior", "Azure \ufffdInterior", "a lone surrogate"),
+    ("Azure\x00 Interior", "Azure\ufffd Interior", "a NUL character"),
+    ("Azure \ufffd Interior", "Azure \ufffd Interior", "U+FFFD"),
+])
+def test_text_a_database_cannot_store_is_replaced_and_named(value, stored, problem):
+    frame = parse.parse_invoices([invoice(), invoice(id=8, partner_id=[14, value], ref=value)], extracted_at=EXTRACTED)
+    assert frame.loc[1, "partner_name"] == stored and frame.loc[1, "ref"] == stored
+    text = frame.loc[1, "parse_error"]
+    assert "field partner_id:" in text and "field ref:" in text and problem in text
+    assert frame.loc[0, "parse_error"] is None
+
+
+def test_a_required_field_still_fails_the_page():
+    with pytest.raises(OdooDataError) as err:
+        parse.parse_invoices([invoice(), invoice(id=99, name="INV/99", state=False)], extracted_at=EXTRACTED)
+    assert str(err.value).startswith("account.move 99 (INV/99): field state: is required")
 
 
 def test_a_missing_field_is_named():
@@ -190,9 +226,9 @@ def test_customers_tags_booleans_and_nulls():
 
 
 def test_customer_bad_tag_list_is_named():
-    with pytest.raises(OdooDataError, match=r"res.partner 14 \(Azure Interior\): field category_id"):
-        parse.parse_customers([partner(category_id=[[1, "Key Account"]])], tag_names={},
-                              extracted_at=EXTRACTED)
+    frame = parse.parse_customers([partner(category_id=[[1, "Key Account"]])], tag_names={}, extracted_at=EXTRACTED)
+    assert frame.loc[0, "parse_error"].startswith("res.partner 14 (Azure Interior): field category_id")
+    assert frame.loc[0, "tags"] is None
 
 
 def test_currency_code_from_display_name():
