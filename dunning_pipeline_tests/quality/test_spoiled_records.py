@@ -61,7 +61,7 @@ def _night(url: str, tmp_path, kinds) -> Night:
             top.reporting_part.defs,
             dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
         job = defs.resolve_job_def("nightly_dunning")
-        result = job.execute_in_process(tags={settings.AS_OF_TAG: AS_OF.isoformat()}, raise_on_error=False,
+        result = job.execute_in_process(partition_key=AS_OF.isoformat(), raise_on_error=False,
                                         instance=dg.DagsterInstance.ephemeral())
     assets = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     return Night(result, Warehouse(url), faults, assets)
