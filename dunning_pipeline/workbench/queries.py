@@ -305,6 +305,17 @@ class Reader:
         return {"source": "zendesk_comments", "rows": rows[:page_size], "more": len(rows) > page_size,
                 "page": page}
 
+    def open_tickets(self, conn: Connection, customer_id: int) -> list[dict]:
+        """The customer's open Zendesk tickets as of the last night (a reminder may be a public
+        reply on one), newest first."""
+        cc = dt.customer_communications
+        stmt = (sa.select(cc.c.ticket_id, sa.func.max(cc.c.subject).label("subject"),
+                          sa.func.max(cc.c.status).label("status"),
+                          sa.func.max(cc.c.requester_email).label("requester_email"))
+                .where(cc.c.customer_id == customer_id, cc.c.is_open.is_(True))
+                .group_by(cc.c.ticket_id).order_by(cc.c.ticket_id.desc()).limit(20))
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
     def drafts(self, conn: Connection, customer_id: int) -> list[dict]:
         """Reminder drafts of the customer (`reminder_drafts`, when present), as dicts with the
         columns found plus `_subject`, `_body`, `_to` and `_ref` picked by usual names."""

@@ -29,6 +29,7 @@ workbench_actions = sa.Table(
     sa.Column("until", sa.Date, comment="promised payment day, or end of an exclusion"),
     sa.Column("outcome", sa.Text, comment="phone call: reached, no_answer, ..."),
     sa.Column("draft_ref", sa.Text, comment="reminder_drafts row the reminder was sent from"),
+    sa.Column("ticket_id", sa.BigInteger, comment="Zendesk ticket a reminder was sent through"),
     sa.Column("note", sa.Text),
     sa.Column("author", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False, comment="UTC"),
