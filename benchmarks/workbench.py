@@ -286,21 +286,33 @@ def to_markdown(rows: list[dict], customers: int, invoices: int) -> str:
     return "\n".join(out)
 
 
-def run(customers: int, invoices: int, requests: int, log) -> tuple[str, dict]:
-    name = f"dunning_bench_wb_{uuid.uuid4().hex[:8]}"
+def run(customers: int, invoices: int, requests: int, log, *, database: str | None = None,
+        keep: bool = False) -> tuple[str, dict]:
+    """Fill a new database (or measure the kept one named `database`) and time the pages."""
+    name = database or f"dunning_bench_wb_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    if database is None:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.engine.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    counts: dict = {}
     try:
-        t0 = time.perf_counter()
-        log(f"filling {name}...")
-        counts = fill(url, customers, invoices, log)
-        log(f"  loaded in {time.perf_counter() - t0:.0f} s: {counts}")
+        if database is None:
+            t0 = time.perf_counter()
+            log(f"filling {name}...")
+            counts = fill(url, customers, invoices, log)
+            log(f"  loaded in {time.perf_counter() - t0:.0f} s: {counts}")
+        else:
+            from dunning_pipeline.warehouse.store import Warehouse
+
+            Warehouse(url).ensure_schema()  # indexes added since it was filled
         rows = measure(url, invoices, requests, log)
     finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if keep or database is not None:
+            log(f"kept database {name}")
+        else:
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     return to_markdown(rows, customers, invoices), {"rows": rows, "counts": counts}
 
@@ -311,10 +323,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--invoices", type=int, default=1_000_000)
     p.add_argument("--requests", type=int, default=20, help="timed requests per page")
     p.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    p.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    p.add_argument("--database", default=None, help="measure this kept database instead of filling a new one")
     args = p.parse_args(argv)
     if args.customers < 1 or args.invoices < args.customers:
         p.error("need at least one customer and at least one invoice per customer")
-    table, _ = run(args.customers, args.invoices, args.requests, lambda m: print(m, file=sys.stderr, flush=True))
+    table, _ = run(args.customers, args.invoices, args.requests, lambda m: print(m, file=sys.stderr, flush=True),
+                   database=args.database, keep=args.keep)
     print(table)
     if args.out:
         args.out.write_text(table + "\n", encoding="utf-8")

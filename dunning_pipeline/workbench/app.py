@@ -218,6 +218,7 @@ class Workbench:
     # -- pages ----------------------------------------------------------------------------
     def worklist(self, request: Request, ctx: Ctx) -> Response:
         f = Filters.parse(request.query_params)
+        self.reader.refresh_worklist()
         with self.warehouse.engine.connect() as conn:
             as_of = self.reader.as_of(conn)
             options = self.reader.options(conn, as_of)
