@@ -269,14 +269,30 @@ def match_customers(tickets: pd.DataFrame, users: pd.DataFrame, customers: pd.Da
 
 
 # -- what they meant ---------------------------------------------------------------------------
+def opened_by_ours(ticket_ids: pd.Series, comments: pd.DataFrame, ours: pd.Series) -> np.ndarray:
+    """Per ticket: its first comment (in Zendesk, the description) was written by one of ours
+    (`ours`: user id -> bool), as when an agent or the workbench opens a ticket for the customer
+    as requester to send a reminder. Such a ticket is our outbound message, not the customer's."""
+    if not len(comments):
+        return np.zeros(len(ticket_ids), dtype=bool)
+    order = ["ticket_id", "at", "id"] if "id" in comments else ["ticket_id", "at"]  # ids grow with time
+    first = (comments.assign(ticket_id=comments["ticket_id"].astype("int64"), at=pd.to_datetime(comments["created_at"]))
+             .sort_values(order, kind="stable").drop_duplicates("ticket_id"))
+    author_ours = first["author_id"].astype("Int64").map(ours).astype("boolean").fillna(False)
+    by_ticket = pd.Series(author_ours.to_numpy(dtype=bool), index=first["ticket_id"].to_numpy())
+    return ticket_ids.astype("int64").map(by_ticket).fillna(False).to_numpy(dtype=bool)
+
+
 def _texts(tickets: pd.DataFrame, comments: pd.DataFrame, ours: pd.Series) -> pd.DataFrame:
     """Every text a ticket holds: ticket_id, at, text, by_customer (the customer's own words)."""
     head = (tickets["subject"].fillna("").astype("str") + "\n" + tickets["description"].fillna("").astype("str")
             + "\n" + tickets["tags"].fillna("").astype("str"))
-    # The mail that opened the ticket is the customer's when its requester is not one of ours,
-    # or when an agent forwarded it (the original sender is then in via.source.from).
+    # The mail that opened the ticket is the customer's when its requester is not one of ours
+    # and it was not written by one of ours (a reminder sent as a new ticket), or when an agent
+    # forwarded it (the original sender is then in via.source.from).
     requester_ours = tickets["requester_id"].astype("Int64").map(ours).astype("boolean")
-    head_by_customer = requester_ours.eq(False).fillna(False) | tickets["forwarded_by_customer"]
+    head_by_customer = ((requester_ours.eq(False).fillna(False) & ~tickets["opened_by_ours"])
+                        | tickets["forwarded_by_customer"])
     parts = [pd.DataFrame({"ticket_id": tickets["id"].to_numpy(), "at": tickets["created_at"].to_numpy(),
                            "text": head.to_numpy(), "by_customer": head_by_customer.to_numpy(dtype=bool)})]
     if len(comments):
@@ -425,6 +441,7 @@ def build_communications(
     tickets["forwarded_by_customer"] = (~_domain(sender).isin(_agent_domains(users, public))
                                         & ~sender.isin(_norm_email(users.loc[users["role"].isin(AGENT_ROLES), "email"]))
                                         & sender.notna())
+    tickets["opened_by_ours"] = opened_by_ours(tickets["id"], comments, ours)
     texts = _texts(tickets, comments, ours)
     # A merged ticket's texts also speak on the ticket it was merged into.
     carried = texts[texts["ticket_id"].isin(merged.index)].assign(
@@ -456,8 +473,9 @@ def build_communications(
     public_comment = comments["public"].astype("boolean").fillna(True)
     contact = pd.DataFrame({"ticket_id": comments["ticket_id"].astype("int64"), "at": comments["created_at"],
                             "outbound": agent.to_numpy(dtype=bool)})[public_comment.to_numpy(dtype=bool)]
-    # The ticket's creation is the customer's first message.
-    created = pd.DataFrame({"ticket_id": tickets["id"], "at": tickets["created_at"], "outbound": False})
+    # The ticket's creation is the customer's first message, unless one of ours wrote it.
+    created = pd.DataFrame({"ticket_id": tickets["id"], "at": tickets["created_at"],
+                            "outbound": (tickets["opened_by_ours"] & ~tickets["forwarded_by_customer"]).to_numpy()})
     contact = pd.concat([contact, created], ignore_index=True)
     contact["at"] = pd.to_datetime(contact["at"])
     outbound = contact["outbound"].to_numpy(dtype=bool)

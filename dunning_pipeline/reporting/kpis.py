@@ -30,7 +30,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day
+from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day, opened_by_ours
 from dunning_pipeline.reporting import kpi_history
 
 # Periods (days) of the KPIs that need one: a quarter for the period DSOs, a month for CEI.
@@ -378,7 +378,9 @@ def inbound_messages(tickets: pd.DataFrame, comments: pd.DataFrame, users: pd.Da
     customer_side = ~author_role.isin(AGENT_ROLES).to_numpy(dtype=bool) & c["public"].astype("boolean").fillna(True).to_numpy(dtype=bool)
     c = c[customer_side]
     t = tickets[tickets["id"].astype("int64").isin(owner.index)]
-    t = t[~t["requester_id"].astype("Int64").map(role).isin(AGENT_ROLES).to_numpy(dtype=bool)]
+    # Not a ticket one of ours opened for the customer (a reminder sent as a new ticket).
+    t = t[~t["requester_id"].astype("Int64").map(role).isin(AGENT_ROLES).to_numpy(dtype=bool)
+          & ~opened_by_ours(t["id"], comments, role.isin(AGENT_ROLES))]
     frames = [pd.DataFrame({"customer_id": c["ticket_id"].astype("int64").map(owner).to_numpy(),
                             "day": local_day(c["created_at"], tz).to_numpy()}),
               pd.DataFrame({"customer_id": t["id"].astype("int64").map(owner).to_numpy(),

@@ -12,7 +12,10 @@ per minute (429 + Retry-After); every endpoint counts against an account-wide li
 with the `ratelimit-*` headers (and `zendesk-ratelimit-tickets-index` on the ticket export);
 paths listed in `forbidden_paths` answer Zendesk's nested 403 body; unknown records are 404
 RecordNotFound. Comments come with `html_body` and a `plain_body` reflowed from it (not equal
-to `body`).
+to `body`). Writes: POST /api/v2/tickets.json (a new ticket for a requester, by id or by email,
+who is created when unknown) and PUT /api/v2/tickets/{id}.json with a comment, both authored by
+the API user (an agent or admin), stamped after everything exported so far and recorded in the
+data (422 RecordInvalid for a blank comment, an invalid requester or a closed ticket).
 """
 
 from __future__ import annotations
@@ -185,8 +188,10 @@ class ZendeskApp(App):
         if not ok:
             return _error(429, "APIRateLimitExceeded", "Number of allowed API requests per minute exceeded",
                           {**limit_headers, "Retry-After": str(retry)})
-        if req.method != "GET":
-            return _error(405, "MethodNotAllowed", "The sandbox serves read endpoints only")
+        if req.method != "GET":  # ticket creation and replies; other writes are refused
+            resp = self._write(req)
+            resp.headers.update(limit_headers)
+            return resp
         path = req.path
         if any(p in path for p in self.forbidden_paths):
             resp = _forbidden()
@@ -237,6 +242,118 @@ class ZendeskApp(App):
                 resp = _error(404, "InvalidEndpoint", "Not found")
         resp.headers.update(limit_headers)
         return resp
+
+    # ------------------------------------------------------------------ writes
+    def _write(self, req: Request) -> Response:
+        """POST /api/v2/tickets.json (a new ticket) and PUT /api/v2/tickets/{id}.json (a
+        comment on it), as the API user: recorded in the data, so the next export shows them."""
+        m = _TICKET.match(req.path)
+        if req.method == "POST" and req.path == "/api/v2/tickets.json":
+            handler = self._create_ticket
+        elif req.method == "PUT" and m:
+            handler = lambda r, t, a: self._update_ticket(r, int(m.group(1)), t, a)  # noqa: E731
+        else:
+            return _error(405, "MethodNotAllowed", f"The sandbox does not accept {req.method} {req.path}")
+        ticket = req.json.get("ticket") if isinstance(req.json, dict) else None
+        if not isinstance(ticket, dict):
+            return _error(400, "InvalidRequest", 'The body must be a JSON object {"ticket": {...}}')
+        with self.data.lock:
+            author = next((u for u in self.data.zendesk_users if u.get("email") == self.email), None)
+            if author is None or author.get("role") not in ("agent", "admin"):
+                return _forbidden()
+            return handler(req, ticket, author)
+
+    def _write_time(self) -> datetime:
+        """Now on the sandbox clock, but after every position already exported (so the next
+        incremental export, resuming from its cursor, sees the write)."""
+        latest = max((_ticket_position(t) for t in self.data.zendesk_tickets), default=0)
+        return max(self.data.now, datetime.fromtimestamp(latest + 1, tz=sd.UTC))
+
+    def _new_comment(self, ticket_id: int, comment, author: dict, when: datetime) -> dict | Response:
+        if not isinstance(comment, dict) or not isinstance(comment.get("body"), str) or not comment["body"].strip():
+            return _invalid("comment", "Comment: body cannot be blank")
+        ids = [c["id"] for thread in self.data.zendesk_comments.values() for c in thread[-1:]]
+        cid = (max(ids) if ids else 30_000_000_000_000) + 97
+        record = {"id": cid, "type": "Comment", "author_id": author["id"], "body": comment["body"],
+                  "public": comment.get("public", True) is not False, "attachments": [], "audit_id": cid - 41,
+                  "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+                  "created_at": sd.zendesk_datetime(when), "metadata": {"system": {}}}
+        self.data.zendesk_comments.setdefault(ticket_id, []).append(record)
+        return record
+
+    def _requester(self, ticket: dict, when: datetime) -> dict | Response:
+        users = self.data.zendesk_users
+        if ticket.get("requester_id") is not None:
+            try:
+                return sd._by_id(users, int(ticket["requester_id"]))
+            except (KeyError, TypeError, ValueError):
+                return _invalid("requester", "Requester: is invalid")
+        requester = ticket.get("requester")
+        email = requester.get("email") if isinstance(requester, dict) else None
+        if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email.strip()):
+            return _invalid("requester", "Requester: Email is invalid")
+        email = email.strip()
+        found = next((u for u in users if (u.get("email") or "").lower() == email.lower()), None)
+        if found is not None:
+            return found
+        # Zendesk creates the end-user a ticket is requested for.
+        uid = users[-1]["id"] + 7919 if users else 361_000_000_000
+        stamp = sd.zendesk_datetime(when)
+        user = {"id": uid, "url": f"/api/v2/users/{uid}.json", "name": (requester.get("name") or email).strip(),
+                "email": email, "created_at": stamp, "updated_at": stamp, "role": "end-user",
+                "organization_id": None, "locale": "en-US", "phone": None, "external_id": None, "tags": [],
+                "active": True, "suspended": False, "verified": False, "shared": False, "details": "", "notes": ""}
+        users.append(user)
+        return user
+
+    def _create_ticket(self, req: Request, ticket: dict, author: dict) -> Response:
+        when = self._write_time()
+        if not isinstance(ticket.get("subject"), str) or not ticket["subject"].strip():
+            return _invalid("subject", "Subject: cannot be blank")
+        comment = ticket.get("comment")
+        if not isinstance(comment, dict) or not isinstance(comment.get("body"), str) or not comment["body"].strip():
+            return _invalid("comment", "Comment: body cannot be blank")
+        requester = self._requester(ticket, when)
+        if isinstance(requester, Response):
+            return requester
+        tickets = self.data.zendesk_tickets
+        ticket_id = tickets[-1]["id"] + 1 if tickets else 1
+        record = self._new_comment(ticket_id, comment, author, when)
+        stamp = sd.zendesk_datetime(when)
+        tags = ticket.get("tags") if isinstance(ticket.get("tags"), list) else []
+        new = {"id": ticket_id, "url": f"/api/v2/tickets/{ticket_id}.json", "external_id": None,
+               "via": {"channel": "api", "source": {"from": {}, "to": {}, "rel": None}},
+               "created_at": stamp, "updated_at": stamp, "generated_timestamp": int(when.timestamp()),
+               "type": "question", "subject": ticket["subject"], "raw_subject": ticket["subject"],
+               "description": comment["body"], "priority": None, "status": ticket.get("status") or "open",
+               "recipient": None, "requester_id": requester["id"], "submitter_id": author["id"],
+               "assignee_id": author["id"], "organization_id": requester.get("organization_id"),
+               "group_id": None, "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [],
+               "forum_topic_id": None, "problem_id": None, "has_incidents": False, "is_public": record["public"],
+               "due_at": None, "tags": [str(t) for t in tags], "custom_fields": [], "satisfaction_rating": None,
+               "sharing_agreement_ids": [], "brand_id": 360_000_111_222, "allow_channelback": False,
+               "allow_attachments": True, "from_messaging_channel": False}
+        tickets.append(new)
+        self.data.changed()
+        return Response.json({"ticket": self._absolute(req, new), "audit": _audit(record, ticket_id, author)}, 201,
+                             {"Location": f"{req.base_url}/api/v2/tickets/{ticket_id}.json"})
+
+    def _update_ticket(self, req: Request, ticket_id: int, ticket: dict, author: dict) -> Response:
+        current = self._live_ticket(ticket_id)
+        if current is None:
+            return _error(404, "RecordNotFound", "Not found")
+        if current.get("status") == "closed":
+            return _invalid("status", "Status: closed prevents ticket update")
+        when = self._write_time()
+        record = self._new_comment(ticket_id, ticket.get("comment"), author, when)
+        if isinstance(record, Response):
+            return record
+        if isinstance(ticket.get("status"), str):
+            current["status"] = ticket["status"]
+        current["updated_at"] = sd.zendesk_datetime(when)
+        current["generated_timestamp"] = int(when.timestamp())
+        self.data.changed()
+        return Response.json({"ticket": self._absolute(req, current), "audit": _audit(record, ticket_id, author)})
 
     @staticmethod
     def _absolute(req: Request, rec: dict) -> dict:
@@ -558,6 +675,19 @@ class ZendeskApp(App):
             "next_page": f"{base}?page={page_no + 1}&per_page={per_page}" if more else None,
             "previous_page": f"{base}?page={page_no - 1}&per_page={per_page}" if page_no > 1 else None,
             "count": len(records)})
+
+
+def _invalid(field: str, description: str) -> Response:
+    """Zendesk's 422 for a record that does not validate."""
+    return Response.json({"error": "RecordInvalid", "description": "Record validation errors",
+                          "details": {field: [{"description": description, "error": "InvalidValue"}]}}, 422)
+
+
+def _audit(comment: dict, ticket_id: int, author: dict) -> dict:
+    return {"id": comment["audit_id"], "ticket_id": ticket_id, "author_id": author["id"],
+            "created_at": comment["created_at"], "events": [
+                {"id": comment["id"], "type": "Comment", "author_id": author["id"], "body": comment["body"],
+                 "public": comment["public"]}]}
 
 
 def _encode_page_cursor(position: int) -> str:

@@ -26,6 +26,7 @@ CALL_OUTCOMES = {
     "wrong_number": "Wrong number",
 }
 NOTE_MAX = 2000
+BODY_MAX = 20_000  # a reminder's text sent through Zendesk
 MAX_AHEAD = timedelta(days=366)
 
 
@@ -140,6 +141,45 @@ class Recorder:
             invoice_id = _invoice(self.reader, conn, customer_id, form.get("invoice_id"), required=False)
             return self._log(conn, kind="reminder_sent", customer_id=customer_id, invoice_id=invoice_id,
                              draft_ref=draft_ref, note=_note(form.get("note")), author=author, as_of_date=as_of)
+
+    def zendesk_send(self, author: str, customer_id: int, form: dict, as_of: date | None, sender) -> int:
+        """Send a draft, as edited, through Zendesk (`sender`: a zendesk.send.ReminderSender),
+        then record it as a reminder sent. Everything is checked before anything is sent; a
+        Zendesk error propagates and nothing is written."""
+        draft_ref = (form.get("draft_ref") or "").strip()[:200]
+        body = (form.get("body") or "").replace("\r\n", "\n").strip()
+        if not body:
+            raise ActionError("body", "text: the reminder is empty")
+        if len(body) > BODY_MAX:
+            raise ActionError("body", f"text: at most {BODY_MAX} characters (got {len(body)})")
+        target = (form.get("target") or "").strip()
+        with self.engine.connect() as conn:
+            draft = next((d for d in self.reader.drafts(conn, customer_id) if d["_ref"] == draft_ref), None)
+            if draft is None:
+                raise ActionError("draft_ref", "draft: not a reminder draft of this customer")
+            subject = (form.get("subject") or "").strip()[:250] or draft["_subject"] or "Open invoices"
+            if target == "new":
+                customer = self.reader.customer(conn, customer_id) or {}
+                to = draft["_to"] or customer.get("email")
+                if not to:
+                    raise ActionError("target", "recipient: the customer has no billing email in Odoo")
+                name = customer.get("name")
+            elif target.startswith("ticket:") and target[7:].isdigit() and len(target) < 30:
+                ticket_id = int(target[7:])
+                if ticket_id not in {t["ticket_id"] for t in self.reader.open_tickets(conn, customer_id)}:
+                    raise ActionError("target", f"ticket #{ticket_id}: not an open ticket of this customer")
+            else:
+                raise ActionError("target", "send as: choose a new ticket or a reply on an open ticket")
+        # Sent outside any transaction: no lock is held while Zendesk answers.
+        if target == "new":
+            sent = sender.new_ticket(requester_email=to, requester_name=name, subject=subject, body=body)
+            note = f"Sent through Zendesk: new ticket #{sent.ticket_id} to {to}"
+        else:
+            sent = sender.reply(ticket_id, body)
+            note = f"Sent through Zendesk: public reply on ticket #{sent.ticket_id}"
+        with self.engine.begin() as conn:
+            return self._log(conn, kind="reminder_sent", customer_id=customer_id, draft_ref=draft_ref,
+                             ticket_id=sent.ticket_id, note=note, author=author, as_of_date=as_of)
 
     def release(self, author: str, customer_id: int, hold_id: int, form: dict, as_of: date | None) -> int:
         hd = dt.dunning_holds

@@ -29,6 +29,8 @@ from dunning_pipeline.workbench import auth
 from dunning_pipeline.workbench.actions import CALL_OUTCOMES, ActionError, Recorder, utc_now
 from dunning_pipeline.workbench.config import WorkbenchConfig
 from dunning_pipeline.workbench.queries import GROUP_LABEL, HOLD_FILTERS, Filters, Reader, fmt_units
+from dunning_pipeline.zendesk.client import ZendeskError
+from dunning_pipeline.zendesk.send import ReminderSender
 
 log = logging.getLogger("dunning_pipeline.workbench")
 HERE = Path(__file__).parent
@@ -38,6 +40,8 @@ MAX_FORM_BYTES = 64 * 1024
 DONE = {"promise": "Payment promise recorded: the invoice is held from tonight's run.",
         "exclusion": "Exclusion recorded: held from tonight's run.",
         "call": "Phone call recorded.", "reminder_sent": "Reminder recorded as sent.",
+        "zendesk_send": "Reminder sent through Zendesk and recorded as sent: tonight's run reads it "
+                        "back into the email history.",
         "release": "Hold released: tonight's run dunns the invoice again.",
         "retract": "Action retracted."}
 SECURITY_HEADERS = {
@@ -72,6 +76,9 @@ class Workbench:
         self.warehouse.ensure_schema()  # the workbench's own table and the columns it writes
         self.reader = Reader(self.warehouse.engine)
         self.recorder = Recorder(self.warehouse.engine, self.reader, now)
+        # Only when the installation enables it: no button, no route otherwise.
+        self.sender = (ReminderSender(config.zendesk_url, config.zendesk_email, config.zendesk_api_token)
+                       if config.zendesk_send else None)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
         self.templates.filters["money"] = lambda u, cur=None: fmt_units(u, cur)
@@ -211,6 +218,7 @@ class Workbench:
     # -- pages ----------------------------------------------------------------------------
     def worklist(self, request: Request, ctx: Ctx) -> Response:
         f = Filters.parse(request.query_params)
+        self.reader.refresh_worklist()
         with self.warehouse.engine.connect() as conn:
             as_of = self.reader.as_of(conn)
             options = self.reader.options(conn, as_of)
@@ -236,12 +244,14 @@ class Workbench:
                 actions=self.reader.actions(conn, customer_id),
                 emails=self.reader.emails(conn, customer_id, page),
                 drafts=self.reader.drafts(conn, customer_id),
+                open_tickets=self.reader.open_tickets(conn, customer_id) if self.sender else [],
             )
         for d in values["drafts"]:
             d["_mailto"] = _mailto(d["_to"] or customer.get("email"), d["_subject"], d["_body"])
         done = DONE.get(request.query_params.get("done", ""))
         return self.render(ctx, "customer.html", status=status, done=done, errors=errors or {},
-                           form=ctx.form if errors else {}, today=self.today(), **values)
+                           form=ctx.form if errors else {}, today=self.today(),
+                           zendesk_send=self.sender is not None, **values)
 
     def report(self, request: Request, ctx: Ctx) -> Response:
         with self.warehouse.engine.connect() as conn:
@@ -267,6 +277,10 @@ class Workbench:
                                       status=400)
         except PermissionError as exc:
             return self._error(ctx, 403, f"{exc}; nothing was changed.")
+        except ZendeskError as exc:  # the message says whether it may have gone out; nothing recorded
+            log.warning("workbench %s on customer %s by %s failed: %s", kind, customer_id, ctx.user, exc)
+            return self.customer_page(request, ctx, errors={"kind": kind, "field": "zendesk", "message": str(exc)},
+                                      status=502)
         log.info("workbench %s on customer %s by %s", kind, customer_id, ctx.user)
         return RedirectResponse(f"/customers/{customer_id}?done={kind}", status_code=303)
 
@@ -279,6 +293,8 @@ class Workbench:
             "call": lambda c: r.call(user, c, form, self._as_of()),
             "reminder_sent": lambda c: r.reminder_sent(user, c, form, self._as_of()),
         }
+        if self.sender is not None:
+            writers["zendesk_send"] = lambda c: r.zendesk_send(user, c, form, self._as_of(), self.sender)
         if kind not in writers:
             return self._error(ctx, 404, "No such action.")
         return self._act(request, ctx, kind, writers[kind])

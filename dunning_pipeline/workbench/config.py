@@ -9,6 +9,9 @@
   (default `X-Forwarded-Email`) or say `X-Forwarded-Proto: https`.
 - `DUNNING_WORKBENCH_HTTPS=1`: served over https (Secure cookies) without a proxy saying so.
 - `ODOO_URL`: links to the invoices in Odoo (none when unset).
+- `DUNNING_WORKBENCH_ZENDESK_SEND=1`: a reminder draft can be sent through Zendesk (a new ticket
+  or a public reply), with `ZENDESK_URL`, `ZENDESK_EMAIL`, `ZENDESK_API_TOKEN` (an agent's token;
+  never shown). Unset: no send button.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ SECRET_VAR = "DUNNING_WORKBENCH_SECRET"
 PROXY_VAR = "DUNNING_WORKBENCH_TRUSTED_PROXY"
 PROXY_HEADER_VAR = "DUNNING_WORKBENCH_PROXY_HEADER"
 HTTPS_VAR = "DUNNING_WORKBENCH_HTTPS"
+ZENDESK_SEND_VAR = "DUNNING_WORKBENCH_ZENDESK_SEND"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,13 @@ class WorkbenchConfig:
     https: bool = False
     odoo_url: str | None = None
     page_size: int = 50
+    zendesk_url: str | None = None  # set: reminders can be sent through Zendesk
+    zendesk_email: str | None = None
+    zendesk_api_token: str | None = field(default=None, repr=False)
+
+    @property
+    def zendesk_send(self) -> bool:
+        return bool(self.zendesk_url and self.zendesk_email and self.zendesk_api_token)
 
     @property
     def proxy_auth(self) -> bool:
@@ -65,6 +76,13 @@ def from_env(environ: dict[str, str] | None = None) -> WorkbenchConfig:
         raise settings.SettingsError(f"{SECRET_VAR} must be at least 32 characters "
                                      f"(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
     odoo = env.get("ODOO_URL")
+    zendesk = {}
+    if _flag(env.get(ZENDESK_SEND_VAR)):
+        zendesk = dict(
+            zendesk_url=settings.check_http_url(settings.require(env.get("ZENDESK_URL"), "ZENDESK_URL"),
+                                                "ZENDESK_URL"),
+            zendesk_email=settings.require(env.get("ZENDESK_EMAIL"), "ZENDESK_EMAIL"),
+            zendesk_api_token=settings.require(env.get("ZENDESK_API_TOKEN"), "ZENDESK_API_TOKEN"))
     return WorkbenchConfig(
         database_url=url,
         users_file=env.get(USERS_VAR) or None,
@@ -72,9 +90,14 @@ def from_env(environ: dict[str, str] | None = None) -> WorkbenchConfig:
         secret_is_random=not secret,
         trusted_proxies=_addresses(env.get(PROXY_VAR, "")),
         proxy_header=(env.get(PROXY_HEADER_VAR) or "X-Forwarded-Email").strip(),
-        https=env.get(HTTPS_VAR, "").strip().lower() in ("1", "true", "yes"),
+        https=_flag(env.get(HTTPS_VAR)),
         odoo_url=settings.check_http_url(odoo, "ODOO_URL") if odoo else None,
+        **zendesk,
     )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
 
 
 def is_loopback(host: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,7 +19,7 @@ from dunning_pipeline import money
 from dunning_pipeline.dunning import tables as dt
 from dunning_pipeline.reporting import draft_tables
 from dunning_pipeline.warehouse import schema
-from dunning_pipeline.workbench.tables import workbench_actions
+from dunning_pipeline.workbench.tables import workbench_actions, workbench_worklist, workbench_worklist_customers
 
 ag = dt.invoice_aging
 DUNNED, ON_HOLD = "dunned", "on_hold"
@@ -36,6 +36,8 @@ HOLD_FILTERS = ("", "held", "any", "exclusion", "dispute", "payment_claimed", "p
 OPTIONAL_TABLES = ("ar_aging_report", "collection_kpis", "customer_timeline", "reminder_drafts",
                    "instalment_aging")
 MAX_PAGE = 100_000
+WORKLIST_STATE = "workbench.worklist_snapshot"  # extract_state: the aging snapshot the rollup is of
+wl, wlc = workbench_worklist, workbench_worklist_customers
 
 
 def units(col) -> sa.ColumnElement:
@@ -76,6 +78,12 @@ class Filters:
         f.page = min(int(page), MAX_PAGE) if page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
         return f
 
+    @property
+    def unfiltered(self) -> bool:
+        """Today's dunned customers, no filter: read in order from the per-customer rollup."""
+        return (not self.hold and not self.stage and not self.segment and self.company is None
+                and not self.currency)
+
     def query(self, **override) -> dict:
         """The filter as query-string parameters (for paging links)."""
         out = {"stage": self.stage, "segment": self.segment, "currency": self.currency, "hold": self.hold,
@@ -93,6 +101,8 @@ class Reader:
         self._reflected: dict[str, sa.Table | None] = {}
         self._options: dict = {}
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._totals: tuple[str | None, list[dict]] | None = None  # (snapshot, unfiltered totals)
 
     # -- optional tables ------------------------------------------------------------------
     def optional(self, conn: Connection, name: str) -> sa.Table | None:
@@ -128,46 +138,96 @@ class Reader:
             self._options = {"as_of": as_of, "values": values}
         return values
 
+    def refresh_worklist(self) -> None:
+        """Rebuild the worklist's rollup (`workbench_worklist`) when the aging snapshot is not
+        the one it was built from (a new night, or a rerun of the day): once per snapshot, in one
+        transaction, so a page sees the old rollup or the new one, never half of one."""
+        es = schema.extract_state
+        # The aging is replaced whole by each run: any row names the snapshot (day and run).
+        snapshot = sa.select(sa.cast(ag.c.as_of_date, sa.Text).concat("|")
+                             .concat(sa.func.coalesce(ag.c.run_id, ""))).limit(1)
+        state = sa.select(es.c.value).where(es.c.key == WORKLIST_STATE)
+        with self.engine.connect() as conn:
+            current, built = conn.execute(snapshot).scalar(), conn.execute(state).scalar()
+        if current == built:
+            if self._totals is None or self._totals[0] != current:
+                with self.engine.connect() as conn:  # the rollup is immutable: its totals too
+                    self._totals = (current, self._summary(conn, sa.select(*wlc.c).subquery()))
+            return
+        with self._refresh_lock, self.engine.begin() as conn:
+            current, built = conn.execute(snapshot).scalar(), conn.execute(state).scalar()
+            if current == built:
+                return
+            rank = sa.case(*[(ag.c.action == a, r) for a, r in _ACTION_RANK.items()], else_=0)
+            keys = [ag.c.customer_id, ag.c.company_currency, ag.c.dunning_status, ag.c.hold_reason, ag.c.stage,
+                    ag.c.segment, ag.c.company_id, ag.c.currency]
+            rollup = (sa.select(*keys, sa.func.count(), sa.func.sum(units(ag.c.amount_residual_company)),
+                                sa.func.max(ag.c.days_overdue), sa.func.max(rank), sa.func.max(ag.c.customer_name),
+                                sa.func.max(ag.c.customer_stage))
+                      .where(ag.c.dunning_status.in_((DUNNED, ON_HOLD))).group_by(*keys))
+            conn.execute(wl.delete())
+            conn.execute(wl.insert().from_select(
+                [k.name for k in keys] + ["invoices", "amount_units", "days_overdue", "action_rank",
+                                          "customer_name", "customer_stage"], rollup))
+            per_customer = self._per_customer([wl.c.dunning_status == DUNNED]).subquery()
+            group, order = _group_of(per_customer.c.action_rank)
+            conn.execute(wlc.delete())
+            conn.execute(wlc.insert().from_select(
+                [c.name for c in per_customer.c] + ["action_group", "group_order"],
+                sa.select(per_customer, group, order)))
+            if conn.dialect.name == "postgresql":  # the planner's statistics of the new rows
+                conn.execute(sa.text("ANALYZE workbench_worklist, workbench_worklist_customers"))
+            conn.execute(es.delete().where(es.c.key == WORKLIST_STATE))
+            if current is not None:
+                conn.execute(es.insert().values(key=WORKLIST_STATE, value=current,
+                                                updated_at=datetime.now(UTC).replace(tzinfo=None)))
+
     def _row_filter(self, f: Filters) -> list[sa.ColumnElement]:
         if f.hold == "":
-            where = [ag.c.dunning_status == DUNNED]
+            where = [wl.c.dunning_status == DUNNED]
         elif f.hold == "any":
-            where = [ag.c.dunning_status.in_((DUNNED, ON_HOLD))]
+            where = [wl.c.dunning_status.in_((DUNNED, ON_HOLD))]
         elif f.hold == "held":
-            where = [ag.c.dunning_status == ON_HOLD]
+            where = [wl.c.dunning_status == ON_HOLD]
         else:
-            where = [ag.c.dunning_status == ON_HOLD, ag.c.hold_reason == f.hold]
+            where = [wl.c.dunning_status == ON_HOLD, wl.c.hold_reason == f.hold]
         if f.stage:
-            where.append(ag.c.stage == f.stage)
+            where.append(wl.c.stage == f.stage)
         if f.segment:
-            where.append(ag.c.segment == f.segment)
+            where.append(wl.c.segment == f.segment)
         if f.company is not None:
-            where.append(ag.c.company_id == f.company)
+            where.append(wl.c.company_id == f.company)
         if f.currency:
-            where.append(ag.c.currency == f.currency)
+            where.append(wl.c.currency == f.currency)
         return where
 
-    def _grouped(self, f: Filters, as_of: date | None) -> sa.Subquery:
-        rank = sa.case(*[(ag.c.action == a, r) for a, r in _ACTION_RANK.items()], else_=0)
-        held = sa.case((ag.c.dunning_status == ON_HOLD, 1), else_=0)
-        per_customer = (
+    @staticmethod
+    def _per_customer(where: list[sa.ColumnElement]) -> sa.Select:
+        """The rollup's rows matching `where`, summed per customer and company currency."""
+        held = sa.case((wl.c.dunning_status == ON_HOLD, wl.c.invoices), else_=0)
+        return (
             sa.select(
-                ag.c.customer_id, ag.c.company_currency,
-                sa.func.max(ag.c.customer_name).label("customer_name"),
-                sa.func.max(ag.c.segment).label("segment"),
-                sa.func.max(ag.c.customer_stage).label("customer_stage"),
-                sa.func.count().label("invoices"),
+                wl.c.customer_id, wl.c.company_currency,
+                sa.func.max(wl.c.customer_name).label("customer_name"),
+                sa.func.max(wl.c.segment).label("segment"),
+                sa.func.max(wl.c.customer_stage).label("customer_stage"),
+                sa.func.sum(wl.c.invoices).label("invoices"),
                 sa.func.sum(held).label("held"),
-                sa.func.sum(units(ag.c.amount_residual_company)).label("amount_units"),
-                sa.func.max(ag.c.days_overdue).label("days_overdue"),
-                sa.func.max(rank).label("action_rank"),
+                sa.func.sum(wl.c.amount_units).label("amount_units"),
+                sa.func.max(wl.c.days_overdue).label("days_overdue"),
+                sa.func.max(wl.c.action_rank).label("action_rank"),
             )
-            .where(*self._row_filter(f))
-            .group_by(ag.c.customer_id, ag.c.company_currency)
-        ).subquery("per_customer")
-        group = sa.case(*[(per_customer.c.action_rank == r, g) for r, g in _RANK_GROUP.items()], else_="none")
-        order = sa.case(*[(group == key, i) for i, (key, _, _) in enumerate(GROUPS)], else_=len(GROUPS))
-        stmt = sa.select(per_customer, group.label("action_group"), order.label("group_order"))
+            .where(*where)
+            .group_by(wl.c.customer_id, wl.c.company_currency)
+        )
+
+    def _grouped(self, f: Filters, as_of: date | None) -> sa.Select:
+        if f.unfiltered:
+            per_customer = wlc
+            stmt = sa.select(*wlc.c)
+        else:
+            per_customer = self._per_customer(self._row_filter(f)).subquery("per_customer")
+            stmt = sa.select(per_customer, *_group_of(per_customer.c.action_rank))
         if not f.handled and as_of is not None:
             wa = workbench_actions
             done = (sa.select(wa.c.id).where(
@@ -175,19 +235,18 @@ class Reader:
                 wa.c.retracted_at.is_(None), wa.c.kind.in_(("call", "reminder_sent", "promise", "exclusion")))
                 .exists())
             stmt = stmt.where(~done)
-        return stmt.subquery("worklist")
+        return stmt
 
     def worklist(self, conn: Connection, f: Filters, as_of: date | None, page_size: int) -> dict:
-        w = self._grouped(f, as_of)
-        rows = conn.execute(
-            sa.select(w).order_by(w.c.group_order, w.c.amount_units.desc(), w.c.customer_id)
-            .limit(page_size).offset((f.page - 1) * page_size)
-        ).mappings().all()
-        summary = conn.execute(
-            sa.select(w.c.action_group, w.c.company_currency, sa.func.count().label("customers"),
-                      sa.func.sum(w.c.amount_units).label("amount_units"))
-            .group_by(w.c.action_group, w.c.company_currency)
-        ).mappings().all()
+        if f.unfiltered:  # the page is the first rows of an index
+            w = self._grouped(f, as_of).subquery("worklist")
+            rows = conn.execute(
+                sa.select(w).order_by(w.c.group_order, w.c.amount_units.desc(), w.c.customer_id)
+                .limit(page_size).offset((f.page - 1) * page_size)
+            ).mappings().all()
+            summary = self._unfiltered_summary(conn, f, as_of, w)
+        else:
+            rows, summary = self._page_and_summary(conn, f, as_of, page_size)
         total = sum(int(s["customers"]) for s in summary)
         groups = []
         for key, label, _ in GROUPS:
@@ -198,6 +257,57 @@ class Reader:
                            "totals": [fmt_units(s["amount_units"], s["company_currency"]) for s in sums]})
         return {"groups": groups, "total_customers": total, "page": f.page,
                 "pages": max(1, -(-total // page_size)), "shown": len(rows)}
+
+    @staticmethod
+    def _summary(conn: Connection, w) -> list[dict]:
+        stmt = (sa.select(w.c.action_group, w.c.company_currency, sa.func.count().label("customers"),
+                          sa.func.sum(w.c.amount_units).label("amount_units"))
+                .group_by(w.c.action_group, w.c.company_currency))
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def _unfiltered_summary(self, conn: Connection, f: Filters, as_of: date | None, w) -> list[dict]:
+        """Counts and totals of today's worklist: those of the rollup (kept per snapshot) less
+        the customers handled today (a few rows), instead of a pass over every customer."""
+        totals = self._totals[1] if self._totals is not None else None
+        if totals is None:
+            return self._summary(conn, w)
+        if f.handled or as_of is None:
+            return totals
+        wa = workbench_actions
+        handled = sa.select(wa.c.customer_id).where(
+            wa.c.as_of_date >= as_of, wa.c.retracted_at.is_(None),
+            wa.c.kind.in_(("call", "reminder_sent", "promise", "exclusion"))).distinct().subquery()
+        less = {(r["action_group"], r["company_currency"]): r for r in self._summary(
+            conn, sa.select(*wlc.c).where(wlc.c.customer_id.in_(sa.select(handled.c.customer_id))).subquery())}
+        out = []
+        for t in totals:
+            d = less.get((t["action_group"], t["company_currency"]))
+            n = int(t["customers"]) - (int(d["customers"]) if d else 0)
+            if n > 0:
+                out.append({**t, "customers": n,
+                            "amount_units": int(t["amount_units"]) - (int(d["amount_units"]) if d else 0)})
+        return out
+
+    def _page_and_summary(self, conn: Connection, f: Filters, as_of: date | None,
+                          page_size: int) -> tuple[list[dict], list[dict]]:
+        """A filtered worklist: the customers are summed once (a CTE used twice), and the page
+        and the counts per group come back in one statement."""
+        w = self._grouped(f, as_of).cte("worklist")
+        names = [c.name for c in w.c]
+        page = (sa.select(w).order_by(w.c.group_order, w.c.amount_units.desc(), w.c.customer_id)
+                .limit(page_size).offset((f.page - 1) * page_size).subquery("page"))
+        rows_part = sa.select(sa.literal("row").label("part"), *[page.c[n] for n in names],
+                              sa.null().label("customers"))
+        summed = {"action_group": w.c.action_group, "company_currency": w.c.company_currency,
+                  "amount_units": sa.func.sum(w.c.amount_units)}
+        sum_part = (sa.select(sa.literal("sum").label("part"),
+                              *[summed.get(n, sa.null()).label(n) for n in names],
+                              sa.func.count().label("customers"))
+                    .group_by(w.c.action_group, w.c.company_currency))
+        both = sa.union_all(rows_part, sum_part).subquery("both")
+        out = conn.execute(sa.select(both).order_by(both.c.part, both.c.group_order, both.c.amount_units.desc(),
+                                                    both.c.customer_id)).mappings().all()
+        return [r for r in out if r["part"] == "row"], [r for r in out if r["part"] == "sum"]
 
     # -- customer -------------------------------------------------------------------------
     def customer(self, conn: Connection, customer_id: int) -> dict | None:
@@ -305,6 +415,17 @@ class Reader:
         return {"source": "zendesk_comments", "rows": rows[:page_size], "more": len(rows) > page_size,
                 "page": page}
 
+    def open_tickets(self, conn: Connection, customer_id: int) -> list[dict]:
+        """The customer's open Zendesk tickets as of the last night (a reminder may be a public
+        reply on one), newest first."""
+        cc = dt.customer_communications
+        stmt = (sa.select(cc.c.ticket_id, sa.func.max(cc.c.subject).label("subject"),
+                          sa.func.max(cc.c.status).label("status"),
+                          sa.func.max(cc.c.requester_email).label("requester_email"))
+                .where(cc.c.customer_id == customer_id, cc.c.is_open.is_(True))
+                .group_by(cc.c.ticket_id).order_by(cc.c.ticket_id.desc()).limit(20))
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
     def drafts(self, conn: Connection, customer_id: int) -> list[dict]:
         """Reminder drafts of the customer (`reminder_drafts`, when present), as dicts with the
         columns found plus `_subject`, `_body`, `_to` and `_ref` picked by usual names."""
@@ -349,6 +470,13 @@ class Reader:
         if self.optional(conn, name) is None:
             return None
         return self._optional_rows(conn, name, None, limit=limit)
+
+
+def _group_of(action_rank) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """The worklist group of a customer's most advanced action, and the group's display order."""
+    group = sa.case(*[(action_rank == r, g) for r, g in _RANK_GROUP.items()], else_="none")
+    order = sa.case(*[(group == key, i) for i, (key, _, _) in enumerate(GROUPS)], else_=len(GROUPS))
+    return group.label("action_group"), order.label("group_order")
 
 
 def _pick(row: dict, names: tuple[str, ...]):

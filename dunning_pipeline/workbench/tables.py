@@ -29,6 +29,7 @@ workbench_actions = sa.Table(
     sa.Column("until", sa.Date, comment="promised payment day, or end of an exclusion"),
     sa.Column("outcome", sa.Text, comment="phone call: reached, no_answer, ..."),
     sa.Column("draft_ref", sa.Text, comment="reminder_drafts row the reminder was sent from"),
+    sa.Column("ticket_id", sa.BigInteger, comment="Zendesk ticket a reminder was sent through"),
     sa.Column("note", sa.Text),
     sa.Column("author", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False, comment="UTC"),
@@ -38,6 +39,54 @@ workbench_actions = sa.Table(
                        name="ck_workbench_actions_kind"),
 )
 sa.Index("ix_workbench_actions_customer_id", workbench_actions.c.customer_id, workbench_actions.c.created_at)
+
+# The worklist's rollup of the aging snapshot: one row per customer and company currency and
+# per value of each filter (status, hold reason, stage, segment, company, currency), so the
+# worklist groups a few rows per customer instead of every invoice. Rebuilt from each new
+# aging snapshot by the workbench (queries.Reader.refresh_worklist); never edited.
+workbench_worklist = sa.Table(
+    "workbench_worklist",
+    metadata,
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("company_currency", sa.Text),
+    sa.Column("dunning_status", sa.Text, nullable=False),
+    sa.Column("hold_reason", sa.Text),
+    sa.Column("stage", sa.Text),
+    sa.Column("segment", sa.Text),
+    sa.Column("company_id", sa.BigInteger),
+    sa.Column("currency", sa.Text),
+    sa.Column("invoices", sa.Integer, nullable=False),
+    sa.Column("amount_units", sa.BigInteger, nullable=False, comment="company currency, 1/10,000 units"),
+    sa.Column("days_overdue", sa.Integer, comment="the most overdue invoice's"),
+    sa.Column("action_rank", sa.Integer, comment="the most advanced action's rank (queries._ACTION_RANK)"),
+    sa.Column("customer_name", sa.Text),
+    sa.Column("customer_stage", sa.Text),
+)
+sa.Index("ix_workbench_worklist_status_customer", workbench_worklist.c.dunning_status,
+         workbench_worklist.c.customer_id)
+for _filter in ("hold_reason", "stage", "segment", "company_id", "currency"):  # combined as bitmaps
+    sa.Index(f"ix_workbench_worklist_{_filter}", workbench_worklist.c[_filter])
+# The unfiltered worklist (what is dunned today), one row per customer and company currency,
+# in the worklist's order: its first page is the index's first rows.
+workbench_worklist_customers = sa.Table(
+    "workbench_worklist_customers",
+    metadata,
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("company_currency", sa.Text),
+    sa.Column("customer_name", sa.Text),
+    sa.Column("segment", sa.Text),
+    sa.Column("customer_stage", sa.Text),
+    sa.Column("invoices", sa.Integer, nullable=False),
+    sa.Column("held", sa.Integer, nullable=False),
+    sa.Column("amount_units", sa.BigInteger, nullable=False),
+    sa.Column("days_overdue", sa.Integer),
+    sa.Column("action_rank", sa.Integer),
+    sa.Column("action_group", sa.Text, nullable=False),
+    sa.Column("group_order", sa.Integer, nullable=False),
+)
+sa.Index("ix_workbench_worklist_customers_id", workbench_worklist_customers.c.customer_id)
+sa.Index("ix_workbench_worklist_customers_order", workbench_worklist_customers.c.group_order,
+         workbench_worklist_customers.c.amount_units.desc(), workbench_worklist_customers.c.customer_id)
 
 # The worklist groups the aging snapshot by customer within a status; the customer page reads
 # history and holds by customer. Declared here so they are created on existing warehouses too.

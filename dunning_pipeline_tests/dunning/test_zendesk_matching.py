@@ -37,6 +37,11 @@ WITH_FIELD = _policy_with("dispute_field_ids: []", f"dispute_field_ids: [{DISPUT
 HOLD_ON_WORDS_ONLY = _policy_with("customer_mention_hold: dispute", "customer_mention_hold: none", "words.yaml")
 
 
+# What an accountant may well write in a reminder: dispute words and the invoice number.
+SENT_REMINDER = ("Dear Acme team,\n\ninvoice INV/2025/00054 is overdue. If you dispute it or the amount is "
+                 "incorrect, tell us; otherwise please pay it this week.\n\nJane, accounts receivable")
+
+
 # -- the ledger ---------------------------------------------------------------------------------
 def customers() -> pd.DataFrame:
     def c(id_, name, email, parent=None):
@@ -184,6 +189,17 @@ CASES = [
     Case("plain mention without dispute words, policy holds on words only",
          ticket(121, "Copy please", 7002, description="Please send a copy of INV/2025/00055."),
          customer=10, method="requester_email", named={1055}, policy=HOLD_ON_WORDS_ONLY),
+    Case("our reminder sent as a new ticket to the customer (workbench): its dispute words are ours",
+         ticket(122, "Overdue: INV/2025/00054", 7002, via="api", created="2026-02-25 09:00:00",
+                description=SENT_REMINDER),
+         [comment(10, 122, 8001, SENT_REMINDER, "2026-02-25 09:00:00")],
+         customer=10, method="requester_email", named={1054}),
+    Case("the customer's dispute under our reminder sent as a new ticket",
+         ticket(123, "Overdue: INV/2026/00201", 7003, via="api", created="2026-02-25 09:00:00",
+                description="Reminder: INV/2026/00201 is overdue."),
+         [comment(11, 123, 8001, "Reminder: INV/2026/00201 is overdue.", "2026-02-25 09:00:00"),
+          comment(12, 123, 7003, "Nous contestons cette facture : montant erroné.", "2026-02-26 10:00:00")],
+         customer=20, method="requester_email", named={2001}, held={2001: "dispute"}),
 ]
 
 
@@ -226,6 +242,14 @@ def test_all_cases_at_once_give_the_same_answers():
         mine = comms[comms["ticket_id"] == case.ticket["id"]][cols].reset_index(drop=True)
         pd.testing.assert_frame_equal(mine, alone[alone["ticket_id"] == case.ticket["id"]][cols]
                                       .reset_index(drop=True), obj=case.name)
+
+
+def test_a_ticket_we_opened_for_the_customer_is_our_outbound_message_not_their_reply():
+    case = next(c for c in CASES if c.ticket["id"] == 122)
+    row = _run(case).iloc[0]
+    assert pd.isna(row["last_inbound_at"]) and pd.isna(row["customer_last_inbound_at"])
+    assert row["last_outbound_at"] == pd.Timestamp("2026-02-25 09:00:00")
+    assert not row["is_dispute"] and pd.isna(row["hold_kind"])
 
 
 def test_merged_source_itself_holds_nothing_and_names_its_invoice():

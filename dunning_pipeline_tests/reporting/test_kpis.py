@@ -233,3 +233,19 @@ def test_a_cancelled_invoice_was_a_sale_until_it_was_cancelled():
     # the credit note of that day: 1,000 - 200.
     assert kpis.credit_sales(sales, date(2026, 1, 31), date(2026, 2, 19)) == 1_050 * U
     assert kpis.credit_sales(sales, date(2026, 1, 31), date(2026, 2, 20)) == 800 * U
+
+
+def test_a_ticket_our_agent_opened_for_the_customer_is_not_a_message_from_them():
+    """A reminder sent as a new ticket (the customer the requester, our agent the first comment's
+    author) is not the customer answering; their reply on it is."""
+    from zoneinfo import ZoneInfo
+
+    tickets = pd.DataFrame({"id": [1, 2], "requester_id": [70, 70],
+                            "created_at": pd.to_datetime(["2026-03-02 09:00", "2026-03-05 09:00"])})
+    comments = pd.DataFrame({"ticket_id": [1, 2, 2], "author_id": [70, 80, 70], "public": [True, True, True],
+                             "created_at": pd.to_datetime(["2026-03-02 09:00", "2026-03-05 09:00",
+                                                           "2026-03-09 10:00"])})
+    users = pd.DataFrame({"id": [70, 80], "role": ["end-user", "agent"]})
+    comms = pd.DataFrame({"ticket_id": [1, 2], "customer_id": [10, 10]})
+    got = kpis.inbound_messages(tickets, comments, users, comms, ZoneInfo("UTC"))
+    assert sorted(got["day"].dt.strftime("%Y-%m-%d")) == ["2026-03-02", "2026-03-09"]
