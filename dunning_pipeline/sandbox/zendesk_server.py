@@ -529,11 +529,14 @@ class ZendeskApp(App):
             return _error(400, "InvalidValue", "start_time is required")
         try:
             start = int(start_text)
+        except ValueError:
+            return _error(422, "InvalidValue", "start_time must be a Unix epoch time in seconds")
+        try:
             per_page = min(MAX_EXPORT_PAGE, int(req.arg("per_page", str(MAX_EXPORT_PAGE))))
             if per_page < 1:
                 raise ValueError
         except ValueError:
-            return _error(422, "InvalidValue", "start_time must be a Unix epoch time in seconds")
+            return _error(400, "InvalidPaginationParameter", "per_page must be a positive integer")
         with self.data.lock:
             if start > int(self.data.now.timestamp()) - 60:
                 return _error(422, "InvalidValue", "Too recent start_time. Use a start_time older than one minute.")
