@@ -168,25 +168,11 @@ def users_frame(records: Iterable[Mapping[str, Any]], extracted_at: datetime,
 def comments_frame(ticket_id: int, records: Iterable[Mapping[str, Any]], extracted_at: datetime,
                    unstorable: list[str] | None = None) -> pd.DataFrame:
     """Comments of one ticket; `body` is the plain text (plain_body, else body)."""
-    rows = []
-    for rec in records:
-        cid = _storable_id(rec, f"comment of ticket {ticket_id}", unstorable)
-        if cid is None:
-            continue
-        what = f"comment {cid} of ticket {ticket_id}"
-        f = _Fields(what)
-        via = f.mapping(rec, "via")
-        body = f.text(rec, "plain_body")
-        rows.append({
-            "id": cid,
-            "ticket_id": int(ticket_id),
-            "author_id": f.read(_id, rec, "author_id", what, required=False),
-            "public": f.read(_bool, rec, "public", what),
-            "body": body if body is not None else f.text(rec, "body"),
-            "via_channel": f.read(_channel, via, what, "via.channel"),
-            "created_at": rec.get("created_at"),
-            "parse_error": f.error_text(),
-        })
+    rows = [row for rec in records if (row := _comment_row(ticket_id, rec, unstorable)) is not None]
+    return _comments(rows, extracted_at)
+
+
+def _comments(rows: list[dict], extracted_at: datetime) -> pd.DataFrame:
     frame = _frame(rows, COMMENT_COLUMNS, ("author_id",))
     frame["public"] = frame["public"].astype("boolean")
     frame = _timestamps(frame, ("created_at",), "comment", required=())
@@ -210,10 +196,7 @@ def comment_events_frame(events: Iterable[Mapping[str, Any]], extracted_at: date
             row = _comment_row(ticket_id, child, unstorable)
             if row is not None:
                 rows.append(row)
-    frame = _frame(rows, COMMENT_COLUMNS, ("author_id",))
-    frame["public"] = frame["public"].astype("boolean")
-    frame = _timestamps(frame, ("created_at",), "comment", required=())
-    return _finish(frame, COMMENT_COLUMNS, extracted_at)
+    return _comments(rows, extracted_at)
 
 
 def redacted_tickets(events: Iterable[Mapping[str, Any]]) -> set[int]:
