@@ -257,7 +257,7 @@ class Workbench:
         with self.warehouse.engine.connect() as conn:
             values = dict(as_of=self.reader.as_of(conn), buckets=self.reader.bucket_totals(conn),
                           ar_aging_report=self.reader.report_table(conn, "ar_aging_report"),
-                          collection_kpis=self.reader.report_table(conn, "collection_kpis"))
+                          collection_kpis=self.reader.report_table(conn, "collection_kpis", newest_first=True))
         return self.render(ctx, "report.html", **values)
 
     # -- actions --------------------------------------------------------------------------

@@ -466,10 +466,13 @@ class Reader:
                 .group_by(ag.c.currency, ag.c.aging_bucket).order_by(ag.c.currency, ag.c.aging_bucket))
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
-    def report_table(self, conn: Connection, name: str, limit: int = 500) -> tuple[list[str], list[dict]] | None:
+    def report_table(self, conn: Connection, name: str, limit: int = 500, *, newest_first: bool = False
+                     ) -> tuple[list[str], list[dict]] | None:
+        """A reporting table's first rows; a daily series (`newest_first`) from its latest day back."""
         if self.optional(conn, name) is None:
             return None
-        return self._optional_rows(conn, name, None, limit=limit)
+        order = ("as_of_date",) if newest_first else ()
+        return self._optional_rows(conn, name, None, order=order, limit=limit, descending=newest_first)
 
 
 def _group_of(action_rank) -> tuple[sa.ColumnElement, sa.ColumnElement]:

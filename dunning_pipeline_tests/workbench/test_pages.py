@@ -165,3 +165,16 @@ def test_the_demo_login_works(aged_url, tmp_path):
     page = client.get("/login")
     r = client.post("/login", data={"csrf_token": csrf_of(page.text), "username": "demo", "password": password})
     assert r.status_code == 303 and client.get("/").status_code == 200
+
+
+def test_report_page_shows_the_kpi_series_from_its_latest_day(alice, aged_url):
+    """With a rebuilt history the series reaches back months: the page lists the latest days
+    first, not the oldest 500 rows."""
+    wh = Warehouse(aged_url)
+    days = pd.date_range("2024-01-01", "2026-03-02", freq="D")
+    wh.append("collection_kpis", pd.DataFrame({
+        "as_of_date": days, "company_id": 1, "kpi": "dso_count_back", "dimension": "",
+        "value": [float(i) for i in range(len(days))], "source": "nightly"}))
+    wh.dispose()
+    report = alice.get("/report").text
+    assert "2026-03-02" in report and "2024-01-01" not in report
