@@ -6,9 +6,12 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from dunning_pipeline import money, settings
 from dunning_pipeline.as_of import resolve_as_of
+from dunning_pipeline.warehouse import store
 
 
 def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> date:
@@ -22,14 +25,29 @@ def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> date
     return resolve_as_of(tag, created, settings.timezone())
 
 
-def column_schema(frame: pd.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
-    descriptions = descriptions or {}
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name=str(c), type=str(frame[c].dtype), description=descriptions.get(str(c)))
-            for c in frame.columns
-        ]
-    )
+def warehouse_type(column: sa.Column) -> str:
+    """A column's type as the PostgreSQL warehouse defines it (`numeric(19,4)`, `bigint`,
+    `timestamp without time zone`): compiled for PostgreSQL, in the spelling of `format_type`."""
+    text = column.type.compile(dialect=_POSTGRESQL).lower().replace(", ", ",")
+    return _PG_TYPE_NAMES.get(text, text)
+
+
+_POSTGRESQL = postgresql.dialect()
+# SQL-standard spellings that SQLAlchemy compiles to, and the name PostgreSQL stores them under.
+_PG_TYPE_NAMES = {"float": "double precision"}
+
+
+def column_schema(table: str | sa.Table) -> dg.TableSchema:
+    """The columns of a warehouse table as the UI shows them: every column with its warehouse
+    type, nullability and description, all from the table's definition (its comments are the
+    columns' COMMENT ON COLUMN in PostgreSQL too)."""
+    if isinstance(table, str):
+        table = store.load_table_modules().tables[table]
+    return dg.TableSchema(columns=[
+        dg.TableColumn(name=c.name, type=warehouse_type(c), description=c.comment,
+                       constraints=dg.TableColumnConstraints(nullable=bool(c.nullable)))
+        for c in table.columns
+    ])
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadataValue:

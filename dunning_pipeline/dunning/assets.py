@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline import money, runtime, settings
+from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.dunning import aging as aging_mod
 from dunning_pipeline.dunning import history as history_mod
 from dunning_pipeline.dunning import instalments as instalments_mod
@@ -41,6 +42,7 @@ dunning_holds_spec = dg.AssetSpec(
         "`dunning_holds` (customer or invoice, kind promise/exclusion, until, note, created_by). "
         "Honoured by invoice_aging from the day they are created."
     ),
+    metadata={"dagster/column_schema": runtime.column_schema("dunning_holds")},
 )
 
 _INVOICE_COLUMNS = [
@@ -104,7 +106,7 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     totals = _totals_by_currency(recv[recv["receivable_status"] == "open"])
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(recv),
-        "dagster/column_schema": runtime.column_schema(recv),
+        "dagster/column_schema": runtime.column_schema("receivables"),
         "as_of_date": as_of.isoformat(),
         "policy_file": policy.source,
         "customers": int(recv["customer_id"].nunique()),
@@ -165,7 +167,7 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     context.log.info(f"wrote {len(comms)} rows; {len(disputes)} open disputes, {len(claims)} payment claims")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(comms),
-        "dagster/column_schema": runtime.column_schema(comms),
+        "dagster/column_schema": runtime.column_schema("customer_communications"),
         "as_of_date": as_of.isoformat(),
         "tickets": len(by_ticket),
         "tickets_by_match": dg.MetadataValue.md(_counts_md(by_ticket, ["match_method"])),
@@ -225,7 +227,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     held = aging[aging["dunning_status"] == aging_mod.ON_HOLD]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(aging),
-        "dagster/column_schema": runtime.column_schema(aging),
+        "dagster/column_schema": runtime.column_schema("invoice_aging"),
         "as_of_date": as_of.isoformat(),
         "bucket_totals": dg.MetadataValue.md(aging_mod.bucket_totals_markdown(totals, open_totals)),
         "reconciles": bool(len(totals) == 0 or (totals.set_index("currency")["total"]
@@ -249,7 +251,12 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             {"amount_residual": "currency"})),
     })
 
-@dg.asset_check(asset=invoice_aging, blocking=True, description=(
+AGING_RECONCILES = SeverityRule(error_when="a currency's buckets, an invoice's instalments or the set of aged "
+                                           "invoices differ from the receivables by as much as a cent")
+
+
+@dg.asset_check(asset=invoice_aging, blocking=AGING_RECONCILES.can_error, metadata=AGING_RECONCILES.metadata(),
+                description=AGING_RECONCILES.describe(
     "The aging buckets (of the open instalments) add up, per currency and to the cent, to the "
     "open residual of the receivables; each invoice's instalments add up to its residual; and "
     "every receivable is aged or listed as not aged. Blocking: no history is recorded from an "
@@ -323,9 +330,7 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                                    if result.skipped else "_no stage changes_"))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": total,
-        # The table's typed columns, read without rows: the same schema whether or not this run appended.
-        "dagster/column_schema": runtime.column_schema(
-            wh.read("dunning_history", columns=history_mod.HISTORY_COLUMNS, where=sa.false())),
+        "dagster/column_schema": runtime.column_schema("dunning_history"),
         "as_of_date": as_of.isoformat(),
         "rows_appended": len(rows),
         "skipped_before_latest": result.skipped,

@@ -22,12 +22,8 @@ KINDS = {"odoo", "python"}
 OWNERS = ["team:finance-data"]
 
 
-def _descriptions(table) -> dict[str, str]:
-    return {c.name: c.comment for c in table.columns if c.comment}
-
-
-INVOICE_SCHEMA = runtime.column_schema(parse.empty_invoices(), _descriptions(schema.odoo_invoices))
-CUSTOMER_SCHEMA = runtime.column_schema(parse.empty_customers(), _descriptions(schema.odoo_customers))
+INVOICE_SCHEMA = runtime.column_schema(schema.odoo_invoices)
+CUSTOMER_SCHEMA = runtime.column_schema(schema.odoo_customers)
 
 
 @dg.asset(
@@ -66,7 +62,7 @@ def odoo_customers(
     return _materialize(context, odoo, warehouse, extract.extract_customers, CUSTOMER_SCHEMA)
 
 
-LINE_SCHEMA = runtime.column_schema(parse.empty_receivable_lines(), _descriptions(schema.odoo_receivable_lines))
+LINE_SCHEMA = runtime.column_schema(schema.odoo_receivable_lines)
 
 
 @dg.asset(

@@ -87,7 +87,7 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     busiest = views.sort_values("events", ascending=False).head(10)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(timeline),
-        "dagster/column_schema": runtime.column_schema(timeline),
+        "dagster/column_schema": runtime.column_schema("customer_timeline"),
         "as_of_date": as_of.isoformat(),
         "customers": len(views),
         "messages": int((timeline["kind"] == timeline_mod.MESSAGE).sum()),
@@ -125,7 +125,7 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
            f"{money.format_amount(int(r.fee_amount), c, with_code=False)} |" for c, r in totals.iterrows()]))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(charges),
-        "dagster/column_schema": runtime.column_schema(charges),
+        "dagster/column_schema": runtime.column_schema("late_payment_charges"),
         "as_of_date": as_of.isoformat(),
         "totals": dg.MetadataValue.md(table),
         "preview": runtime.markdown_preview(runtime.money_display(
@@ -187,7 +187,7 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     sample = out.head(1)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(out),
-        "dagster/column_schema": runtime.column_schema(out.drop(columns=["llm_prompt", "llm_answer"])),
+        "dagster/column_schema": runtime.column_schema("reminder_drafts"),
         "as_of_date": as_of.isoformat(),
         "by_language": dg.MetadataValue.md(_counts_md(out["locale"].value_counts().sort_index(), "Locale")),
         "by_stage": dg.MetadataValue.md(_counts_md(out["stage"].value_counts().sort_index(), "Stage")),

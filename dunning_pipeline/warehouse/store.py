@@ -142,6 +142,12 @@ class Warehouse:
                     _, _schema, table_name, column = diff
                     ops.add_column(table_name, column.copy())
                     changes.append(f"added column {table_name}.{column.name}")
+                elif isinstance(diff, list):  # column changes: only comments follow the code
+                    for _op, _schema, table_name, name, existing, _old, new in (
+                            d for d in diff if d[0] == "modify_comment"):
+                        ops.alter_column(table_name, name, comment=new, existing_type=existing["existing_type"],
+                                         existing_nullable=existing["existing_nullable"])
+                        changes.append(f"described column {table_name}.{name}")
             for hook in _SCHEMA_HOOKS:
                 hook(self, conn)
         return changes
