@@ -99,6 +99,7 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     recv, excluded = build_receivables(invoices, customers, policy, as_of, _quarantine(wh))
     with wh.begin() as conn:
         wh.replace("receivables", recv, conn=conn)
+        runtime.record_build(context, wh, conn, "receivables", as_of)
     context.log.info(f"wrote {len(recv)} receivables; {len(excluded)} left out")
     if len(excluded):
         context.log.warning(f"{len(excluded)} open moves left out of dunning: "
@@ -161,6 +162,7 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, settings.timezone())
     with wh.begin() as conn:
         wh.replace("customer_communications", comms, conn=conn)
+        runtime.record_build(context, wh, conn, "customer_communications", as_of)
     disputes = comms[comms["is_dispute"]]
     claims = comms[comms["hold_kind"] == "payment_claimed"]
     by_ticket = comms.drop_duplicates("ticket_id")
@@ -207,7 +209,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     policy = _policy(context)
     wh = warehouse.get_warehouse()
     recv = runtime.read_of_day(wh, "receivables", as_of)
-    comms = wh.read("customer_communications")
+    comms = runtime.read_of_day(wh, "customer_communications", as_of)
     manual = wh.read("dunning_holds")
     customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
     prev = history_mod.load_state(wh, as_of, active_only=True)
@@ -219,6 +221,8 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     with wh.begin() as conn:
         wh.replace("invoice_aging", aging, conn=conn)
         wh.replace("instalment_aging", instalments, conn=conn)
+        for table in ("invoice_aging", "instalment_aging"):
+            runtime.record_build(context, wh, conn, table, as_of, inputs=("receivables", "customer_communications"))
     context.log.info(f"wrote {len(aging)} aging rows and {len(instalments)} open instalments as of {as_of}")
 
     # The buckets add up from the instalments: each in the bucket of its own due date.
@@ -316,7 +320,9 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                                             "amount_residual", "amount_residual_signed"])
     excluded = quarantined_ids(_quarantine(wh), "odoo_invoices")
     recorded_at = datetime.now(UTC).replace(tzinfo=None)  # when it was written; the logic uses as_of only
-    result = history_mod.record(wh, aging, raw, policy, as_of, context.run_id, recorded_at, excluded)
+    result = history_mod.record(wh, aging, raw, policy, as_of, context.run_id, recorded_at, excluded,
+                                on_recorded=lambda conn: runtime.record_build(
+                                    context, wh, conn, "dunning_history", as_of, inputs=("invoice_aging",)))
     rows = result.rows
     if result.skipped:
         context.log.warning(

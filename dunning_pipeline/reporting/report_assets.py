@@ -103,6 +103,8 @@ def ar_aging_report(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     with wh.begin() as conn:
         wh.replace("ar_aging_report", summary, conn=conn)
         wh.replace("ar_aging_report_buckets", buckets, conn=conn)
+        for table in ("ar_aging_report", "ar_aging_report_buckets"):
+            runtime.record_build(context, wh, conn, table, as_of, inputs=("invoice_aging", INSTALMENT_TABLE))
     png = _render(context, "aging chart", charts.aging_distribution_chart(buckets, as_of.isoformat())) if len(buckets) else None
     written = files.write_report(files.report_folder(), as_of=as_of, run_id=context.run_id, summary=summary,
                                  buckets=buckets, png=png)
@@ -250,6 +252,7 @@ def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         wh.replace("collection_kpis", today, where=k.as_of_date == as_of, conn=conn)
         if len(past):
             wh.append("collection_kpis", past, conn=conn)
+        runtime.record_build(context, wh, conn, "collection_kpis", as_of, inputs=("invoice_aging", "dunning_history"))
     context.log.info(f"wrote {len(today)} KPI rows for {as_of} and {len(past)} reconstructed rows of earlier days")
     series = wh.read("collection_kpis", where=sa.and_(k.as_of_date > as_of - timedelta(days=CHART_DAYS),
                                                         k.as_of_date <= as_of))
