@@ -40,7 +40,7 @@ def main() -> None:
     job = bench.resolve_job_def("nightly_dunning")
     started = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(instance=instance, tags={"dunning/as_of": args.as_of},
+        result = job.execute_in_process(instance=instance, partition_key=args.as_of,
                                         raise_on_error=False)
     total = time.perf_counter() - started
     steps = {}

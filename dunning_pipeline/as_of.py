@@ -1,8 +1,9 @@
 """The run's as-of date: the business day a run computes, in the configured time zone.
 
-It is the run tag `dunning/as_of` (set by the schedules from their tick, or by hand to replay a
-day), else the run's creation time in `DUNNING_TIMEZONE`. Nothing deeper in the logic reads a
-clock: it receives this date.
+It is the run's partition (a day of `partitions.as_of_days`: the nightly schedule, backfills, the
+UI's partition picker), else the run tag `dunning/as_of` (the weekly alert's schedule sets it),
+else the run's creation time in `DUNNING_TIMEZONE` (`runtime.run_as_of` decides). Nothing deeper
+in the logic reads a clock: it receives this date.
 """
 
 from __future__ import annotations

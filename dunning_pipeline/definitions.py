@@ -76,5 +76,9 @@ defs = dg.Definitions.merge(
         jobs=[nightly_dunning],
         schedules=[nightly_dunning_schedule],
         resources=build_resources(),
+        # Runs the UI or a backfill launches for an asset selection (Dagster's implicit asset
+        # job) run in one process too, as the nightly job does: a process per step would load
+        # the code location (and Great Expectations) again for each step.
+        executor=dg.in_process_executor,
     ),
 )

@@ -20,7 +20,7 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
-from dunning_pipeline import settings
+from dunning_pipeline import partitions, settings
 
 DEMO_DIR = Path(".demo")
 _EVENT = re.compile(r" - (?:dagster - )?(INFO|WARNING|ERROR|CRITICAL) - ")
@@ -52,7 +52,7 @@ def _say(text: str = "") -> None:
 def _run_job(job: str, as_of: date, env: dict[str, str], log: Path, verbose: bool) -> bool:
     """`dagster job execute` as a user would type it; progress lines echoed, all kept in `log`."""
     args = ["job", "execute", "-m", "dunning_pipeline.definitions", "-j", job,
-            "--tags", json.dumps({settings.AS_OF_TAG: as_of.isoformat()})]
+            "--tags", json.dumps(partitions.day_tags(job == "nightly_dunning", as_of))]
     cmd = [sys.executable, "-m", "dagster", *args]
     # The command echoed is the one run (the venv's interpreter aside), quoted for a shell.
     _say("$ dagster " + shlex.join(args))

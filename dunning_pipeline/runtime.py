@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -10,19 +11,67 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from dunning_pipeline import money, settings
-from dunning_pipeline.as_of import resolve_as_of
+from dunning_pipeline.as_of import parse_as_of, resolve_as_of
+from dunning_pipeline.partitions import PARTITION_TAG
 from dunning_pipeline.warehouse import builds, store
 
 
 def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> date:
-    """The as-of date of the current run (tag `dunning/as_of`, else the run's creation day)."""
+    """The as-of date of the current run: its partition (a day of `partitions.as_of_days`), else
+    the tag `dunning/as_of` (unpartitioned jobs: the weekly alert), else the run's creation day.
+    A partition and a tag that name different days fail the run, and so does a day-partitioned
+    asset in a run without a partition: Dagster cannot record it (nor its downstream) for a day."""
     tag = context.run.tags.get(settings.AS_OF_TAG)
+    key = _partition_day(context)
+    if key is not None:
+        day = parse_as_of(key)
+        if tag and parse_as_of(tag) != day:
+            raise dg.Failure(f"run {context.run_id} is for partition {key} but its tag {settings.AS_OF_TAG} "
+                             f"says {tag}: launch it with one of the two, or with the same day in both")
+        return day
+    if _is_day_partitioned(context):
+        day = tag or "YYYY-MM-DD"
+        raise dg.Failure(
+            f"{context.op.name} is partitioned by as-of day and this run has no partition: launch it for one day "
+            f"(the UI's partition picker, `dagster asset materialize --partition {day}`, or "
+            f"`dagster job execute ... --tags '{{\"{PARTITION_TAG}\": \"{day}\"}}'`)")
     created = datetime.now(UTC)
     if not tag:
         record = context.instance.get_run_record_by_id(context.run_id)
         if record is not None and record.create_timestamp is not None:
             created = record.create_timestamp.astimezone(UTC)
     return resolve_as_of(tag, created, settings.timezone())
+
+
+def _is_day_partitioned(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> bool:
+    return context.has_assets_def and context.assets_def.partitions_def is not None
+
+
+def _partition_day(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> str | None:
+    """The run's partition key, or None for an unpartitioned run. A run over a range of days
+    (a single-run backfill) is refused: each day needs its own run, in date order."""
+    if context.has_partition_key:
+        return context.partition_key
+    if context.has_partition_key_range:
+        days = context.partition_key_range
+        if days.start != days.end:
+            raise dg.Failure(f"run {context.run_id} covers the days {days.start} to {days.end}: the dunning "
+                             "assets compute one as-of day per run (backfill them one partition per run)")
+        return days.start
+    return None
+
+
+def serialized_step(fn):
+    """Under `@dg.asset`: the step holds its warehouse writer lock (`Warehouse.writer_lock`) from
+    its first read to its last write, so two runs of it never interleave, whoever launched them
+    and whatever the run queue allowed. The asset must take the `warehouse` resource."""
+    @functools.wraps(fn)
+    def step(context, *args, **kwargs):
+        def waiting():
+            context.log.info(f"{fn.__name__}: another run holds its warehouse lock; waiting for it to finish")
+        with kwargs["warehouse"].get_warehouse().writer_lock(fn.__name__, on_wait=waiting):
+            return fn(context, *args, **kwargs)
+    return step
 
 
 def warehouse_type(column: sa.Column) -> str:

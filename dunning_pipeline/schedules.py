@@ -1,4 +1,4 @@
-"""The nightly job and its schedule: 02:00 in DUNNING_TIMEZONE, each run tagged with its as-of date."""
+"""The nightly job and its schedule: 02:00 in DUNNING_TIMEZONE, each run for the partition of its as-of day."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dagster as dg
 
 from dunning_pipeline import settings
 from dunning_pipeline.as_of import as_of_for_tick
+from dunning_pipeline.partitions import as_of_days
 
 # Everything but the weekly Slack alert, which has its own job and schedule.
 NIGHTLY_GROUPS = ("odoo", "zendesk", "dunning", "reporting")
@@ -17,6 +18,8 @@ nightly_dunning = dg.define_asset_job(
     "nightly_dunning",
     selection=dg.AssetSelection.groups(*NIGHTLY_GROUPS),
     executor_def=dg.in_process_executor,
+    # The extracts are unpartitioned (current state); every other asset is one as-of day.
+    partitions_def=as_of_days,
     description="Extract Odoo and Zendesk, validate, age the receivables and record stage changes.",
     # Every run carries it, however launched: dagster.yaml limits it to one run at a time, and a
     # retried run re-executes only what failed.
@@ -24,13 +27,15 @@ nightly_dunning = dg.define_asset_job(
 )
 
 
+# Not `build_schedule_from_partitioned_job`: that fills the day that has just ended, while the
+# night of 2 March at 02:00 computes as-of 2 March (`as_of_days` holds the current day).
 @dg.schedule(
     job=nightly_dunning,
     cron_schedule="0 2 * * *",
     execution_timezone=settings.timezone_name(),
     name="nightly_dunning_schedule",
-    description="Every night at 02:00 in DUNNING_TIMEZONE; the run's as-of date is the tick's day.",
+    description="Every night at 02:00 in DUNNING_TIMEZONE; the run's partition (as-of date) is the tick's day.",
 )
 def nightly_dunning_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    as_of = as_of_for_tick(context.scheduled_execution_time, settings.timezone())
-    return dg.RunRequest(run_key=f"nightly-{as_of.isoformat()}", tags={settings.AS_OF_TAG: as_of.isoformat()})
+    as_of = as_of_for_tick(context.scheduled_execution_time, settings.timezone()).isoformat()
+    return dg.RunRequest(run_key=f"nightly-{as_of}", partition_key=as_of, tags={settings.AS_OF_TAG: as_of})

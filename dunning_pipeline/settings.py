@@ -91,3 +91,36 @@ def odoo_protocol(value: str | None, variable: str = ODOO_PROTOCOL_VAR) -> str:
             " on Odoo 19+ and JSON-RPC before"
         )
     return name
+
+
+SOURCE_DEADLINE_VAR = "DUNNING_SOURCE_DEADLINE_SECONDS"
+DEFAULT_SOURCE_DEADLINE_SECONDS = 60.0
+
+
+def source_deadline_seconds(environ: dict[str, str] | None = None) -> float:
+    """How long an asset keeps retrying a source (Odoo, Zendesk, Slack) that gives no usable
+    answer (`DUNNING_SOURCE_DEADLINE_SECONDS`, default 60), counted from the first failed
+    attempt since its last good answer."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(SOURCE_DEADLINE_VAR) or "").strip()
+    if not raw:
+        return DEFAULT_SOURCE_DEADLINE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 3600:
+        raise SettingsError(f"{SOURCE_DEADLINE_VAR} must be a number of seconds between 1 and 3600 (got {raw!r})")
+    return value
+KPI_HISTORY_MONTHS_VAR = "DUNNING_KPI_HISTORY_MONTHS"
+KPI_HISTORY_MONTHS_DEFAULT = 24
+
+
+def kpi_history_months(environ: dict[str, str] | None = None) -> int:
+    """How many months back `collection_kpis` rebuilds the days its series lacks
+    (`DUNNING_KPI_HISTORY_MONTHS`, default 24; 0: none), validated."""
+    env = os.environ if environ is None else environ
+    text = (env.get(KPI_HISTORY_MONTHS_VAR) or str(KPI_HISTORY_MONTHS_DEFAULT)).strip()
+    if not text.isdigit() or int(text) > 120:
+        raise SettingsError(f"{KPI_HISTORY_MONTHS_VAR} must be a whole number of months from 0 to 120 (got {text!r})")
+    return int(text)

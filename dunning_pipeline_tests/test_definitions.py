@@ -52,9 +52,10 @@ def test_every_raw_asset_has_data_quality_checks():
 
 def test_nightly_schedule_tags_each_run_with_its_business_day():
     tick = datetime(2026, 3, 2, 2, 0, tzinfo=ZoneInfo("UTC"))
-    context = dg.build_schedule_context(scheduled_execution_time=tick)
+    # A partitioned job's run request is resolved against the repository (the key must exist).
+    context = dg.build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
     request = nightly_dunning_schedule.evaluate_tick(context).run_requests[0]
-    assert request.tags["dunning/as_of"] == "2026-03-02"
+    assert request.partition_key == "2026-03-02" and request.tags["dunning/as_of"] == "2026-03-02"
     assert request.run_key == "nightly-2026-03-02"
 
 

@@ -34,4 +34,4 @@ def test_the_odoo_client_reports_its_retries(sandbox):
                     sandbox.env["ODOO_API_KEY"], backoff_factor=0, on_retry=heard.append) as client:
         client.check_connection()
     # The first request (version detection) was dropped and retried.
-    assert heard == ["GET /web/version: ProtocolError; retry 1 of 5"]
+    assert heard == ["GET /web/version: the server closed the connection without answering; retry 1 of 5"]

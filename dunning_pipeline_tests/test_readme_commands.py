@@ -11,6 +11,7 @@ reason it cannot run offline.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -41,6 +42,7 @@ IN_SESSION = "a shell session"  # lines of one block that build on each other: r
 HOW = {
     "make demo": RUN,
     "dagster job execute": RUN_ON_SANDBOX,
+    "dagster job backfill": RUN_ON_SANDBOX,  # queued here; test_daemon.py has the daemon run a backfill
     "dagster definitions validate": RUN_ON_SANDBOX,
     "python -m dunning_pipeline.sandbox": SERVE,
     "export": IN_SESSION,
@@ -66,6 +68,11 @@ def _kind(command: str) -> str:
         if words == prefix or words.startswith(prefix + " "):
             return how
     return "unknown"
+
+
+def _days(start: str, end: str) -> list[date]:
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
 
 
 def _user_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -113,6 +120,17 @@ def test_readme_dagster_command_runs_as_printed(command, sandbox, production_ins
     assert proc.returncode == 0, f"{command!r} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     assert "more than one Definitions" not in proc.stderr
     tags = re.search(r"--tags '(\{.*\})'", command)
+    if "job backfill" in command:
+        # One run per day, queued in date order with the job's tags, for the daemon to start.
+        import dagster as dg
+        from dagster._core.test_utils import environ
+
+        with environ(production_instance), dg.DagsterInstance.from_config(production_instance["DAGSTER_HOME"]) as inst:
+            runs = list(reversed(inst.get_runs()))  # oldest first
+        start, end = re.search(r"--from (\S+) --to (\S+)", command).groups()
+        assert [r.tags.get("dagster/partition") for r in runs] == [d.isoformat() for d in _days(start, end)]
+        assert {r.status for r in runs} == {dg.DagsterRunStatus.QUEUED}
+        assert all(r.tags.get("dunning/job") == "nightly_dunning" for r in runs)
     if "job execute" in command:
         # The run went to the production instance, and the warehouse holds the day asked for.
         engine = sa.create_engine(pg_database)
@@ -120,10 +138,10 @@ def test_readme_dagster_command_runs_as_printed(command, sandbox, production_ins
             statuses = [r[0] for r in conn.execute(sa.text("select status from runs"))]
         engine.dispose()
         assert statuses == ["SUCCESS"]
-        if tags and "dunning/as_of" in tags.group(1):
-            import json
-
-            as_of = date.fromisoformat(json.loads(tags.group(1))["dunning/as_of"])
+        day_tags = json.loads(tags.group(1)) if tags else {}
+        day = day_tags.get("dagster/partition") or day_tags.get("dunning/as_of")
+        if day:
+            as_of = date.fromisoformat(day)
             warehouse = Path(production_instance["DAGSTER_HOME"]) / "dunning_warehouse.sqlite"
             wh = sa.create_engine(f"sqlite:///{warehouse}")
             with wh.connect() as conn:

@@ -18,7 +18,6 @@ HOLDS = {"dispute": "dispute", "payment_claimed": "payment_claimed", "none": Non
 @pytest.mark.slow
 def test_every_zendesk_scenario_holds_its_invoice_as_expected(tmp_path, monkeypatch):
     from dunning_pipeline import definitions as top
-    from dunning_pipeline import settings
     from dunning_pipeline.sandbox import Sandbox
 
     with Sandbox(seed=7, customers=30, invoices=300, as_of=date(2026, 3, 2)) as sb:
@@ -29,7 +28,7 @@ def test_every_zendesk_scenario_holds_its_invoice_as_expected(tmp_path, monkeypa
             top.reporting_part.defs,
             dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
         result = defs.resolve_job_def("nightly_dunning").execute_in_process(
-            tags={settings.AS_OF_TAG: "2026-03-02"}, instance=dg.DagsterInstance.ephemeral())
+            partition_key="2026-03-02", instance=dg.DagsterInstance.ephemeral())
     assert result.success
     engine = sa.create_engine(url)
     with engine.connect() as conn:

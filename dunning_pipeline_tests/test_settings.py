@@ -88,3 +88,12 @@ def test_markdown_preview_shows_dates_as_dates_and_missing_values_as_empty_cells
     assert [c.strip() for c in lines[2].split("|")[1:-1]] == ["INV/1", "2026-03-02", "2026-03-02 10:11:12", "7"]
     assert [c.strip() for c in lines[3].split("|")[1:-1]] == ["", "", "", ""]
     assert markdown_preview(frame.iloc[:0]).value == "_no rows_"
+
+
+def test_the_kpi_history_horizon_is_a_number_of_months():
+    assert settings.kpi_history_months({}) == 24
+    assert settings.kpi_history_months({"DUNNING_KPI_HISTORY_MONTHS": " 6 "}) == 6
+    assert settings.kpi_history_months({"DUNNING_KPI_HISTORY_MONTHS": "0"}) == 0
+    for bad in ("-1", "two", "1.5", "121"):
+        with pytest.raises(settings.SettingsError, match=r"^DUNNING_KPI_HISTORY_MONTHS must be a whole number"):
+            settings.kpi_history_months({"DUNNING_KPI_HISTORY_MONTHS": bad})

@@ -53,7 +53,7 @@ def test_every_asset_shows_its_warehouse_columns_as_postgresql_holds_them(tmp_pa
             top.odoo_part.defs, top.zendesk_part.defs, top.quality_part.defs, top.dunning_part.defs,
             top.reporting_part.defs, dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
         result = night.resolve_job_def("nightly_dunning").execute_in_process(
-            tags={settings.AS_OF_TAG: "2026-03-02"}, instance=dg.DagsterInstance.ephemeral())
+            partition_key="2026-03-02", instance=dg.DagsterInstance.ephemeral())
     assert result.success
     shown = {}
     for event in result.get_asset_materialization_events():

@@ -25,6 +25,7 @@ from dunning_pipeline.dunning.receivables import (
     build_receivables,
     quarantined_ids,
 )
+from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
@@ -77,8 +78,9 @@ def _counts_md(frame: pd.DataFrame, by: list[str], amount: str | None = None, cu
 
 # -- receivables -------------------------------------------------------------------------------
 @dg.asset(
-    group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["odoo_invoices", "odoo_customers"],
+    group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["odoo_invoices", "odoo_customers"], partitions_def=as_of_days,
 )
+@runtime.serialized_step
 def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Open customer invoices and credit notes per commercial partner, as of the run's day.
 
@@ -137,7 +139,9 @@ def _present(wh, table: str, wanted: list[str]) -> list[str]:
 @dg.asset(
     group_name=GROUP, kinds=KINDS, owners=OWNERS,
     deps=["zendesk_tickets", "zendesk_users", "zendesk_comments", "odoo_customers", "odoo_invoices"],
+    partitions_def=as_of_days,
 )
+@runtime.serialized_step
 def customer_communications(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Zendesk tickets matched to customers and to the invoices they name.
 
@@ -192,7 +196,9 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
 @dg.asset(
     group_name=GROUP, kinds=KINDS, owners=OWNERS,
     deps=[receivables, customer_communications, dunning_holds_spec, "odoo_receivable_lines"],
+    partitions_def=as_of_days,
 )
+@runtime.serialized_step
 def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The aging table as of the run's day: one row per open invoice and credit note, and
     `instalment_aging`: one row per open instalment (receivable line), in its own bucket.
@@ -301,8 +307,9 @@ def _receivable_lines(wh: Warehouse, recv: pd.DataFrame) -> pd.DataFrame:
 
 # -- dunning_history ---------------------------------------------------------------------------
 @dg.asset(
-    group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=[invoice_aging, "odoo_invoices"],
+    group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=[invoice_aging, "odoo_invoices"], partitions_def=as_of_days,
 )
+@runtime.serialized_step
 def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The append-only audit log of dunning: one row per stage change of an invoice.
 
@@ -340,6 +347,9 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "as_of_date": as_of.isoformat(),
         "rows_appended": len(rows),
         "skipped_before_latest": result.skipped,
+        # A backfilled or replayed day behind the history: its aging is recomputed, the chain is not.
+        **({"history_not_rewritten": f"{as_of} is before the last recorded day {result.latest_recorded}"}
+           if result.skipped else {}),
         "latest_recorded_before_run": result.latest_recorded.isoformat() if result.latest_recorded else "",
         "transitions_by_stage": dg.MetadataValue.md(by_stage),
         "entered": int((rows["from_stage"].isna()).sum()) if len(rows) else 0,

@@ -22,6 +22,10 @@ KINDS = {"odoo", "python"}
 OWNERS = ["team:finance-data"]
 
 
+# Concurrent Odoo calls across all runs are bounded by this pool (dagster.yaml `concurrency`).
+POOL = "odoo"
+
+
 INVOICE_SCHEMA = runtime.column_schema(schema.odoo_invoices)
 CUSTOMER_SCHEMA = runtime.column_schema(schema.odoo_customers)
 
@@ -30,8 +34,10 @@ CUSTOMER_SCHEMA = runtime.column_schema(schema.odoo_customers)
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
+    pool=POOL,
     metadata={"dagster/column_schema": INVOICE_SCHEMA, "odoo_model": parse.INVOICE_MODEL},
 )
+@runtime.serialized_step
 def odoo_invoices(
     context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -50,8 +56,10 @@ def odoo_invoices(
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
+    pool=POOL,
     metadata={"dagster/column_schema": CUSTOMER_SCHEMA, "odoo_model": parse.PARTNER_MODEL},
 )
+@runtime.serialized_step
 def odoo_customers(
     context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -69,9 +77,11 @@ LINE_SCHEMA = runtime.column_schema(schema.odoo_receivable_lines)
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
+    pool=POOL,
     deps=[odoo_invoices],
     metadata={"dagster/column_schema": LINE_SCHEMA, "odoo_model": parse.LINE_MODEL},
 )
+@runtime.serialized_step
 def odoo_receivable_lines(
     context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
@@ -98,6 +108,45 @@ def odoo_receivable_lines(
         "dagster/row_count": result.total_rows,
         "moves_extracted_up_to": result.synced_to or "none",
         "dagster/column_schema": LINE_SCHEMA,
+    })
+
+
+RECONCILIATION_SCHEMA = runtime.column_schema(schema.odoo_reconciliations)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    deps=[odoo_receivable_lines],
+    metadata={"dagster/column_schema": RECONCILIATION_SCHEMA, "odoo_model": parse.RECONCILIATION_MODEL},
+)
+def odoo_reconciliations(
+    context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """What each payment and credit note settled of the customer moves' receivable lines, and
+    when: `account.partial.reconcile` (amount in company currency, in each line's currency, and
+    `max_date`, the day it counts from). The collection KPIs rebuild past days' balances from these.
+
+    For every move `odoo_invoices` upserted since the last run, its lines' reconciliations are
+    replaced by Odoo's (an undone reconciliation is deleted in Odoo: so it is here); all of them,
+    paged by id, on the first run.
+    """
+    wh = warehouse.get_warehouse()
+    with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
+        client.check_connection()
+        result = extract.extract_reconciliations(
+            client, wh, page_size=odoo.page_size,
+            extracted_at=datetime.now(UTC).replace(tzinfo=None), log=context.log.info)
+    return dg.MaterializeResult(metadata={
+        "mode": result.mode,
+        "moves_refreshed": result.moves,
+        "fetched": result.fetched,
+        "requests": result.pages,
+        "rows_in_table": result.total_rows,
+        "dagster/row_count": result.total_rows,
+        "moves_extracted_up_to": result.synced_to or "none",
+        "dagster/column_schema": RECONCILIATION_SCHEMA,
     })
 
 

@@ -2,9 +2,11 @@
 
 It authenticates with an API key, pages through `search_read` by `id > last_id` (never by
 growing offsets, which get slow on large tables), and turns every failure into an `OdooError`
-subclass whose message says what happened and what to fix. Transient faults (429, 502/503/504,
-timeouts, dropped connections) are retried by urllib3's `Retry` mounted on a requests Session,
-honouring `Retry-After`. The API key never appears in a message, a log line or a repr.
+subclass whose message says what happened and what to fix. Transient faults (429, 500 without an
+Odoo error in the body, 502/503/504, timeouts, connections dropped or reset, also in the middle of
+the body, empty or truncated answers) are retried by one urllib3 `Retry` policy
+(`http_retry.SourceTransport`), honouring `Retry-After`, within the source deadline
+(DUNNING_SOURCE_DEADLINE_SECONDS). The API key never appears in a message, a log line or a repr.
 
 No Dagster import here: the resource (`resource.py`) builds this client from configuration.
 """
@@ -22,23 +24,24 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
 from urllib3.util.retry import Retry
 
 from dunning_pipeline import settings
-from dunning_pipeline.http_retry import LoggingRetry, retrying_session
+from dunning_pipeline.http_retry import (
+    NO_BODY,
+    Answer,
+    LoggingRetry,
+    SourceDeadline,
+    SourceTransport,
+    TransportError,
+    attempts_text,
+)
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = settings.ODOO_PROTOCOLS
-RETRY_STATUSES = (429, 502, 503, 504)
+# 500 too, unless its body is Odoo's own error (JSON-2 answers an unknown field with 500).
+RETRY_STATUSES = (429, 500, 502, 503, 504)
 # JSON-2 (`/json/2/<model>/<method>`) exists from Odoo 19 on.
 JSON2_MIN_MAJOR = 19
 _MAX_SERVER_TEXT = 300
@@ -111,8 +114,8 @@ class OdooVersion:
 
 def build_retry(max_retries: int, backoff_factor: float,
                 on_retry: Callable[[str], None] | None = None) -> Retry:
-    """The retry policy: transient statuses, timeouts and dropped connections, POST included
-    (every call this client makes is a read), honouring the server's Retry-After."""
+    """The retry policy: transient statuses, timeouts, dropped or reset connections and cut
+    answers, POST included (every call this client makes is a read), honouring Retry-After."""
     return LoggingRetry(
         on_retry=on_retry,
         total=max_retries,
@@ -147,9 +150,11 @@ class OdooClient:
         api_key: str,
         *,
         protocol: str = "auto",
-        timeout_seconds: float = 60.0,
+        timeout_seconds: float = 30.0,
         max_retries: int = 5,
         backoff_factor: float = 0.5,
+        connect_timeout_seconds: float = 5.0,
+        deadline_seconds: float | None = None,
         on_retry: Callable[[str], None] | None = None,
         on_warning: Callable[[str], None] | None = None,
     ):
@@ -160,9 +165,15 @@ class OdooClient:
         self.username = username
         self._api_key = _Secret(api_key)
         self.requested_protocol = protocol
-        self.timeout_seconds = timeout_seconds
+        self.timeout_seconds = timeout_seconds  # the read timeout of one attempt
         self.max_retries = max_retries
-        self._session = retrying_session(build_retry(max_retries, backoff_factor, on_retry))
+        deadline = SourceDeadline(settings.source_deadline_seconds() if deadline_seconds is None
+                                  else deadline_seconds)
+        self._transport = SourceTransport(
+            "Odoo", build_retry(max_retries, backoff_factor, on_retry),
+            connect_timeout=min(connect_timeout_seconds, timeout_seconds), read_timeout=timeout_seconds,
+            deadline=deadline, application_error=self._is_application_error)
+        self._session = self._transport.session
         self._session.headers["User-Agent"] = "dunning_pipeline " + requests.utils.default_user_agent()
         self._ids = itertools.count(1)
         self._uid: int | None = None
@@ -201,13 +212,14 @@ class OdooClient:
         return self._version
 
     def _web_version(self) -> OdooVersion | None:
-        resp = self._http("GET", "/web/version", what="GET /web/version")
+        answer = self._http("GET", "/web/version", what="GET /web/version")
+        resp = answer.response
         if resp.status_code in RETRY_STATUSES:
-            self._raise_for_http(resp, "GET /web/version")
-        if resp.status_code != 200:
-            return None
+            self._raise_for_http(answer, "GET /web/version")
+        if resp.status_code != 200 or answer.body is NO_BODY:
+            return None  # not Odoo's JSON (an older server's web client page): ask JSON-RPC
         try:
-            body = resp.json()
+            body = answer.body
             info = body["version_info"]
             return OdooVersion(label=str(body.get("version") or ".".join(map(str, info[:2]))), major=int(info[0]))
         except (ValueError, KeyError, IndexError, TypeError):
@@ -426,7 +438,8 @@ class OdooClient:
             "jsonrpc": "2.0", "method": "call", "id": next(self._ids),
             "params": {"service": service, "method": method, "args": args},
         }
-        resp = self._http("POST", "/jsonrpc", what=what, json_body=payload)
+        answer = self._http("POST", "/jsonrpc", what=what, json_body=payload)
+        resp = answer.response
         # A URL with a path reaches a web page, not the API: 404, or 400 (Odoo 18's /odoo/...
         # pages refuse a POST without a CSRF token).
         if resp.status_code == 404 or (resp.status_code == 400 and self._try_decode(resp) is None):
@@ -437,8 +450,8 @@ class OdooClient:
                 " (e.g. https://mycompany.odoo.com), without a path"
                 + (f"; drop {path!r}" if path else "")
             )
-        self._raise_for_http(resp, what)
-        body = self._decode(resp, what)
+        self._raise_for_http(answer, what)
+        body = self._decode(answer, what)
         if not isinstance(body, dict):
             raise OdooResponseError(f"{self.url}/jsonrpc answered {what} with JSON that is not a JSON-RPC response")
         if "error" in body and body["error"]:
@@ -453,15 +466,16 @@ class OdooClient:
             "Authorization": f"bearer {self._api_key.value}",
             "X-Odoo-Database": self.database,
         }
-        resp = self._http("POST", f"/json/2/{model}/{method}", what=what, json_body=body, headers=headers)
+        answer = self._http("POST", f"/json/2/{model}/{method}", what=what, json_body=body, headers=headers)
+        resp = answer.response
         if resp.status_code == 200:
-            return self._decode(resp, what)
+            return self._decode(answer, what)
         payload = self._try_decode(resp)
         if isinstance(payload, dict) and ("name" in payload or "message" in payload):
             raise self._error_from_payload(payload, what, model=model, status=resp.status_code)
         if resp.status_code in (400, 403, 404, 405, 410):
             raise self._json2_unavailable(resp, f"/json/2/{model}/{method}")
-        self._raise_for_http(resp, what)
+        self._raise_for_http(answer, what)
         raise OdooResponseError(f"{self.url} answered {what} with HTTP {resp.status_code} and no Odoo error")
 
     def _json2_unavailable(self, resp: requests.Response, path: str) -> OdooJson2Unavailable:
@@ -490,7 +504,7 @@ class OdooClient:
         what: str,
         json_body: Any = None,
         headers: dict | None = None,
-    ) -> requests.Response:
+    ) -> Answer:
         url = self.url + path
         data = None
         hdrs = dict(headers or {})
@@ -498,65 +512,58 @@ class OdooClient:
             data = json.dumps(json_body).encode()
             hdrs["Content-Type"] = "application/json; charset=utf-8"
         try:
-            return self._session.request(method, url, data=data, headers=hdrs, timeout=self.timeout_seconds)
-        except requests.exceptions.RequestException as exc:
+            return self._transport.request(method, url, data=data, headers=hdrs,
+                                           decode=lambda r: r.json(parse_float=Decimal))  # money stays exact
+        except TransportError as exc:
             raise self._transport_error(exc, what) from None
 
-    def _transport_error(self, exc: requests.exceptions.RequestException, what: str) -> OdooError:
-        """Name what happened after the retries: refused, timed out, connection dropped."""
-        tries = f"{self.max_retries + 1} attempt(s)"
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        unreachable = True
-        if isinstance(reason, NameResolutionError):
-            detail = "the host name could not be resolved"
-        elif isinstance(reason, NewConnectionError) and "refused" in str(reason).lower():
-            detail = "the connection was refused (nothing listens on that port)"
-        elif isinstance(reason, NewConnectionError):  # (a subclass of ConnectTimeoutError)
-            detail = "no connection could be made"
-        elif isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(reason, ConnectTimeoutError):
-            detail = f"the connection timed out after {self.timeout_seconds:g} s"
-        elif isinstance(exc, requests.exceptions.SSLError):
-            detail = "the TLS handshake failed (certificate or protocol mismatch)"
-        else:
-            unreachable = False
-            if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(reason, ReadTimeoutError):
-                detail = f"Odoo did not answer within {self.timeout_seconds:g} s"
-            elif isinstance(reason, ProtocolError) or "RemoteDisconnected" in str(exc):
-                detail = "the server closed the connection without answering"
-            else:
-                detail = type(reason or exc).__name__
-        if unreachable:
+    @staticmethod
+    def _is_application_error(resp: requests.Response) -> bool:
+        """A 500 whose body is Odoo's error (an unknown field or model on JSON-2): not transient."""
+        if resp.status_code != 500:
+            return False
+        payload = OdooClient._try_decode(resp)
+        return isinstance(payload, dict) and ("name" in payload or "message" in payload)
+
+    def _transport_error(self, exc: TransportError, what: str) -> OdooError:
+        """Name what happened after the retries: refused, timed out, dropped, cut short."""
+        tally = exc.tally()
+        if exc.unreachable:
             return OdooUnavailableError(
-                f"Odoo server unreachable at {self.url} for {what}: {detail} ({tries}); check that"
+                f"Odoo server unreachable at {self.url} for {what}: {exc.cause} ({tally}); check that"
                 " ODOO_URL is right and the server is up, then re-run"
             )
+        hint = (f"; if Odoo is just slow, raise timeout_seconds ({self.timeout_seconds:g} s) or"
+                f" {exc.deadline.variable}" if exc.timed_out or exc.deadline_passed else "")
         return OdooUnavailableError(
-            f"No answer from Odoo at {self.url} for {what}: {detail} ({tries}); Odoo or a proxy in"
-            " front of it is overloaded or restarting: re-run later, or raise timeout_seconds"
+            f"No usable answer from Odoo at {self.url} for {what}: {exc.cause} ({tally}); Odoo or a"
+            f" proxy in front of it is overloaded or restarting: check ODOO_URL and re-run later{hint}"
         )
 
-    def _raise_for_http(self, resp: requests.Response, what: str) -> None:
+    def _raise_for_http(self, answer: Answer, what: str) -> None:
+        resp = answer.response
         status = resp.status_code
         if status < 400:
             return
-        tries = f"after {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'}"
+        tries = f"after {attempts_text(answer.attempts)}"
+        if answer.deadline_passed:
+            tries += f", stopped by the deadline ({settings.SOURCE_DEADLINE_VAR})"
         body = _describe_body(resp)
         if status == 429:
             after = resp.headers.get("Retry-After")
             hint = f" (its last Retry-After was {after} s)" if after else ""
             raise OdooUnavailableError(
-                f"Odoo at {self.url} is rate limiting requests (HTTP 429) and still was {tries}"
+                f"Odoo at {self.url} is rate limiting requests (HTTP 429) and still did {tries}"
                 f" for {what}{hint}: try again later, or lower the load (a larger page_size means"
                 " fewer requests)"
             )
-        if status in (502, 503, 504):
+        if status in (500, 502, 503, 504):
             source = ("an HTML page, so it came from a proxy or load balancer in front of Odoo"
-                      if _is_html(resp) else body)
+                      if _is_html(resp) and status != 500 else body)
             raise OdooUnavailableError(
                 f"Odoo at {self.url} answered HTTP {status} ({resp.reason or 'error'}) {tries} for"
-                f" {what}; the body was {source}. Odoo is down, restarting or overloaded: try again later"
+                f" {what}; the body was {source}. Odoo is down, restarting or overloaded: check"
+                " ODOO_URL and try again later"
             )
         if status in (401, 403):
             raise OdooAuthError(
@@ -568,7 +575,10 @@ class OdooClient:
             f" body was {body}"
         )
 
-    def _decode(self, resp: requests.Response, what: str) -> Any:
+    def _decode(self, answer: Answer, what: str) -> Any:
+        if answer.body is not NO_BODY:
+            return answer.body
+        resp = answer.response
         try:
             return resp.json(parse_float=Decimal)  # money stays exact
         except ValueError:

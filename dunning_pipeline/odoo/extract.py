@@ -577,3 +577,81 @@ def extract_receivable_lines(
     return LinesResult(table, "full" if full else "incremental",
                        warehouse.count("odoo_invoices") if full else len(move_ids),
                        len(lines), pages, total, mark)
+
+
+# -- reconciliations (account.partial.reconcile) ---------------------------------------------
+# Like the lines: the extracted_at of the newest odoo_invoices rows whose reconciliations are stored.
+RECONCILIATIONS_STATE_KEY = "odoo.account.partial.reconcile.moves_extracted_at"
+RECONCILIATIONS_TABLE = "odoo_reconciliations"
+
+
+def extract_reconciliations(
+    client: OdooClient,
+    warehouse: Warehouse,
+    *,
+    page_size: int,
+    extracted_at: datetime,
+    log: Log = lambda _m: None,
+) -> LinesResult:
+    """The reconciliations (`account.partial.reconcile`) of the receivable lines of the moves
+    upserted into `odoo_invoices` since the last run -> `odoo_reconciliations`; all of them
+    (paged by id) on the first run or when most moves changed.
+
+    Incremental through the moves, not through the reconciliations' own write_date: Odoo
+    deletes a reconciliation when it is undone (a payment cancelled, an invoice reset to draft),
+    which no write_date read can see, while the move's residual, and so its write_date, change
+    with every reconciliation made or undone (and `odoo_invoices` also catches the moves whose
+    change committed late). So each refreshed move's lines get their reconciliations replaced by
+    what Odoo has now, debit or credit side, `LINES_MOVE_CHUNK` lines per request, and the mark
+    moves in the same transaction. Needs `odoo_receivable_lines` refreshed first."""
+    table = RECONCILIATIONS_TABLE
+    inv = warehouse.table("odoo_invoices")
+    previous = warehouse.get_state(RECONCILIATIONS_STATE_KEY)
+    newest = warehouse.query(sa.select(sa.func.max(inv.c.extracted_at).label("m")))["m"].iloc[0]
+    if pd.isna(newest):
+        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
+    newest = pd.Timestamp(newest).to_pydatetime()
+    window = inv.c.extracted_at <= newest
+    if previous is not None:
+        window = sa.and_(window, inv.c.extracted_at > datetime.fromisoformat(previous))
+    move_ids = warehouse.read("odoo_invoices", columns=["id"], where=window)["id"].astype("int64").tolist()
+    full = previous is None or len(move_ids) > LINES_FULL_SHARE * max(1, warehouse.count("odoo_invoices"))
+    if not move_ids and not full:
+        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
+    line_ids: list[int] = []
+    if not full:
+        lines = warehouse.table("odoo_receivable_lines")
+        for i in range(0, len(move_ids), LINES_MOVE_CHUNK):
+            line_ids += warehouse.read("odoo_receivable_lines", columns=["id"],
+                                       where=lines.c.move_id.in_(move_ids[i:i + LINES_MOVE_CHUNK]))["id"].tolist()
+    chunks = [line_ids[i:i + LINES_MOVE_CHUNK] for i in range(0, len(line_ids), LINES_MOVE_CHUNK)]
+    domains = ([parse.RECONCILIATION_DOMAIN] if full
+               else [["|", ["debit_move_id", "in", c], ["credit_move_id", "in", c]] for c in chunks])
+    log(f"reconciliations: {'all receivable lines' if full else f'{len(line_ids)} lines of {len(move_ids)} moves upserted since {previous}'}")
+    frames: list[pd.DataFrame] = []
+    pages = 0
+    for domain in domains:
+        last = 0
+        for page in client.iter_pages(parse.RECONCILIATION_MODEL, domain, parse.RECONCILIATION_FIELDS,
+                                      page_size=page_size):
+            pages += 1
+            last = len(page)
+            frames.append(parse.parse_reconciliations(page, extracted_at=extracted_at))
+        pages += last in (0, page_size)  # the request that found the end empty
+    found = pd.concat(frames, ignore_index=True) if frames else parse.empty_reconciliations()
+    found = found.drop_duplicates("id", keep="last")
+    mark = newest.isoformat()
+    with warehouse.begin() as conn:
+        if full:
+            warehouse.replace(table, found, conn=conn)
+        else:
+            t = warehouse.table(table)
+            for chunk in chunks:  # what Odoo no longer has was undone: gone here too
+                warehouse.delete(table, t.c.debit_line_id.in_(chunk) | t.c.credit_line_id.in_(chunk), conn=conn)
+            warehouse.upsert(table, found, conn=conn)
+        warehouse.set_state(RECONCILIATIONS_STATE_KEY, mark, conn=conn)
+        total = warehouse.count(table, conn=conn)
+    log(f"reconciliations: {len(found)} fetched in {pages} requests, {total} in {table}")
+    return LinesResult(table, "full" if full else "incremental",
+                       warehouse.count("odoo_invoices") if full else len(move_ids),
+                       len(found), pages, total, mark)

@@ -430,3 +430,47 @@ _CONVERTERS: dict[str, Callable] = {
     "date": _conv_date,
     "datetime": _conv_datetime,
 }
+
+
+# -- reconciliations (account.partial.reconcile) -----------------------------------------------
+# What each payment or credit note settled of a receivable line, and when (`max_date`, the later
+# of the two lines' dates): Odoo's Aged Receivable at a past date subtracts exactly these.
+# Every field here exists on account.partial.reconcile in Odoo 16 to 19.
+RECONCILIATION_MODEL = "account.partial.reconcile"
+# Both lines of a reconciliation are on one account: the receivable's.
+RECONCILIATION_DOMAIN: list = [["debit_move_id.account_id.account_type", "=", "asset_receivable"]]
+RECONCILIATION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("id", "id", "id"),
+    ("debit_line_id", "debit_move_id", "m2o_id"),
+    ("credit_line_id", "credit_move_id", "m2o_id"),
+    ("company_id", "company_id", "m2o_id"),
+    ("company_currency", "company_currency_id", "m2o_currency"),
+    ("amount", "amount", "money"),
+    ("debit_currency", "debit_currency_id", "m2o_currency"),
+    ("debit_amount_currency", "debit_amount_currency", "money"),
+    ("credit_currency", "credit_currency_id", "m2o_currency"),
+    ("credit_amount_currency", "credit_amount_currency", "money"),
+    ("max_date", "max_date", "date"),
+    ("create_date", "create_date", "datetime"),
+    ("write_date", "write_date", "datetime"),
+)
+RECONCILIATION_FIELDS = _fields(RECONCILIATION_COLUMNS)
+_check_against_table(RECONCILIATION_COLUMNS, schema.odoo_reconciliations)
+
+
+def parse_reconciliations(records: Sequence[Mapping], *, extracted_at: datetime) -> pd.DataFrame:
+    """account.partial.reconcile records -> a frame with the columns of `odoo_reconciliations`.
+    Both lines, the amount and `max_date` are required: without them a reconciliation cannot
+    be dated or placed."""
+    frame = _parse(records, RECONCILIATION_MODEL, RECONCILIATION_COLUMNS, extracted_at=extracted_at)
+    for col, field in (("debit_line_id", "debit_move_id"), ("credit_line_id", "credit_move_id"),
+                       ("amount", "amount"), ("max_date", "max_date")):
+        empty = frame[col].isna()
+        if empty.any():
+            rid = frame.loc[empty, "id"].iloc[0]
+            raise OdooDataError(f"{RECONCILIATION_MODEL} {rid}: field {field}: is required, got false")
+    return frame.astype({"debit_line_id": "int64", "credit_line_id": "int64", "amount": "int64"})
+
+
+def empty_reconciliations() -> pd.DataFrame:
+    return parse_reconciliations([], extracted_at=datetime(1970, 1, 1))

@@ -28,9 +28,11 @@ class OdooResource(dg.ConfigurableResource):
         " JSON-RPC with a warning where /json/2 is blocked), 'json2' or 'jsonrpc'",
     )
     page_size: int = Field(default=2000, description="Records per request")
-    timeout_seconds: float = Field(default=60.0, description="Per-request connect and read timeout")
+    timeout_seconds: float = Field(
+        default=30.0, description="Read timeout of one attempt (connect: 5 s); all retries of a"
+        " failing Odoo stop at DUNNING_SOURCE_DEADLINE_SECONDS (60 s)")
     max_retries: int = Field(
-        default=5, description="Retries of 429, 502/503/504, timeouts and dropped connections"
+        default=5, description="Retries of 429, 5xx, timeouts, dropped or reset connections and cut answers"
     )
     backoff_factor: float = Field(
         default=1.0,

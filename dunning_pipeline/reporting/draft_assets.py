@@ -20,6 +20,7 @@ from dunning_pipeline.reporting import drafts as drafts_mod
 from dunning_pipeline.reporting import interest as interest_mod
 from dunning_pipeline.reporting import suggester as suggester_mod
 from dunning_pipeline.reporting import timeline as timeline_mod
+from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
@@ -52,7 +53,9 @@ def _counts_md(counts: pd.Series, label: str) -> str:
     group_name=GROUP, kinds=KINDS, owners=OWNERS,
     deps=["dunning_history", "customer_communications", "zendesk_comments", "zendesk_tickets", "zendesk_users",
           "odoo_invoices", "odoo_customers"],
+    partitions_def=as_of_days,
 )
+@runtime.serialized_step
 def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each customer's email history in one place: every Zendesk message (inbound or outbound,
     public or internal note, author, date, ticket, subject, text, the invoices it names)
@@ -104,7 +107,8 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
 
 
 # -- late_payment_charges ----------------------------------------------------------------------
-@dg.asset(group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["invoice_aging"])
+@dg.asset(group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["invoice_aging"], partitions_def=as_of_days)
+@runtime.serialized_step
 def late_payment_charges(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Late-payment interest and fees per overdue invoice as of the day, as the policy's
     `late_payment` section sets them per policy or segment (off by default: then empty).
@@ -144,7 +148,9 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
 @dg.asset(
     group_name=GROUP, kinds=KINDS, owners=OWNERS,
     deps=[customer_timeline, late_payment_charges, "invoice_aging", "receivables"],
+    partitions_def=as_of_days,
 )
+@runtime.serialized_step
 def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                     llm: LlmSuggesterResource) -> dg.MaterializeResult:
     """A reminder draft for each customer (and company) whose stage calls for an email or a letter

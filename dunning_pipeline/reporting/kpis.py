@@ -15,11 +15,11 @@ The formulas, each beside its function below:
   collection effectiveness index, collection success rate per stage, customer response rate,
   reminder-to-payment days, aging distribution.
 
-What the data cannot give exactly for past days: the receivable balance of a past day needs
-the date each payment was reconciled (`account.partial.reconcile.max_date` or the payment's
-`date`), which the Odoo extract does not read (it holds each invoice's current residual only).
-So the balance-based KPIs (DSO, best possible DSO, ADD, CEI, aging distribution) start on the
-first night, while credit sales and the history-based KPIs are reconstructed for earlier days.
+Past days (`kpi_history`): Odoo dates each invoice (its sales) and each reconciliation (the
+payments and credit notes applied, `account.partial.reconcile.max_date`), so the balance of a
+past day, and with it every balance-based KPI, is rebuilt exactly and computed by `day_kpis`
+as a nightly run would have. The history-based KPIs need the dunning history: for days before
+it began they are left empty with a note (`HISTORY_KPIS`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day
+from dunning_pipeline.reporting import kpi_history
 
 # Periods (days) of the KPIs that need one: a quarter for the period DSOs, a month for CEI.
 DSO_PERIOD_DAYS = 90
@@ -54,11 +55,28 @@ def _ts(day) -> pd.Timestamp:
     return pd.Timestamp(day).normalize()
 
 
+def _sales_arrays(sales: pd.DataFrame, as_of: date) -> tuple[np.ndarray, np.ndarray]:
+    """(invoice dates, amounts) of the moves posted on the as-of day: `ends` (optional) is the
+    first day a move no longer counts (cancelled since). numpy, not pandas masks: a backfill
+    computes these for hundreds of days."""
+    d = np.asarray(sales["invoice_date"], dtype="datetime64[ns]")
+    amounts = sales["amount"].to_numpy(dtype=np.int64)
+    if "ends" in sales.columns:
+        ends = np.asarray(sales["ends"], dtype="datetime64[ns]")
+        then = np.isnat(ends) | (ends > _dt(as_of))
+        d, amounts = d[then], amounts[then]
+    return d, amounts
+
+
+def _dt(day) -> np.datetime64:
+    return _ts(day).to_datetime64()
+
+
 def credit_sales(sales: pd.DataFrame, start_exclusive: date, end_inclusive: date) -> int:
-    """Credit sales (invoices minus credit notes) dated in (start, end]."""
-    d = pd.to_datetime(sales["invoice_date"])
-    mask = (d > _ts(start_exclusive)) & (d <= _ts(end_inclusive))
-    return int(sales.loc[mask, "amount"].sum())
+    """Credit sales (invoices minus credit notes) dated in (start, end], of the moves posted on
+    the end day."""
+    d, amounts = _sales_arrays(sales, end_inclusive)
+    return int(amounts[(d > _dt(start_exclusive)) & (d <= _dt(end_inclusive))].sum())
 
 
 # -- DSO ---------------------------------------------------------------------------------------
@@ -81,14 +99,13 @@ def count_back_dso(ar_total: int, sales: pd.DataFrame, as_of: date,
     negative) net sales is absorbed whole. No balance (<= 0): 0 days."""
     if ar_total <= 0:
         return CountBack(0.0, False)
-    d = pd.to_datetime(sales["invoice_date"])
-    amounts = sales["amount"].astype("int64")
+    d, amounts = _sales_arrays(sales, as_of)
     remaining, days = ar_total, 0.0
     end = _ts(as_of)
     for k in range(1, max_months + 1):
         start = _ts(as_of) - pd.DateOffset(months=k)
         length = (end - start).days
-        month_sales = int(amounts[(d > start) & (d <= end)].sum())
+        month_sales = int(amounts[(d > start.to_datetime64()) & (d <= end.to_datetime64())].sum())
         if month_sales > 0 and remaining <= month_sales:
             return CountBack(days + remaining / month_sales * length, False)
         remaining -= max(month_sales, 0)
@@ -212,12 +229,16 @@ def reminder_to_payment_days(history: pd.DataFrame, as_of: date,
 def aging_distribution(aging: pd.DataFrame, bucket_order: tuple[str, ...]) -> pd.DataFrame:
     """Open balance per aging bucket and its share of the total, in percent (credit notes in
     their own buckets, negative). Columns: aging_bucket, amount, share."""
-    amounts = aging.groupby("aging_bucket")["amount_residual_company"].sum()
-    extra = [b for b in amounts.index if b not in bucket_order]
-    amounts = amounts.reindex([*bucket_order, *extra], fill_value=0).astype("int64")
+    labelled = aging["aging_bucket"].notna().to_numpy()
+    labels = aging["aging_bucket"].to_numpy(dtype=object)[labelled]
+    order = [*bucket_order, *sorted(set(labels) - set(bucket_order))]
+    at = {b: i for i, b in enumerate(order)}
+    amounts = np.zeros(len(order), dtype=np.int64)  # exact sums (numpy: computed for every past day too)
+    np.add.at(amounts, np.fromiter((at[b] for b in labels), dtype=np.int64, count=len(labels)),
+              aging["amount_residual_company"].to_numpy(dtype=np.int64)[labelled])
     total = int(amounts.sum())
-    share = amounts / total * 100 if total else pd.Series(np.nan, index=amounts.index)
-    return pd.DataFrame({"aging_bucket": amounts.index, "amount": amounts.to_numpy(), "share": share.to_numpy()})
+    share = amounts / total * 100 if total else np.full(len(order), np.nan)
+    return pd.DataFrame({"aging_bucket": order, "amount": amounts, "share": share})
 
 
 # -- one day's rows ------------------------------------------------------------------------------
@@ -225,6 +246,9 @@ def _row(kpi: str, *, value=None, amount=None, numerator=None, denominator=None,
          note: str | None = None) -> dict:
     return {"kpi": kpi, "dimension": dimension, "value": value, "amount": amount,
             "numerator": numerator, "denominator": denominator, "note": note}
+
+
+HISTORY_KPIS = ("collection_success_rate", "customer_response_rate", "reminder_to_payment_days")
 
 
 def history_kpis(history: pd.DataFrame, inbound: pd.DataFrame, as_of: date) -> list[dict]:
@@ -255,9 +279,12 @@ def day_kpis(
     inbound: pd.DataFrame,
     bucket_order: tuple[str, ...],
     begin_ar: int | None,
+    no_history: str | None = None,
 ) -> list[dict]:
     """Every KPI of one company on its as-of day. `begin_ar`: the receivable balance recorded
-    CEI_PERIOD_DAYS before (from the series), or None when the series has no such day."""
+    CEI_PERIOD_DAYS before (from the series), or None when the series has no such day.
+    `no_history`: why the history-based KPIs cannot be computed for this day (a past day
+    before the dunning history began); they are then left empty with that note."""
     ar_total = int(aging["amount_residual_company"].sum())
     current = int(aging.loc[aging["days_overdue"] <= 0, "amount_residual_company"].sum())
     past_due = ar_total - current
@@ -283,7 +310,7 @@ def day_kpis(
     if begin_ar is None:
         rows.append(_row("collection_effectiveness_index",
                          note=f"needs the receivable balance of {as_of - timedelta(days=CEI_PERIOD_DAYS)}, "
-                              "which the series does not hold (balances are recorded from the first night on)"))
+                              "which the series does not hold"))
     else:
         cei = collection_effectiveness_index(begin_ar, s30, ar_total, current)
         rows.append(_row("collection_effectiveness_index", value=cei,
@@ -292,33 +319,32 @@ def day_kpis(
     for d in aging_distribution(aging, bucket_order).itertuples():
         rows.append(_row("aging_distribution", dimension=d.aging_bucket, amount=int(d.amount),
                          value=None if pd.isna(d.share) else float(d.share)))
-    rows += history_kpis(history, inbound, as_of)
+    if no_history is None:
+        rows += history_kpis(history, inbound, as_of)
+    else:
+        rows += [_row(kpi, note=no_history) for kpi in HISTORY_KPIS]
     return rows
 
 
-def reconstructed_kpis(*, as_of: date, sales: pd.DataFrame, history: pd.DataFrame,
-                       inbound: pd.DataFrame) -> list[dict]:
-    """The KPIs of a past day that Odoo's and Zendesk's dated records give exactly: credit sales
-    by invoice date, and the history-based KPIs once the history has begun."""
-    rows = [
-        _row("credit_sales_30d", amount=credit_sales(sales, as_of - timedelta(days=CEI_PERIOD_DAYS), as_of)),
-        _row("credit_sales_90d", amount=credit_sales(sales, as_of - timedelta(days=DSO_PERIOD_DAYS), as_of)),
-    ]
-    started = pd.to_datetime(history["as_of_date"]).min() if len(history) else None
-    if started is not None and _ts(as_of) >= started:
-        past = history[pd.to_datetime(history["as_of_date"]) <= _ts(as_of)]
-        inbound_then = inbound[pd.to_datetime(inbound["day"]) <= _ts(as_of)]
-        rows += history_kpis(past, inbound_then, as_of)
-    return rows
+def keyed(rows: list[dict], *, as_of: date, company_id: int, company_currency: str | None,
+          source: str) -> list[dict]:
+    """The rows of one company and day with their keys (for `typed_frame`)."""
+    keys = {"as_of_date": pd.Timestamp(as_of), "company_id": int(company_id),
+            "company_currency": company_currency, "source": source}
+    return [{**r, **keys} for r in rows]
 
 
 def to_frame(rows: list[dict], *, as_of: date, company_id: int, company_currency: str | None,
              source: str) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["kpi", "dimension", "value", "amount", "numerator", "denominator", "note"])
-    frame.insert(0, "as_of_date", pd.Timestamp(as_of))
-    frame.insert(1, "company_id", int(company_id))
-    frame["company_currency"] = company_currency
-    frame["source"] = source
+    return typed_frame(keyed(rows, as_of=as_of, company_id=company_id, company_currency=company_currency,
+                             source=source))
+
+
+def typed_frame(records: list[dict]) -> pd.DataFrame:
+    """Keyed rows (of any days and companies) as a frame with the series' columns and types."""
+    frame = pd.DataFrame(records, columns=KPI_COLUMNS)
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"])
+    frame["company_id"] = frame["company_id"].astype("int64")
     frame["value"] = pd.to_numeric(frame["value"]).astype("float64")
     frame["amount"] = frame["amount"].astype("Int64")
     for col in ("numerator", "denominator"):
@@ -328,13 +354,16 @@ def to_frame(rows: list[dict], *, as_of: date, company_id: int, company_currency
 
 # -- inputs --------------------------------------------------------------------------------------
 def sales_frame(invoices: pd.DataFrame) -> pd.DataFrame:
-    """Credit sales from the Odoo extract: posted customer invoices and credit notes with an
-    invoice date, amount_total_signed (company currency, credit notes negative)."""
-    posted = invoices[(invoices["state"] == "posted") & invoices["invoice_date"].notna()
-                      & invoices["amount_total_signed"].notna()]
+    """Credit sales from the Odoo extract: customer invoices and credit notes with an invoice
+    date, amount_total_signed (company currency, credit notes negative), posted now or until
+    they were cancelled (`ends`, see `kpi_history.posted_span`: a past day counts them)."""
+    counted, ends = kpi_history.posted_span(invoices)
+    keep = (counted & invoices["invoice_date"].notna() & invoices["amount_total_signed"].notna()).to_numpy(dtype=bool)
+    posted = invoices[keep]
     return pd.DataFrame({"company_id": posted["company_id"].astype("Int64").fillna(-1).astype("int64"),
                          "invoice_date": pd.to_datetime(posted["invoice_date"]),
-                         "amount": posted["amount_total_signed"].astype("int64")}).reset_index(drop=True)
+                         "amount": posted["amount_total_signed"].astype("int64"),
+                         "ends": ends[keep]}).reset_index(drop=True)
 
 
 def inbound_messages(tickets: pd.DataFrame, comments: pd.DataFrame, users: pd.DataFrame,

@@ -1,6 +1,7 @@
 """The AR aging report and the collection KPIs as Dagster assets: thin wiring of the pure
 `report` and `kpis` modules to the warehouse, the report files and the UI's metadata."""
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
@@ -12,7 +13,9 @@ from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.dunning import holds as holds_mod
 from dunning_pipeline.dunning.communications import customer_contacts
 from dunning_pipeline.dunning.policy import load_policy
-from dunning_pipeline.reporting import charts, files, kpis
+from dunning_pipeline.dunning.receivables import quarantined_ids
+from dunning_pipeline.partitions import as_of_days
+from dunning_pipeline.reporting import charts, files, kpi_history, kpis
 from dunning_pipeline.reporting import report as report_mod
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
@@ -86,7 +89,9 @@ def top_customers_markdown(summary: pd.DataFrame, n: int = TOP_CUSTOMERS) -> str
 @dg.asset(
     group_name=GROUP, kinds=KINDS | {"html", "csv"}, owners=OWNERS,
     deps=["invoice_aging", "customer_communications", "dunning_holds"],
+    partitions_def=as_of_days,
 )
+@runtime.serialized_step
 def ar_aging_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The AR aging report for finance managers, per customer (commercial partner) and company.
 
@@ -158,54 +163,107 @@ _HISTORY_COLUMNS = ["invoice_id", "customer_id", "company_id", "to_stage", "reas
                     "as_of_date"]
 
 
-def compute_kpis(wh: Warehouse, as_of: date, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(rows of the as-of day, reconstructed rows of earlier days missing from the series)."""
+@dataclass
+class KpiRun:
+    today: pd.DataFrame  # rows of the as-of day
+    past: pd.DataFrame  # rows of the earlier days the series lacked, rebuilt (kpi_history)
+    days: list[date]  # those days
+    rebuilt_from: str  # what they were rebuilt from (for the metadata)
+
+
+def _series_balances(wh: Warehouse, since: date, as_of: date) -> pd.DataFrame:
+    """The ar_total rows the series holds for [since, as_of): the days it has, per company."""
+    k = wh.table("collection_kpis").c
+    return wh.read("collection_kpis", columns=["as_of_date", "company_id", "amount"],
+                   where=sa.and_(k.kpi == "ar_total", k.dimension == "", k.as_of_date >= since, k.as_of_date < as_of))
+
+
+def _ledger(wh: Warehouse, invoices: pd.DataFrame, policy) -> kpi_history.Ledger:
+    quarantine = wh.read("data_quality_quarantine", columns=["asset", "record_id"])
+    lines = wh.read("odoo_receivable_lines", columns=kpi_history.LINE_COLUMNS)
+    lines = lines[~lines["id"].isin(quarantined_ids(quarantine, "odoo_receivable_lines"))]
+    return kpi_history.prepare(
+        invoices, lines, wh.read("odoo_reconciliations", columns=kpi_history.RECONCILIATION_COLUMNS), policy,
+        excluded_invoices=sorted(quarantined_ids(quarantine, "odoo_invoices")),
+        excluded_partners=sorted(quarantined_ids(quarantine, "odoo_customers")))
+
+
+def compute_kpis(wh: Warehouse, as_of: date, run_id: str, history_months: int | None = None) -> KpiRun:
+    """The rows of the as-of day, and of every earlier day within `history_months`
+    (DUNNING_KPI_HISTORY_MONTHS) from the company's first invoice on that the series lacks,
+    rebuilt from Odoo's dated records as a nightly run would have computed them."""
     policy = load_policy()
     tz = settings.timezone()
+    months = settings.kpi_history_months() if history_months is None else history_months
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
     aging = aging.assign(company_id=aging["company_id"].astype("Int64").fillna(-1).astype("int64"))
-    invoices = wh.read("odoo_invoices", columns=["company_id", "company_currency", "state", "invoice_date",
-                                                 "amount_total_signed"])
+    invoices = wh.read("odoo_invoices", columns=[*kpi_history.INVOICE_COLUMNS, "company_currency"])
     sales = kpis.sales_frame(invoices)
     h = wh.table("dunning_history").c
     history = wh.read("dunning_history", columns=_HISTORY_COLUMNS, where=h.as_of_date <= as_of)
     history = history.assign(company_id=history["company_id"].astype("Int64").fillna(-1).astype("int64"))
+    history_start = pd.Timestamp(history["as_of_date"].min()) if len(history) else None
     inbound = kpis.inbound_messages(wh.read("zendesk_tickets", columns=["id", "requester_id", "created_at"]),
                                     wh.read("zendesk_comments", columns=["ticket_id", "author_id", "public", "created_at"]),
                                     wh.read("zendesk_users", columns=["id", "role"]),
                                     wh.read("customer_communications", columns=["ticket_id", "customer_id"]), tz)
     inbound = inbound[pd.to_datetime(inbound["day"]) <= pd.Timestamp(as_of)]
-    k = wh.table("collection_kpis").c
-    earlier = wh.read("collection_kpis", columns=["as_of_date", "company_id", "kpi", "amount", "source"],
-                      where=sa.and_(k.as_of_date < as_of, k.as_of_date >= as_of - timedelta(days=CHART_DAYS)))
     currency = pd.concat([
         aging[["company_id", "company_currency"]],
         invoices.assign(company_id=invoices["company_id"].astype("Int64").fillna(-1).astype("int64"))[
             ["company_id", "company_currency"]]]).dropna().drop_duplicates("company_id").set_index("company_id")["company_currency"]
     companies = sorted(set(aging["company_id"]) | set(sales["company_id"]) | set(history["company_id"]))
     buckets = policy.all_bucket_labels()
-    today, past = [], []
-    begin_day = pd.Timestamp(as_of - timedelta(days=kpis.CEI_PERIOD_DAYS))
-    for cid in companies:
-        cur = currency.get(cid)
-        mine = earlier[earlier["company_id"] == cid]
-        begin = mine[(mine["as_of_date"] == begin_day) & (mine["kpi"] == "ar_total") & (mine["source"] == kpis.NIGHTLY)]
-        rows = kpis.day_kpis(as_of=as_of, sales=sales[sales["company_id"] == cid], aging=aging[aging["company_id"] == cid],
-                             history=history[history["company_id"] == cid], inbound=inbound, bucket_order=buckets,
-                             begin_ar=int(begin["amount"].iloc[0]) if len(begin) else None)
-        today.append(kpis.to_frame(rows, as_of=as_of, company_id=cid, company_currency=cur, source=kpis.NIGHTLY))
-        have = set(pd.to_datetime(mine["as_of_date"]).dt.date)
-        for back in range(CHART_DAYS - 1, 0, -1):
-            day = as_of - timedelta(days=back)
-            if day in have:
-                continue
-            rows = kpis.reconstructed_kpis(as_of=day, sales=sales[sales["company_id"] == cid],
-                                           history=history[history["company_id"] == cid], inbound=inbound)
-            past.append(kpis.to_frame(rows, as_of=day, company_id=cid, company_currency=cur, source=kpis.RECONSTRUCTED))
-    empty = kpis.to_frame([], as_of=as_of, company_id=0, company_currency=None, source=kpis.NIGHTLY)
-    out_today = pd.concat(today, ignore_index=True) if today else empty
-    out_past = pd.concat(past, ignore_index=True) if past else empty
-    return out_today.assign(run_id=run_id), out_past.assign(run_id=run_id)
+    by_company = {cid: (sales[sales["company_id"] == cid], history[history["company_id"] == cid]) for cid in companies}
+
+    # The balances of earlier days (CEI needs the one CEI_PERIOD_DAYS back), and the days to rebuild.
+    since = (pd.Timestamp(as_of) - pd.DateOffset(months=months)).date()
+    recorded = _series_balances(wh, min(since, as_of - timedelta(days=kpis.CEI_PERIOD_DAYS)), as_of)
+    balance = {(int(r.company_id), pd.Timestamp(r.as_of_date).date()): int(r.amount)
+               for r in recorded.itertuples() if pd.notna(r.amount)}
+    missing: dict[date, list[int]] = {}
+    for cid in companies if months > 0 else []:
+        mine = by_company[cid][0]
+        if mine.empty:
+            continue
+        first = max(since, pd.Timestamp(mine["invoice_date"].min()).date())
+        for n in range((as_of - first).days):
+            day = first + timedelta(days=n)
+            if (cid, day) not in balance:
+                missing.setdefault(day, []).append(cid)
+
+    def rows_of(cid: int, day: date, day_aging: pd.DataFrame, source: str) -> list[dict]:
+        day_sales, day_history = by_company[cid]
+        # A past day before the history began: the history-based KPIs cannot be known for it.
+        before = source == kpis.RECONSTRUCTED and (history_start is None or pd.Timestamp(day) < history_start)
+        note = None if not before else (
+            f"needs the dunning history, which begins on {history_start.date()}" if history_start is not None
+            else "needs the dunning history, which has not begun")
+        if not before:
+            day_history = day_history[pd.to_datetime(day_history["as_of_date"]) <= pd.Timestamp(day)]
+        rows = kpis.day_kpis(
+            as_of=day, sales=day_sales, aging=day_aging[day_aging["company_id"] == cid], history=day_history,
+            inbound=inbound if before else inbound[pd.to_datetime(inbound["day"]) <= pd.Timestamp(day)],
+            bucket_order=buckets, begin_ar=balance.get((cid, day - timedelta(days=kpis.CEI_PERIOD_DAYS))),
+            no_history=note)
+        balance[(cid, day)] = next(int(r["amount"]) for r in rows if r["kpi"] == "ar_total")
+        return kpis.keyed(rows, as_of=day, company_id=cid, company_currency=currency.get(cid), source=source)
+
+    past: list[dict] = []
+    rebuilt_from = "nothing: the series has every day"
+    if missing:
+        ledger = _ledger(wh, invoices, policy)
+        for day, day_aging in kpi_history.snapshots(ledger, sorted(missing), policy):
+            for cid in missing[day]:
+                past += rows_of(cid, day, day_aging, kpis.RECONSTRUCTED)
+        rebuilt_from = (f"{len(ledger.moves)} invoices and credit notes (invoice dates, amounts), "
+                        f"{len(ledger.lines)} receivable lines (due dates), {ledger.reconciliations_used} "
+                        "reconciliation sides (account.partial.reconcile, dated by max_date)"
+                        + (f"; {ledger.inexact} moves whose reconciliations do not explain their residual "
+                           "taken at their full amount until their last write" if ledger.inexact else ""))
+    today = [r for cid in companies for r in rows_of(cid, as_of, aging, kpis.NIGHTLY)]
+    out_today, out_past = kpis.typed_frame(today), kpis.typed_frame(past)
+    return KpiRun(out_today.assign(run_id=run_id), out_past.assign(run_id=run_id), sorted(missing), rebuilt_from)
 
 
 def latest_markdown(rows: pd.DataFrame) -> str:
@@ -233,7 +291,10 @@ def dimension_markdown(rows: pd.DataFrame, kpi: str) -> str:
 
 
 @dg.asset(group_name=GROUP, kinds=KINDS, owners=OWNERS, deps=["invoice_aging", "dunning_history", "odoo_invoices",
-                                                               "zendesk_comments", "customer_communications"])
+                                                               "odoo_receivable_lines", "odoo_reconciliations",
+                                                               "zendesk_comments", "customer_communications"],
+          partitions_def=as_of_days)
+@runtime.serialized_step
 def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Collection KPIs per company in company currency, a daily series kept across nights.
 
@@ -241,19 +302,29 @@ def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     effectiveness index (CRF form), collection success rate per stage, customer response rate,
     reminder-to-payment days, aging distribution, with the balances and credit sales they use
     (formulas and conventions in `dunning_pipeline.reporting.kpis`). A run replaces the rows of
-    its as-of day only; days of the last 90 that the series lacks get the values that dated
-    source records give exactly (credit sales, history-based KPIs), marked `reconstructed`.
+    its as-of day only. The days before that the series lacks, back to DUNNING_KPI_HISTORY_MONTHS
+    (default 24) or the first invoice, are rebuilt once from Odoo's dated records (invoice dates,
+    reconciliation dates: `kpi_history`) and computed as a nightly run would have, marked
+    `reconstructed`; the history-based KPIs of days before the dunning history began stay empty,
+    with a note.
     """
     as_of = runtime.run_as_of(context)
     wh = warehouse.get_warehouse()
-    today, past = compute_kpis(wh, as_of, context.run_id)
+    run = compute_kpis(wh, as_of, context.run_id)
+    today, past = run.today, run.past
     k = wh.table("collection_kpis").c
     with wh.begin() as conn:
         wh.replace("collection_kpis", today, where=k.as_of_date == as_of, conn=conn)
+        for cid, days in past.groupby("company_id")["as_of_date"]:
+            days = sorted(set(pd.to_datetime(days).dt.date))
+            for i in range(0, len(days), 500):  # rows of a day without a balance (older series) are replaced
+                wh.delete("collection_kpis", sa.and_(k.company_id == int(cid), k.as_of_date.in_(days[i:i + 500])),
+                          conn=conn)
         if len(past):
             wh.append("collection_kpis", past, conn=conn)
         runtime.record_build(context, wh, conn, "collection_kpis", as_of, inputs=("invoice_aging", "dunning_history"))
-    context.log.info(f"wrote {len(today)} KPI rows for {as_of} and {len(past)} reconstructed rows of earlier days")
+    context.log.info(f"wrote {len(today)} KPI rows for {as_of} and {len(past)} rows of {len(run.days)} earlier"
+                     f" days rebuilt from {run.rebuilt_from}")
     series = wh.read("collection_kpis", where=sa.and_(k.as_of_date > as_of - timedelta(days=CHART_DAYS),
                                                         k.as_of_date <= as_of))
     metadata = {
@@ -262,6 +333,9 @@ def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "as_of_date": as_of.isoformat(),
         "rows_today": len(today),
         "rows_reconstructed": len(past),
+        "days_reconstructed": len(run.days),
+        "reconstructed_days": f"{run.days[0]} to {run.days[-1]}" if run.days else "none",
+        "reconstructed_from": run.rebuilt_from,
         "days_in_series": int(series["as_of_date"].nunique()) if len(series) else 0,
         "latest": dg.MetadataValue.md(latest_markdown(today)),
         "collection_success_rate": dg.MetadataValue.md(dimension_markdown(today, "collection_success_rate")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -160,6 +161,13 @@ class _Handler(BaseHTTPRequestHandler):
                 entry["status"] = "dropped"
                 self._drop()
                 return
+            if fault.kind == "hang":
+                entry["status"] = "hung"
+                server.faults.wait_released()
+                self._drop()
+                return
+            if fault.kind == "empty":
+                return self._send(Response(200, b"", {}), entry)
             if fault.kind == "slow":
                 time.sleep(float(fault.opt("delay")))
                 req.fault = None
@@ -179,6 +187,10 @@ class _Handler(BaseHTTPRequestHandler):
             import traceback
             traceback.print_exc()
             resp = Response.json({"error": "sandbox internal error", "detail": repr(exc)}, 500)
+        if fault is not None and fault.kind in ("truncated", "reset_mid_body"):
+            entry["status"] = fault.kind
+            self._send_cut(resp, reset=fault.kind == "reset_mid_body")
+            return
         if fault is not None and fault.kind == "lost_answer":
             # The work is done (a message posted, a record written), but the answer never arrives.
             entry["status"] = "answer_lost"
@@ -190,6 +202,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _send_cut(self, resp: Response, *, reset: bool) -> None:
+        """The answer's status, headers (the full Content-Length) and half its body, then the
+        connection closed (FIN) or reset (RST): what a crashing upstream or proxy sends."""
+        self.close_connection = True
+        try:
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Length", str(len(resp.body)))
+            for name, value in resp.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(resp.body[: max(1, len(resp.body) // 2)])
+            self.wfile.flush()
+            if reset:  # SO_LINGER 0: close() sends RST instead of FIN
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
@@ -231,6 +264,7 @@ class SandboxHTTPServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self._server.faults.release()  # no request stays held by a "hang" fault
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)

@@ -290,6 +290,9 @@ class SandboxData:
     zendesk_comments: dict[int, list[dict]]
     # Named Zendesk situations (see `_zendesk_scenarios`): name -> ticket ids and what to expect.
     zendesk_scenarios: dict[str, dict] = field(default_factory=dict)
+    # account.partial.reconcile: one record per receivable line each payment or credit note
+    # settled (part of), dated on the day it happened; sorted by id (see `_reconcile`).
+    reconciliations: list[dict] = field(default_factory=list)
     nights: int = 0
     # Bumped by every change made through this module; servers cache indexes per version.
     version: int = 0
@@ -409,6 +412,7 @@ def generate(seed: int = 7, customers: int = 40, invoices: int = 400,
     b.progress(f"generating {invoices} account.move records")
     moves, seq = _moves(b, invoices, customer_info, partners, companies)
     _real_ledger_shapes(b, seed, moves)
+    reconciliations = _replay_payments(seq["_factory"], moves)
     n_tickets = max(20, invoices // 8) if tickets is None else tickets
     b.progress(f"generating Zendesk organizations, users and {n_tickets} tickets")
     orgs, users, zd_tickets, comments, scenarios = _zendesk(b, n_tickets, customer_info, moves)
@@ -417,7 +421,7 @@ def generate(seed: int = 7, customers: int = 40, invoices: int = 400,
         seed=seed, as_of=as_of, now=b.now, companies=companies, currencies=currencies,
         partner_categories=categories, payment_terms=terms, partners=partners, moves=moves,
         zendesk_organizations=orgs, zendesk_users=users, zendesk_tickets=zd_tickets,
-        zendesk_comments=comments, zendesk_scenarios=scenarios, _seq=seq,
+        zendesk_comments=comments, zendesk_scenarios=scenarios, reconciliations=reconciliations, _seq=seq,
     )
 
 
@@ -695,6 +699,11 @@ class _MoveFactory:
         self.currency_pair = {code: b.m2o(row[0], code) for code, row in CURRENCY_BY_CODE.items()}
         self.partner_pair = {pid: b.m2o(pid, p["display_name"]) for pid, p in partners_by_id.items()}
         self.term_pair = {tid: b.m2o(tid, name) for tid, (name, _d) in PAYMENT_TERMS.items()}
+        # Payments and applied credit notes: collected while the ledger is generated (its
+        # instalment terms are set afterwards), then written as reconciliations; once
+        # `partials` is the dataset's list, each one is reconciled as it happens.
+        self.events: list[tuple[int, int, int, dict | None]] = []  # (epoch s, move id, minor units, credit note)
+        self.partials: list[dict] | None = None
 
     def build(self, *, move_id, name, move_type, state, payment_state, partner_id, commercial_id,
               company_id, currency, invoice_date, due, term_id, total_minor, residual_minor,
@@ -852,6 +861,8 @@ def _moves(b: _Builder, n: int, customers: list[_Customer], partners: list[dict]
             ref=ref, origin=origin)
         moves.append(move)
         built[id(plan)] = move
+        if kind == "out_invoice" and residual < total:
+            factory.events.append((write_ts, move_id, total - residual, None))
     b.progress(f"  {len(moves)} moves ready")
     seq["_factory"] = factory
     return moves, seq
@@ -910,15 +921,23 @@ def _credit_note(factory: _MoveFactory, seq: dict, moves: list[dict], inv: dict,
     if reconciled:
         new_residual = 0 if full else inv_residual - amount
         state = "reversed" if full else ("partial" if new_residual > 0 else "paid")
-        _set_payment(factory, inv, state, new_residual, when)
+        _set_payment(factory, inv, state, new_residual, when, credit_note=refund)
     return refund
 
 
 def _set_payment(factory: _MoveFactory, move: dict, payment_state: str, residual_minor: int,
-                 when: int) -> None:
+                 when: int, credit_note: dict | None = None) -> None:
+    """Set a move's payment state and residual; what the residual went down by was paid (or
+    settled by `credit_note`) at `when`, which a customer invoice records as reconciliations."""
     currency = move["currency_id"][1]
     company_cur = factory.company_currency[move["company_id"][0]]
     sign = -1 if move["move_type"] in ("out_refund", "in_invoice") else 1
+    before = round(move["amount_residual"] * 10 ** CURRENCY_BY_CODE[currency][3])
+    if move["move_type"] == "out_invoice" and residual_minor < before:
+        if factory.partials is None:
+            factory.events.append((when, move["id"], before - residual_minor, credit_note))
+        else:
+            _reconcile(factory, move, before, residual_minor, when, credit_note)
     move["payment_state"] = payment_state
     move["amount_residual"] = minor_to_float(residual_minor, CURRENCY_BY_CODE[currency][3])
     move["amount_residual_signed"] = minor_to_float(
@@ -1015,6 +1034,96 @@ def _line_count(move: dict) -> int:
     return len(instalment_parts(move))
 
 
+def _open_instalments(move: dict, residual: int, cresidual: int, dec: int, cdec: int):
+    """(amounts, company amounts, open, company open) per instalment of a customer move whose
+    residual is `residual` (invoice currency) / `cresidual` (company currency), minor units."""
+    parts = instalment_parts(move)
+    total = round(abs(move["amount_total"]) * 10 ** dec)
+    ctotal = round(abs(move["amount_total_signed"]) * 10 ** cdec)
+    amounts, camounts = _split(total, parts), _split(ctotal, parts)
+    open_ = _oldest_first(amounts, total - residual)
+    copen = [0 if o == 0 else c for o, c in zip(open_, camounts, strict=True)]
+    partly = [i for i, o in enumerate(open_) if 0 < o < amounts[i]]
+    still_open = [i for i, o in enumerate(open_) if o]
+    if still_open:  # the company-currency rest (rounding of the rate) sits on the first open one
+        at = partly[0] if partly else still_open[0]
+        copen[at] += cresidual - sum(copen)
+    return amounts, camounts, open_, copen
+
+
+# Ids of the payments' own receivable lines (the credit side of their reconciliations): far
+# above any invoice line id (move id * LINE_IDS_PER_MOVE).
+PAYMENT_LINE_BASE = 10**12
+
+
+def _reconcile(factory: _MoveFactory, move: dict, before: int, after: int, when: int,
+               credit_note: dict | None) -> None:
+    """Record what a payment (or `credit_note`) of `before - after` minor units, made at `when`,
+    settled of each receivable line of the customer invoice `move`, as Odoo does: one
+    account.partial.reconcile per line, oldest instalment first, its `amount` in company
+    currency, `max_date` the later of the two lines' dates. The lines' residuals then equal
+    their balance minus their reconciliations, in both currencies."""
+    currency = move["currency_id"][1]
+    company_code = factory.company_currency[move["company_id"][0]]
+    dec, cdec = CURRENCY_BY_CODE[currency][3], CURRENCY_BY_CODE[company_code][3]
+    cbefore, cafter = convert_minor(before, currency, company_code), convert_minor(after, currency, company_code)
+    if len(instalment_parts(move)) == 1:  # most moves: the one line holds the move's residual
+        open_before, copen_before, open_after, copen_after = [before], [cbefore], [after], [cafter]
+    else:
+        _a, _c, open_before, copen_before = _open_instalments(move, before, cbefore, dec, cdec)
+        _a, _c, open_after, copen_after = _open_instalments(move, after, cafter, dec, cdec)
+    partials = factory.partials
+    first_id = len(partials) + 1
+    day = ts_date(when)
+    if move["invoice_date"] and move["invoice_date"] > date_text(day):
+        day = date.fromisoformat(move["invoice_date"])
+    if credit_note is not None:
+        counterpart = [credit_note["id"] * LINE_IDS_PER_MOVE + 1, credit_note["name"]]
+    else:
+        counterpart = [PAYMENT_LINE_BASE + first_id, f"PBNK1/{day.year}/{first_id:05d}"]
+    several = len(open_before) > 1
+    stamp = odoo_ts(when)
+    for k, (o1, o2, c1, c2) in enumerate(zip(open_before, open_after, copen_before, copen_after, strict=True)):
+        if o1 == o2 and c1 == c2:
+            continue
+        paid = minor_to_float(o1 - o2, dec)
+        partials.append({
+            "id": len(partials) + 1,
+            "debit_move_id": [move["id"] * LINE_IDS_PER_MOVE + k + 1,
+                              f"{move['name']} installment #{k + 1}" if several else move["name"]],
+            "credit_move_id": counterpart,
+            "amount": minor_to_float(c1 - c2, cdec),
+            "debit_amount_currency": paid,
+            "credit_amount_currency": paid,
+            "debit_currency_id": move["currency_id"],
+            "credit_currency_id": move["currency_id"],
+            "company_id": move["company_id"],
+            "company_currency_id": factory.currency_pair[company_code],
+            "full_reconcile_id": False,
+            "max_date": date_text(day),
+            "account_type": "asset_receivable",  # of both lines: a domain may filter on it
+            "create_date": stamp,
+            "write_date": stamp,
+        })
+
+
+def _replay_payments(factory: _MoveFactory, moves: list[dict]) -> list[dict]:
+    """The reconciliations of the generated ledger: its payments and applied credit notes in
+    the order they happened, on the instalments the moves have now."""
+    by_id = {m["id"]: m for m in moves}
+    factory.partials = partials = []
+    residual: dict[int, int] = {}
+    for when, move_id, paid, credit_note in sorted(factory.events, key=lambda e: (e[0], e[1])):
+        move = by_id[move_id]
+        before = residual.get(move_id)
+        if before is None:
+            before = round(abs(move["amount_total"]) * 10 ** CURRENCY_BY_CODE[move["currency_id"][1]][3])
+        residual[move_id] = before - paid
+        _reconcile(factory, move, before, before - paid, when, credit_note)
+    factory.events = []
+    return partials
+
+
 def receivable_lines(move: dict, company_currency: dict[int, list]) -> list[dict]:
     """The receivable lines (display_type payment_term) of a customer move, one per instalment,
     in Odoo's shape; residuals follow the move's (oldest instalment paid first), so they are
@@ -1028,16 +1137,9 @@ def receivable_lines(move: dict, company_currency: dict[int, list]) -> list[dict
     cur_pair = company_currency[company]
     dec = CURRENCY_BY_CODE[move["currency_id"][1]][3]
     cdec = CURRENCY_BY_CODE[cur_pair[1]][3]
-    total, residual = (round(abs(move[f]) * 10 ** dec) for f in ("amount_total", "amount_residual"))
-    ctotal, cresidual = (round(abs(move[f]) * 10 ** cdec) for f in ("amount_total_signed", "amount_residual_signed"))
-    amounts, camounts = _split(total, parts), _split(ctotal, parts)
-    open_ = _oldest_first(amounts, total - residual)
-    copen = [0 if o == 0 else c for o, c in zip(open_, camounts, strict=True)]
-    partly = [i for i, o in enumerate(open_) if 0 < o < amounts[i]]
-    still_open = [i for i, o in enumerate(open_) if o]
-    if still_open:  # the company-currency rest (rounding of the rate) sits on the first open one
-        at = partly[0] if partly else still_open[0]
-        copen[at] += cresidual - sum(copen)
+    amounts, camounts, open_, copen = _open_instalments(
+        move, round(abs(move["amount_residual"]) * 10 ** dec),
+        round(abs(move["amount_residual_signed"]) * 10 ** cdec), dec, cdec)
     sign = -1 if move["move_type"] == "out_refund" else 1
     account = RECEIVABLE_ACCOUNTS[company]
     lines = []
@@ -1452,6 +1554,7 @@ def advance_night(data: SandboxData) -> NightChanges:
             factory = _MoveFactory(b, data.companies, {p["id"]: p for p in data.partners})
             data._seq["_factory"] = factory
         factory.b = b
+        factory.partials = data.reconciliations
         b.m2o = _shared_m2o(factory)
         seq = data._seq
         if "_next_move_id" not in seq:

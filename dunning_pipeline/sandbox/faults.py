@@ -3,6 +3,7 @@
     sb.faults.set("zendesk", "rate_limit", count=2, retry_after=1)   # next 2 Zendesk requests get 429
     sb.faults.set("odoo", "server_error", status=503)                 # next Odoo request: HTML 503
     sb.faults.set("zendesk", "drop", path="/comments")                # only a matching path consumes it
+    sb.faults.set("odoo", "hang")                                     # hangs until sb.faults.release()
     sb.faults.clear()
 
 A "late commit" (`late_commit`, `Sandbox.late_commit`) is a data fault rather than an HTTP one:
@@ -37,6 +38,10 @@ KINDS: dict[str, dict] = {
     "expired_key": {},                         # Odoo: the API key expired (401 "Invalid apikey", as a wrong one)
     "slack_error": {"error": "channel_not_found"},  # Slack: HTTP 200 {"ok": false, "error": ...}
     "malformed": {},                           # HTTP 200, JSON content type, truncated body
+    "truncated": {},                           # the real answer, cut after half its Content-Length (FIN)
+    "reset_mid_body": {},                      # the real answer's headers and half its body, then a reset (RST)
+    "empty": {},                               # HTTP 200, JSON content type, no body at all
+    "hang": {},                                # no answer until `release()` (or clear/stop), then closed
     "status": {"status": 500, "body": "", "content_type": "text/plain", "retry_after": None},
 }
 # Transient kinds the random mode draws from (a client with retries must survive all of them).
@@ -63,6 +68,7 @@ class Faults:
         self._random_rng = random.Random(0)
         self._random_kinds: tuple[str, ...] = RANDOM_KINDS
         self.applied: list[tuple[str, str, str]] = []  # (service, kind, path) of each fault served
+        self._released = threading.Event()  # wakes every request held by a "hang" fault
 
     def set(self, service: str, kind: str, count: int = 1, path: str | None = None, **opts) -> None:
         """Make the next `count` requests to `service` (whose path contains `path`, if given) fail."""
@@ -81,7 +87,17 @@ class Faults:
             raise ValueError("count must be >= 0")
         fault = Fault(kind, dict(opts), path)
         with self._lock:
+            if kind == "hang":
+                self._released.clear()
             self._queues[service].extend([fault] * count)
+
+    def release(self) -> None:
+        """Let every request held by a "hang" fault go (its connection is closed unanswered)."""
+        self._released.set()
+
+    def wait_released(self, timeout: float | None = None) -> bool:
+        """Block a "hang" request until `release()`; True once released."""
+        return self._released.wait(timeout)
 
     def clear(self, service: str | None = None) -> None:
         """Drop queued faults (of one service, or all) and switch the random mode off."""
@@ -91,6 +107,7 @@ class Faults:
                 self._queues[name].clear()
             if service is None:
                 self._random_rate = 0.0
+        self.release()
 
     def pending(self, service: str) -> list[Fault]:
         with self._lock:

@@ -139,6 +139,36 @@ def _line_fields(version: str) -> dict:
     }
 
 
+def _partial_fields(version: str) -> dict:
+    """account.partial.reconcile: what one reconciliation settled between a debit and a credit
+    journal item (an invoice's receivable line and a payment's or credit note's)."""
+    return {
+        "id": _f("integer", "ID"),
+        "display_name": _f("char", "Display Name", store=False),
+        "debit_move_id": _f("many2one", "Debit Journal Item", "account.move.line"),
+        "credit_move_id": _f("many2one", "Credit Journal Item", "account.move.line"),
+        "full_reconcile_id": _f("many2one", "Full Reconcile", "account.full.reconcile"),
+        "company_currency_id": _f("many2one", "Company Currency", "res.currency"),
+        "debit_currency_id": _f("many2one", "Currency of the debit journal item", "res.currency"),
+        "credit_currency_id": _f("many2one", "Currency of the credit journal item", "res.currency"),
+        "amount": _f("monetary", "Amount"),
+        "debit_amount_currency": _f("monetary", "Debit amount in currency"),
+        "credit_amount_currency": _f("monetary", "Credit amount in currency"),
+        "company_id": _f("many2one", "Company", "res.company"),
+        "max_date": _f("date", "Max Date of Matched Lines"),
+        "create_date": _f("datetime", "Created on"),
+        "write_date": _f("datetime", "Last Updated on"),
+    }
+
+
+# Related paths a domain may name on account.partial.reconcile (both lines of a reconciliation
+# are on one account).
+_PARTIAL_PATHS = {
+    "debit_move_id.account_id.account_type": ("selection", "account_type"),
+    "credit_move_id.account_id.account_type": ("selection", "account_type"),
+}
+
+
 # Related paths a domain may name on account.move.line (Odoo resolves `a.b` through the
 # many2one); the sandbox's lines carry the values they lead to.
 _LINE_PATHS = {
@@ -247,9 +277,9 @@ def _access_denied() -> OdooError:
 
 
 # Models behind the accounting access rights (Invoicing / Billing and up).
-_ACCOUNTING_MODELS = ("account.move", "account.move.line", "account.payment.term")
+_ACCOUNTING_MODELS = ("account.move", "account.move.line", "account.payment.term", "account.partial.reconcile")
 _MODEL_LABELS = {"account.move": "Journal Entry", "account.move.line": "Journal Item",
-                 "account.payment.term": "Payment Terms"}
+                 "account.payment.term": "Payment Terms", "account.partial.reconcile": "Partial Reconcile"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -317,6 +347,7 @@ class OdooApp(App):
                                email=_f("char", "Email"), vat=_f("char", "Tax ID")),
                 "name asc", False),
             "account.move.line": self._line_model(version),
+            "account.partial.reconcile": self._partial_model(version),
             "account.payment.term": _Model(
                 "account.payment.term", lambda: self.data.payment_terms,
                 _simple_fields(active=_f("boolean", "Active")), "id asc", True),
@@ -368,6 +399,14 @@ class OdooApp(App):
         model = _Model("account.move.line", records, _line_fields(version), "date_maturity asc, id asc", False,
                        {"display_name": lambda r: r.get("name") or "/"})
         model.paths = _LINE_PATHS
+        return model
+
+    def _partial_model(self, version: str) -> _Model:
+        """account.partial.reconcile: the reconciliations the dataset's payments and credit notes
+        made (`SandboxData.reconciliations`), consistent with the receivable lines."""
+        model = _Model("account.partial.reconcile", lambda: self.data.reconciliations, _partial_fields(version),
+                       "id desc", False, {"display_name": lambda r: f"account.partial.reconcile,{r['id']}"})
+        model.paths = _PARTIAL_PATHS
         return model
 
     # ------------------------------------------------------------------ routing

@@ -34,15 +34,22 @@ from dunning_pipeline.sandbox.faults import Fault, cloudflare_page
 from dunning_pipeline.sandbox.base_server import App, Request, Response
 
 MAX_EXPORT_PAGE = 1000
+TICKET_EVENTS_PATH = "/api/v2/incremental/ticket_events.json"
+# Ids of the audits that are not a comment's (a later status change, a deletion, a redaction).
+_STATUS_AUDIT_BASE = 8_000_000_000_000
+_REDACTION_AUDIT_BASE = 9_000_000_000_000
+REDACTED = "\u2587"  # what Zendesk writes over redacted text
 MAX_CURSOR_PAGE = 100
 _END = 2 ** 63  # an id after every id: "everything up to this second"
 
 
 class _Window:
-    """A sliding one-minute request counter (real time: clients really wait for Retry-After)."""
+    """A sliding one-minute request counter (real time: clients really wait for Retry-After);
+    tests may shorten the window (`period` seconds) so a 429 costs them a second, not a minute."""
 
-    def __init__(self, limit: int | None):
+    def __init__(self, limit: int | None, period: float = 60.0):
         self.limit = limit
+        self.period = period
         self.stamps: deque[float] = deque()
         self.lock = threading.Lock()
 
@@ -52,10 +59,10 @@ class _Window:
             return True, 1_000_000, 0
         now = time.monotonic()
         with self.lock:
-            while self.stamps and now - self.stamps[0] >= 60:
+            while self.stamps and now - self.stamps[0] >= self.period:
                 self.stamps.popleft()
             if len(self.stamps) >= self.limit:
-                return False, 0, max(1, math.ceil(60 - (now - self.stamps[0])))
+                return False, 0, max(1, math.ceil(self.period - (now - self.stamps[0])))
             self.stamps.append(now)
             return True, self.limit - len(self.stamps), 0
 
@@ -143,6 +150,9 @@ class ZendeskApp(App):
         self.forbidden_paths: set[str] = set()  # path substrings the token's user may not read
         self.email, self.api_token = email, api_token
         self.export_window = _Window(export_limit_per_minute)
+        # The ticket event export has its own budget of the same size (see set_events_limit).
+        self.events_window = _Window(export_limit_per_minute)
+        self.redactions: list[dict] = []  # CommentRedactionEvent audits (see redact_comment)
         self.account_window = _Window(rate_limit_per_minute)
         self.index_threshold = index_threshold
         self._expected_auth = "Basic " + base64.b64encode(f"{email}/token:{api_token}".encode()).decode()
@@ -181,6 +191,16 @@ class ZendeskApp(App):
         if any(p in path for p in self.forbidden_paths):
             resp = _forbidden()
             resp.headers.update(limit_headers)
+            return resp
+        if path == TICKET_EVENTS_PATH:
+            ok, remaining, retry = self.events_window.hit()
+            if not ok:
+                return _error(429, "APIRateLimitExceeded",
+                              "Number of allowed incremental export API requests per minute exceeded",
+                              {"Retry-After": str(retry), "ratelimit-remaining": "0"})
+            resp = self._ticket_events(req)
+            resp.headers.update({"ratelimit-limit": str(self.events_window.limit or 700),
+                                 "ratelimit-remaining": str(remaining)})
             return resp
         if path in ("/api/v2/incremental/tickets/cursor.json", "/api/v2/incremental/users/cursor.json"):
             ok, remaining, retry = self.export_window.hit()
@@ -328,6 +348,119 @@ class ZendeskApp(App):
             except KeyError:
                 continue
         return out
+
+    # ------------------------------------------------------------------ ticket event export
+    def set_events_limit(self, limit: int | None, period_seconds: float = 60.0) -> None:
+        """The ticket event export's budget: `limit` requests per `period_seconds` (None: none)."""
+        self.events_window = _Window(limit, period_seconds)
+
+    def redact_comment(self, comment_id: int, text: str) -> int:
+        """Redact `text` from a comment (Zendesk's redaction: the characters become \u2587 in
+        every answer from now on) and log the CommentRedactionEvent audit at the sandbox's clock,
+        one second later than the last; returns the ticket id."""
+        with self.data.lock:
+            for ticket_id, thread in self.data.zendesk_comments.items():
+                for i, c in enumerate(thread):
+                    if c["id"] == comment_id:
+                        break
+                else:
+                    continue
+                body = c["body"].replace(text, REDACTED * len(text))
+                thread[i] = {k: v for k, v in c.items() if k not in ("html_body", "plain_body")}
+                thread[i]["body"] = body
+                at = int(self.data.now.timestamp()) - 120 + len(self.redactions)
+                self.redactions.append({"ticket_id": ticket_id, "comment_id": comment_id, "timestamp": at,
+                                        "id": _REDACTION_AUDIT_BASE + len(self.redactions) + 1})
+                self.data.changed()
+                return ticket_id
+        raise KeyError(f"no comment {comment_id}")
+
+    def _event_keys(self) -> list[tuple]:
+        """(timestamp, audit id, kind, ticket, payload) of every ticket event, in export order:
+        one audit per comment (the first also creating the ticket), a status-change audit when
+        the ticket changed after its last comment (a deletion too), and the redactions."""
+        tickets, comments = self.data.zendesk_tickets, self.data.zendesk_comments
+        n_comments = sum(map(len, comments.values()))
+        stamp = (self.data.version, len(tickets), n_comments, len(self.redactions))
+        cached = self._indexes.get("events")
+        if n_comments >= self.index_threshold and cached and cached[0] == stamp:
+            return cached[1]
+        keys = []
+        for t in tickets:
+            thread = comments.get(t["id"]) or []
+            last = 0
+            for n, c in enumerate(thread):
+                at = _epoch_of(c.get("created_at"))
+                last = max(last, at)
+                keys.append((at, c.get("audit_id") or c["id"], "create" if n == 0 else "comment", t, c))
+            changed = _ticket_position(t)
+            if changed > last or t.get("status") == "deleted":
+                keys.append((max(changed, last), _STATUS_AUDIT_BASE + t["id"], "status", t, None))
+        by_id = {t["id"]: t for t in tickets} if self.redactions else {}
+        for r in self.redactions:
+            keys.append((r["timestamp"], r["id"], "redaction", by_id.get(r["ticket_id"]), r))
+        keys.sort(key=lambda k: (k[0], k[1]))
+        self._indexes["events"] = (stamp, keys)
+        return keys
+
+    def _ticket_events(self, req: Request) -> Response:
+        """Time-based paging: events with timestamp >= start_time, up to per_page (1000); the
+        next page starts at `end_time`, the last event's second, so that second's events come
+        again (clients de-duplicate). A full page of one single second takes all of that second."""
+        start_text = req.arg("start_time")
+        if start_text is None:
+            return _error(400, "InvalidValue", "start_time is required")
+        try:
+            start = int(start_text)
+            per_page = min(MAX_EXPORT_PAGE, int(req.arg("per_page", str(MAX_EXPORT_PAGE))))
+            if per_page < 1:
+                raise ValueError
+        except ValueError:
+            return _error(422, "InvalidValue", "start_time must be a Unix epoch time in seconds")
+        with self.data.lock:
+            if start > int(self.data.now.timestamp()) - 60:
+                return _error(422, "InvalidValue", "Too recent start_time. Use a start_time older than one minute.")
+            keys = self._event_keys()
+            lo = bisect.bisect_left(keys, start, key=lambda k: k[0])
+            hi = min(len(keys), lo + per_page)
+            whole_second = hi - lo == per_page and keys[hi - 1][0] == start
+            if whole_second:
+                hi = bisect.bisect_right(keys, start, key=lambda k: k[0])
+            comments = "comment_events" in (req.arg("include") or "")
+            events = [self._event(k, comments) for k in keys[lo:hi]]
+        end_time = start + 1 if whole_second else keys[hi - 1][0] if hi > lo else start
+        include = "&include=comment_events" if comments else ""
+        return Response.json({
+            "ticket_events": events, "count": len(events),
+            "next_page": f"{req.base_url}{req.path}?start_time={end_time}{include}",
+            "end_time": end_time, "end_of_stream": hi - lo < per_page})
+
+    @staticmethod
+    def _event(key: tuple, with_comments: bool) -> dict:
+        at, audit_id, kind, ticket, payload = key
+        ticket_id = ticket["id"] if ticket else payload["ticket_id"]
+        children: list[dict] = []
+        if kind in ("create", "comment"):
+            comment = _render_comment(payload)
+            if kind == "create":  # mixed types: the fields the ticket was created with
+                children += [{"id": audit_id + 1, "event_type": "Create", "field_name": "subject",
+                              "value": ticket.get("raw_subject")},
+                             {"id": audit_id + 2, "event_type": "Create", "field_name": "requester_id",
+                              "value": str(ticket.get("requester_id"))}]
+            if with_comments:
+                children.insert(0, {**comment, "event_type": "Comment"})
+            updater, via = payload.get("author_id"), payload.get("via")
+        elif kind == "status":
+            children.append({"id": audit_id + 1, "event_type": "Change", "field_name": "status",
+                             "value": ticket.get("status"), "previous_value": "open"})
+            updater, via = ticket.get("assignee_id") or -1, {"channel": "web", "source": {}}
+        else:
+            children.append({"id": audit_id + 1, "event_type": "CommentRedactionEvent",
+                             "comment_id": payload["comment_id"]})
+            updater, via = -1, {"channel": "web", "source": {}}
+        return {"id": audit_id, "ticket_id": ticket_id, "timestamp": at, "created_at": _iso(at),
+                "updater_id": updater, "via": via, "event_type": "Audit", "system": {},
+                "merged_ticket_ids": [], "child_events": children}
 
     # ------------------------------------------------------------------ records
     def _live_ticket(self, ticket_id: int) -> dict | None:

@@ -5,7 +5,8 @@ A post is never retried blindly: a 429 (Slack refused it, `Retry-After`) and a r
 page from a proxy or an answer without `ts` leave the outcome unknown: the message may be in the
 channel. Those raise `SlackDeliveryError` with code `outcome_unknown`, and the caller looks the
 message up by its metadata (`find`, `conversations.history` / `.replies`) before posting again.
-Reads (`find`, `scopes`) are retried on connection errors and 5xx as usual.
+Reads (`find`, `scopes`) are retried on connection errors, timeouts, 5xx pages and empty or cut
+answers, within the source deadline (`slack/retry.py` holds the policy of both kinds of call).
 
 Errors that a person must fix (a wrong channel, a bot not invited, a revoked token, a missing
 scope) raise `SlackDeliveryError` whose message says what to do. Nothing here ever puts the token
@@ -15,18 +16,20 @@ Authorization header) is not attached.
 
 from __future__ import annotations
 
-import socket
-import urllib.error
+import http.client
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
+
+from dunning_pipeline import settings
+from dunning_pipeline.slack.retry import CallTally, describe_error, post_handlers, read_handlers, refused
+
+# What a WebClient call raises when no usable answer came (after its retry handlers).
+_TRANSPORT_ERRORS = (SlackClientError, OSError, ValueError, http.client.HTTPException)
+_NOT_JSON = "Received a response in a non-JSON format"
 
 TOKEN_VAR = "SLACK_BOT_TOKEN"
 CHANNEL_VAR = "SLACK_CHANNEL"
@@ -97,15 +100,18 @@ class SlackPoster:
     """chat.postMessage through one WebClient; `api_url` points it at a test server."""
 
     def __init__(self, token: str, *, api_url: str | None = None, rate_limit_retries: int = 5,
-                 timeout: int = 30, channel_var: str = CHANNEL_VAR):
+                 timeout: float = 30, channel_var: str = CHANNEL_VAR, read_retries: int = 3,
+                 backoff_seconds: float = 0.5, deadline_seconds: float | None = None):
         kwargs = {"base_url": api_url} if api_url else {}
-        rate_limits = RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)
+        self._tally = CallTally(settings.source_deadline_seconds() if deadline_seconds is None
+                                else deadline_seconds)
         # Posting: only what Slack surely did not post is retried (429, refused connection).
-        self._client = WebClient(token=token, timeout=timeout, retry_handlers=[rate_limits], **kwargs)
+        self._client = WebClient(token=token, timeout=timeout, **kwargs, retry_handlers=post_handlers(
+            self._tally, rate_limit_retries=rate_limit_retries))
         # Reading: any transient fault.
-        self._reader = WebClient(token=token, timeout=timeout, retry_handlers=[
-            ConnectionErrorRetryHandler(max_retry_count=2), rate_limits,
-            ServerErrorRetryHandler(max_retry_count=2)], **kwargs)
+        self._reader = WebClient(token=token, timeout=timeout, **kwargs, retry_handlers=read_handlers(
+            self._tally, retries=read_retries, rate_limit_retries=rate_limit_retries,
+            backoff_seconds=backoff_seconds))
         self._channel_var = channel_var
         self.api_url = self._client.base_url
 
@@ -114,19 +120,16 @@ class SlackPoster:
 
     def post(self, text: str, blocks: list[dict], *, channel: str,
              thread_ts: str | None = None, metadata: dict | None = None) -> PostedMessage:
-        for attempt in range(3):
-            try:
-                resp = self._client.chat_postMessage(
-                    channel=channel, text=text, blocks=blocks or None, thread_ts=thread_ts,
-                    unfurl_links=False, unfurl_media=False, metadata=metadata,
-                )
-                break
-            except SlackApiError as exc:
-                raise self._api_error(exc, channel, posting=True) from None
-            except (SlackClientError, OSError) as exc:
-                if _refused(exc) and attempt < 2:
-                    continue  # nothing reached Slack: safe to try again
-                raise self._transport_error(exc, posting=True) from None
+        self._tally.begin()
+        try:
+            resp = self._client.chat_postMessage(
+                channel=channel, text=text, blocks=blocks or None, thread_ts=thread_ts,
+                unfurl_links=False, unfurl_media=False, metadata=metadata,
+            )
+        except SlackApiError as exc:
+            raise self._api_error(exc, channel, posting=True) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc, posting=True, call="chat.postMessage") from None
         ts = resp.get("ts")
         if not ts:
             raise SlackDeliveryError(explain(OUTCOME_UNKNOWN, channel, self._channel_var), OUTCOME_UNKNOWN)
@@ -139,6 +142,8 @@ class SlackPoster:
         `thread_ts`; None if absent."""
         cursor = None
         for _page in range(pages):
+            self._tally.begin()
+            call = "conversations.replies" if thread_ts else "conversations.history"
             try:
                 if thread_ts:
                     resp = self._reader.conversations_replies(
@@ -148,8 +153,8 @@ class SlackPoster:
                         channel=channel, include_all_metadata=True, limit=200, cursor=cursor)
             except SlackApiError as exc:
                 raise self._api_error(exc, channel, posting=False) from None
-            except (SlackClientError, OSError) as exc:
-                raise self._transport_error(exc, posting=False) from None
+            except _TRANSPORT_ERRORS as exc:
+                raise self._transport_error(exc, posting=False, call=call) from None
             for message in resp.get("messages") or []:
                 meta = message.get("metadata") or {}
                 if (meta.get("event_type") == event_type
@@ -162,12 +167,13 @@ class SlackPoster:
 
     def scopes(self) -> set[str] | None:
         """The bot token's scopes (Slack's `x-oauth-scopes` header of auth.test); None: unknown."""
+        self._tally.begin()
         try:
             resp = self._reader.auth_test()
         except SlackApiError as exc:
             raise self._api_error(exc, "", posting=False) from None
-        except (SlackClientError, OSError) as exc:
-            raise self._transport_error(exc, posting=False) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc, posting=False, call="auth.test") from None
         headers = {k.lower(): v for k, v in (resp.headers or {}).items()}
         raw = headers.get("x-oauth-scopes")
         if isinstance(raw, list):
@@ -188,8 +194,8 @@ class SlackPoster:
             raise self._api_error(exc, channel_id, posting=False, needed="files:write") from None
         except SlackRequestError as exc:  # the upload URL refused the bytes
             raise SlackDeliveryError(f"Slack refused the file upload of {filename}: {exc}", "upload_failed") from None
-        except (SlackClientError, OSError) as exc:
-            raise self._transport_error(exc, posting=False) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc, posting=False, call="files_upload_v2") from None
         files = resp.get("files") or []
         if not files or not files[0].get("id"):
             raise SlackDeliveryError(f"Slack answered the upload of {filename} without a file id", "no_file_id")
@@ -199,33 +205,48 @@ class SlackPoster:
                    needed: str | None = None) -> SlackDeliveryError:
         data = exc.response.data if isinstance(exc.response.data, dict) else {}
         status = exc.response.status_code
-        if posting and status >= 500:
-            # A proxy's error page says nothing about whether Slack posted the message.
-            return SlackDeliveryError(explain(OUTCOME_UNKNOWN, channel, self._channel_var), OUTCOME_UNKNOWN)
+        call = urlsplit(exc.response.api_url or "").path.rsplit("/", 1)[-1] or "a Web API call"
+        not_json = str(data.get("error") or "").startswith(_NOT_JSON) or not data
+        if posting and (status >= 500 or not_json):
+            # A proxy's error page or a cut answer says nothing about whether Slack posted it.
+            return SlackDeliveryError(
+                f"Slack answered HTTP {status} {_body_kind(exc.response)} to {call}: "
+                + explain(OUTCOME_UNKNOWN, channel, self._channel_var), OUTCOME_UNKNOWN)
+        if not_json:  # not Slack's API answering: a proxy's page, an empty or cut body
+            return SlackDeliveryError(
+                f"Slack at {self.api_url} answered {call} with HTTP {status} {_body_kind(exc.response)}"
+                f" ({self._tally.describe()}): Slack or a proxy in front of it is failing; re-run"
+                " later (parts already posted are not posted again), and check SLACK_API_URL if it"
+                " persists.", f"http_{status}")
         code = str(data.get("error") or f"http_{status}")
         if code != "missing_scope":
             needed = None
         return SlackDeliveryError(explain(code, channel, self._channel_var, data.get("needed") or needed), code)
 
-    def _transport_error(self, exc: BaseException, *, posting: bool) -> SlackDeliveryError:
-        reason = getattr(exc, "reason", None) or exc.__class__.__name__
-        if posting and not _refused(exc):
+    def _transport_error(self, exc: BaseException, *, posting: bool, call: str) -> SlackDeliveryError:
+        if posting and not refused(exc):
             return SlackDeliveryError(
-                f"Slack at {self.api_url} did not answer a post ({reason}): the message may be in"
-                " the channel; the next run looks it up by its metadata before posting again.",
+                f"Slack at {self.api_url} did not answer a post ({call}: {describe_error(exc)}): the message may"
+                " be in the channel; the next run looks it up by its metadata before posting again.",
                 OUTCOME_UNKNOWN)
-        # URLError, timeouts, refused connections: name the server, not the request.
+        # Refused, timed out, reset, cut short: name the server, the call and the attempts.
+        head = "Could not reach Slack at" if refused(exc) else "No usable answer from Slack at"
         return SlackDeliveryError(
-            f"Could not reach Slack at {self.api_url} ({reason}); check SLACK_API_URL and the"
-            " network, then re-run: parts already posted are not posted again.",
+            f"{head} {self.api_url} for {call} ({describe_error(exc)}; {self._tally.describe()});"
+            " check SLACK_API_URL and the network, then re-run: parts already posted are not posted again.",
             "unreachable",
         )
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether the request surely never reached Slack (the connection was refused)."""
-    reason = getattr(exc, "reason", exc)
-    if isinstance(exc, urllib.error.URLError) and isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
-        return True
-    return isinstance(exc, ConnectionRefusedError)
+def _body_kind(resp) -> str:
+    """'with an HTML page' / 'with an empty body' / 'with a body that is not JSON'."""
+    headers = {k.lower(): v for k, v in (resp.headers or {}).items()}
+    ctype = str(headers.get("content-type") or "").lower()
+    error = str((resp.data or {}).get("error") or "") if isinstance(resp.data, dict) else ""
+    text = error[len(_NOT_JSON):].lstrip(": ").lower() if error.startswith(_NOT_JSON) else ""
+    if "html" in ctype or text.startswith(("<!doctype", "<html")):
+        return "with an HTML page"
+    if error.startswith(_NOT_JSON) and not text.strip():
+        return "with an empty body"
+    return "with a body that is not JSON"
 

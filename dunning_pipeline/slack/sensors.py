@@ -11,6 +11,7 @@ import dagster as dg
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from dunning_pipeline import settings
+from dunning_pipeline.partitions import PARTITION_TAG
 from dunning_pipeline.slack.digest import AlertMessage, escape
 from dunning_pipeline.slack.resource import SlackResource
 
@@ -166,7 +167,7 @@ def run_failure_to_slack(context: dg.RunFailureSensorContext, slack: SlackResour
     errors = [(e.step_key or "run", _error_message(e) or "failed") for e in context.get_step_failure_events()]
     message = render_run_failure(
         job_name=run.job_name, run_id=run.run_id, run_url=slack.run_url(run.run_id),
-        as_of=run.tags.get(settings.AS_OF_TAG), run_error=_error_message(context.failure_event),
+        as_of=run.tags.get(settings.AS_OF_TAG) or run.tags.get(PARTITION_TAG), run_error=_error_message(context.failure_event),
         step_errors=errors, steps=step_outcome(context.instance, run),
         killed=None if errors else kill_reason(_run_messages(context.instance, run.run_id)),
     )

@@ -79,6 +79,29 @@ odoo_receivable_lines = sa.Table(
 )
 sa.Index("ix_odoo_receivable_lines_move_id", odoo_receivable_lines.c.move_id)
 
+# One row per account.partial.reconcile touching a customer move's receivable line: what a
+# payment or credit note settled of it, and on which day (the past balances are built from these).
+odoo_reconciliations = sa.Table(
+    "odoo_reconciliations",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False, comment="account.partial.reconcile id"),
+    sa.Column("debit_line_id", sa.BigInteger, nullable=False, comment="account.move.line id of the debit side"),
+    sa.Column("credit_line_id", sa.BigInteger, nullable=False, comment="account.move.line id of the credit side"),
+    sa.Column("company_id", sa.BigInteger, comment="res.company id"),
+    sa.Column("company_currency", sa.Text, comment="ISO code of the company currency"),
+    sa.Column("amount", Money, comment="company currency, settled on both lines"),
+    sa.Column("debit_currency", sa.Text, comment="ISO code of the debit line's currency"),
+    sa.Column("debit_amount_currency", Money, comment="in the debit line's currency"),
+    sa.Column("credit_currency", sa.Text, comment="ISO code of the credit line's currency"),
+    sa.Column("credit_amount_currency", Money, comment="in the credit line's currency"),
+    sa.Column("max_date", sa.Date, comment="the later of the two lines' dates: when it counts as paid"),
+    sa.Column("create_date", sa.DateTime, comment="UTC"),
+    sa.Column("write_date", sa.DateTime, comment="UTC"),
+    sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+)
+sa.Index("ix_odoo_reconciliations_debit_line_id", odoo_reconciliations.c.debit_line_id)
+sa.Index("ix_odoo_reconciliations_credit_line_id", odoo_reconciliations.c.credit_line_id)
+
 odoo_customers = sa.Table(
     "odoo_customers",
     metadata,

@@ -9,6 +9,7 @@ stream through COPY TO STDOUT as CSV, which is several times faster than row fet
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
 import io
 import json
@@ -110,6 +111,30 @@ class Warehouse:
                 conn.info.pop(_WRITTEN, None)
         for table in written:
             _kill_point(table, "after")
+
+    @contextmanager
+    def writer_lock(self, name: str, on_wait=None) -> Iterator[None]:
+        """Hold the lock of one writing step (`name`, e.g. an asset) for the whole block, so two
+        runs of the same step, however started, run it one after the other, never interleaved.
+
+        PostgreSQL: a session advisory lock on a connection of its own (outside any transaction,
+        so none stays open while the step computes); a killed process loses its session and with
+        it the lock. `on_wait()` is called when another session holds it. SQLite: its own file
+        lock serialises the write transactions; there is only one writer per file anyway."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        key = int.from_bytes(hashlib.blake2b(f"dunning_pipeline:{name}".encode(), digest_size=8).digest(),
+                             "big", signed=True)
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
+                if on_wait is not None:
+                    on_wait()
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     @contextmanager
     def _conn(self, conn: Connection | None) -> Iterator[Connection]:

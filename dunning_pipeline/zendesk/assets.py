@@ -28,8 +28,13 @@ def _metadata(wh, table: str, fetched: pd.DataFrame, written: int,
     }
 
 
+# Concurrent Zendesk calls across all runs are bounded by this pool (dagster.yaml `concurrency`).
+POOL = "zendesk"
+
+
 @dg.multi_asset(
     name="zendesk_tickets_and_users",
+    pool=POOL,
     specs=[
         dg.AssetSpec(
             "zendesk_tickets",
@@ -55,6 +60,7 @@ def _metadata(wh, table: str, fetched: pd.DataFrame, written: int,
     ],
     can_subset=False,
 )
+@runtime.serialized_step
 def zendesk_tickets_and_users(
     context: dg.AssetExecutionContext, zendesk: ZendeskResource, warehouse: WarehouseResource
 ):
@@ -103,39 +109,45 @@ def zendesk_tickets_and_users(
 
 @dg.asset(
     name="zendesk_comments",
+    pool=POOL,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
     deps=["zendesk_tickets", "zendesk_users"],
 )
+@runtime.serialized_step
 def zendesk_comments(
     context: dg.AssetExecutionContext, zendesk: ZendeskResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Comments (the email history) of the customer tickets changed since their comments were
-    fetched: public replies and internal notes. Deleted tickets and agents' own tickets (no
-    outside sender, CC or collaborator) are skipped. A ticket whose comments cannot be fetched
-    is named in `failed_tickets` and retried next run; the others are written."""
+    """Comments (the email history) added since the last run, public replies and internal
+    notes, from Zendesk's ticket event export: one stream for the whole account resumed from its
+    stored time mark, written page by page. Deleted tickets and agents' own tickets (no outside
+    sender, CC or collaborator) are left out. A ticket with a redacted comment is fetched again
+    on its own. When the export breaks off, what was fetched is kept (`stream_error`) and the
+    next run resumes from the mark."""
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
-        outcome = load.extract_comments(client, wh, extracted_at=datetime.now(UTC), log=context.log.info,
-                                        warn=context.log.warning,
-                                        concurrency=zendesk.comments_concurrency)
-    comments = outcome.comments
+        outcome = load.extract_comment_events(client, wh, extracted_at=datetime.now(UTC),
+                                              start_time=zendesk.start_time, log=context.log.info,
+                                              warn=context.log.warning)
     return dg.MaterializeResult(
         metadata=_metadata(
-            wh, "zendesk_comments", comments, outcome.written,
+            wh, "zendesk_comments", outcome.preview, outcome.written,
             ["id", "ticket_id", "author_id", "public", "created_at"],
             {
-                "tickets_fetched": dg.MetadataValue.int(outcome.tickets),
+                "fetched_this_run": dg.MetadataValue.int(outcome.fetched),
                 "pages": dg.MetadataValue.int(outcome.pages),
-                "tickets_gone": dg.MetadataValue.int(len(outcome.skipped_tickets)),
-                # Their comments stay due: the next run fetches them again.
+                "events": dg.MetadataValue.int(outcome.events),
+                "start_time": dg.MetadataValue.int(outcome.start_time),
+                "next_start_time": dg.MetadataValue.int(outcome.next_start_time),
+                "resumed_from_mark": dg.MetadataValue.bool(outcome.resumed),
+                "stream_error": dg.MetadataValue.text(outcome.stream_error or ""),
+                "refetched_tickets": dg.MetadataValue.text(", ".join(map(str, outcome.refetched_tickets))),
+                # Their comments are fetched again next run.
                 "failed_tickets": dg.MetadataValue.json(
-                    [{"ticket_id": t, "error": e} for t, e in outcome.failed_tickets.items()]),
-                "failed_ticket_ids": dg.MetadataValue.text(", ".join(map(str, outcome.failed_tickets))),
-                "retried_tickets": dg.MetadataValue.text(", ".join(map(str, outcome.retried_tickets))),
-                "deferred_tickets": dg.MetadataValue.int(len(outcome.deferred_tickets)),
-                "records_with_parse_errors": dg.MetadataValue.int(int(comments["parse_error"].notna().sum())),
+                    [{"ticket_id": t, "error": e} for t, e in outcome.refetch_failed.items()]),
+                "records_with_parse_errors": dg.MetadataValue.int(outcome.parse_errors),
+                "records_left_out": dg.MetadataValue.text("\n".join(outcome.unstorable)),
             },
         ),
     )

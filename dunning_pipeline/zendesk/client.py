@@ -1,7 +1,11 @@
-"""HTTP client of the Zendesk Support API: incremental cursor exports and ticket comments.
+"""HTTP client of the Zendesk Support API: incremental exports (cursor-based tickets and users,
+the time-based ticket event export that carries the comments) and ticket comments.
 
 No Dagster here: the assets layer passes the pages on to the warehouse. Transient faults (5xx,
-dropped connections, timeouts) are retried by urllib3's `Retry` on the requests session. A 429
+dropped or reset connections, also in the middle of the body, empty or truncated answers,
+timeouts) are retried by one urllib3 `Retry` policy (`http_retry.SourceTransport`) within the
+source deadline (DUNNING_SOURCE_DEADLINE_SECONDS); the error names the cause and the real number
+of attempts. A 429
 is waited out as long as Zendesk asks (Retry-After, else `ratelimit-reset`) within a total time
 budget per request, not a fixed count: a rate-limit storm of a few minutes costs minutes, not
 the night. The incremental export endpoints' own budget (10 requests per minute) is kept by a
@@ -23,13 +27,23 @@ from typing import Any
 
 import requests
 
-from dunning_pipeline.http_retry import LoggingRetry, retrying_session
+from dunning_pipeline import settings
+from dunning_pipeline.http_retry import (
+    NO_BODY,
+    Answer,
+    LoggingRetry,
+    SourceDeadline,
+    SourceTransport,
+    TransportError,
+    attempts_text,
+)
 
 log = logging.getLogger(__name__)
 
 TICKETS_EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 USERS_EXPORT_PATH = "/api/v2/incremental/users/cursor.json"
 COMMENTS_PATH = "/api/v2/tickets/{ticket_id}/comments.json"
+TICKET_EVENTS_PATH = "/api/v2/incremental/ticket_events.json"
 
 # Zendesk refuses a start_time less than a minute old (422 "Too recent start_time").
 MIN_START_TIME_AGE_SECONDS = 60
@@ -143,6 +157,15 @@ class ExportPage:
     end_of_stream: bool = True
 
 
+@dataclass(frozen=True)
+class EventPage:
+    """One page of the time-based ticket event export; the next starts at `end_time`."""
+
+    events: list[dict[str, Any]]
+    end_time: int
+    end_of_stream: bool
+
+
 class ZendeskClient:
     """Zendesk Support API with API-token basic auth (`{email}/token:{api_token}`)."""
 
@@ -155,10 +178,12 @@ class ZendeskClient:
         page_size: int = 1000,
         comments_page_size: int = 100,
         export_requests_per_minute: int = 10,
-        timeout_seconds: float = 60.0,
+        timeout_seconds: float = 30.0,
         max_retries: int = 5,
         backoff_factor: float = 0.5,
         rate_limit_budget_seconds: float = 900.0,
+        connect_timeout_seconds: float = 5.0,
+        deadline_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
@@ -197,10 +222,13 @@ class ZendeskClient:
             status_forcelist=_RETRY_STATUSES,
             backoff_factor=backoff_factor,
             respect_retry_after_header=True,
-            # The last 5xx answer comes back to us so the error can quote its status.
-            raise_on_status=False,
         )
-        session = retrying_session(retry, pool_maxsize=32)  # comments fetch concurrently
+        deadline = SourceDeadline(settings.source_deadline_seconds() if deadline_seconds is None
+                                  else deadline_seconds)
+        self._transport = SourceTransport(
+            "Zendesk", retry, connect_timeout=min(connect_timeout_seconds, timeout_seconds),
+            read_timeout=timeout_seconds, deadline=deadline, pool_maxsize=32)  # comments fetch concurrently
+        session = self._transport.session
         session.auth = (f"{email}/token", api_token)
         session.headers.update({"Accept": "application/json", "User-Agent": "dunning-pipeline"})
         self._session = session
@@ -273,6 +301,36 @@ class ZendeskClient:
         latest = int(self._wall_clock()) - MIN_START_TIME_AGE_SECONDS
         return max(0, min(start_time, latest))
 
+    def export_ticket_events(self, *, start_time: int) -> Iterator[EventPage]:
+        """Ticket events since `start_time` (Unix seconds), comments included
+        (`include=comment_events`), page by page until `end_of_stream`. Time-based: each page
+        starts at the previous page's `end_time`, so events of that second come again."""
+        path = TICKET_EVENTS_PATH
+        params: dict[str, Any] = {"start_time": self._clamp_start_time(int(start_time)),
+                                  "include": "comment_events", "per_page": self.page_size}
+        clamps = 0
+        while True:
+            try:
+                data = self._get(path, params, export=True)
+            except ZendeskRequestError as exc:
+                clamps += 1  # our clock may run ahead of Zendesk's: move start_time back
+                if not _too_recent_start_time(exc) or clamps > _MAX_START_TIME_CLAMPS:
+                    raise
+                params["start_time"] = self._clamp_start_time(params["start_time"]) - 60 * clamps
+                self._log.warning(f"Zendesk refused start_time as too recent; retrying with"
+                                  f" start_time={params['start_time']}")
+                continue
+            page = _event_page(data, path)
+            yield page
+            if page.end_of_stream:
+                return
+            if page.end_time <= params["start_time"]:
+                raise ZendeskResponseError(
+                    f"Zendesk GET {path}: a full page ended at end_time={page.end_time}, not after its"
+                    f" start_time={params['start_time']}; the export would not advance"
+                )
+            params = {**params, "start_time": page.end_time}
+
     # -- comments ------------------------------------------------------------------------------
     def ticket_comments(self, ticket_id: int) -> Iterator[list[dict[str, Any]]]:
         """The comments of one ticket (public replies and internal notes), page by page."""
@@ -300,9 +358,10 @@ class ZendeskClient:
         waited = 0.0
         started = self._clock()
         while True:
-            resp = self._send(path, params, export)
+            answer = self._send(path, params, export)
+            resp = answer.response
             if resp.status_code != _RATE_LIMITED:
-                return self._decode(resp, path)
+                return self._decode(answer, path)
             wait = _retry_after(resp)
             spent = max(waited, self._clock() - started)
             if spent + wait > self.rate_limit_budget_seconds:
@@ -316,25 +375,23 @@ class ZendeskClient:
             self._sleep(wait)
             waited += wait
 
-    def _send(self, path: str, params: dict[str, Any], export: bool) -> requests.Response:
+    def _send(self, path: str, params: dict[str, Any], export: bool) -> Answer:
         if export:
             self.export_limiter.acquire()
         url = self.base_url + path
         try:
-            return self._session.get(url, params=params, timeout=self.timeout_seconds)
-        except requests.exceptions.RetryError as exc:  # defensive: raise_on_status is off
-            raise ZendeskRetriesExhaustedError(
-                f"Zendesk GET {path} still failed after {self.max_retries} retries ({_reason(exc)})"
-            ) from None
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            return self._transport.request("GET", url, params=params,
+                                           decode=lambda r: r.json(parse_float=Decimal))
+        except TransportError as exc:
+            hint = (f"; if Zendesk is just slow, raise timeout_seconds ({self.timeout_seconds:g} s)"
+                    f" or {exc.deadline.variable}" if exc.timed_out or exc.deadline_passed else "")
             raise ZendeskUnreachableError(
-                f"Zendesk at {self.base_url} did not answer GET {path} after {self.max_retries}"
-                f" retries ({_reason(exc)}); check ZENDESK_URL and that the server is reachable"
+                f"No usable answer from Zendesk at {self.base_url} to GET {path}: {exc.cause}"
+                f" ({exc.tally()}); check ZENDESK_URL and that the server is reachable{hint}"
             ) from None
-        except requests.exceptions.RequestException as exc:
-            raise ZendeskError(f"Zendesk GET {path} failed: {_reason(exc)}") from None
 
-    def _decode(self, resp: requests.Response, path: str) -> dict[str, Any]:
+    def _decode(self, answer: Answer, path: str) -> dict[str, Any]:
+        resp = answer.response
         status = resp.status_code
         if status == 401:
             raise ZendeskAuthError(
@@ -354,9 +411,11 @@ class ZendeskClient:
                 f" ({self.base_url}) or whether the record was deleted"
             )
         if status in _RETRY_STATUSES:
+            stopped = (f", stopped by the deadline ({settings.SOURCE_DEADLINE_VAR})"
+                       if answer.deadline_passed else "")
             raise ZendeskRetriesExhaustedError(
-                f"Zendesk answered {status} to GET {path} after {self.max_retries} retries:"
-                f" {_snippet(resp)}"
+                f"Zendesk answered {status} to GET {path} after {attempts_text(answer.attempts)}{stopped}:"
+                f" {_snippet(resp)}; check ZENDESK_URL, or re-run later"
             )
         if status >= 400:
             error, description = _error_fields(resp)
@@ -365,7 +424,7 @@ class ZendeskClient:
                 status, error, description,
             )
         try:
-            data = resp.json(parse_float=Decimal)
+            data = answer.body if answer.body is not NO_BODY else resp.json(parse_float=Decimal)
         except ValueError:
             raise ZendeskResponseError(
                 f"Zendesk answered GET {path} with a body that is not JSON"
@@ -394,6 +453,18 @@ def _export_page(data: dict[str, Any], key: str, path: str) -> ExportPage:
         after_cursor=data.get("after_cursor") or None,
         end_of_stream=bool(data.get("end_of_stream")),
     )
+
+
+def _event_page(data: dict[str, Any], path: str) -> EventPage:
+    events = data.get("ticket_events")
+    if not isinstance(events, list):
+        raise ZendeskResponseError(f"Zendesk GET {path}: the answer has no 'ticket_events' list")
+    end_time = data.get("end_time")
+    if isinstance(end_time, bool) or not isinstance(end_time, int):
+        raise ZendeskResponseError(f"Zendesk GET {path}: end_time is {end_time!r}, expected Unix seconds")
+    if "end_of_stream" not in data:
+        raise ZendeskResponseError(f"Zendesk GET {path}: the answer has no end_of_stream flag")
+    return EventPage(events=events, end_time=end_time, end_of_stream=bool(data["end_of_stream"]))
 
 
 def _retry_after(resp: requests.Response) -> float:
@@ -436,9 +507,3 @@ def _snippet(resp: requests.Response, limit: int = 200) -> str:
     text = " ".join((resp.text or "").split())
     return (text[:limit] + "...") if len(text) > limit else (text or "<empty body>")
 
-
-def _reason(exc: BaseException) -> str:
-    """A short cause: the innermost urllib3 reason's class and message, no headers."""
-    inner = exc.args[0] if exc.args else exc
-    reason = getattr(inner, "reason", None) or inner
-    return f"{type(reason).__name__}: {reason}"[:300]

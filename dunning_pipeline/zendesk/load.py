@@ -10,10 +10,11 @@ Where the next night starts: the export's last `after_cursor`; when the last pag
 `generated_timestamp` seen, as a `start_time`. A cursor Zendesk refuses (422: expired or not
 valid) restarts the export from that time-based mark, with a warning.
 
-Comments are fetched per ticket for the tickets whose `updated_at` is newer than the one their
-stored comments belong to (`comments_updated_at`): a ticket re-sent by the export without a
-change costs nothing, and a ticket whose comments could not be fetched tonight stays due and is
-retried tomorrow, while what was fetched is written.
+The nightly comment pull is the ticket event export (`extract_comment_events`): one time-based
+stream for the whole account, resumed from its stored mark, written page by page. The per-ticket
+pull (`extract_comments`: the tickets whose `updated_at` is newer than the one their stored
+comments belong to, `comments_updated_at`; a failing ticket stays due) remains for a one-off
+full reload, and the event path fetches single tickets whose comments were redacted.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ USERS_MARK_KEY = "zendesk.users.start_time"
 COMMENTS_MARK_KEY = "zendesk.comments.tickets_extracted_at"
 # Tickets whose comments failed in the last run (JSON list), to report them as retried.
 COMMENTS_FAILED_KEY = "zendesk.comments.failed_tickets"
+# The ticket event export (the nightly comment pull): the Unix second the next run starts at,
+# and the tickets whose comments must be fetched one by one (a redaction) but could not be yet.
+COMMENT_EVENTS_MARK_KEY = "zendesk.comment_events.start_time"
+COMMENT_EVENTS_REFETCH_KEY = "zendesk.comment_events.refetch_tickets"
+_PREVIEW_ROWS = 20
 
 _ID_CHUNK = 5_000
 # After this many tickets in a row fail, Zendesk is likely down: the rest waits for tomorrow.
@@ -85,6 +91,26 @@ class CommentsOutcome:
     failed_tickets: dict[int, str] = field(default_factory=dict)  # id -> error; retried next run
     retried_tickets: list[int] = field(default_factory=list)  # failed last run, fetched now
     deferred_tickets: list[int] = field(default_factory=list)  # not tried (Zendesk kept failing)
+    unstorable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CommentEventsOutcome:
+    """What one run of the ticket event export fetched and wrote (the rows went to the
+    warehouse page by page: only a preview is kept)."""
+
+    preview: pd.DataFrame  # the first comments fetched, with the table's columns
+    fetched: int  # comments of customer tickets in the export (boundary seconds count again)
+    written: int
+    pages: int
+    events: int
+    start_time: int  # where this run started
+    next_start_time: int  # the mark stored for the next run
+    resumed: bool
+    parse_errors: int = 0
+    stream_error: str | None = None  # the export broke off: the next run resumes from the mark
+    refetched_tickets: list[int] = field(default_factory=list)  # redactions, fetched per ticket
+    refetch_failed: dict[int, str] = field(default_factory=dict)  # retried next run
     unstorable: list[str] = field(default_factory=list)
 
 
@@ -272,36 +298,36 @@ def tickets_needing_comments(warehouse: Warehouse) -> pd.DataFrame:
     missing a customer's reply costs more than one extra request."""
     t = warehouse.table("zendesk_tickets")
     due = sa.or_(t.c.comments_updated_at.is_(None), t.c.updated_at > t.c.comments_updated_at)
-    where = sa.and_(t.c.status != parse.DELETED, due)
+    where = sa.and_(t.c.status != parse.DELETED, due, sa.not_(_staff_only(warehouse)))
     mark = warehouse.get_state(COMMENTS_MARK_KEY)
     if mark:  # rows written before comments_updated_at existed, whose comments were fetched
         fetched_before = sa.and_(t.c.comments_updated_at.is_(None),
                                  t.c.extracted_at <= datetime.fromisoformat(mark))
         where = sa.and_(where, sa.not_(fetched_before))
-    tickets = warehouse.read(
-        "zendesk_tickets",
-        columns=["id", "requester_id", "updated_at", "extracted_at", "from_address", "email_cc_ids",
-                 "collaborator_ids"],
-        where=where, order_by=["id"])
-    if tickets.empty:
-        return tickets
-    u = warehouse.table("zendesk_users")
-    requesters = [int(v) for v in tickets["requester_id"].dropna().unique()]
-    staff: set[int] = set()
-    for start in range(0, len(requesters), _ID_CHUNK):
-        chunk = requesters[start:start + _ID_CHUNK]
-        users = warehouse.read("zendesk_users", columns=["id", "role"],
-                               where=sa.and_(u.c.id.in_(chunk), u.c.role.in_(sorted(parse.STAFF_ROLES))))
-        staff.update(int(v) for v in users["id"])
-    is_staff = tickets["requester_id"].isin(staff).fillna(False).astype(bool)
-    outside = (tickets["from_address"].notna()
-               | tickets["email_cc_ids"].map(_has_ids) | tickets["collaborator_ids"].map(_has_ids))
-    keep = ~is_staff.to_numpy() | outside.to_numpy(dtype=bool)
-    return tickets.loc[keep, ["id", "requester_id", "updated_at", "extracted_at"]].reset_index(drop=True)
+    return warehouse.read("zendesk_tickets", columns=["id", "requester_id", "updated_at", "extracted_at"],
+                          where=where, order_by=["id"])
 
 
-def _has_ids(text) -> bool:
-    return isinstance(text, str) and text not in ("", "[]")
+def _staff_only(warehouse: Warehouse) -> sa.ColumnElement[bool]:
+    """SQL: a ticket requested by a Zendesk agent or admin that names no outside party (no
+    sender address, nobody in CC, no collaborator): not customer correspondence."""
+    t, u = warehouse.table("zendesk_tickets"), warehouse.table("zendesk_users")
+    staff = sa.select(u.c.id).where(u.c.role.in_(sorted(parse.STAFF_ROLES)))
+
+    def no_ids(column):
+        return sa.func.coalesce(column, "[]").in_(["", "[]"])
+
+    return sa.and_(t.c.requester_id.is_not(None), t.c.requester_id.in_(staff), t.c.from_address.is_(None),
+                   no_ids(t.c.email_cc_ids), no_ids(t.c.collaborator_ids))
+
+
+def tickets_without_correspondence(warehouse: Warehouse) -> set[int]:
+    """Tickets whose comments are not stored: deleted ones and agents' own (see `_staff_only`).
+    A ticket not (yet) in the warehouse is not among them: its comments are kept."""
+    t = warehouse.table("zendesk_tickets")
+    where = sa.or_(t.c.status == parse.DELETED, _staff_only(warehouse))
+    with warehouse.begin() as conn:
+        return {int(v) for v in conn.execute(sa.select(t.c.id).where(where)).scalars()}
 
 
 def extract_comments(
@@ -396,6 +422,104 @@ def extract_comments(
                            skipped_tickets=skipped, written=written, failed_tickets=failed,
                            retried_tickets=sorted(previously_failed & set(done)),
                            deferred_tickets=deferred, unstorable=unstorable)
+
+
+def extract_comment_events(
+    client: ZendeskClient,
+    warehouse: Warehouse,
+    *,
+    extracted_at: datetime,
+    start_time: int = 0,
+    log: Log = lambda _msg: None,
+    warn: Log | None = None,
+) -> CommentEventsOutcome:
+    """The comments added since the stored time mark, from the ticket event export: one stream
+    for the whole account (up to 1,000 events a page), not one request per ticket. Each page is
+    parsed into one frame and written as it arrives, in the transaction that also stores the
+    new mark, so a crash leaves the last night's rows and mark whole.
+
+    Comments of deleted tickets and of agents' own tickets are left out, as the per-ticket pull
+    did. A redaction changes an old comment whose event lies before the mark: that ticket's
+    comments are fetched one by one (the one thing the export cannot give), and retried next
+    run when that fails. When the export breaks off (5xx after the retries, a rate limit beyond
+    the budget, a broken page), what was fetched is kept, the mark stays at the last page
+    written, and the error is reported instead of failing the night; a refused token (401)
+    still fails the run."""
+    warn = warn or log
+    mark = _stored_mark(warehouse, COMMENT_EVENTS_MARK_KEY)
+    begin = mark if mark is not None else int(start_time)
+    log(f"Zendesk comments: ticket event export from start_time={begin}"
+        + (" (the stored mark)" if mark is not None else " (first run)"))
+    excluded = tickets_without_correspondence(warehouse)
+    refetch = {int(t) for t in json.loads(warehouse.get_state(COMMENT_EVENTS_REFETCH_KEY) or "[]")}
+    unstorable: list[str] = []
+    preview: list[pd.DataFrame] = []
+    end, pages, events, fetched, written, parse_errors = begin, 0, 0, 0, 0, 0
+    stream_error = None
+    with warehouse.begin() as conn:
+        try:
+            for page in client.export_ticket_events(start_time=begin):
+                pages += 1
+                events += len(page.events)
+                frame = parse.comment_events_frame(page.events, extracted_at, unstorable)
+                frame = frame.loc[~frame["ticket_id"].isin(excluded)]
+                frame = frame.drop_duplicates("id", keep="last").reset_index(drop=True)
+                written += warehouse.upsert("zendesk_comments", frame, conn=conn)
+                fetched += len(frame)
+                parse_errors += int(frame["parse_error"].notna().sum())
+                if sum(map(len, preview)) < _PREVIEW_ROWS and not frame.empty:
+                    preview.append(frame.head(_PREVIEW_ROWS))
+                refetch |= parse.redacted_tickets(page.events)
+                end = max(end, page.end_time)
+                log(f"Zendesk ticket events page {pages}: {len(page.events)} events, {len(frame)}"
+                    f" customer comments ({fetched} so far), up to {page.end_time}")
+        except ZendeskAuthError:
+            raise
+        except ZendeskError as exc:
+            stream_error = str(exc)
+            warn(f"Zendesk ticket event export broke off after {pages} pages ({exc}); what was"
+                 f" fetched is kept and the next run resumes from start_time={end}")
+        refetched, rewritten, failed = _refetch_comments(
+            client, warehouse, sorted(refetch - excluded), extracted_at, conn, unstorable, log, warn)
+        written += rewritten
+        warehouse.set_state(COMMENT_EVENTS_MARK_KEY, str(end), conn=conn)
+        warehouse.set_state(COMMENT_EVENTS_REFETCH_KEY, json.dumps(sorted(failed)), conn=conn)
+    for problem in unstorable:
+        warn(f"Zendesk comment left out (it cannot be stored): {problem}")
+    sample = _concat(preview, parse.comment_events_frame([], extracted_at)).head(_PREVIEW_ROWS)
+    return CommentEventsOutcome(
+        preview=sample, fetched=fetched, written=written, pages=pages, events=events,
+        start_time=begin, next_start_time=end, resumed=mark is not None, parse_errors=parse_errors,
+        stream_error=stream_error, refetched_tickets=refetched, refetch_failed=failed,
+        unstorable=unstorable)
+
+
+def _refetch_comments(client: ZendeskClient, warehouse: Warehouse, ticket_ids: list[int],
+                      extracted_at: datetime, conn: Connection, unstorable: list[str], log: Log,
+                      warn: Log) -> tuple[list[int], int, dict[int, str]]:
+    """Every comment of these tickets, from the per-ticket endpoint: (done, rows written, failed)."""
+    done: list[int] = []
+    failed: dict[int, str] = {}
+    written = 0
+    for ticket_id in ticket_ids:
+        try:
+            pages = list(client.ticket_comments(ticket_id))
+        except ZendeskNotFoundError:
+            done.append(ticket_id)  # deleted since: its "deleted" status comes with the export
+            continue
+        except ZendeskAuthError:
+            raise
+        except ZendeskError as exc:
+            failed[ticket_id] = str(exc)
+            warn(f"Zendesk comments of ticket {ticket_id} (a comment was redacted) could not be"
+                 f" fetched ({exc}); the ticket is retried next run")
+            continue
+        frames = [parse.comments_frame(ticket_id, page, extracted_at, unstorable) for page in pages]
+        frame = _concat(frames, parse.comments_frame(ticket_id, [], extracted_at))
+        written += warehouse.upsert("zendesk_comments", frame.drop_duplicates("id", keep="last"), conn=conn)
+        done.append(ticket_id)
+        log(f"Zendesk comments of ticket {ticket_id} fetched again: a comment was redacted")
+    return done, written, failed
 
 
 def _mark_comments_synced(warehouse: Warehouse, synced: pd.DataFrame, conn: Connection) -> None:

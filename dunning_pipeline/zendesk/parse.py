@@ -178,6 +178,92 @@ def comments_frame(ticket_id: int, records: Iterable[Mapping[str, Any]], extract
     return _finish(frame, COMMENT_COLUMNS, extracted_at)
 
 
+COMMENT_EVENT = "Comment"
+REDACTION_EVENTS = frozenset({"CommentRedactionEvent", "AttachmentRedactionEvent"})
+
+
+def comment_events_frame(events: Iterable[Mapping[str, Any]], extracted_at: datetime,
+                         unstorable: list[str] | None = None) -> pd.DataFrame:
+    """The comments of one page of the ticket event export (`include=comment_events`), one
+    frame for the whole page: each event's `child_events` of type Comment, with the ticket id of
+    their event. Events without a comment (field changes, deletions) add nothing; a comment
+    whose event names no ticket cannot be stored."""
+    rows = []
+    for event, child in _comment_children(events, unstorable):
+        ticket_id = _storable_ticket_id(event, child, unstorable)
+        if ticket_id is not None:
+            row = _comment_row(ticket_id, child, unstorable)
+            if row is not None:
+                rows.append(row)
+    frame = _frame(rows, COMMENT_COLUMNS, ("author_id",))
+    frame["public"] = frame["public"].astype("boolean")
+    frame = _timestamps(frame, ("created_at",), "comment", required=())
+    return _finish(frame, COMMENT_COLUMNS, extracted_at)
+
+
+def redacted_tickets(events: Iterable[Mapping[str, Any]]) -> set[int]:
+    """Tickets with a comment redacted in these events: the event export carries the redaction,
+    not the comment's new text (that comment's own event lies in the past)."""
+    found = set()
+    for event in events:
+        if not isinstance(event, Mapping) or not isinstance(event.get("child_events"), list):
+            continue
+        ticket_id = event.get("ticket_id")
+        if isinstance(ticket_id, bool) or not isinstance(ticket_id, int):
+            continue
+        if any(isinstance(c, Mapping) and c.get("event_type") in REDACTION_EVENTS for c in event["child_events"]):
+            found.add(ticket_id)
+    return found
+
+
+def _comment_children(events: Iterable[Mapping[str, Any]], unstorable: list[str] | None):
+    for event in events:
+        children = event.get("child_events") if isinstance(event, Mapping) else None
+        if children is None:
+            continue
+        if not isinstance(children, list):
+            problem = f"ticket event {_short(event.get('id'))}: field 'child_events' is {_short(children)}, expected a list"
+            if unstorable is None:
+                raise ZendeskDataError(problem)
+            unstorable.append(problem)
+            continue
+        for child in children:
+            if isinstance(child, Mapping) and (child.get("event_type") or child.get("type")) == COMMENT_EVENT:
+                yield event, child
+
+
+def _storable_ticket_id(event: Mapping[str, Any], child: Mapping[str, Any],
+                        unstorable: list[str] | None) -> int | None:
+    try:
+        return _id(event, "ticket_id", f"ticket event {_short(event.get('id'))} (comment {_short(child.get('id'))})")
+    except ZendeskDataError as exc:
+        if unstorable is None:
+            raise
+        unstorable.append(str(exc))
+        return None
+
+
+def _comment_row(ticket_id: int, rec: Mapping[str, Any], unstorable: list[str] | None) -> dict | None:
+    """One comment as a row of zendesk_comments (the fields comments_frame reads)."""
+    cid = _storable_id(rec, f"comment of ticket {ticket_id}", unstorable)
+    if cid is None:
+        return None
+    what = f"comment {cid} of ticket {ticket_id}"
+    f = _Fields(what)
+    via = f.mapping(rec, "via")
+    body = f.read(_text, rec, "plain_body", what)
+    return {
+        "id": cid,
+        "ticket_id": int(ticket_id),
+        "author_id": f.read(_id, rec, "author_id", what, required=False),
+        "public": f.read(_bool, rec, "public", what),
+        "body": body if body is not None else f.read(_text, rec, "body", what),
+        "via_channel": f.read(_channel, via, what, "via.channel"),
+        "created_at": rec.get("created_at"),
+        "parse_error": f.error_text(),
+    }
+
+
 def newest_by_id(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per id: the newest `updated_at`; among equals the one emitted last (a later page
     of the export carries the later change)."""

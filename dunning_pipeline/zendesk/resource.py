@@ -25,8 +25,11 @@ class ZendeskResource(dg.ConfigurableResource):
     export_requests_per_minute: int = Field(
         default=10, description="Budget of the incremental export endpoints (10; 30 with the add-on)"
     )
-    timeout_seconds: float = Field(default=60.0, description="Per-request connect/read timeout")
-    max_retries: int = Field(default=5, description="Retries on 5xx and dropped connections")
+    timeout_seconds: float = Field(
+        default=30.0, description="Read timeout of one attempt (connect: 5 s); all retries of a"
+        " failing Zendesk stop at DUNNING_SOURCE_DEADLINE_SECONDS (60 s)")
+    max_retries: int = Field(
+        default=5, description="Retries on 5xx, timeouts, dropped or reset connections and cut answers")
     rate_limit_budget_seconds: float = Field(
         default=900.0,
         description="How long one request may wait out 429s in total, honouring Retry-After (seconds)",

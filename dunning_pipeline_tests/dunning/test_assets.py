@@ -24,7 +24,7 @@ def filled(warehouse, monkeypatch):
 
 def _materialize(warehouse, day: str) -> dg.ExecuteInProcessResult:
     result = dg.materialize([*ASSETS, *ASSET_CHECKS], resources={"warehouse": WarehouseResource(database_url=warehouse.url)},
-                            tags={"dunning/as_of": day})
+                            partition_key=day)
     assert result.success
     return result
 
@@ -90,6 +90,8 @@ def test_two_nights_and_a_rerun(filled):
     past = _metadata(replay, "dunning_history")
     assert past["skipped_before_latest"] is True and past["rows_appended"] == 0
     assert past["latest_recorded_before_run"] == "2026-03-03"
+    assert past["history_not_rewritten"] == "2026-03-01 is before the last recorded day 2026-03-03"
+    assert "history_not_rewritten" not in hist2
     assert filled.count("dunning_history") == 14
     assert (filled.read("invoice_aging")["as_of_date"] == pd.Timestamp("2026-03-01")).all()
 
@@ -98,7 +100,7 @@ def test_history_refuses_an_aging_table_of_another_day(filled):
     _materialize(filled, "2026-03-02")
     only_history = [a for a in ASSETS if a.key == dg.AssetKey("dunning_history")]
     result = dg.materialize(only_history, resources={"warehouse": WarehouseResource(database_url=filled.url)},
-                            tags={"dunning/as_of": "2026-03-04"}, raise_on_error=False)
+                            partition_key="2026-03-04", raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "invoice_aging holds as-of 2026-03-02, this run's as-of is 2026-03-04" in str(failure.event_specific_data.error)
@@ -121,7 +123,7 @@ def test_definitions_declare_group_owners_kinds_and_lineage():
 def test_a_fresh_warehouse_materializes_empty_tables(sqlite_url, monkeypatch):
     monkeypatch.delenv("DUNNING_POLICY_FILE", raising=False)
     result = dg.materialize([*ASSETS, *ASSET_CHECKS], resources={"warehouse": WarehouseResource(database_url=sqlite_url)},
-                            tags={"dunning/as_of": "2026-03-02"})
+                            partition_key="2026-03-02")
     assert result.success
     assert _metadata(result, "invoice_aging")["dagster/row_count"] == 0
     assert _metadata(result, "dunning_history")["rows_appended"] == 0
@@ -132,7 +134,7 @@ def test_a_broken_policy_file_fails_the_run_naming_file_and_line(filled, tmp_pat
     bad.write_text("policies:\n  default:\n    stages:\n      - {name: a, days: 1, action: fax, tone: firm}\n")
     monkeypatch.setenv("DUNNING_POLICY_FILE", str(bad))
     result = dg.materialize(ASSETS[:1], resources={"warehouse": WarehouseResource(database_url=filled.url)},
-                            tags={"dunning/as_of": "2026-03-02"}, raise_on_error=False)
+                            partition_key="2026-03-02", raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert f"{bad}, line 4, policies.default.stages[0].action" in str(failure.event_specific_data.error)

@@ -21,7 +21,7 @@ AS_OF = date(2026, 3, 2)
 
 
 def _run(job, as_of):
-    return job.execute_in_process(tags={settings.AS_OF_TAG: as_of.isoformat()}, raise_on_error=False,
+    return job.execute_in_process(partition_key=as_of.isoformat(), raise_on_error=False,
                                   instance=dg.DagsterInstance.ephemeral())
 
 

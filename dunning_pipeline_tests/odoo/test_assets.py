@@ -129,9 +129,9 @@ def test_missing_configuration_names_the_variable(sqlite_url, monkeypatch):
 
 def test_asset_definitions_are_described_grouped_and_owned():
     assert {a.key.to_user_string() for a in defs.assets} == {"odoo_invoices", "odoo_customers",
-                                                             "odoo_receivable_lines"}
+                                                             "odoo_receivable_lines", "odoo_reconciliations"}
     graph = full_defs.resolve_asset_graph()
-    for key in ("odoo_invoices", "odoo_customers", "odoo_receivable_lines"):
+    for key in ("odoo_invoices", "odoo_customers", "odoo_receivable_lines", "odoo_reconciliations"):
         node = graph.get(dg.AssetKey(key))
         assert node.group_name == "odoo"
         assert {"odoo", "python"} <= set(node.kinds)

@@ -46,9 +46,9 @@ def test_client_is_built_from_the_configuration():
         assert client.database == "acme" and client.username == "bot@acme.example"
         assert client.protocol == "json2"  # explicit: no version request needed
         assert client.timeout_seconds == 7 and client.max_retries == 2
-        retry = client._session.get_adapter("https://acme.odoo.com").max_retries
-        assert retry.total == 2
-        assert {429, 502, 503, 504} <= set(retry.status_forcelist)
+        retry = client._transport.retry  # the policy each call is retried by
+        assert retry.total == 2 and client._transport.read_timeout == 7
+        assert {429, 500, 502, 503, 504} <= set(retry.status_forcelist)
         assert "POST" in retry.allowed_methods and retry.respect_retry_after_header
 
 

@@ -186,7 +186,7 @@ def test_a_blocking_failure_keeps_the_nightly_jobs_dunning_assets_from_running(t
             dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
         job = defs.resolve_job_def("nightly_dunning")
         result = job.execute_in_process(
-            tags={settings.AS_OF_TAG: AS_OF.isoformat()}, raise_on_error=False,
+            partition_key=AS_OF.isoformat(), raise_on_error=False,
             instance=dg.DagsterInstance.ephemeral())
 
     assert not result.success

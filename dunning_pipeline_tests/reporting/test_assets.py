@@ -13,6 +13,7 @@ from dunning_pipeline import money
 from dunning_pipeline.dunning.assets import ASSET_CHECKS as DUNNING_CHECKS
 from dunning_pipeline.dunning.assets import ASSETS as DUNNING_ASSETS
 from dunning_pipeline.reporting import console
+from dunning_pipeline.reporting import kpis as kpis_mod
 from dunning_pipeline.reporting.report_assets import ASSET_CHECKS, ASSETS
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline_tests.dunning import dataset as D
@@ -30,7 +31,7 @@ def filled(warehouse, monkeypatch, tmp_path):
 def _run(wh, day: str) -> dg.ExecuteInProcessResult:
     result = dg.materialize([*DUNNING_ASSETS, *DUNNING_CHECKS, *ASSETS, *ASSET_CHECKS],
                             resources={"warehouse": WarehouseResource(database_url=wh.url)},
-                            tags={"dunning/as_of": day})
+                            partition_key=day)
     assert result.success
     return result
 
@@ -67,10 +68,23 @@ def test_report_and_kpis_over_two_nights_and_a_rerun(filled, tmp_path):
     ar = today[(today["kpi"] == "ar_total") & (today["company_id"] == 1)]["amount"].iloc[0]
     assert ar == aging.loc[aging["company_id"] == 1, "amount_residual_company"].sum()
     past = kpis1[kpis1["as_of_date"] < pd.Timestamp("2026-03-02")]
-    assert len(past) and set(past["source"]) == {"reconstructed"}  # credit sales back 89 days
-    assert set(past["kpi"]) == {"credit_sales_30d", "credit_sales_90d"}  # no history before the first night
+    assert len(past) and set(past["source"]) == {"reconstructed"}
+    # Every day from the first invoice on is rebuilt once, balances and all (this dataset has no
+    # reconciliations: its paid invoices count as open until their last write, and say so).
+    invoices = D.invoices()
+    first = pd.Timestamp(invoices.loc[invoices["state"] == "posted", "invoice_date"].min())
+    assert past["as_of_date"].min() == first and past["as_of_date"].nunique() == (pd.Timestamp("2026-03-02") - first).days
+    assert {"ar_total", "dso_count_back", "best_possible_dso", "collection_effectiveness_index"} <= set(past["kpi"])
+    history_kpis = past[past["kpi"].isin(kpis_mod.HISTORY_KPIS)]
+    assert history_kpis["value"].isna().all()
+    assert (history_kpis["note"] == "needs the dunning history, which begins on 2026-03-02").all()
     km = _metadata(day1, "collection_kpis")
     assert km["rows_today"] == len(today) and "dso_count_back" in km["latest"]
+    assert km["days_reconstructed"] == past["as_of_date"].nunique() and km["rows_reconstructed"] == len(past)
+    assert "moves whose reconciliations do not explain their residual" in km["reconstructed_from"]
+    # The first night's CEI starts from the rebuilt balance of 30 days before.
+    cei = today[(today["kpi"] == "collection_effectiveness_index") & (today["company_id"] == 1)]
+    assert cei["value"].notna().all()
     assert km["dso_chart"].startswith("![DSO, last 90 days](data:image/png;base64,")
     assert km["credit_sales_chart"].startswith("![Credit sales")
 
@@ -98,6 +112,7 @@ def test_report_and_kpis_over_two_nights_and_a_rerun(filled, tmp_path):
     assert len(kpis3) == len(kpis2)
     assert set(kpis3.loc[kpis3["as_of_date"] == pd.Timestamp("2026-03-03"), "run_id"]) == {again.run_id}
     assert _metadata(again, "collection_kpis")["rows_reconstructed"] == 0
+    assert _metadata(again, "collection_kpis")["days_reconstructed"] == 0
 
 
 def test_a_chart_that_cannot_be_drawn_costs_nothing_else_and_the_check_catches_a_lost_cent(

@@ -128,17 +128,108 @@ def test_a_day_gets_every_kpi_and_cei_waits_for_a_recorded_balance():
     assert with_begin.loc[("collection_effectiveness_index", ""), "value"] == pytest.approx(1_100 / 1_700 * 100)
 
 
-def test_a_past_day_is_reconstructed_only_from_what_was_dated_by_then():
-    day = date(2026, 2, 5)
-    none = pd.DataFrame({"customer_id": [], "day": pd.to_datetime([])})
-    rows = kpis.to_frame(kpis.reconstructed_kpis(as_of=day, sales=SALES, history=HISTORY, inbound=none),
+# -- past days rebuilt from Odoo's dates (kpi_history) ---------------------------------------------
+# A ledger in EUR (company 1), as the extracts hold it now:
+# - 1: invoice of 01-05, 1,000 due 02-04; paid 400 on 02-10 and 600 on 03-20.
+# - 2: invoice of 02-01, 1,000 in two instalments of 500 due 02-01 and 03-03; 500 paid on 02-15.
+# - 3: credit note of 02-20, 200, not reconciled (open credit).
+# - 4: invoice of 03-01, 300 due 03-31, open.
+# - 5: invoice of 02-01, 50 due 03-03, cancelled on 02-20 (its last write); 6: a draft.
+def _invoices() -> pd.DataFrame:
+    def inv(i, name, kind, day, due, total, residual, state="posted", written="2026-03-20 10:00:00"):
+        sign = -1 if kind == "out_refund" else 1
+        return {"id": i, "name": name, "move_type": kind, "state": state, "company_id": 1, "partner_id": 10,
+                "commercial_partner_id": 10, "currency": "EUR", "invoice_date": pd.Timestamp(day),
+                "invoice_date_due": pd.Timestamp(due), "amount_total": total * U, "amount_residual": residual * U,
+                "amount_total_signed": sign * total * U, "amount_residual_signed": sign * residual * U,
+                "write_date": pd.Timestamp(written)}
+
+    return pd.DataFrame([
+        inv(1, "INV/1", "out_invoice", "2026-01-05", "2026-02-04", 1_000, 0),
+        inv(2, "INV/2", "out_invoice", "2026-02-01", "2026-03-03", 1_000, 500),
+        inv(3, "RINV/3", "out_refund", "2026-02-20", "2026-02-20", 200, 200),
+        inv(4, "INV/4", "out_invoice", "2026-03-01", "2026-03-31", 300, 300),
+        inv(5, "INV/5", "out_invoice", "2026-02-01", "2026-03-03", 50, 50, state="cancel", written="2026-02-20 09:00:00"),
+        inv(6, "/", "out_invoice", "2026-02-01", "2026-03-03", 70, 70, state="draft"),
+    ])
+
+
+def _ledger():
+    from dunning_pipeline.dunning.policy import load_policy
+    from dunning_pipeline.reporting import kpi_history
+
+    invoices = _invoices()
+    lines = pd.DataFrame([  # (id, move, due, balance): residuals are not read, they are rebuilt
+        {"id": i, "move_id": m, "date_maturity": pd.Timestamp(d), "balance": b * U, "amount_currency": b * U}
+        for i, m, d, b in [(11, 1, "2026-02-04", 1_000), (21, 2, "2026-02-01", 500), (22, 2, "2026-03-03", 500),
+                           (31, 3, "2026-02-20", -200), (41, 4, "2026-03-31", 300)]])
+    recs = pd.DataFrame([
+        {"debit_line_id": d, "credit_line_id": c, "amount": a * U, "debit_amount_currency": a * U,
+         "credit_amount_currency": a * U, "max_date": pd.Timestamp(day)}
+        for d, c, a, day in [(11, 9001, 400, "2026-02-10"), (21, 9002, 500, "2026-02-15"), (11, 9003, 600, "2026-03-20")]])
+    policy = load_policy()
+    return kpi_history.prepare(invoices, lines, recs, policy), policy
+
+
+def _snapshots(*days):
+    from dunning_pipeline.reporting import kpi_history
+
+    ledger, policy = _ledger()
+    return {d: a.set_index("invoice_id") for d, a in kpi_history.snapshots(ledger, [date.fromisoformat(x) for x in days], policy)}
+
+
+def test_a_past_balance_is_the_invoices_less_the_reconciliations_dated_by_then():
+    ledger, _policy = _ledger()
+    assert ledger.inexact == 0 and ledger.reconciliations_used == 3  # the payments' own lines are not ours
+    snap = _snapshots("2026-02-12", "2026-03-10", "2026-03-25", "2026-01-04")
+    early = snap[date(2026, 2, 12)]
+    # 1: 1,000 - 400 (02-10), 8 days past 02-04; 2: nothing paid yet, its first instalment (02-01)
+    # decides: 11 days; 5: not cancelled yet, not due; 3, 4 not invoiced yet; 6 a draft.
+    assert early["amount_residual_company"].to_dict() == {1: 600 * U, 2: 1_000 * U, 5: 50 * U}
+    assert early["days_overdue"].to_dict() == {1: 8, 2: 11, 5: -19}
+    later = snap[date(2026, 3, 10)]
+    # 2: the first instalment paid on 02-15, the second (03-03) decides; 3: an open credit;
+    # 5: cancelled on 02-20.
+    assert later["amount_residual_company"].to_dict() == {1: 600 * U, 2: 500 * U, 3: -200 * U, 4: 300 * U}
+    assert later["days_overdue"].to_dict() == {1: 34, 2: 7, 3: 18, 4: -21}
+    assert later["aging_bucket"].to_dict() == {1: "31-60", 2: "1-30", 3: "1-30", 4: "current"}
+    assert 1 not in snap[date(2026, 3, 25)].index  # paid in full on 03-20
+    assert snap[date(2026, 1, 4)].empty  # before the first invoice
+
+
+def test_a_past_day_gets_the_kpis_of_its_rebuilt_balance():
+    day = date(2026, 3, 10)
+    snap = _snapshots("2026-02-08", "2026-03-10")
+    sales = _sales(("2026-01-05", 1_000), ("2026-02-01", 1_000), ("2026-02-20", -200), ("2026-03-01", 300))
+    # The balance of 02-08 (CEI's beginning): 1 and 2 in full and 5: 2,050.
+    begin = int(snap[date(2026, 2, 8)]["amount_residual_company"].sum())
+    assert begin == 2_050 * U
+    rows = kpis.to_frame(kpis.day_kpis(as_of=day, sales=sales, aging=snap[day].reset_index(), history=HISTORY,
+                                       inbound=pd.DataFrame({"customer_id": [], "day": pd.to_datetime([])}),
+                                       bucket_order=("current", "1-30", "31-60", "61-90", "90+"), begin_ar=begin,
+                                       no_history="needs the dunning history, which begins on 2026-03-11"),
                          as_of=day, company_id=1, company_currency="EUR",
                          source=kpis.RECONSTRUCTED).set_index(["kpi", "dimension"])
-    assert rows.loc[("credit_sales_30d", ""), "amount"] == 1_900 * U  # (01-06, 02-05]: 700 + 1,200
-    assert "dso_count_back" not in rows.index.get_level_values(0)  # needs a balance of that day
-    # As of 02-05 only invoice 1 was paid (01-01 -> 01-20); invoice 2's payment came on 02-10.
-    assert rows.loc[("reminder_to_payment_days", ""), "value"] == pytest.approx(19.0)
-    # reminder_1 entries with a complete window by 02-05: invoices 1 and 3 (01-01), 2 (01-05).
-    assert rows.loc[("collection_success_rate", "reminder_1"), ["numerator", "denominator"]].tolist() == [1, 3]
-    before = kpis.reconstructed_kpis(as_of=date(2025, 12, 1), sales=SALES, history=HISTORY, inbound=none)
-    assert [r["kpi"] for r in before] == ["credit_sales_30d", "credit_sales_90d"]  # before the history began
+    value = rows["value"]
+    # 1,200 open (300 not due); 90 days of sales: 1,000 + 1,000 - 200 + 300 = 2,100.
+    assert rows.loc[("ar_total", ""), "amount"] == 1_200 * U
+    # Count-back: (02-10, 03-10] 28 days absorb 100; (01-10, 02-10] 31 days absorb 1,000; the
+    # remaining 100 of (12-10, 01-10]'s 1,000 is 3.1 of its 31 days.
+    assert value[("dso_count_back", "")] == pytest.approx(28 + 31 + 3.1)
+    assert value[("best_possible_dso", "")] == pytest.approx(300 / 2_100 * 90)
+    assert value[("average_days_delinquent", "")] == pytest.approx(900 / 2_100 * 90)
+    # CEI: (2,050 + 100 - 1,200) / (2,050 + 100 - 300) x 100
+    assert value[("collection_effectiveness_index", "")] == pytest.approx(950 / 1_850 * 100)
+    assert [value[("aging_distribution", b)] for b in ("current", "1-30", "31-60", "61-90", "90+")] == pytest.approx(
+        [25.0, 25.0, 50.0, 0.0, 0.0])  # 300; 500 - 200; 600
+    for kpi in kpis.HISTORY_KPIS:  # need the dunning history: empty, and say why
+        assert pd.isna(value[(kpi, "")]) and "2026-03-11" in rows.loc[(kpi, ""), "note"]
+
+
+def test_a_cancelled_invoice_was_a_sale_until_it_was_cancelled():
+    sales = kpis.sales_frame(_invoices())
+    assert sorted(sales["amount"] // U) == [-200, 50, 300, 1_000, 1_000]  # not the draft
+    # (01-31, 02-19]: 2 and 5, not cancelled yet: 1,000 + 50. To 02-20: 5 cancelled that day,
+    # the credit note of that day: 1,000 - 200.
+    assert kpis.credit_sales(sales, date(2026, 1, 31), date(2026, 2, 19)) == 1_050 * U
+    assert kpis.credit_sales(sales, date(2026, 1, 31), date(2026, 2, 20)) == 800 * U

@@ -218,3 +218,111 @@ def test_comments_have_a_plain_body_reflowed_from_the_html(sb):
         assert got["body"] == c["body"] and got["html_body"].startswith("<div")
         assert got["plain_body"] == "\n\n".join(" ".join(p.split()) for p in c["body"].split("\n\n"))
     assert any(served[c["id"]]["plain_body"] != c["body"] for c in sb.data.zendesk_comments[ticket["id"]])
+
+
+# -- the incremental ticket event export -----------------------------------------------------------
+EVENTS = "/api/v2/incremental/ticket_events.json"
+
+
+def event_pages(sb, start_time=0, **params):
+    """Every page from `start_time`, each next one from the previous page's end_time."""
+    pages = []
+    while True:
+        resp = get(sb, EVENTS, start_time=start_time, **params)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        pages.append(body)
+        if body["end_of_stream"]:
+            return pages
+        assert body["end_time"] > start_time and f"start_time={body['end_time']}" in body["next_page"]
+        start_time = body["end_time"]
+
+
+def test_ticket_events_page_by_time_and_carry_every_comment_with_include(sb):
+    pages = event_pages(sb, include="comment_events", per_page=20)
+    assert len(pages) > 2 and all(p["count"] == len(p["ticket_events"]) for p in pages)
+    assert all(len(p["ticket_events"]) == 20 for p in pages[:-1]) and len(pages[-1]["ticket_events"]) < 20
+    events = [e for p in pages for e in p["ticket_events"]]
+    stamps = [e["timestamp"] for e in events]
+    assert stamps == sorted(stamps)
+    for p in pages:  # end_time is the page's last event: the next page starts at that second again
+        assert p["end_time"] == p["ticket_events"][-1]["timestamp"]
+    unique = {e["id"]: e for e in events}
+    comments = {c["id"]: (e["ticket_id"], c) for e in unique.values() for c in e["child_events"]
+                if c["event_type"] == "Comment"}
+    truth = {c["id"]: tid for tid, thread in sb.data.zendesk_comments.items() for c in thread}
+    assert {cid: tid for cid, (tid, _) in comments.items()} == truth
+    _, sample = next(iter(comments.values()))
+    assert {"public", "author_id", "body", "html_body", "plain_body", "created_at", "attachments", "via"} <= set(sample)
+    # The odd shapes real data has: child events of other types mixed in, events with no comment.
+    kinds = {c["event_type"] for e in unique.values() for c in e["child_events"]}
+    assert {"Comment", "Create", "Change"} <= kinds
+    assert any(not any(c["event_type"] == "Comment" for c in e["child_events"]) for e in unique.values())
+    deleted = next(t for t in sb.data.zendesk_tickets if t["status"] == "deleted")
+    assert any(e["ticket_id"] == deleted["id"] and {"event_type": "Change", "field_name": "status"}.items()
+               <= e["child_events"][0].items() and e["child_events"][0]["value"] == "deleted"
+               for e in unique.values())
+    # Without include=comment_events the comments are left out of the events.
+    plain = [e for p in event_pages(sb, per_page=1000) for e in p["ticket_events"]]
+    assert len(plain) == len(unique) and not any(c["event_type"] == "Comment" for e in plain for c in e["child_events"])
+
+
+def test_ticket_events_start_time_rules_and_a_full_page_of_one_second():
+    with make() as sb:
+        assert get(sb, EVENTS).status_code == 400
+        now = int(sb.data.now.timestamp())
+        resp = get(sb, EVENTS, start_time=now - 30)
+        assert resp.status_code == 422 and "Too recent" in resp.json()["description"]
+        empty = get(sb, EVENTS, start_time=now - 61).json()
+        assert empty["ticket_events"] == [] and empty["end_of_stream"] and empty["end_time"] == now - 61
+        # Five comments in one second: a page of 3 takes the whole second and moves past it.
+        thread = sb.data.zendesk_comments[sb.data.zendesk_tickets[0]["id"]]
+        second = thread[0]["created_at"]
+        for c in thread[1:]:
+            c["created_at"] = second
+        extra = [{**thread[0], "id": thread[0]["id"] + 10 * k, "audit_id": thread[0]["audit_id"] + 10 * k}
+                 for k in range(1, 5)]
+        thread.extend(extra)
+        sb.data.changed()
+        at = int(sd_parse(second))
+        page = get(sb, EVENTS, start_time=at, per_page=3).json()
+        same = [e for e in page["ticket_events"] if e["timestamp"] == at]
+        assert len(same) >= 5 and page["end_time"] == at + 1 and not page["end_of_stream"]
+
+
+def sd_parse(text):
+    from dunning_pipeline.sandbox import data as sd
+
+    return sd.parse_zendesk_datetime(text).timestamp()
+
+
+def test_ticket_events_have_their_own_budget_real_by_default_shorter_for_tests():
+    from dunning_pipeline.sandbox.zendesk_server import ZendeskApp
+
+    app = ZendeskApp(None, "a@b.c", "t")
+    assert (app.events_window.limit, app.events_window.period) == (10, 60.0)  # Zendesk's 10 a minute
+    with make() as sb:
+        sb.zendesk.set_events_limit(2, period_seconds=2.0)
+        statuses = [get(sb, EVENTS, start_time=0) for _ in range(3)]
+        assert [r.status_code for r in statuses] == [200, 200, 429]
+        assert statuses[2].json()["error"] == "APIRateLimitExceeded"
+        assert 1 <= int(statuses[2].headers["Retry-After"]) <= 2
+        assert get(sb, "/api/v2/incremental/tickets/cursor.json", start_time=0).status_code == 200
+
+
+def test_a_redaction_changes_the_comment_everywhere_and_is_an_event():
+    from dunning_pipeline.sandbox.zendesk_server import REDACTED
+
+    with make() as sb:
+        ticket = next(t for t in sb.data.zendesk_tickets if t["status"] == "open")
+        comment = sb.data.zendesk_comments[ticket["id"]][0]
+        word = comment["body"].split()[1]
+        assert sb.zendesk.redact_comment(comment["id"], word) == ticket["id"]
+        [shown] = [c for c in get(sb, f"/api/v2/tickets/{ticket['id']}/comments.json").json()["comments"]
+                   if c["id"] == comment["id"]]
+        assert word not in shown["plain_body"] and REDACTED * len(word) in shown["plain_body"]
+        events = [e for p in event_pages(sb, include="comment_events") for e in p["ticket_events"]]
+        [redaction] = [e for e in events if any(c["event_type"] == "CommentRedactionEvent" for c in e["child_events"])]
+        assert redaction["ticket_id"] == ticket["id"]
+        assert redaction["child_events"][0]["comment_id"] == comment["id"]
+        assert redaction["timestamp"] <= int(sb.data.now.timestamp()) - 60  # exported tonight

@@ -10,6 +10,7 @@ the kill comes from the warehouse write path's test-only switch `DUNNING_TEST_KI
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from dunning_pipeline.odoo.extract import LINES_STATE_KEY
+from dunning_pipeline.partitions import PARTITION_TAG
 from dunning_pipeline.warehouse import store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +82,7 @@ def _night(sandbox, home: Path, url: str, kill_at: str | None = None) -> subproc
     if kill_at:
         env[store.KILL_AT_VAR] = kill_at
     cmd = [sys.executable, "-m", "dagster", "job", "execute", "-m", "dunning_pipeline.definitions",
-           "-j", "nightly_dunning", "--tags", f'{{"dunning/as_of": "{AS_OF}"}}']
+           "-j", "nightly_dunning", "--tags", json.dumps({PARTITION_TAG: AS_OF})]
     return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           timeout=900, check=False)
 

@@ -46,7 +46,7 @@ def fill(wh: Warehouse) -> None:
 
 def night(url: str, day: str) -> None:
     result = dg.materialize([*ASSETS, *ASSET_CHECKS], resources={"warehouse": WarehouseResource(database_url=url)},
-                            tags={"dunning/as_of": day})
+                            partition_key=day)
     assert result.success
 
 

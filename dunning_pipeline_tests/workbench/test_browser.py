@@ -54,7 +54,7 @@ def nightly_warehouse(tmp_path_factory) -> str:
                 top.odoo_part.defs, top.zendesk_part.defs, top.quality_part.defs, top.dunning_part.defs,
                 top.reporting_part.defs, dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
             result = defs.resolve_job_def("nightly_dunning").execute_in_process(
-                tags={settings.AS_OF_TAG: AS_OF.isoformat()}, instance=dg.DagsterInstance.ephemeral())
+                partition_key=AS_OF.isoformat(), instance=dg.DagsterInstance.ephemeral())
             assert result.success
     finally:
         mp.undo()

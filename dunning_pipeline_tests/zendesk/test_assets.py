@@ -66,6 +66,9 @@ def test_materialize_full_then_next_night(sandbox, warehouse):
     assert users["cursor"] == wh.get_state(load.USERS_CURSOR_KEY) == ""
     comments = metadata(result, "zendesk_comments")
     assert comments["dagster/row_count"] == wh.count("zendesk_comments") == comments["fetched_this_run"] > 0
+    assert comments["pages"] == 1 and comments["resumed_from_mark"] is False and comments["stream_error"] == ""
+    assert comments["next_start_time"] == int(wh.get_state(load.COMMENT_EVENTS_MARK_KEY))
+    assert [c.name for c in comments["dagster/column_schema"].columns] == parse.COMMENT_COLUMNS
 
     changes = sb.advance_night()
     changed = set(changes.tickets_updated) | set(changes.tickets_new) | set(changes.tickets_resent)
@@ -78,19 +81,23 @@ def test_materialize_full_then_next_night(sandbox, warehouse):
     assert tickets2["resumed_from_cursor"] is True
     assert tickets2["dagster/row_count"] == len(sb.data.zendesk_tickets) == n_tickets + len(changes.tickets_new)
     comments2 = metadata(again, "zendesk_comments")
-    # Re-sent tickets whose updated_at did not move cost no comment request.
-    assert comments2["tickets_fetched"] == len(set(changes.tickets_updated) | set(changes.tickets_new))
+    # Tonight's comments, and those of the mark's own second again (start_time is inclusive).
+    assert comments2["resumed_from_mark"] is True and comments2["start_time"] == comments["next_start_time"]
+    assert 0 < comments2["fetched_this_run"] < comments["fetched_this_run"]
     assert comments2["dagster/row_count"] == wh.count("zendesk_comments") > comments["dagster/row_count"]
 
 
 def test_progress_is_logged_per_page(sandbox, warehouse):
     instance = dg.DagsterInstance.ephemeral()
-    result = materialize(sandbox, warehouse, instance=instance, page_size=20)  # 2 + 4 export pages: within 10/min
+    # 3 + 5 pages of the ticket and user exports, 9 of the ticket events (its own budget): 30/min
+    # is the budget with Zendesk's add-on.
+    result = materialize(sandbox, warehouse, instance=instance, page_size=20, export_requests_per_minute=30)
     assert result.success
     messages = [e.user_message for e in instance.all_logs(result.run_id)]
     pages = [m for m in messages if m.startswith("Zendesk tickets page")]
     assert len(pages) == -(-len(sandbox.data.zendesk_tickets) // 20) > 1
-    assert any(m.startswith("Zendesk comments: ") and "tickets," in m for m in messages)
+    events = [m for m in messages if m.startswith("Zendesk ticket events page")]
+    assert len(events) == metadata(result, "zendesk_comments")["pages"] > 1
 
 
 def test_bad_credentials_fail_the_run_with_a_clear_error_and_write_nothing(sandbox, warehouse):
@@ -107,12 +114,13 @@ def test_bad_credentials_fail_the_run_with_a_clear_error_and_write_nothing(sandb
 
 
 @pytest.mark.slow
-def test_the_nightly_job_survives_one_tickets_failing_comments_and_an_odd_record(tmp_path, monkeypatch):
-    """The real nightly job against the sandbox: one ticket's comments answer 503 on every try and
-    one ticket carries a via.channel Zendesk never documented. The night still reaches the
-    dunning assets; the failed ticket is named in the comments' metadata, the odd one quarantined."""
+def test_the_nightly_job_survives_the_comment_export_failing_and_an_odd_record(tmp_path, monkeypatch):
+    """The real nightly job against the sandbox: the ticket event export answers 503 on every try
+    and one ticket carries a via.channel Zendesk never documented. The night still reaches the
+    dunning assets; the comments' metadata says the export broke off, the odd one is quarantined."""
+    from dunning_pipeline.zendesk.client import TICKET_EVENTS_PATH
+
     from dunning_pipeline import definitions as top
-    from dunning_pipeline import settings
     from dunning_pipeline.quality import quarantine
     from dunning_pipeline.sandbox import Sandbox, data_faults
     from dunning_pipeline.warehouse.store import Warehouse
@@ -120,20 +128,19 @@ def test_the_nightly_job_survives_one_tickets_failing_comments_and_an_odd_record
     with Sandbox(seed=7, customers=20, invoices=160, as_of=date(2026, 3, 2)) as sb:
         url = point_at_sandbox(sb, tmp_path, monkeypatch)
         [odd] = data_faults.inject(sb.data, ["odd_via_channel"])
-        broken = sb.data.zendesk_scenarios["payment_claim"]["ticket_id"]
-        sb.faults.set("zendesk", "server_error", count=1000, status=503, path=f"/tickets/{broken}/comments")
+        sb.faults.set("zendesk", "server_error", count=1000, status=503, path=TICKET_EVENTS_PATH)
         defs = dg.Definitions.merge(
             top.odoo_part.defs, top.zendesk_part.defs, top.quality_part.defs, top.dunning_part.defs,
             top.reporting_part.defs,
             dg.Definitions(jobs=[top.nightly_dunning], resources=top.build_resources()))
         result = defs.resolve_job_def("nightly_dunning").execute_in_process(
-            tags={settings.AS_OF_TAG: "2026-03-02"}, raise_on_error=False,
+            partition_key="2026-03-02", raise_on_error=False,
             instance=dg.DagsterInstance.ephemeral())
 
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"zendesk_comments", "customer_communications", "invoice_aging", "dunning_history"} <= materialized
     comments = metadata(result, "zendesk_comments")
-    assert comments["failed_ticket_ids"] == str(broken)
-    assert [f["ticket_id"] for f in comments["failed_tickets"]] == [broken]
+    assert "503" in comments["stream_error"] and comments["pages"] == 0
+    assert comments["next_start_time"] == comments["start_time"]  # tomorrow starts there again
     held = quarantine.read_quarantine(Warehouse(url), "zendesk_tickets")
     assert (odd.record_id, "fields_parse") in set(zip(held["record_id"].astype(int), held["check_name"]))

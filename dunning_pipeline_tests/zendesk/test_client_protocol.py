@@ -112,7 +112,7 @@ def test_5xx_on_every_try_ends_with_retries_exhausted(server):
         server.add(503, "<html><h1>503 Service Unavailable</h1></html>", {"Retry-After": "0"})
     with client(server.url, max_retries=2) as zd, pytest.raises(ZendeskRetriesExhaustedError) as err:
         list(zd.ticket_comments(5))
-    assert "503" in str(err.value) and "after 2 retries" in str(err.value)
+    assert "503" in str(err.value) and "after 3 attempts" in str(err.value)
     assert len(server.requests) == 3  # the first try and two retries
 
 
