@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dunning_pipeline.odoo.extract import LINES_STATE_KEY
+from dunning_pipeline.odoo.extract import LINES_STATE_KEY, RECONCILIATIONS_STATE_KEY
 from dunning_pipeline.partitions import PARTITION_TAG
 from dunning_pipeline.warehouse import store
 
@@ -37,9 +37,9 @@ VOLATILE_IN = {
     "extract_state": {"updated_at"},
     "warehouse_builds": {"inputs"},  # run ids of the inputs
 }
-# State rows whose value is a moment of writing: the receivable lines' mark is the newest
-# `extracted_at` of the invoices.
-VOLATILE_STATE = {LINES_STATE_KEY}
+# State rows whose value is a moment of writing: the marks of the receivable lines and the
+# reconciliations are the newest `extracted_at` of the invoices.
+VOLATILE_STATE = {LINES_STATE_KEY, RECONCILIATIONS_STATE_KEY}
 KILL_POINTS = [
     "odoo_invoices:mid-write",      # inside the extract's upsert, before its commit
     "receivables:after",            # between receivables and invoice_aging
