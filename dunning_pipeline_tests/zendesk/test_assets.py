@@ -7,7 +7,7 @@ import pytest
 
 from dunning_pipeline.definitions import defs
 from dunning_pipeline.warehouse.resource import WarehouseResource
-from dunning_pipeline.zendesk import load
+from dunning_pipeline.zendesk import load, parse
 from dunning_pipeline.zendesk.assets import zendesk_comments, zendesk_tickets_and_users
 from dunning_pipeline_tests.conftest import point_at_sandbox
 from dunning_pipeline_tests.zendesk.conftest import resource_for
