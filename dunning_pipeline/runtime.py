@@ -7,10 +7,13 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from dunning_pipeline import money, settings
 from dunning_pipeline.as_of import parse_as_of, resolve_as_of
 from dunning_pipeline.partitions import PARTITION_TAG
+from dunning_pipeline.warehouse import builds, store
 
 
 def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> date:
@@ -71,14 +74,29 @@ def serialized_step(fn):
     return step
 
 
-def column_schema(frame: pd.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
-    descriptions = descriptions or {}
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(name=str(c), type=str(frame[c].dtype), description=descriptions.get(str(c)))
-            for c in frame.columns
-        ]
-    )
+def warehouse_type(column: sa.Column) -> str:
+    """A column's type as the PostgreSQL warehouse defines it (`numeric(19,4)`, `bigint`,
+    `timestamp without time zone`): compiled for PostgreSQL, in the spelling of `format_type`."""
+    text = column.type.compile(dialect=_POSTGRESQL).lower().replace(", ", ",")
+    return _PG_TYPE_NAMES.get(text, text)
+
+
+_POSTGRESQL = postgresql.dialect()
+# SQL-standard spellings that SQLAlchemy compiles to, and the name PostgreSQL stores them under.
+_PG_TYPE_NAMES = {"float": "double precision"}
+
+
+def column_schema(table: str | sa.Table) -> dg.TableSchema:
+    """The columns of a warehouse table as the UI shows them: every column with its warehouse
+    type, nullability and description, all from the table's definition (its comments are the
+    columns' COMMENT ON COLUMN in PostgreSQL too)."""
+    if isinstance(table, str):
+        table = store.load_table_modules().tables[table]
+    return dg.TableSchema(columns=[
+        dg.TableColumn(name=c.name, type=warehouse_type(c), description=c.comment,
+                       constraints=dg.TableColumnConstraints(nullable=bool(c.nullable)))
+        for c in table.columns
+    ])
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadataValue:
@@ -98,12 +116,34 @@ def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadata
 
 
 def read_of_day(wh, table: str, as_of: date) -> pd.DataFrame:
-    """An upstream snapshot, refused if it was built for another as-of day than this run's."""
-    frame = wh.read(table)
+    """An upstream snapshot, refused if it was built for another as-of day than this run's, or
+    from inputs that were rebuilt since (a run stopped between two assets): the message names
+    the table to rebuild."""
+    with wh.begin() as conn:
+        now = builds.current(wh, conn=conn)
+        frame = wh.read(table, conn=conn)
+    build = now.get(table)
+    if build is not None and build.as_of != as_of:
+        raise dg.Failure(f"{table} holds as-of {build.as_of}, this run's as-of is {as_of}: "
+                         f"materialize {table} in this run first (it was built by run {build.run_id})")
+    stale = builds.stale_inputs(build, now) if build is not None else []
+    if stale:
+        name, made_from, since = stale[0]
+        holds = f"now holds as-of {since.as_of} of run {since.run_id}" if since else "has no build now"
+        raise dg.Failure(f"{table} (as-of {as_of}) was built from {name} of run {made_from}, but {name} {holds} "
+                         f"(a run stopped between the two?): rebuild {table} for {as_of} (materialize it and "
+                         "what reads it) before using it")
+    # Tables written before builds were recorded: the as-of day of the rows.
     if len(frame) and (pd.to_datetime(frame["as_of_date"]) != pd.Timestamp(as_of)).any():
         raise dg.Failure(f"{table} holds as-of {pd.Timestamp(frame['as_of_date'].iloc[0]).date()}, this run's "
                          f"as-of is {as_of}: materialize {table} in this run first")
     return frame
+
+
+def record_build(context: dg.AssetExecutionContext, wh, conn, table: str, as_of: date,
+                 inputs: tuple[str, ...] = ()) -> None:
+    """In the transaction that wrote `table`: this run built it for `as_of` from `inputs`."""
+    builds.record(wh, conn, table, as_of=as_of, run_id=context.run_id, inputs=inputs)
 
 
 def money_display(frame: pd.DataFrame, columns: dict[str, str], rows: int = 10) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline import money, runtime, settings
+from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.dunning import aging as aging_mod
 from dunning_pipeline.dunning import history as history_mod
 from dunning_pipeline.dunning import instalments as instalments_mod
@@ -42,6 +43,7 @@ dunning_holds_spec = dg.AssetSpec(
         "`dunning_holds` (customer or invoice, kind promise/exclusion, until, note, created_by). "
         "Honoured by invoice_aging from the day they are created."
     ),
+    metadata={"dagster/column_schema": runtime.column_schema("dunning_holds")},
 )
 
 _INVOICE_COLUMNS = [
@@ -104,7 +106,7 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     # The metadata first, the write last: an asset never commits its table and then fails.
     metadata = {
         "dagster/row_count": len(recv),
-        "dagster/column_schema": runtime.column_schema(recv),
+        "dagster/column_schema": runtime.column_schema("receivables"),
         "as_of_date": as_of.isoformat(),
         "policy_file": policy.source,
         "customers": int(recv["customer_id"].nunique()),
@@ -125,6 +127,7 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     }
     with wh.begin() as conn:
         wh.replace("receivables", recv, conn=conn)
+        runtime.record_build(context, wh, conn, "receivables", as_of)
     context.log.info(f"wrote {len(recv)} receivables; {len(excluded)} left out")
     return dg.MaterializeResult(metadata=metadata)
 
@@ -167,9 +170,8 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     claims = comms[comms["hold_kind"] == "payment_claimed"]
     by_ticket = comms.drop_duplicates("ticket_id")
     metadata = {  # before the write: an asset never commits its table and then fails
-
         "dagster/row_count": len(comms),
-        "dagster/column_schema": runtime.column_schema(comms),
+        "dagster/column_schema": runtime.column_schema("customer_communications"),
         "as_of_date": as_of.isoformat(),
         "tickets": len(by_ticket),
         "tickets_by_match": dg.MetadataValue.md(_counts_md(by_ticket, ["match_method"])),
@@ -189,6 +191,7 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     }
     with wh.begin() as conn:
         wh.replace("customer_communications", comms, conn=conn)
+        runtime.record_build(context, wh, conn, "customer_communications", as_of)
     context.log.info(f"wrote {len(comms)} rows; {len(disputes)} open disputes, {len(claims)} payment claims")
     return dg.MaterializeResult(metadata=metadata)
 
@@ -215,7 +218,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     policy = _policy(context)
     wh = warehouse.get_warehouse()
     recv = runtime.read_of_day(wh, "receivables", as_of)
-    comms = wh.read("customer_communications")
+    comms = runtime.read_of_day(wh, "customer_communications", as_of)
     manual = wh.read("dunning_holds")
     customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
     prev = history_mod.load_state(wh, as_of, active_only=True)
@@ -231,7 +234,7 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     held = aging[aging["dunning_status"] == aging_mod.ON_HOLD]
     metadata = {  # before the write: an asset never commits its tables and then fails
         "dagster/row_count": len(aging),
-        "dagster/column_schema": runtime.column_schema(aging),
+        "dagster/column_schema": runtime.column_schema("invoice_aging"),
         "as_of_date": as_of.isoformat(),
         "bucket_totals": dg.MetadataValue.md(aging_mod.bucket_totals_markdown(totals, open_totals)),
         "reconciles": bool(len(totals) == 0 or (totals.set_index("currency")["total"]
@@ -257,10 +260,17 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     with wh.begin() as conn:
         wh.replace("invoice_aging", aging, conn=conn)
         wh.replace("instalment_aging", instalments, conn=conn)
+        for table in ("invoice_aging", "instalment_aging"):
+            runtime.record_build(context, wh, conn, table, as_of, inputs=("receivables", "customer_communications"))
     context.log.info(f"wrote {len(aging)} aging rows and {len(instalments)} open instalments as of {as_of}")
     return dg.MaterializeResult(metadata=metadata)
 
-@dg.asset_check(asset=invoice_aging, blocking=True, description=(
+AGING_RECONCILES = SeverityRule(error_when="a currency's buckets, an invoice's instalments or the set of aged "
+                                           "invoices differ from the receivables by as much as a cent")
+
+
+@dg.asset_check(asset=invoice_aging, blocking=AGING_RECONCILES.can_error, metadata=AGING_RECONCILES.metadata(),
+                description=AGING_RECONCILES.describe(
     "The aging buckets (of the open instalments) add up, per currency and to the cent, to the "
     "open residual of the receivables; each invoice's instalments add up to its residual; and "
     "every receivable is aged or listed as not aged. Blocking: no history is recorded from an "
@@ -321,7 +331,9 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                                             "amount_residual", "amount_residual_signed"])
     excluded = quarantined_ids(_quarantine(wh), "odoo_invoices")
     recorded_at = datetime.now(UTC).replace(tzinfo=None)  # when it was written; the logic uses as_of only
-    result = history_mod.record(wh, aging, raw, policy, as_of, context.run_id, recorded_at, excluded)
+    result = history_mod.record(wh, aging, raw, policy, as_of, context.run_id, recorded_at, excluded,
+                                on_recorded=lambda conn: runtime.record_build(
+                                    context, wh, conn, "dunning_history", as_of, inputs=("invoice_aging",)))
     rows = result.rows
     if result.skipped:
         context.log.warning(
@@ -335,9 +347,7 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                                    if result.skipped else "_no stage changes_"))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": total,
-        # The table's typed columns, read without rows: the same schema whether or not this run appended.
-        "dagster/column_schema": runtime.column_schema(
-            wh.read("dunning_history", columns=history_mod.HISTORY_COLUMNS, where=sa.false())),
+        "dagster/column_schema": runtime.column_schema("dunning_history"),
         "as_of_date": as_of.isoformat(),
         "rows_appended": len(rows),
         "skipped_before_latest": result.skipped,

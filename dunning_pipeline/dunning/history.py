@@ -339,8 +339,10 @@ def record(
     run_id: str,
     recorded_at: datetime,
     excluded_ids: set[int] | frozenset[int] = frozenset(),
+    on_recorded=None,
 ) -> RecordResult:
-    """Append the night's transitions and update `dunning_state`, in one transaction."""
+    """Append the night's transitions and update `dunning_state`, in one transaction;
+    `on_recorded(conn)` runs in it when the day was recorded (not skipped), e.g. to note the build."""
     with warehouse.begin() as conn:
         if warehouse.dialect == "postgresql":
             # One writer at a time: a concurrent run of the same day waits, then adds nothing.
@@ -352,12 +354,13 @@ def record(
         if rebuilt and len(prev):
             warehouse.upsert("dunning_state", prev, conn=conn)
         rows = transitions(aging, prev, raw_invoices, policy, as_of, run_id, recorded_at, excluded_ids)
-        if rows.empty:
-            return RecordResult(rows=rows, skipped=False, latest_recorded=latest)
-        warehouse.append("dunning_history", rows, conn=conn)
-        t = warehouse.table("dunning_history")
-        ids = warehouse.read("dunning_history", columns=["id", "invoice_id"],
-                             where=sa.and_(t.c.as_of_date == as_of, t.c.run_id == run_id), conn=conn)
-        history_ids = pd.Series(ids["id"].to_numpy(), index=ids["invoice_id"].to_numpy())
-        warehouse.upsert("dunning_state", state_from_rows(rows, history_ids), conn=conn)
+        if len(rows):
+            warehouse.append("dunning_history", rows, conn=conn)
+            t = warehouse.table("dunning_history")
+            ids = warehouse.read("dunning_history", columns=["id", "invoice_id"],
+                                 where=sa.and_(t.c.as_of_date == as_of, t.c.run_id == run_id), conn=conn)
+            history_ids = pd.Series(ids["id"].to_numpy(), index=ids["invoice_id"].to_numpy())
+            warehouse.upsert("dunning_state", state_from_rows(rows, history_ids), conn=conn)
+        if on_recorded is not None:
+            on_recorded(conn)
         return RecordResult(rows=rows, skipped=False, latest_recorded=latest)

@@ -26,12 +26,8 @@ OWNERS = ["team:finance-data"]
 POOL = "odoo"
 
 
-def _descriptions(table) -> dict[str, str]:
-    return {c.name: c.comment for c in table.columns if c.comment}
-
-
-INVOICE_SCHEMA = runtime.column_schema(parse.empty_invoices(), _descriptions(schema.odoo_invoices))
-CUSTOMER_SCHEMA = runtime.column_schema(parse.empty_customers(), _descriptions(schema.odoo_customers))
+INVOICE_SCHEMA = runtime.column_schema(schema.odoo_invoices)
+CUSTOMER_SCHEMA = runtime.column_schema(schema.odoo_customers)
 
 
 @dg.asset(
@@ -74,7 +70,7 @@ def odoo_customers(
     return _materialize(context, odoo, warehouse, extract.extract_customers, CUSTOMER_SCHEMA)
 
 
-LINE_SCHEMA = runtime.column_schema(parse.empty_receivable_lines(), _descriptions(schema.odoo_receivable_lines))
+LINE_SCHEMA = runtime.column_schema(schema.odoo_receivable_lines)
 
 
 @dg.asset(
@@ -115,8 +111,7 @@ def odoo_receivable_lines(
     })
 
 
-RECONCILIATION_SCHEMA = runtime.column_schema(parse.empty_reconciliations(),
-                                              _descriptions(schema.odoo_reconciliations))
+RECONCILIATION_SCHEMA = runtime.column_schema(schema.odoo_reconciliations)
 
 
 @dg.asset(

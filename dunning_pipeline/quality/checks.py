@@ -10,7 +10,8 @@ of the asset's quarantine, and reports one `AssetCheckResult` per rule.
 Every check is `blocking`: downstream assets wait for it (so they read tonight's quarantine),
 and a failure with ERROR severity (a STRUCTURE rule, a REFERENCE rule above its share, a rule
 that could not be evaluated) stops them. RECORD problems fail with WARN: the run goes on
-without the quarantined records. References live in their own op because Dagster does not run
+without the quarantined records. Each check's description ends with its severity rule
+(`validation.SEVERITY`). References live in their own op because Dagster does not run
 a check whose extra dependency was stopped by a blocking check: a broken users table then
 skips only the requester check of the tickets, not their other checks.
 """
@@ -22,17 +23,10 @@ import dagster as dg
 
 from dunning_pipeline import runtime
 from dunning_pipeline.quality import frames, quarantine, report
-from dunning_pipeline.quality.suites import ASSETS, SUITES, Rule, RuleKind, SuiteParams, columns_used
+from dunning_pipeline.quality.suites import ASSETS, SUITES, Rule, SuiteParams, columns_used
 from dunning_pipeline.quality.thresholds import Thresholds
-from dunning_pipeline.quality.validation import ERROR, evaluate_table, quarantine_rows
+from dunning_pipeline.quality.validation import ERROR, SEVERITY, evaluate_table, quarantine_rows
 from dunning_pipeline.warehouse.resource import WarehouseResource
-
-_ON_FAILURE = {
-    RuleKind.STRUCTURE: "ERROR (blocks downstream assets)",
-    RuleKind.RECORD: "WARN (failing records quarantined)",
-    RuleKind.REFERENCE: "WARN with quarantine; ERROR above max_broken_reference_share",
-    RuleKind.FRESHNESS: "WARN",
-}
 
 
 class QualityConfig(dg.Config, Thresholds):
@@ -43,10 +37,12 @@ def _spec(rule: Rule) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         rule.name,
         asset=rule.asset,
-        description=rule.description,
-        blocking=True,
+        description=SEVERITY[rule.kind].describe(rule.description),
+        # Every kind can fail with ERROR (see SEVERITY), and blocking also makes the downstream
+        # assets wait for the op, so that they read tonight's quarantine.
+        blocking=SEVERITY[rule.kind].can_error,
         additional_deps=list(rule.references),
-        metadata={"on_failure": _ON_FAILURE[rule.kind], "rule_kind": rule.kind.value},
+        metadata={**SEVERITY[rule.kind].metadata(), "rule_kind": rule.kind.value},
     )
 
 

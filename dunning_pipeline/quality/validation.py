@@ -18,10 +18,24 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline import money
+from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.quality.suites import SUITES, Expect, Rule, RuleKind, SuiteParams, columns_used, ref_column
 from dunning_pipeline.warehouse import schema
 
 ERROR, WARN = "ERROR", "WARN"
+_UNEVALUATED = "the rule cannot be evaluated (it vouches for nothing)"
+# What `_judge` does, per kind of rule, in words: the checks' descriptions state it.
+SEVERITY = {
+    RuleKind.STRUCTURE: SeverityRule(
+        error_when=f"any row or column fails (the table cannot be trusted as a whole), or {_UNEVALUATED}"),
+    RuleKind.RECORD: SeverityRule(error_when=_UNEVALUATED,
+                                  warn_when="records fail: they are quarantined, the night goes on without them"),
+    RuleKind.REFERENCE: SeverityRule(
+        error_when=f"more than max_broken_reference_share of the references are broken, or {_UNEVALUATED}",
+        warn_when="fewer are broken: those records are quarantined"),
+    RuleKind.FRESHNESS: SeverityRule(error_when=_UNEVALUATED,
+                                     warn_when="the newest change is older than freshness_days"),
+}
 FAILURE_COLUMNS = ["record_id", "field", "value", "problem", "context"]
 # Expectations about the table as a whole: no failing rows to name.
 TABLE_LEVEL = {"ExpectTableColumnsToMatchSet", "ExpectColumnMaxToBeBetween"}

@@ -86,11 +86,13 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     with wh.begin() as conn:
         wh.replace("customer_timeline", timeline, conn=conn)
         wh.replace("customer_timeline_views", views, conn=conn)
+        for table in ("customer_timeline", "customer_timeline_views"):
+            runtime.record_build(context, wh, conn, table, as_of, inputs=("customer_communications", "dunning_history"))
     context.log.info(f"wrote {len(timeline)} timeline events for {len(views)} customers")
     busiest = views.sort_values("events", ascending=False).head(10)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(timeline),
-        "dagster/column_schema": runtime.column_schema(timeline),
+        "dagster/column_schema": runtime.column_schema("customer_timeline"),
         "as_of_date": as_of.isoformat(),
         "customers": len(views),
         "messages": int((timeline["kind"] == timeline_mod.MESSAGE).sum()),
@@ -120,6 +122,8 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
     charges = interest_mod.late_payment_charges(aging, policy, _instalments(wh)).assign(as_of_date=pd.Timestamp(as_of))
     with wh.begin() as conn:
         wh.replace("late_payment_charges", charges, conn=conn)
+        runtime.record_build(context, wh, conn, "late_payment_charges", as_of,
+                             inputs=("invoice_aging", INSTALMENT_TABLE))
     context.log.info(f"wrote {len(charges)} late-payment charge rows" if len(charges)
                      else "late-payment interest and fees are off in the policy: nothing charged")
     totals = charges.groupby("currency")[["interest_amount", "fee_amount"]].sum() if len(charges) else None
@@ -129,7 +133,7 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
            f"{money.format_amount(int(r.fee_amount), c, with_code=False)} |" for c, r in totals.iterrows()]))
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(charges),
-        "dagster/column_schema": runtime.column_schema(charges),
+        "dagster/column_schema": runtime.column_schema("late_payment_charges"),
         "as_of_date": as_of.isoformat(),
         "totals": dg.MetadataValue.md(table),
         "preview": runtime.markdown_preview(runtime.money_display(
@@ -186,6 +190,8 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     out = out.assign(status="draft", run_id=context.run_id)
     with wh.begin() as conn:
         wh.replace("reminder_drafts", out, conn=conn)
+        runtime.record_build(context, wh, conn, "reminder_drafts", as_of, inputs=(
+            "invoice_aging", "receivables", "customer_timeline", "late_payment_charges", INSTALMENT_TABLE))
     context.log.info(f"wrote {len(out)} reminder drafts (never sent); "
                      + ", ".join(f"{k}: {v}" for k, v in out["source"].value_counts().items()))
     if suggester.broken:
@@ -193,7 +199,7 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     sample = out.head(1)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(out),
-        "dagster/column_schema": runtime.column_schema(out.drop(columns=["llm_prompt", "llm_answer"])),
+        "dagster/column_schema": runtime.column_schema("reminder_drafts"),
         "as_of_date": as_of.isoformat(),
         "by_language": dg.MetadataValue.md(_counts_md(out["locale"].value_counts().sort_index(), "Locale")),
         "by_stage": dg.MetadataValue.md(_counts_md(out["stage"].value_counts().sort_index(), "Stage")),

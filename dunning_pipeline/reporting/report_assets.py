@@ -9,6 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dunning_pipeline import money, runtime, settings
+from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.dunning import holds as holds_mod
 from dunning_pipeline.dunning.communications import customer_contacts
 from dunning_pipeline.dunning.policy import load_policy
@@ -107,13 +108,15 @@ def ar_aging_report(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     with wh.begin() as conn:
         wh.replace("ar_aging_report", summary, conn=conn)
         wh.replace("ar_aging_report_buckets", buckets, conn=conn)
+        for table in ("ar_aging_report", "ar_aging_report_buckets"):
+            runtime.record_build(context, wh, conn, table, as_of, inputs=("invoice_aging", INSTALMENT_TABLE))
     png = _render(context, "aging chart", charts.aging_distribution_chart(buckets, as_of.isoformat())) if len(buckets) else None
     written = files.write_report(files.report_folder(), as_of=as_of, run_id=context.run_id, summary=summary,
                                  buckets=buckets, png=png)
     context.log.info(f"wrote {len(summary)} report rows; HTML report at {written.html}")
     metadata = {
         "dagster/row_count": len(summary),
-        "dagster/column_schema": runtime.column_schema(summary),
+        "dagster/column_schema": runtime.column_schema("ar_aging_report"),
         "as_of_date": as_of.isoformat(),
         "customers": int(summary["customer_id"].nunique()) if len(summary) else 0,
         "bucket_rows": len(buckets),
@@ -128,7 +131,12 @@ def ar_aging_report(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset_check(asset=ar_aging_report, description=(
+REPORT_RECONCILES = SeverityRule(error_when="a total differs from invoice_aging's, or a company's customers from "
+                                            "its buckets, by as much as a cent")
+
+
+# Not blocking: nothing downstream reads the report, and its files are already written.
+@dg.asset_check(asset=ar_aging_report, metadata=REPORT_RECONCILES.metadata(), description=REPORT_RECONCILES.describe(
     "The report's totals per company and currency, in company currency and in invoice currency, "
     "equal invoice_aging's to the cent; each company's customer totals add up to its buckets."))
 def ar_aging_report_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -314,12 +322,14 @@ def collection_kpis(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                           conn=conn)
         if len(past):
             wh.append("collection_kpis", past, conn=conn)
+        runtime.record_build(context, wh, conn, "collection_kpis", as_of, inputs=("invoice_aging", "dunning_history"))
     context.log.info(f"wrote {len(today)} KPI rows for {as_of} and {len(past)} rows of {len(run.days)} earlier"
                      f" days rebuilt from {run.rebuilt_from}")
     series = wh.read("collection_kpis", where=sa.and_(k.as_of_date > as_of - timedelta(days=CHART_DAYS),
                                                         k.as_of_date <= as_of))
     metadata = {
         "dagster/row_count": wh.count("collection_kpis"),
+        "dagster/column_schema": runtime.column_schema("collection_kpis"),
         "as_of_date": as_of.isoformat(),
         "rows_today": len(today),
         "rows_reconstructed": len(past),

@@ -13,6 +13,8 @@ import hashlib
 import importlib
 import io
 import json
+import os
+import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from dunning_pipeline.warehouse import schema
 # Modules that declare tables on `schema.metadata`; imported before the schema is created.
 TABLE_MODULES = (
     "dunning_pipeline.warehouse.schema",
+    "dunning_pipeline.warehouse.builds",
     "dunning_pipeline.quality.tables",
     "dunning_pipeline.dunning.tables",
     "dunning_pipeline.slack.tables",
@@ -99,8 +102,15 @@ class Warehouse:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back on any error."""
+        written: list[str] = []
         with self.engine.begin() as conn:
-            yield conn
+            conn.info[_WRITTEN] = written  # the tables this transaction writes (kill points)
+            try:
+                yield conn
+            finally:
+                conn.info.pop(_WRITTEN, None)
+        for table in written:
+            _kill_point(table, "after")
 
     @contextmanager
     def writer_lock(self, name: str, on_wait=None) -> Iterator[None]:
@@ -167,6 +177,12 @@ class Warehouse:
                     _, _schema, table_name, column = diff
                     ops.add_column(table_name, column.copy())
                     changes.append(f"added column {table_name}.{column.name}")
+                elif isinstance(diff, list):  # column changes: only comments follow the code
+                    for _op, _schema, table_name, name, existing, _old, new in (
+                            d for d in diff if d[0] == "modify_comment"):
+                        ops.alter_column(table_name, name, comment=new, existing_type=existing["existing_type"],
+                                         existing_nullable=existing["existing_nullable"])
+                        changes.append(f"described column {table_name}.{name}")
             for hook in _SCHEMA_HOOKS:
                 hook(self, conn)
         return changes
@@ -217,10 +233,15 @@ class Warehouse:
         cols = [c for c in t.columns if c.name in frame.columns]
         text = _to_text_frame(frame, cols, table)
         with self._conn(conn) as c:
+            _kill_point(table, "before")
             if self.dialect == "postgresql":
                 _pg_copy_write(c, t, cols, text, mode)
             else:
                 _generic_write(c, t, cols, text, mode)
+            _kill_point(table, "mid-write")
+            written = c.info.get(_WRITTEN)
+            if written is not None and table not in written:
+                written.append(table)
         return len(frame)
 
     # -- reading ------------------------------------------------------------------------------
@@ -292,6 +313,19 @@ def on_schema(hook):
     """Register `hook(warehouse, conn)` to run after tables are created (e.g. triggers)."""
     _SCHEMA_HOOKS.append(hook)
     return hook
+
+
+# -- crash tests -------------------------------------------------------------------------------
+_WRITTEN = "dunning_tables_written"
+KILL_AT_VAR = "DUNNING_TEST_KILL_AT"
+
+
+def _kill_point(table: str, moment: str) -> None:
+    """TEST ONLY: `DUNNING_TEST_KILL_AT=<table>:<before|mid-write|after>` kills this process with
+    SIGKILL when a write of `table` starts, when its rows are in but not committed, or after
+    the transaction that wrote it committed (the crash-consistency tests). Unset in production."""
+    if os.environ.get(KILL_AT_VAR) == f"{table}:{moment}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # -- conversions -------------------------------------------------------------------------------

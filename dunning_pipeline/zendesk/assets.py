@@ -14,36 +14,7 @@ GROUP = "zendesk"
 KINDS = {"zendesk", "python"}
 OWNERS = ["team:finance-data"]
 
-TICKET_DESCRIPTIONS = {
-    "id": "Zendesk ticket id",
-    "status": "new, open, pending, hold, solved, closed, or deleted",
-    "requester_id": "zendesk_users.id of the requester",
-    "tags": "JSON list of tags (dispute tags put invoices on hold; closed_by_merge on a merged ticket)",
-    "via_channel": "how the ticket came in (email, web, api, ...; a via id is mapped to its name)",
-    "from_address": "via.source.from.address: the sender of an email ticket (the customer of a forwarded mail)",
-    "via_source_from_name": "via.source.from.name: the sender's name",
-    "email_cc_ids": "JSON list of the user ids in CC",
-    "collaborator_ids": "JSON list of the collaborators' user ids",
-    "follower_ids": "JSON list of the followers' user ids",
-    "parse_error": "why a field did not parse (the record is quarantined); null when fine",
-    "updated_at": "last change in Zendesk (UTC); the newest copy wins",
-    "extracted_at": "when this pipeline wrote the row (UTC)",
-}
-USER_DESCRIPTIONS = {
-    "role": "end-user (a customer contact), agent or admin",
-    "email": "null for contacts without one (phone contacts)",
-    "active": "false: a deleted user",
-    "suspended": "true: a suspended user (their mails land in the suspended queue)",
-    "updated_at": "last change in Zendesk (UTC); the newest copy wins",
-}
-COMMENT_DESCRIPTIONS = {
-    "ticket_id": "zendesk_tickets.id",
-    "public": "false: an internal note, not sent to the customer",
-    "body": "plain text of the comment",
-}
-
-
-def _metadata(wh, table: str, fetched: pd.DataFrame, written: int, descriptions: dict,
+def _metadata(wh, table: str, fetched: pd.DataFrame, written: int,
               preview_columns: list[str], extra: dict) -> dict:
     total = wh.count(table)
     return {
@@ -51,7 +22,7 @@ def _metadata(wh, table: str, fetched: pd.DataFrame, written: int, descriptions:
         "written_this_run": dg.MetadataValue.int(written),
         "total_rows": dg.MetadataValue.int(total),
         "dagster/row_count": dg.MetadataValue.int(total),
-        "dagster/column_schema": runtime.column_schema(fetched, descriptions),
+        "dagster/column_schema": runtime.column_schema(table),
         "preview": runtime.markdown_preview(fetched[preview_columns]),
         **extra,
     }
@@ -106,7 +77,7 @@ def zendesk_tickets_and_users(
     yield dg.MaterializeResult(
         asset_key="zendesk_tickets",
         metadata=_metadata(
-            wh, "zendesk_tickets", tickets, outcome.tickets_written, TICKET_DESCRIPTIONS,
+            wh, "zendesk_tickets", tickets, outcome.tickets_written,
             ["id", "status", "subject", "requester_id", "updated_at"],
             {
                 "pages": dg.MetadataValue.int(outcome.ticket_pages),
@@ -126,7 +97,7 @@ def zendesk_tickets_and_users(
     yield dg.MaterializeResult(
         asset_key="zendesk_users",
         metadata=_metadata(
-            wh, "zendesk_users", users, outcome.users_written, USER_DESCRIPTIONS,
+            wh, "zendesk_users", users, outcome.users_written,
             ["id", "name", "email", "role", "organization_id"],
             {
                 "pages": dg.MetadataValue.int(outcome.user_pages),
@@ -161,7 +132,7 @@ def zendesk_comments(
                                               warn=context.log.warning)
     return dg.MaterializeResult(
         metadata=_metadata(
-            wh, "zendesk_comments", outcome.preview, outcome.written, COMMENT_DESCRIPTIONS,
+            wh, "zendesk_comments", outcome.preview, outcome.written,
             ["id", "ticket_id", "author_id", "public", "created_at"],
             {
                 "fetched_this_run": dg.MetadataValue.int(outcome.fetched),

@@ -83,8 +83,8 @@ def test_two_nights_and_a_rerun(filled):
     assert again["rows_appended"] == 0 and again["dagster/row_count"] == 14
     # The UI shows the table's typed columns whether or not the run appended rows.
     schema = {c.name: c.type for c in again["dagster/column_schema"].columns}
-    assert list(schema)[:4] == ["invoice_id", "invoice_number", "move_type", "customer_id"]
-    assert (schema["invoice_id"], schema["as_of_date"], schema["amount_residual"]) == ("int64", "datetime64[s]", "int64")
+    assert list(schema)[:4] == ["id", "invoice_id", "invoice_number", "move_type"]
+    assert (schema["invoice_id"], schema["as_of_date"], schema["amount_residual"]) == ("bigint", "date", "numeric(19,4)")
     assert [c.name for c in hist2["dagster/column_schema"].columns] == list(schema)
     replay = _materialize(filled, "2026-03-01")
     past = _metadata(replay, "dunning_history")

@@ -72,7 +72,7 @@ def test_every_rule_is_a_blocking_check_with_a_description_on_its_asset():
             key = dg.AssetCheckKey(dg.AssetKey(asset), rule.name)
             assert key in graph.asset_check_keys, key
             spec = graph.get_check_spec(key)
-            assert spec.description == rule.description and len(spec.description) > 20
+            assert spec.description.startswith(rule.description) and len(rule.description) > 20
             assert spec.blocking
             assert {d.asset_key.to_user_string() for d in spec.additional_deps} == set(rule.references)
 

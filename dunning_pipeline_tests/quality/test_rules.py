@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from dunning_pipeline.quality import frames
-from dunning_pipeline.quality.suites import EMAIL_PATTERN, SUITES, SuiteParams
+from dunning_pipeline.quality.suites import EMAIL_PATTERN, SUITES, RuleKind, SuiteParams
 from dunning_pipeline.quality.thresholds import Thresholds
-from dunning_pipeline.quality.validation import ERROR, WARN, evaluate_table
+from dunning_pipeline.quality.validation import ERROR, SEVERITY, WARN, evaluate_table
 from dunning_pipeline_tests.quality.conftest import AS_OF, RAW_ASSETS
 
 
@@ -216,6 +216,8 @@ def test_rule_names_the_spoilt_record(clean_tables, name):
     outcome = evaluate(tables, case.asset, case.thresholds, only=case.rule)[case.rule]
     assert not outcome.passed
     assert outcome.severity == case.severity, outcome.summary
+    stated = SEVERITY[outcome.rule.kind]  # what the check's description says it does
+    assert stated.warn_when if outcome.severity == WARN else stated.error_when
     failures = outcome.failures[outcome.failures["field"] == field_name]
     if record_id is None:
         assert failures["record_id"].isna().sum() == 1 and "without id" in outcome.summary
@@ -308,3 +310,21 @@ def test_the_iso_4217_list_holds_real_codes_only():
     assert {"EUR", "USD", "GBP", "CHF", "JPY", "XCG", "ZWG", "HRK"} <= iso4217.CODES
     assert set(money._DECIMALS) <= iso4217.CODES  # every currency money.py knows the decimals of
     assert not {"XTS", "XXX", "EURO", "XYZ"} & iso4217.CODES
+
+
+def test_every_rule_fails_with_error_when_it_cannot_be_evaluated_as_its_description_says(clean_tables):
+    """The checks are blocking because each kind of rule can give an ERROR: one that cannot be
+    evaluated vouches for nothing. A validator that fails every expectation shows it, per rule."""
+    def broken(frame, expects, **_kw):
+        return [{"error": "metric could not be computed", "success": False, "element_count": len(frame)}
+                for _ in expects]
+
+    refs = {a: t["id"] for a, t in clean_tables.items()}
+    seen = set()
+    for asset in SUITES:
+        for o in evaluate_table(asset, clean_tables[asset], SuiteParams(AS_OF), reference_ids=refs, validate=broken):
+            if o.expectations:
+                assert (o.passed, o.severity) == (False, ERROR), (asset, o.rule.name)
+                assert SEVERITY[o.rule.kind].can_error
+                seen.add(o.rule.kind)
+    assert seen == set(RuleKind)

@@ -146,10 +146,10 @@ def test_two_instances_posting_at_once_post_each_part_once(warehouse, sandbox):
 
 
 @pytest.mark.slow
-def test_killing_the_launcher_leaves_no_step_posting_and_the_rerun_completes(tmp_path, sandbox):
+def test_killing_the_launcher_leaves_no_step_posting_and_the_rerun_completes(tmp_path, sandbox, warehouse_url):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    wh_url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    wh_url = warehouse_url  # SQLite and PostgreSQL
     from dunning_pipeline.warehouse.store import Warehouse
 
     wh = Warehouse(wh_url)
