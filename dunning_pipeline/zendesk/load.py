@@ -23,12 +23,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dunning_pipeline.warehouse import as_known
 from dunning_pipeline.warehouse.store import Warehouse
 from dunning_pipeline.zendesk import parse
 from dunning_pipeline.zendesk.client import (
@@ -171,6 +172,8 @@ def extract_tickets_and_users(
     start_time: int = 0,
     log: Log = lambda _msg: None,
     warn: Log | None = None,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> ExportOutcome:
     """Tickets (with side-loaded users) and users changed since the stored cursors or marks."""
     warn = warn or log
@@ -204,6 +207,10 @@ def extract_tickets_and_users(
     with warehouse.begin() as conn:
         tickets_written = upsert_newest(warehouse, "zendesk_tickets", ticket_rows, conn=conn)
         users_written = upsert_newest(warehouse, "zendesk_users", user_rows, conn=conn)
+        # The versions of what changed, with the rows (see warehouse/as_known.py).
+        stamp = as_known.Stamp.of(extracted_at, known_on, run_id)
+        as_known.record_versions(warehouse, "zendesk_tickets", conn=conn, stamp=stamp, values=ticket_rows["id"])
+        as_known.record_versions(warehouse, "zendesk_users", conn=conn, stamp=stamp, values=user_rows["id"])
         for stream in (tickets, users):
             warehouse.set_state(stream.cursor_key, stream.cursor or "", conn=conn)
             if stream.mark is not None:
@@ -313,6 +320,8 @@ def extract_comments(
     warn: Log | None = None,
     progress_every: int = 100,
     concurrency: int = 1,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> CommentsOutcome:
     """Comments of the tickets whose comments are due (see `tickets_needing_comments`), written
     with their `comments_updated_at` in one transaction.
@@ -390,6 +399,8 @@ def extract_comments(
     synced = tickets.loc[tickets["id"].isin(done), ["id", "updated_at"]]
     with warehouse.begin() as conn:
         written = warehouse.upsert("zendesk_comments", comments, conn=conn)
+        as_known.record_versions(warehouse, "zendesk_comments", conn=conn,
+                                 stamp=as_known.Stamp.of(extracted_at, known_on, run_id), values=comments["id"])
         _mark_comments_synced(warehouse, synced, conn)
         warehouse.set_state(COMMENTS_FAILED_KEY, json.dumps(sorted(failed)), conn=conn)
     return CommentsOutcome(comments=comments, tickets=len(tickets), pages=pages,
