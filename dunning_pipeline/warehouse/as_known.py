@@ -125,8 +125,10 @@ def content_hash(frame: pd.DataFrame, ignored: Iterable[str] = ()) -> list[str]:
 
 # -- writing -------------------------------------------------------------------------------------
 def latest_day(wh, table: str, conn: Connection | None = None) -> date | None:
-    """The latest `valid_from` of the table's versions (the last day anything became known)."""
-    return _day(wh, sa.func.max(versioned(table).versions.c.valid_from), conn)
+    """The last day a version was opened or closed (the last day the known state changed)."""
+    v = versioned(table).versions
+    opened, closed = _day(wh, sa.func.max(v.c.valid_from), conn), _day(wh, sa.func.max(v.c.valid_to), conn)
+    return max(d for d in (opened, closed) if d is not None) if opened is not None else None
 
 
 def earliest_day(wh, table: str, conn: Connection | None = None) -> date | None:
