@@ -13,6 +13,7 @@ from dunning_pipeline.dunning.communications import customer_contacts
 from dunning_pipeline.dunning.policy import load_policy
 from dunning_pipeline.reporting import charts, files, kpis
 from dunning_pipeline.reporting import report as report_mod
+from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
@@ -38,7 +39,7 @@ def build_report(wh: Warehouse, as_of: date, run_id: str):
     comms = wh.read("customer_communications")
     contacts = customer_contacts(comms).rename(columns={"customer_last_inbound_at": "last_inbound_at",
                                                          "customer_last_outbound_at": "last_outbound_at"})
-    customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
+    customers = read_as_known(wh, "odoo_customers", as_of, columns=["id", "commercial_partner_id"])
     # Running payment promises: entered by accountants, or read from the customer's tickets.
     candidates = [holds_mod.manual_holds(wh.read("dunning_holds"), customers, as_of, tz)]
     if len(comms):
@@ -156,16 +157,17 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str) -> tuple[pd.DataFrame,
     tz = settings.timezone()
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
     aging = aging.assign(company_id=aging["company_id"].astype("Int64").fillna(-1).astype("int64"))
-    invoices = wh.read("odoo_invoices", columns=["company_id", "company_currency", "state", "invoice_date",
-                                                 "amount_total_signed"])
+    invoices = read_as_known(wh, "odoo_invoices", as_of, columns=[
+        "company_id", "company_currency", "state", "invoice_date", "amount_total_signed"])
     sales = kpis.sales_frame(invoices)
     h = wh.table("dunning_history").c
     history = wh.read("dunning_history", columns=_HISTORY_COLUMNS, where=h.as_of_date <= as_of)
     history = history.assign(company_id=history["company_id"].astype("Int64").fillna(-1).astype("int64"))
-    inbound = kpis.inbound_messages(wh.read("zendesk_tickets", columns=["id", "requester_id", "created_at"]),
-                                    wh.read("zendesk_comments", columns=["ticket_id", "author_id", "public", "created_at"]),
-                                    wh.read("zendesk_users", columns=["id", "role"]),
-                                    wh.read("customer_communications", columns=["ticket_id", "customer_id"]), tz)
+    inbound = kpis.inbound_messages(
+        read_as_known(wh, "zendesk_tickets", as_of, columns=["id", "requester_id", "created_at"]),
+        read_as_known(wh, "zendesk_comments", as_of, columns=["ticket_id", "author_id", "public", "created_at"]),
+        read_as_known(wh, "zendesk_users", as_of, columns=["id", "role"]),
+        wh.read("customer_communications", columns=["ticket_id", "customer_id"]), tz)
     inbound = inbound[pd.to_datetime(inbound["day"]) <= pd.Timestamp(as_of)]
     k = wh.table("collection_kpis").c
     earlier = wh.read("collection_kpis", columns=["as_of_date", "company_id", "kpi", "amount", "source"],
