@@ -26,6 +26,7 @@ from dunning_pipeline.dunning.receivables import (
     quarantined_ids,
 )
 from dunning_pipeline.partitions import as_of_days
+from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
@@ -41,7 +42,8 @@ dunning_holds_spec = dg.AssetSpec(
     description=(
         "Payment promises and manual exclusions that accountants enter in the warehouse table "
         "`dunning_holds` (customer or invoice, kind promise/exclusion, until, note, created_by). "
-        "Honoured by invoice_aging from the day they are created."
+        "Honoured by invoice_aging from their effective date (default: the day they are created), "
+        "by the nights that end after they were entered."
     ),
     metadata={"dagster/column_schema": runtime.column_schema("dunning_holds")},
 )
@@ -57,8 +59,10 @@ def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
     context.log.info(f"dunning policy: {policy.source}")
     return policy
 
-def _quarantine(wh: Warehouse) -> pd.DataFrame:
-    return wh.read("data_quality_quarantine", columns=["asset", "record_id", "check_name", "field", "reason"])
+def _quarantine(wh: Warehouse, as_of) -> pd.DataFrame:
+    """The quarantine as known at the end of the day (a replay sees that night's)."""
+    return read_as_known(wh, "data_quality_quarantine", as_of,
+                         columns=["asset", "record_id", "check_name", "field", "reason"])
 
 def _totals_by_currency(frame: pd.DataFrame, amount: str = "amount_residual") -> pd.Series:
     return frame.groupby("currency")[amount].sum().astype("int64") if len(frame) else pd.Series(dtype="int64")
@@ -94,11 +98,12 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
     t = wh.table("odoo_invoices")
-    invoices = wh.read("odoo_invoices", columns=_INVOICE_COLUMNS, where=sa.and_(
+    # The extracts as known at the end of the day: a replay reads what that night read.
+    invoices = read_as_known(wh, "odoo_invoices", as_of, columns=_INVOICE_COLUMNS, where=sa.and_(
         t.c.state == "posted", t.c.payment_state.in_([*OPEN_PAYMENT_STATES, IN_PAYMENT])))
-    customers = wh.read("odoo_customers")
+    customers = read_as_known(wh, "odoo_customers", as_of)
     context.log.info(f"read {len(invoices)} open posted moves and {len(customers)} partners")
-    recv, excluded = build_receivables(invoices, customers, policy, as_of, _quarantine(wh))
+    recv, excluded = build_receivables(invoices, customers, policy, as_of, _quarantine(wh, as_of))
     if len(excluded):
         context.log.warning(f"{len(excluded)} open moves left out of dunning: "
                             + ", ".join(f"{r} ({n})" for r, n in excluded["reason"].value_counts().items()))
@@ -156,13 +161,14 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    tickets = wh.read("zendesk_tickets")
-    users = wh.read("zendesk_users", columns=_present(wh, "zendesk_users", [
+    tickets = read_as_known(wh, "zendesk_tickets", as_of)
+    users = read_as_known(wh, "zendesk_users", as_of, columns=_present(wh, "zendesk_users", [
         "id", "email", "organization_id", "role", "active", "suspended"]))
-    comments = wh.read("zendesk_comments", columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
-    customers = wh.read("odoo_customers", columns=["id", "email", "commercial_partner_id"])
+    comments = read_as_known(wh, "zendesk_comments", as_of,
+                             columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
+    customers = read_as_known(wh, "odoo_customers", as_of, columns=["id", "email", "commercial_partner_id"])
     t = wh.table("odoo_invoices")
-    invoices = wh.read("odoo_invoices", columns=_present(wh, "odoo_invoices", [
+    invoices = read_as_known(wh, "odoo_invoices", as_of, columns=_present(wh, "odoo_invoices", [
         "id", "name", "state", "partner_id", "commercial_partner_id", "company_id"]), where=t.c.state == "posted")
     context.log.info(f"read {len(tickets)} tickets, {len(comments)} comments, {len(users)} users")
     comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, settings.timezone())
@@ -220,9 +226,9 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     recv = runtime.read_of_day(wh, "receivables", as_of)
     comms = runtime.read_of_day(wh, "customer_communications", as_of)
     manual = wh.read("dunning_holds")
-    customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
+    customers = read_as_known(wh, "odoo_customers", as_of, columns=["id", "commercial_partner_id"])
     prev = history_mod.load_state(wh, as_of, active_only=True)
-    lines = _receivable_lines(wh, recv)
+    lines = _receivable_lines(wh, recv, as_of)
     result = aging_mod.build_aging(recv, policy, as_of, settings.timezone(), communications=comms,
                                    manual_holds=manual, customers=customers, prev_state=prev,
                                    run_id=context.run_id, lines=lines)
@@ -302,12 +308,13 @@ def invoice_aging_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResul
                   "sample_invoice_ids": dg.MetadataValue.text(", ".join(map(str, sorted(missing)[:20])))},
     )
 
-def _receivable_lines(wh: Warehouse, recv: pd.DataFrame) -> pd.DataFrame:
-    """The receivable lines of tonight's receivables, less those a data-quality check holds back
-    (their invoice is then aged on its other lines, or on its own due date)."""
-    lines = wh.read("odoo_receivable_lines", columns=instalments_mod.LINE_COLUMNS)
+def _receivable_lines(wh: Warehouse, recv: pd.DataFrame, as_of) -> pd.DataFrame:
+    """The receivable lines of the day's receivables (as known that day), less those a
+    data-quality check holds back (their invoice is then aged on its other lines, or on its own
+    due date)."""
+    lines = read_as_known(wh, "odoo_receivable_lines", as_of, columns=instalments_mod.LINE_COLUMNS)
     lines = lines[lines["move_id"].isin(recv["invoice_id"])]
-    return lines[~lines["id"].isin(quarantined_ids(_quarantine(wh), "odoo_receivable_lines"))]
+    return lines[~lines["id"].isin(quarantined_ids(_quarantine(wh, as_of), "odoo_receivable_lines"))]
 
 # -- dunning_history ---------------------------------------------------------------------------
 @dg.asset(
@@ -327,9 +334,10 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     policy = _policy(context)
     wh = warehouse.get_warehouse()
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
-    raw = wh.read("odoo_invoices", columns=["id", "move_type", "state", "payment_state", "company_id", "currency",
-                                            "amount_residual", "amount_residual_signed"])
-    excluded = quarantined_ids(_quarantine(wh), "odoo_invoices")
+    raw = read_as_known(wh, "odoo_invoices", as_of, columns=[
+        "id", "move_type", "state", "payment_state", "company_id", "currency", "amount_residual",
+        "amount_residual_signed"])
+    excluded = quarantined_ids(_quarantine(wh, as_of), "odoo_invoices")
     recorded_at = datetime.now(UTC).replace(tzinfo=None)  # when it was written; the logic uses as_of only
     result = history_mod.record(wh, aging, raw, policy, as_of, context.run_id, recorded_at, excluded,
                                 on_recorded=lambda conn: runtime.record_build(

@@ -65,12 +65,22 @@ def validate_manual_holds(manual: pd.DataFrame) -> None:
 
 def manual_holds(manual: pd.DataFrame, customers: pd.DataFrame, as_of: date, tz: ZoneInfo) -> pd.DataFrame:
     """Active rows of `dunning_holds` as of the day: customer_id (commercial partner) or
-    invoice_id, reason, since, until, note. A hold starts the day it was created."""
+    invoice_id, reason, since, until, note.
+
+    A hold counts from its `effective_date` (an accountant may date a promise back to the call
+    it was made on), by default the day it was created. A night only knows the holds entered by
+    its end (created on or before the day, in `tz`): so a replay of a past day sees the holds
+    that night saw, and a hold dated back applies from the night it was entered on, frozen as
+    of its effective date (`since`), never rewriting the nights before."""
     validate_manual_holds(manual)
     as_of_ts = pd.Timestamp(as_of)
-    since = local_day(manual["created_at"], tz) if len(manual) else pd.Series(dtype="datetime64[s]")
+    entered = local_day(manual["created_at"], tz) if len(manual) else pd.Series(dtype="datetime64[s]")
+    since = entered
+    if "effective_date" in manual and len(manual):
+        since = pd.to_datetime(manual["effective_date"]).astype("datetime64[s]").fillna(entered)
     until = pd.to_datetime(manual["until"])
-    active = (since.fillna(as_of_ts) <= as_of_ts) & (until.isna() | (until >= as_of_ts))
+    known = entered.isna() | (entered <= as_of_ts)
+    active = known & (since.fillna(as_of_ts) <= as_of_ts) & (until.isna() | (until >= as_of_ts))
     if "released_at" in manual and len(manual):  # released early: no longer applies from that day
         released = local_day(manual["released_at"], tz)
         active &= released.isna() | (released > as_of_ts)

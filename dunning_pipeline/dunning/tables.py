@@ -239,7 +239,9 @@ dunning_holds = sa.Table(
     sa.Column("note", sa.Text, comment="why, in the accountant's words"),
     sa.Column("created_by", sa.Text, nullable=False, comment="who entered the hold"),
     sa.Column("created_at", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp(),
-              comment="UTC; the hold applies from this day"),
+              comment="UTC; when it was entered: a night before this day does not know the hold"),
+    # A promise made on a call last Tuesday, entered today: it counts from Tuesday.
+    sa.Column("effective_date", sa.Date, comment="the day the hold counts from; null: the day it was created"),
     # Set once when an accountant ends the hold early (the workbench); the row is otherwise kept.
     sa.Column("released_at", sa.DateTime, comment="UTC; the hold no longer applies from this day"),
     sa.Column("released_by", sa.Text, comment="who ended the hold early"),

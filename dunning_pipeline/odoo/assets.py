@@ -98,7 +98,8 @@ def odoo_receivable_lines(
         client.check_connection()
         result = extract.extract_receivable_lines(
             client, wh, page_size=odoo.page_size,
-            extracted_at=datetime.now(UTC).replace(tzinfo=None), log=context.log.info)
+            extracted_at=datetime.now(UTC).replace(tzinfo=None), log=context.log.info,
+            known_on=runtime.run_as_of(context), run_id=context.run_id)
     return dg.MaterializeResult(metadata={
         "mode": result.mode,
         "moves_refreshed": result.moves,
@@ -164,6 +165,8 @@ def _materialize(context, odoo: OdooResource, warehouse: WarehouseResource, run_
             # When the rows were taken from Odoo: operational, not the business as-of date.
             extracted_at=datetime.now(UTC).replace(tzinfo=None),
             log=context.log.info,
+            # The versions it records are known from the run's as-of day (warehouse/as_known.py).
+            known_on=runtime.run_as_of(context), run_id=context.run_id,
         )
     metadata = {
         "odoo_version": version.label,

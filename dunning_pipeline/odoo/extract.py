@@ -38,7 +38,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,7 @@ import sqlalchemy as sa
 from dunning_pipeline import money
 from dunning_pipeline.odoo import parse
 from dunning_pipeline.odoo.client import OdooClient, OdooResponseError
+from dunning_pipeline.warehouse import as_known
 from dunning_pipeline.warehouse.store import Warehouse
 
 WRITE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -127,6 +128,8 @@ def extract_invoices(
     overlap_seconds: int,
     extracted_at: datetime,
     log: Log = lambda _m: None,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> ExtractResult:
     """Customer invoices and credit notes (any state) changed since the last run -> `odoo_invoices`,
     plus the open ones whose change committed too late for the window (`reconcile_open_moves`)."""
@@ -136,6 +139,7 @@ def extract_invoices(
         client, warehouse, INVOICES,
         lambda records: parse.parse_invoices(records, extracted_at=extracted_at),
         page_size=page_size, overlap_seconds=overlap_seconds, log=log,
+        stamp=as_known.Stamp.of(extracted_at, known_on, run_id),
         reconcile=lambda since: reconcile_open_moves(client, warehouse, since, page_size=page_size, log=log),
     )
     result.warnings.extend(warnings)
@@ -151,6 +155,8 @@ def extract_customers(
     overlap_seconds: int,
     extracted_at: datetime,
     log: Log = lambda _m: None,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> ExtractResult:
     """All partners (archived included) changed since the last run -> `odoo_customers`, with
     their tag names; a change to the tags themselves refreshes every partner."""
@@ -174,7 +180,7 @@ def extract_customers(
         client, warehouse, CUSTOMERS,
         lambda records: parse.parse_customers(records, tag_names=tag_names, extracted_at=extracted_at),
         page_size=page_size, overlap_seconds=overlap_seconds, log=log,
-        force_full=force_full, extra_state={TAGS_STATE_KEY: fingerprint}, notes=notes,
+        stamp=as_known.Stamp.of(extracted_at, known_on, run_id), force_full=force_full, extra_state={TAGS_STATE_KEY: fingerprint}, notes=notes,
     )
 
 
@@ -192,6 +198,7 @@ def _extract(
     page_size: int,
     overlap_seconds: int,
     log: Log,
+    stamp: as_known.Stamp,
     force_full: bool = False,
     extra_state: dict[str, str] | None = None,
     notes: list[str] | None = None,
@@ -218,6 +225,7 @@ def _extract(
     preview: list[pd.DataFrame] = []
     buffered: list[pd.DataFrame] = []
     window_ids: set[int] = set()
+    written_ids: set[int] = set()
     unheld: list[int] = []
 
     def window() -> Iterator[list[dict]]:
@@ -241,6 +249,7 @@ def _extract(
             pages += 1
             fetched += len(frame)
             changed += int(mask.sum())
+            written_ids.update(frame["id"].tolist())
             if sum(len(p) for p in preview) < PREVIEW_ROWS and mask.any():
                 preview.append(frame[mask].head(PREVIEW_ROWS))
             if stream:
@@ -252,6 +261,8 @@ def _extract(
             conn = stack.enter_context(warehouse.begin())
             for frame in buffered:
                 warehouse.upsert(spec.table, frame, conn=conn)
+        # The versions of what changed, with the rows (see warehouse/as_known.py).
+        as_known.record_versions(warehouse, spec.table, conn=conn, stamp=stamp, values=written_ids)
         if hwm is not None:
             warehouse.set_state(spec.state_key, hwm, conn=conn)
         for key, value in (extra_state or {}).items():
@@ -526,6 +537,8 @@ def extract_receivable_lines(
     page_size: int,
     extracted_at: datetime,
     log: Log = lambda _m: None,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> LinesResult:
     """The receivable lines (one per instalment) of the moves upserted into `odoo_invoices` since
     the last run -> `odoo_receivable_lines`, read in bulk: pages by `id > last_id` over the
@@ -571,6 +584,9 @@ def extract_receivable_lines(
             for i in range(0, len(move_ids), LINES_MOVE_CHUNK):
                 warehouse.delete(table, t.c.move_id.in_(move_ids[i:i + LINES_MOVE_CHUNK]), conn=conn)
             warehouse.upsert(table, lines, conn=conn)
+        # A move's lines are replaced: its lines gone from Odoo close their versions too.
+        as_known.record_versions(warehouse, table, conn=conn, stamp=as_known.Stamp.of(extracted_at, known_on, run_id),
+                                 scope="move_id", values=None if full else move_ids)
         warehouse.set_state(LINES_STATE_KEY, mark, conn=conn)
         total = warehouse.count(table, conn=conn)
     log(f"receivable lines: {len(lines)} fetched in {pages} requests, {total} in {table}")

@@ -13,6 +13,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from dunning_pipeline.quality.tables import data_quality_quarantine as table
+from dunning_pipeline.warehouse import as_known
 from dunning_pipeline.warehouse.store import Warehouse
 
 TABLE = table.name
@@ -44,7 +45,12 @@ def replace_quarantine(warehouse: Warehouse, asset: str, rows: pd.DataFrame, *, 
         where = where & table.c.check_name.in_(list(checks))
     elif other_than:
         where = where & table.c.check_name.not_in(list(other_than))
-    return warehouse.replace(TABLE, frame, where=where)
+    with warehouse.begin() as conn:
+        written = warehouse.replace(TABLE, frame, where=where, conn=conn)
+        # The asset's quarantine as known on the day, for replays (warehouse/as_known.py).
+        as_known.record_versions(warehouse, TABLE, conn=conn, stamp=as_known.Stamp(as_of, run_id, quarantined_at),
+                                 scope="asset", values=[asset])
+    return written
 
 
 def _naive_utc(moment: datetime) -> pd.Timestamp:

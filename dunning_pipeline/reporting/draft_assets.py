@@ -22,6 +22,7 @@ from dunning_pipeline.reporting import suggester as suggester_mod
 from dunning_pipeline.reporting import timeline as timeline_mod
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
+from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
@@ -67,9 +68,9 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     wh = warehouse.get_warehouse()
     comms = runtime.read_of_day(wh, "customer_communications", as_of)
     history = wh.read("dunning_history", where=wh.table("dunning_history").c.as_of_date <= as_of)
-    customers = wh.read("odoo_customers", columns=["id", "name", "commercial_partner_id"])
+    customers = read_as_known(wh, "odoo_customers", as_of, columns=["id", "name", "commercial_partner_id"])
     t = wh.table("odoo_invoices")
-    raw = wh.read("odoo_invoices", columns=["id", "name", "partner_id", "commercial_partner_id", "company_id"],
+    raw = read_as_known(wh, "odoo_invoices", as_of, columns=["id", "name", "partner_id", "commercial_partner_id", "company_id"],
                   where=sa.and_(t.c.state == "posted", t.c.name.isnot(None)))
     cp_of = commercial_partner_map(customers)
     invoices = pd.DataFrame({
@@ -77,8 +78,9 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "customer_id": raw["commercial_partner_id"].astype("Int64").fillna(
             raw["partner_id"].astype("Int64").map(cp_of).astype("Int64"))}).dropna(subset=["customer_id"])
     timeline = timeline_mod.build_timeline(
-        wh.read("zendesk_comments"), wh.read("zendesk_tickets", columns=["id", "status", "subject", "requester_id"]),
-        wh.read("zendesk_users", columns=["id", "name", "role"]), comms, history, invoices,
+        read_as_known(wh, "zendesk_comments", as_of),
+        read_as_known(wh, "zendesk_tickets", as_of, columns=["id", "status", "subject", "requester_id"]),
+        read_as_known(wh, "zendesk_users", as_of, columns=["id", "name", "role"]), comms, history, invoices,
         invoice_numbers.text_pattern(policy.holds.invoice_number_pattern, policy.holds.invoice_words),
         as_of, settings.timezone())
     names = customers.set_index(customers["id"].astype("int64"))["name"]

@@ -17,6 +17,7 @@ from dunning_pipeline.dunning.receivables import quarantined_ids
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting import charts, files, kpi_history, kpis
 from dunning_pipeline.reporting import report as report_mod
+from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
@@ -42,7 +43,7 @@ def build_report(wh: Warehouse, as_of: date, run_id: str):
     comms = wh.read("customer_communications")
     contacts = customer_contacts(comms).rename(columns={"customer_last_inbound_at": "last_inbound_at",
                                                          "customer_last_outbound_at": "last_outbound_at"})
-    customers = wh.read("odoo_customers", columns=["id", "commercial_partner_id"])
+    customers = read_as_known(wh, "odoo_customers", as_of, columns=["id", "commercial_partner_id"])
     # Running payment promises: entered by accountants, or read from the customer's tickets.
     candidates = [holds_mod.manual_holds(wh.read("dunning_holds"), customers, as_of, tz)]
     if len(comms):
@@ -197,16 +198,17 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str, history_months: int | 
     months = settings.kpi_history_months() if history_months is None else history_months
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
     aging = aging.assign(company_id=aging["company_id"].astype("Int64").fillna(-1).astype("int64"))
-    invoices = wh.read("odoo_invoices", columns=[*kpi_history.INVOICE_COLUMNS, "company_currency"])
+    invoices = read_as_known(wh, "odoo_invoices", as_of, columns=[*kpi_history.INVOICE_COLUMNS, "company_currency"])
     sales = kpis.sales_frame(invoices)
     h = wh.table("dunning_history").c
     history = wh.read("dunning_history", columns=_HISTORY_COLUMNS, where=h.as_of_date <= as_of)
     history = history.assign(company_id=history["company_id"].astype("Int64").fillna(-1).astype("int64"))
     history_start = pd.Timestamp(history["as_of_date"].min()) if len(history) else None
-    inbound = kpis.inbound_messages(wh.read("zendesk_tickets", columns=["id", "requester_id", "created_at"]),
-                                    wh.read("zendesk_comments", columns=["ticket_id", "author_id", "public", "created_at"]),
-                                    wh.read("zendesk_users", columns=["id", "role"]),
-                                    wh.read("customer_communications", columns=["ticket_id", "customer_id"]), tz)
+    inbound = kpis.inbound_messages(
+        read_as_known(wh, "zendesk_tickets", as_of, columns=["id", "requester_id", "created_at"]),
+        read_as_known(wh, "zendesk_comments", as_of, columns=["ticket_id", "author_id", "public", "created_at"]),
+        read_as_known(wh, "zendesk_users", as_of, columns=["id", "role"]),
+        wh.read("customer_communications", columns=["ticket_id", "customer_id"]), tz)
     inbound = inbound[pd.to_datetime(inbound["day"]) <= pd.Timestamp(as_of)]
     currency = pd.concat([
         aging[["company_id", "company_currency"]],

@@ -37,6 +37,7 @@ TABLE_MODULES = (
     "dunning_pipeline.reporting.draft_tables",
     "dunning_pipeline.reporting.report_tables",
     "dunning_pipeline.workbench.tables",
+    "dunning_pipeline.warehouse.as_known",  # the extracts' version tables
 )
 
 _NULL = "\\N"

@@ -59,6 +59,27 @@ def parse_day(value: str | None, field: str, today: date, *, required: bool) -> 
     return day
 
 
+def parse_effective_day(value: str | None, today: date, until: date | None) -> date | None:
+    """The optional day a promise counts from (made on an earlier call): not in the future, not
+    more than a year back, not after the promised day. Empty: the day it is entered."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ActionError("effective_date", f"effective_date: {value[:20]!r} is not a date (YYYY-MM-DD)") from None
+    if day > today:
+        raise ActionError("effective_date", f"effective_date: {day.isoformat()} is in the future"
+                                            f" (today is {today.isoformat()})")
+    if day < today - MAX_AHEAD:
+        raise ActionError("effective_date", f"effective_date: {day.isoformat()} is more than a year back")
+    if until is not None and day > until:
+        raise ActionError("effective_date", f"effective_date: {day.isoformat()} is after the promised day"
+                                            f" {until.isoformat()}")
+    return day
+
+
 def _note(value: str | None, *, required: bool = False) -> str | None:
     note = (value or "").strip()
     if len(note) > NOTE_MAX:
@@ -102,9 +123,11 @@ class Recorder:
         with self.engine.begin() as conn:
             invoice_id = _invoice(self.reader, conn, customer_id, form.get("invoice_id"), required=False)
             until = parse_day(form.get("until"), "until", today, required=True)
+            effective = parse_effective_day(form.get("effective_date"), today, until)
             note = _note(form.get("note"))
             hold_id = self._hold(conn, customer_id=None if invoice_id else customer_id, invoice_id=invoice_id,
-                                 kind="promise", until=until, note=note, created_by=author)
+                                 kind="promise", until=until, note=note, created_by=author,
+                                 effective_date=effective)
             return self._log(conn, kind="promise", customer_id=customer_id, invoice_id=invoice_id,
                              hold_id=hold_id, until=until, note=note, author=author, as_of_date=as_of)
 

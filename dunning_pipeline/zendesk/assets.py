@@ -71,6 +71,8 @@ def zendesk_tickets_and_users(
         outcome = load.extract_tickets_and_users(
             client, wh, extracted_at=datetime.now(UTC), start_time=zendesk.start_time,
             log=context.log.info, warn=context.log.warning,
+            # The versions it records are known from the run's as-of day (warehouse/as_known.py).
+            known_on=runtime.run_as_of(context), run_id=context.run_id,
         )
     tickets, users = outcome.tickets, outcome.users
     newest = tickets["updated_at"].max() if not tickets.empty else None
@@ -129,7 +131,8 @@ def zendesk_comments(
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_comment_events(client, wh, extracted_at=datetime.now(UTC),
                                               start_time=zendesk.start_time, log=context.log.info,
-                                              warn=context.log.warning)
+                                              warn=context.log.warning, known_on=runtime.run_as_of(context),
+                                              run_id=context.run_id)
     return dg.MaterializeResult(
         metadata=_metadata(
             wh, "zendesk_comments", outcome.preview, outcome.written,

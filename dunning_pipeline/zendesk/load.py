@@ -24,12 +24,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dunning_pipeline.warehouse import as_known
 from dunning_pipeline.warehouse.store import Warehouse
 from dunning_pipeline.zendesk import parse
 from dunning_pipeline.zendesk.client import (
@@ -197,6 +198,8 @@ def extract_tickets_and_users(
     start_time: int = 0,
     log: Log = lambda _msg: None,
     warn: Log | None = None,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> ExportOutcome:
     """Tickets (with side-loaded users) and users changed since the stored cursors or marks."""
     warn = warn or log
@@ -230,6 +233,10 @@ def extract_tickets_and_users(
     with warehouse.begin() as conn:
         tickets_written = upsert_newest(warehouse, "zendesk_tickets", ticket_rows, conn=conn)
         users_written = upsert_newest(warehouse, "zendesk_users", user_rows, conn=conn)
+        # The versions of what changed, with the rows (see warehouse/as_known.py).
+        stamp = as_known.Stamp.of(extracted_at, known_on, run_id)
+        as_known.record_versions(warehouse, "zendesk_tickets", conn=conn, stamp=stamp, values=ticket_rows["id"])
+        as_known.record_versions(warehouse, "zendesk_users", conn=conn, stamp=stamp, values=user_rows["id"])
         for stream in (tickets, users):
             warehouse.set_state(stream.cursor_key, stream.cursor or "", conn=conn)
             if stream.mark is not None:
@@ -339,6 +346,8 @@ def extract_comments(
     warn: Log | None = None,
     progress_every: int = 100,
     concurrency: int = 1,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> CommentsOutcome:
     """Comments of the tickets whose comments are due (see `tickets_needing_comments`), written
     with their `comments_updated_at` in one transaction.
@@ -416,6 +425,8 @@ def extract_comments(
     synced = tickets.loc[tickets["id"].isin(done), ["id", "updated_at"]]
     with warehouse.begin() as conn:
         written = warehouse.upsert("zendesk_comments", comments, conn=conn)
+        as_known.record_versions(warehouse, "zendesk_comments", conn=conn,
+                                 stamp=as_known.Stamp.of(extracted_at, known_on, run_id), values=comments["id"])
         _mark_comments_synced(warehouse, synced, conn)
         warehouse.set_state(COMMENTS_FAILED_KEY, json.dumps(sorted(failed)), conn=conn)
     return CommentsOutcome(comments=comments, tickets=len(tickets), pages=pages,
@@ -432,6 +443,8 @@ def extract_comment_events(
     start_time: int = 0,
     log: Log = lambda _msg: None,
     warn: Log | None = None,
+    known_on: date | None = None,
+    run_id: str | None = None,
 ) -> CommentEventsOutcome:
     """The comments added since the stored time mark, from the ticket event export: one stream
     for the whole account (up to 1,000 events a page), not one request per ticket. Each page is
@@ -456,6 +469,7 @@ def extract_comment_events(
     preview: list[pd.DataFrame] = []
     end, pages, events, fetched, written, parse_errors = begin, 0, 0, 0, 0, 0
     stream_error = None
+    seen_ids: list[pd.Series] = []  # every comment written, for its version (point-in-time reads)
     with warehouse.begin() as conn:
         try:
             for page in client.export_ticket_events(start_time=begin):
@@ -465,6 +479,7 @@ def extract_comment_events(
                 frame = frame.loc[~frame["ticket_id"].isin(excluded)]
                 frame = frame.drop_duplicates("id", keep="last").reset_index(drop=True)
                 written += warehouse.upsert("zendesk_comments", frame, conn=conn)
+                seen_ids.append(frame["id"])
                 fetched += len(frame)
                 parse_errors += int(frame["parse_error"].notna().sum())
                 if sum(map(len, preview)) < _PREVIEW_ROWS and not frame.empty:
@@ -480,8 +495,12 @@ def extract_comment_events(
             warn(f"Zendesk ticket event export broke off after {pages} pages ({exc}); what was"
                  f" fetched is kept and the next run resumes from start_time={end}")
         refetched, rewritten, failed = _refetch_comments(
-            client, warehouse, sorted(refetch - excluded), extracted_at, conn, unstorable, log, warn)
+            client, warehouse, sorted(refetch - excluded), extracted_at, conn, unstorable, log, warn, seen_ids)
         written += rewritten
+        if seen_ids:
+            as_known.record_versions(warehouse, "zendesk_comments", conn=conn,
+                                     stamp=as_known.Stamp.of(extracted_at, known_on, run_id),
+                                     values=pd.concat(seen_ids, ignore_index=True).drop_duplicates())
         warehouse.set_state(COMMENT_EVENTS_MARK_KEY, str(end), conn=conn)
         warehouse.set_state(COMMENT_EVENTS_REFETCH_KEY, json.dumps(sorted(failed)), conn=conn)
     for problem in unstorable:
@@ -496,7 +515,7 @@ def extract_comment_events(
 
 def _refetch_comments(client: ZendeskClient, warehouse: Warehouse, ticket_ids: list[int],
                       extracted_at: datetime, conn: Connection, unstorable: list[str], log: Log,
-                      warn: Log) -> tuple[list[int], int, dict[int, str]]:
+                      warn: Log, seen_ids: list[pd.Series]) -> tuple[list[int], int, dict[int, str]]:
     """Every comment of these tickets, from the per-ticket endpoint: (done, rows written, failed)."""
     done: list[int] = []
     failed: dict[int, str] = {}
@@ -516,7 +535,9 @@ def _refetch_comments(client: ZendeskClient, warehouse: Warehouse, ticket_ids: l
             continue
         frames = [parse.comments_frame(ticket_id, page, extracted_at, unstorable) for page in pages]
         frame = _concat(frames, parse.comments_frame(ticket_id, [], extracted_at))
-        written += warehouse.upsert("zendesk_comments", frame.drop_duplicates("id", keep="last"), conn=conn)
+        frame = frame.drop_duplicates("id", keep="last")
+        written += warehouse.upsert("zendesk_comments", frame, conn=conn)
+        seen_ids.append(frame["id"])
         done.append(ticket_id)
         log(f"Zendesk comments of ticket {ticket_id} fetched again: a comment was redacted")
     return done, written, failed

@@ -129,3 +129,26 @@ def test_exclusion_call_and_reminder_are_logged_with_author(fresh_url, users_fil
     assert _aging(fresh_url, 401)["hold_reason"] == "exclusion"
     page = client.get("/customers/10").text
     assert "Reached: promised to pay" in page and "will pay next week" in page
+
+
+@pytest.mark.parametrize(("effective", "message"), [
+    ("2026-03-03", "effective_date: 2026-03-03 is in the future (today is 2026-03-02)"),
+    ("last tuesday", "effective_date: &#39;last tuesday&#39; is not a date"),
+    ("2025-01-01", "effective_date: 2025-01-01 is more than a year back"),
+])
+def test_a_promise_dated_in_the_future_is_refused(alice, aged_url, effective, message):
+    before = len(_table(aged_url, "dunning_holds"))
+    r = _post(alice, "/customers/10/promise", invoice_id="104", until="2026-03-20", effective_date=effective)
+    assert r.status_code == 400 and message in r.text
+    assert len(_table(aged_url, "dunning_holds")) == before
+
+
+def test_a_promise_made_on_an_earlier_call_counts_from_that_day(fresh_url, users_file):
+    client = _client(fresh_url, users_file)
+    r = _post(client, "/customers/10/promise", invoice_id="104", until="2026-03-20", effective_date="2026-02-26")
+    assert r.status_code == 303
+    hold = _table(fresh_url, "dunning_holds")[-1]
+    assert (hold["kind"], str(hold["effective_date"])[:10]) == ("promise", "2026-02-26")
+    night(fresh_url, "2026-03-03")
+    aging = _aging(fresh_url, 104)
+    assert (aging["hold_reason"], str(aging["hold_since"])[:10]) == ("promise", "2026-02-26")
