@@ -17,7 +17,7 @@ from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.dunning import aging as aging_mod
 from dunning_pipeline.dunning import history as history_mod
 from dunning_pipeline.dunning import instalments as instalments_mod
-from dunning_pipeline.dunning.communications import build_communications
+from dunning_pipeline.dunning.communications import build_communications, leave_out_quarantined
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import (
     IN_PAYMENT,
@@ -156,7 +156,8 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     Zendesk organization, email domain or the tickets merged into it; invoices by their number in
     the forms customers write it, matched to that customer's own invoices. Last inbound and
     outbound contact per ticket and per customer; the holds the customer's own words make
-    (`hold_kind`: dispute on an open ticket, payment_claimed for a few days).
+    (`hold_kind`: dispute on an open ticket, payment_claimed for a few days). Tickets, comments
+    and users quarantined by the data-quality checks are left out of the matching and listed.
     """
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
@@ -171,6 +172,10 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     invoices = read_as_known(wh, "odoo_invoices", as_of, columns=_present(wh, "odoo_invoices", [
         "id", "name", "state", "partner_id", "commercial_partner_id", "company_id"]), where=t.c.state == "posted")
     context.log.info(f"read {len(tickets)} tickets, {len(comments)} comments, {len(users)} users")
+    tickets, users, comments, excluded = leave_out_quarantined(tickets, users, comments, _quarantine(wh))
+    if len(excluded):
+        context.log.warning(f"{len(excluded)} quarantined Zendesk records left out of the matching: "
+                            + ", ".join(f"{a} ({n})" for a, n in excluded["asset"].value_counts().items()))
     comms = build_communications(tickets, users, comments, customers, invoices, policy, as_of, settings.timezone())
     disputes = comms[comms["is_dispute"]]
     claims = comms[comms["hold_kind"] == "payment_claimed"]
@@ -187,6 +192,9 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
         "disputes": runtime.markdown_preview(
             disputes[["ticket_id", "customer_id", "invoice_number", "dispute_scope", "status", "subject"]]
             .astype(object).fillna(""), rows=20),
+        "excluded_count": len(excluded),
+        "excluded": dg.MetadataValue.md(excluded.head(50).astype(object).fillna("").to_markdown(index=False)
+                                        if len(excluded) else "_none_"),
         "payment_claims": len(claims),
         "claims": runtime.markdown_preview(
             claims[["ticket_id", "customer_id", "invoice_number", "dispute_scope", "mentioned_at", "hold_until",

@@ -52,7 +52,7 @@ import pandas as pd
 
 from dunning_pipeline.dunning import invoice_numbers
 from dunning_pipeline.dunning.policy import DunningPolicy
-from dunning_pipeline.dunning.receivables import commercial_partner_map, tag_lists
+from dunning_pipeline.dunning.receivables import commercial_partner_map, quarantined_ids, tag_lists
 
 COLUMNS = [
     "ticket_id", "invoice_id", "invoice_number", "customer_id", "match_method", "status", "is_open",
@@ -69,6 +69,8 @@ MERGED_TAG = "closed_by_merge"
 _MERGED_INTO = r"merged into request #(?P<target>\d+)"
 _MERGED_FROM = r"request #(?P<source>\d+)\b[^\n]*?was closed and merged into this request"
 _MAX_MERGE_DEPTH = 20
+QUARANTINE_ASSETS = ("zendesk_tickets", "zendesk_comments", "zendesk_users")
+EXCLUSION_COLUMNS = ["asset", "record_id", "ticket_id", "check_name", "reason"]
 
 
 def local_day(ts: pd.Series, tz: ZoneInfo) -> pd.Series:
@@ -405,6 +407,36 @@ def _holds_of(texts: pd.DataFrame, named: pd.DataFrame, mentions: pd.DataFrame, 
     ])
     out["hold_until"] = pd.to_datetime(out["hold_until"]).astype("datetime64[s]")
     return out.reset_index().rename(columns={"level_0": "ticket_id", "level_1": "invoice_key"})
+
+
+def leave_out_quarantined(tickets: pd.DataFrame, users: pd.DataFrame, comments: pd.DataFrame,
+                          quarantine: pd.DataFrame | None
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The tickets, users and comments less those the data-quality checks hold back, and the list
+    of what was left out (EXCLUSION_COLUMNS, one row per record). A held ticket is not matched
+    (its comments go with it); a held comment's words make no hold; a held user matches no
+    ticket, and their comments, of unknown authorship, are left out too."""
+    held = {asset: quarantined_ids(quarantine, asset) for asset in QUARANTINE_ASSETS}
+    out_tickets = tickets["id"].astype("int64").isin(held["zendesk_tickets"])
+    out_users = users["id"].astype("int64").isin(held["zendesk_users"])
+    out_comments = (comments["id"].astype("int64").isin(held["zendesk_comments"])
+                    | comments["author_id"].astype("Int64").isin(held["zendesk_users"]).fillna(False))
+    if quarantine is None or not any(held.values()):
+        return tickets, users, comments, pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    rows = quarantine[quarantine["asset"].isin(QUARANTINE_ASSETS)].astype({"record_id": "int64"})
+    listed = (rows.groupby(["asset", "record_id"], as_index=False, sort=True)
+              .agg(check_name=("check_name", lambda v: ", ".join(sorted(set(v)))),
+                   reason=("reason", lambda v: "; ".join(dict.fromkeys(str(r) for r in v)))))
+    comment_ticket = pd.Series(comments["ticket_id"].astype("Int64").to_numpy(),
+                               index=comments["id"].astype("int64").to_numpy())
+    comment_ticket = comment_ticket[~comment_ticket.index.duplicated()]
+    ticket_id = pd.Series(pd.NA, index=listed.index, dtype="Int64")
+    is_ticket, is_comment = listed["asset"] == "zendesk_tickets", listed["asset"] == "zendesk_comments"
+    ticket_id[is_ticket] = listed.loc[is_ticket, "record_id"]
+    ticket_id[is_comment] = listed.loc[is_comment, "record_id"].map(comment_ticket)
+    listed["ticket_id"] = ticket_id
+    return (tickets[~out_tickets.to_numpy()], users[~out_users.to_numpy()], comments[~out_comments.to_numpy()],
+            listed[EXCLUSION_COLUMNS])
 
 
 def build_communications(

@@ -526,7 +526,8 @@ def parse_reconciliations(records: Sequence[Mapping], *, extracted_at: datetime)
     Both lines, the amount and `max_date` are required: without them a reconciliation cannot
     be dated or placed."""
     frame = _parse(records, RECONCILIATION_MODEL, RECONCILIATION_COLUMNS, extracted_at=extracted_at)
-    # No checks judge this table (nor quarantine it): a value that does not fit fails the page.
+    # The table has no parse_error column for its checks to quarantine by: a value that does
+    # not fit fails the page, naming the record (the checks judge what was stored).
     spoiled = frame["parse_error"].notna()
     if spoiled.any():
         raise OdooDataError(frame.loc[spoiled, "parse_error"].iloc[0])

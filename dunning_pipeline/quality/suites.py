@@ -46,8 +46,9 @@ _ONE = rf"(?:{_ADDR}|{_NAME}<{_ADDR}>)"
 EMAIL_PATTERN = rf"^\s*{_ONE}(?:\s*[,;]\s*{_ONE})*\s*$"
 
 INVOICES, CUSTOMERS, LINES = "odoo_invoices", "odoo_customers", "odoo_receivable_lines"
+RECONCILIATIONS = "odoo_reconciliations"
 TICKETS, USERS, COMMENTS = "zendesk_tickets", "zendesk_users", "zendesk_comments"
-ASSETS = (INVOICES, CUSTOMERS, LINES, TICKETS, USERS, COMMENTS)
+ASSETS = (INVOICES, CUSTOMERS, LINES, RECONCILIATIONS, TICKETS, USERS, COMMENTS)
 
 
 class RuleKind(StrEnum):
@@ -413,6 +414,58 @@ LINE_RULES = (
     _fields_parse(LINES, ("move_id",), "Odoo", _ODOO_PARSE),
 )
 
+# -- odoo_reconciliations ----------------------------------------------------------------------
+RECONCILIATION_COLUMNS = ("id", "debit_line_id", "credit_line_id", "company_id", "company_currency", "amount",
+                          "debit_amount_currency", "credit_amount_currency", "max_date")
+RECONCILIATION_DATES = ("max_date", "create_date", "write_date")
+_BOTH_LINES = ("debit_line_id", "credit_line_id")
+
+
+def _reconciliation_fields(p: SuiteParams) -> list[Expect]:
+    return [_not_null("debit_line_id", "a reconciliation has a debit line", shows=("credit_line_id",)),
+            _not_null("credit_line_id", "a reconciliation has a credit line", shows=("debit_line_id",)),
+            _not_null("amount", "a reconciliation has an amount in company currency", shows=_BOTH_LINES),
+            _not_null("max_date", "a reconciliation has the day it counts from (max_date)", shows=_BOTH_LINES)]
+
+
+def _reconciliation_amounts(p: SuiteParams) -> list[Expect]:
+    shows = (*_BOTH_LINES, "company_currency")
+    return [Expect("ExpectColumnValuesToBeBetween", {"column": "amount", "min_value": 0, "strict_min": True},
+                   "amount", "the amount settled is above 0", shows=shows),
+            _at_least("debit_amount_currency", 0, "debit_amount_currency is not negative", shows=shows),
+            _at_least("credit_amount_currency", 0, "credit_amount_currency is not negative", shows=shows)]
+
+
+def _reconciliation_lines(p: SuiteParams) -> list[Expect]:
+    # The credit side is mostly a payment's line, which we do not extract; the debit side is the
+    # invoice's line, unless the reconciliation settles a credit note (its line is the credit
+    # side) against a refund payment. So: a line of ours on one side at least.
+    return [Expect("ExpectColumnValuesToBeInSet", {"column": ref_column("debit_line_id"), "value_set": [True]},
+                   "debit_line_id", "the debit line, or else the credit line, is one of the Odoo receivable lines",
+                   where=(Where(ref_column("credit_line_id"), "!=", True),), shows=("credit_line_id",),
+                   reference=LINES)]
+
+
+RECONCILIATION_RULES = (
+    _required_columns(RECONCILIATIONS, RECONCILIATION_COLUMNS),
+    _unique_ids(RECONCILIATIONS),
+    _dates_parse(RECONCILIATIONS, RECONCILIATION_DATES),
+    Rule(RECONCILIATIONS, "reconciliation_fields_present", RuleKind.RECORD,
+         "Quarantines reconciliations without a debit line, a credit line, an amount or max_date: they "
+         "cannot be placed on a line or dated.", _reconciliation_fields),
+    Rule(RECONCILIATIONS, "amounts_positive", RuleKind.RECORD,
+         "Quarantines reconciliations whose amount (company currency) is not above 0 or whose amount in a "
+         "line's currency is negative. (Amounts are exact integers of 1/10,000 once extracted; a value that "
+         "is not a number or beyond NUMERIC(19,4) is refused by the extraction, naming the record.)",
+         _reconciliation_amounts),
+    Rule(RECONCILIATIONS, "line_references", RuleKind.REFERENCE,
+         "Quarantines reconciliations neither of whose lines is among the extracted receivable lines (the "
+         "credit side is often a payment line, which is not extracted: only one side needs to be ours); "
+         "blocking when more than `max_broken_reference_share` of them are broken.",
+         _reconciliation_lines, references=(LINES,)),
+    _dates_plausible(RECONCILIATIONS, ("max_date",), shows=_BOTH_LINES),
+)
+
 # -- zendesk_tickets ---------------------------------------------------------------------------
 TICKET_COLUMNS = ("id", "status", "subject", "requester_id", "from_address", "created_at", "updated_at")
 TICKET_DATES = ("created_at", "updated_at")
@@ -470,6 +523,7 @@ SUITES: dict[str, tuple[Rule, ...]] = {
     INVOICES: INVOICE_RULES,
     CUSTOMERS: CUSTOMER_RULES,
     LINES: LINE_RULES,
+    RECONCILIATIONS: RECONCILIATION_RULES,
     TICKETS: TICKET_RULES,
     USERS: USER_RULES,
     COMMENTS: COMMENT_RULES,

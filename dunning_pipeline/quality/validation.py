@@ -119,9 +119,12 @@ def prepare(frame: pd.DataFrame, expects: Sequence[Expect], reference_ids: Mappi
         if e.reference is not None:
             if e.reference not in reference_ids:
                 raise ValueError(f"rule on {e.field} needs the ids of {e.reference}")
-            values = frame[e.field]
-            found = values.isin(pd.Series(reference_ids[e.reference]).dropna().astype("int64"))
-            out[ref_column(e.field)] = found.astype(object).where(values.notna(), None)
+            ids = pd.Series(reference_ids[e.reference]).dropna().astype("int64")
+            # The field's helper, and that of another field the row condition asks about
+            # (a reconciliation's debit line, unless its credit line is found there).
+            for name in [e.field, *(c for c in frame.columns if any(w.column == ref_column(c) for w in e.where))]:
+                values = frame[name]
+                out[ref_column(name)] = values.isin(ids).astype(object).where(values.notna(), None)
         if e.gx_type == "ExpectColumnValuesToMatchRegex" and e.field in out.columns:
             text = out[e.field].astype(object)
             out[e.field] = text.where(text.notna() & (text.astype(str).str.strip() != ""), None)

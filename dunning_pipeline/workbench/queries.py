@@ -8,9 +8,10 @@ columns they have (reflected), so their final shape can change without breaking 
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,30 +20,18 @@ from dunning_pipeline import money
 from dunning_pipeline.dunning import tables as dt
 from dunning_pipeline.reporting import draft_tables
 from dunning_pipeline.warehouse import schema
-from dunning_pipeline.workbench.tables import workbench_actions, workbench_worklist, workbench_worklist_customers
+from dunning_pipeline.workbench import rollup
+from dunning_pipeline.workbench.rollup import DUNNED, GROUPS, ON_HOLD, units, wl, wlc
+from dunning_pipeline.workbench.tables import workbench_actions
 
 ag = dt.invoice_aging
-DUNNED, ON_HOLD = "dunned", "on_hold"
-
-# The worklist's groups, in display order, and the policy actions each covers.
-GROUPS = (("call", "Call", ("call",)), ("reminder", "Send reminder", ("email",)),
-          ("final_notice", "Final notice", ("letter",)), ("agency", "Hand to agency", ("suspend", "agency")))
 GROUP_LABEL = {key: label for key, label, _ in GROUPS}
-# Rank of a customer's most advanced action: the group is that of the highest one.
-_ACTION_RANK = {"email": 1, "call": 2, "letter": 3, "suspend": 4, "agency": 5}
-_RANK_GROUP = {1: "reminder", 2: "call", 3: "final_notice", 4: "agency", 5: "agency"}
 HOLD_FILTERS = ("", "held", "any", "exclusion", "dispute", "payment_claimed", "promise", "in_payment",
                 "net_credit", "blocked")
 OPTIONAL_TABLES = ("ar_aging_report", "collection_kpis", "customer_timeline", "reminder_drafts",
                    "instalment_aging")
 MAX_PAGE = 100_000
-WORKLIST_STATE = "workbench.worklist_snapshot"  # extract_state: the aging snapshot the rollup is of
-wl, wlc = workbench_worklist, workbench_worklist_customers
-
-
-def units(col) -> sa.ColumnElement:
-    """A money column as exact int units of 1/10,000 (no float on the way)."""
-    return sa.cast(sa.func.round(col * money.SCALE), sa.BigInteger)
+log = logging.getLogger("dunning_pipeline.workbench")
 
 
 def fmt_units(u, currency: str | None = None) -> str:
@@ -103,6 +92,7 @@ class Reader:
         self._lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._totals: tuple[str | None, list[dict]] | None = None  # (snapshot, unfiltered totals)
+        self.rebuilds = 0  # rollups rebuilt by this reader (the nightly asset should leave it at 0)
 
     # -- optional tables ------------------------------------------------------------------
     def optional(self, conn: Connection, name: str) -> sa.Table | None:
@@ -138,49 +128,27 @@ class Reader:
             self._options = {"as_of": as_of, "values": values}
         return values
 
-    def refresh_worklist(self) -> None:
-        """Rebuild the worklist's rollup (`workbench_worklist`) when the aging snapshot is not
-        the one it was built from (a new night, or a rerun of the day): once per snapshot, in one
-        transaction, so a page sees the old rollup or the new one, never half of one."""
-        es = schema.extract_state
-        # The aging is replaced whole by each run: any row names the snapshot (day and run).
-        snapshot = sa.select(sa.cast(ag.c.as_of_date, sa.Text).concat("|")
-                             .concat(sa.func.coalesce(ag.c.run_id, ""))).limit(1)
-        state = sa.select(es.c.value).where(es.c.key == WORKLIST_STATE)
+    def refresh_worklist(self) -> bool:
+        """Make sure the worklist's rollup is of the current aging snapshot. The nightly asset
+        `workbench_worklist` builds it after the aging; only when its mark names another snapshot
+        (the asset not run yet, or the aging rerun without it) is it rebuilt here, once per
+        snapshot, in one transaction, and logged. Returns whether it was rebuilt here."""
         with self.engine.connect() as conn:
-            current, built = conn.execute(snapshot).scalar(), conn.execute(state).scalar()
+            current, built = rollup.current_snapshot(conn), rollup.built_snapshot(conn)
         if current == built:
             if self._totals is None or self._totals[0] != current:
                 with self.engine.connect() as conn:  # the rollup is immutable: its totals too
                     self._totals = (current, self._summary(conn, sa.select(*wlc.c).subquery()))
-            return
+            return False
         with self._refresh_lock, self.engine.begin() as conn:
-            current, built = conn.execute(snapshot).scalar(), conn.execute(state).scalar()
+            current, built = rollup.current_snapshot(conn), rollup.built_snapshot(conn)
             if current == built:
-                return
-            rank = sa.case(*[(ag.c.action == a, r) for a, r in _ACTION_RANK.items()], else_=0)
-            keys = [ag.c.customer_id, ag.c.company_currency, ag.c.dunning_status, ag.c.hold_reason, ag.c.stage,
-                    ag.c.segment, ag.c.company_id, ag.c.currency]
-            rollup = (sa.select(*keys, sa.func.count(), sa.func.sum(units(ag.c.amount_residual_company)),
-                                sa.func.max(ag.c.days_overdue), sa.func.max(rank), sa.func.max(ag.c.customer_name),
-                                sa.func.max(ag.c.customer_stage))
-                      .where(ag.c.dunning_status.in_((DUNNED, ON_HOLD))).group_by(*keys))
-            conn.execute(wl.delete())
-            conn.execute(wl.insert().from_select(
-                [k.name for k in keys] + ["invoices", "amount_units", "days_overdue", "action_rank",
-                                          "customer_name", "customer_stage"], rollup))
-            per_customer = self._per_customer([wl.c.dunning_status == DUNNED]).subquery()
-            group, order = _group_of(per_customer.c.action_rank)
-            conn.execute(wlc.delete())
-            conn.execute(wlc.insert().from_select(
-                [c.name for c in per_customer.c] + ["action_group", "group_order"],
-                sa.select(per_customer, group, order)))
-            if conn.dialect.name == "postgresql":  # the planner's statistics of the new rows
-                conn.execute(sa.text("ANALYZE workbench_worklist, workbench_worklist_customers"))
-            conn.execute(es.delete().where(es.c.key == WORKLIST_STATE))
-            if current is not None:
-                conn.execute(es.insert().values(key=WORKLIST_STATE, value=current,
-                                                updated_at=datetime.now(UTC).replace(tzinfo=None)))
+                return False
+            log.warning("worklist rollup is of snapshot %s, the aging of %s: rebuilding it in the workbench "
+                        "(materialize workbench_worklist after invoice_aging to build it at night)", built, current)
+            rollup.rebuild(conn)
+            self.rebuilds += 1
+            return True
 
     def _row_filter(self, f: Filters) -> list[sa.ColumnElement]:
         if f.hold == "":
@@ -201,25 +169,7 @@ class Reader:
             where.append(wl.c.currency == f.currency)
         return where
 
-    @staticmethod
-    def _per_customer(where: list[sa.ColumnElement]) -> sa.Select:
-        """The rollup's rows matching `where`, summed per customer and company currency."""
-        held = sa.case((wl.c.dunning_status == ON_HOLD, wl.c.invoices), else_=0)
-        return (
-            sa.select(
-                wl.c.customer_id, wl.c.company_currency,
-                sa.func.max(wl.c.customer_name).label("customer_name"),
-                sa.func.max(wl.c.segment).label("segment"),
-                sa.func.max(wl.c.customer_stage).label("customer_stage"),
-                sa.func.sum(wl.c.invoices).label("invoices"),
-                sa.func.sum(held).label("held"),
-                sa.func.sum(wl.c.amount_units).label("amount_units"),
-                sa.func.max(wl.c.days_overdue).label("days_overdue"),
-                sa.func.max(wl.c.action_rank).label("action_rank"),
-            )
-            .where(*where)
-            .group_by(wl.c.customer_id, wl.c.company_currency)
-        )
+    _per_customer = staticmethod(rollup.per_customer)
 
     def _grouped(self, f: Filters, as_of: date | None) -> sa.Select:
         if f.unfiltered:
@@ -227,7 +177,7 @@ class Reader:
             stmt = sa.select(*wlc.c)
         else:
             per_customer = self._per_customer(self._row_filter(f)).subquery("per_customer")
-            stmt = sa.select(per_customer, *_group_of(per_customer.c.action_rank))
+            stmt = sa.select(per_customer, *rollup.group_of(per_customer.c.action_rank))
         if not f.handled and as_of is not None:
             wa = workbench_actions
             done = (sa.select(wa.c.id).where(
@@ -473,13 +423,6 @@ class Reader:
             return None
         order = ("as_of_date",) if newest_first else ()
         return self._optional_rows(conn, name, None, order=order, limit=limit, descending=newest_first)
-
-
-def _group_of(action_rank) -> tuple[sa.ColumnElement, sa.ColumnElement]:
-    """The worklist group of a customer's most advanced action, and the group's display order."""
-    group = sa.case(*[(action_rank == r, g) for r, g in _RANK_GROUP.items()], else_="none")
-    order = sa.case(*[(group == key, i) for i, (key, _, _) in enumerate(GROUPS)], else_=len(GROUPS))
-    return group.label("action_group"), order.label("group_order")
 
 
 def _pick(row: dict, names: tuple[str, ...]):

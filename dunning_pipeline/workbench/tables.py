@@ -43,24 +43,24 @@ sa.Index("ix_workbench_actions_customer_id", workbench_actions.c.customer_id, wo
 # The worklist's rollup of the aging snapshot: one row per customer and company currency and
 # per value of each filter (status, hold reason, stage, segment, company, currency), so the
 # worklist groups a few rows per customer instead of every invoice. Rebuilt from each new
-# aging snapshot by the workbench (queries.Reader.refresh_worklist); never edited.
+# aging snapshot by the nightly asset workbench_worklist (rollup.rebuild); never edited.
 workbench_worklist = sa.Table(
     "workbench_worklist",
     metadata,
-    sa.Column("customer_id", sa.BigInteger, nullable=False),
-    sa.Column("company_currency", sa.Text),
-    sa.Column("dunning_status", sa.Text, nullable=False),
-    sa.Column("hold_reason", sa.Text),
-    sa.Column("stage", sa.Text),
-    sa.Column("segment", sa.Text),
-    sa.Column("company_id", sa.BigInteger),
-    sa.Column("currency", sa.Text),
-    sa.Column("invoices", sa.Integer, nullable=False),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner"),
+    sa.Column("company_currency", sa.Text, comment="currency of the amounts"),
+    sa.Column("dunning_status", sa.Text, nullable=False, comment="dunned or on_hold"),
+    sa.Column("hold_reason", sa.Text, comment="why on hold (invoice_aging.hold_reason)"),
+    sa.Column("stage", sa.Text, comment="dunning stage in effect"),
+    sa.Column("segment", sa.Text, comment="customer segment"),
+    sa.Column("company_id", sa.BigInteger, comment="Odoo company"),
+    sa.Column("currency", sa.Text, comment="invoice currency"),
+    sa.Column("invoices", sa.Integer, nullable=False, comment="open invoices summed"),
     sa.Column("amount_units", sa.BigInteger, nullable=False, comment="company currency, 1/10,000 units"),
     sa.Column("days_overdue", sa.Integer, comment="the most overdue invoice's"),
-    sa.Column("action_rank", sa.Integer, comment="the most advanced action's rank (queries._ACTION_RANK)"),
-    sa.Column("customer_name", sa.Text),
-    sa.Column("customer_stage", sa.Text),
+    sa.Column("action_rank", sa.Integer, comment="the most advanced action's rank (rollup.ACTION_RANK)"),
+    sa.Column("customer_name", sa.Text, comment="commercial partner name"),
+    sa.Column("customer_stage", sa.Text, comment="the customer's highest stage"),
 )
 sa.Index("ix_workbench_worklist_status_customer", workbench_worklist.c.dunning_status,
          workbench_worklist.c.customer_id)
@@ -71,18 +71,18 @@ for _filter in ("hold_reason", "stage", "segment", "company_id", "currency"):  #
 workbench_worklist_customers = sa.Table(
     "workbench_worklist_customers",
     metadata,
-    sa.Column("customer_id", sa.BigInteger, nullable=False),
-    sa.Column("company_currency", sa.Text),
-    sa.Column("customer_name", sa.Text),
-    sa.Column("segment", sa.Text),
-    sa.Column("customer_stage", sa.Text),
-    sa.Column("invoices", sa.Integer, nullable=False),
-    sa.Column("held", sa.Integer, nullable=False),
-    sa.Column("amount_units", sa.BigInteger, nullable=False),
-    sa.Column("days_overdue", sa.Integer),
-    sa.Column("action_rank", sa.Integer),
-    sa.Column("action_group", sa.Text, nullable=False),
-    sa.Column("group_order", sa.Integer, nullable=False),
+    sa.Column("customer_id", sa.BigInteger, nullable=False, comment="commercial partner"),
+    sa.Column("company_currency", sa.Text, comment="currency of the amounts"),
+    sa.Column("customer_name", sa.Text, comment="commercial partner name"),
+    sa.Column("segment", sa.Text, comment="customer segment"),
+    sa.Column("customer_stage", sa.Text, comment="the customer's highest stage"),
+    sa.Column("invoices", sa.Integer, nullable=False, comment="open invoices summed"),
+    sa.Column("held", sa.Integer, nullable=False, comment="of them on hold"),
+    sa.Column("amount_units", sa.BigInteger, nullable=False, comment="company currency, 1/10,000 units"),
+    sa.Column("days_overdue", sa.Integer, comment="the most overdue invoice's"),
+    sa.Column("action_rank", sa.Integer, comment="the most advanced action's rank (rollup.ACTION_RANK)"),
+    sa.Column("action_group", sa.Text, nullable=False, comment="call, reminder, final_notice, agency or none"),
+    sa.Column("group_order", sa.Integer, nullable=False, comment="the group's display order"),
 )
 sa.Index("ix_workbench_worklist_customers_id", workbench_worklist_customers.c.customer_id)
 sa.Index("ix_workbench_worklist_customers_order", workbench_worklist_customers.c.group_order,

@@ -29,8 +29,8 @@ from dunning_pipeline.zendesk.resource import ZendeskResource
 
 AS_OF = date(2026, 3, 2)
 SEED = 11
-RAW_ASSETS = ("odoo_invoices", "odoo_customers", "odoo_receivable_lines", "zendesk_tickets", "zendesk_users",
-              "zendesk_comments")
+RAW_ASSETS = ("odoo_invoices", "odoo_customers", "odoo_receivable_lines", "odoo_reconciliations", "zendesk_tickets",
+              "zendesk_users", "zendesk_comments")
 
 
 @dg.asset(deps=list(RAW_ASSETS), group_name="dunning")
@@ -70,15 +70,20 @@ class PipelineRun:
 
 
 def run_pipeline(directory: Path, fault_kinds: list[str] | None) -> PipelineRun:
-    from dunning_pipeline.odoo.assets import odoo_customers, odoo_invoices, odoo_receivable_lines
+    from dunning_pipeline.odoo.assets import (
+        odoo_customers,
+        odoo_invoices,
+        odoo_receivable_lines,
+        odoo_reconciliations,
+    )
     from dunning_pipeline.zendesk.assets import zendesk_comments, zendesk_tickets_and_users
 
     url = f"sqlite:///{directory / 'warehouse.sqlite'}"
     with Sandbox(seed=SEED, customers=30, invoices=300, as_of=AS_OF) as sb:
         faults = data_faults.inject(sb.data, fault_kinds) if fault_kinds else []
         result = dg.materialize(
-            [odoo_invoices, odoo_customers, odoo_receivable_lines, zendesk_tickets_and_users, zendesk_comments,
-             dunning_stand_in,
+            [odoo_invoices, odoo_customers, odoo_receivable_lines, odoo_reconciliations, zendesk_tickets_and_users,
+             zendesk_comments, dunning_stand_in,
              *build_all_asset_checks()],
             resources=sandbox_resources(sb, url),
             tags={settings.AS_OF_TAG: AS_OF.isoformat()},

@@ -102,7 +102,7 @@ def test_faulty_run_stops_the_dunning_assets(faulty_run):
     materialized = faulty_run.materialized()
     assert {"odoo_invoices", "odoo_customers", "zendesk_tickets", "zendesk_users"} <= materialized
     assert "dunning_stand_in" not in materialized
-    assert "odoo_receivable_lines" not in materialized  # behind the blocked invoices
+    assert not {"odoo_receivable_lines", "odoo_reconciliations"} & materialized  # behind the blocked invoices
     blocking = {(f.asset, f.check) for f in faulty_run.faults if f.severity == ERROR}
     evaluations = faulty_run.evaluations()
     for key in blocking:
@@ -112,10 +112,11 @@ def test_faulty_run_stops_the_dunning_assets(faulty_run):
 # A blocking failure of zendesk_users stops everything that depends on that asset in the run:
 # the requester check of the tickets (it reads the users) and the comments. Every other check ran.
 # Likewise a blocking failure of odoo_invoices stops the extraction of their receivable lines
-# (the next night reads the lines of every move upserted since, so none is lost).
+# and of the lines' reconciliations (the next night reads those of every move upserted since,
+# so none is lost).
 SKIPPED_BEHIND_BLOCKED_USERS = {("zendesk_tickets", "requester_references")} | {
     ("zendesk_comments", r) for a, r in ALL_RULES if a == "zendesk_comments"} | {
-    ("odoo_receivable_lines", r) for a, r in ALL_RULES if a == "odoo_receivable_lines"}
+    (a, r) for a, r in ALL_RULES if a in ("odoo_receivable_lines", "odoo_reconciliations")}
 
 
 def test_faulty_run_names_every_bad_record_in_its_check(faulty_run):

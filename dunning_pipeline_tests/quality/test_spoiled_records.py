@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from dunning_pipeline.dunning.communications import id_lists
 from dunning_pipeline.sandbox import data_faults
 from dunning_pipeline.warehouse.store import Warehouse
 from dunning_pipeline_tests.conftest import fresh_pg_database, point_at_sandbox
@@ -95,13 +96,25 @@ def related(nights) -> dict[str, set[int]]:
     invoices = wh.read("odoo_invoices", columns=["id", "partner_id", "commercial_partner_id"])
     lines = wh.read("odoo_receivable_lines", columns=["id", "move_id"])
     comments = wh.read("zendesk_comments", columns=["id", "ticket_id"])
-    tickets = wh.read("zendesk_tickets", columns=["id", "requester_id"])
+    tickets = wh.read("zendesk_tickets", columns=["id", "requester_id", "organization_id", "email_cc_ids",
+                                                  "collaborator_ids"])
+    users = wh.read("zendesk_users", columns=["id", "organization_id"])
     comms = wh.read("customer_communications", columns=["ticket_id", "customer_id"])
     moves = by_asset.get("odoo_invoices", set()) | set(
         lines.loc[lines["id"].isin(by_asset.get("odoo_receivable_lines", set())), "move_id"])
     ticket_ids = by_asset.get("zendesk_tickets", set()) | set(
         comments.loc[comments["id"].isin(by_asset.get("zendesk_comments", set())), "ticket_id"]) | set(
         tickets.loc[tickets["requester_id"].isin(by_asset.get("zendesk_users", set())), "id"])
+    # A quarantined user matches no ticket: neither as requester, CC or collaborator, nor through
+    # their organization.
+    held_users = by_asset.get("zendesk_users", set())
+    held_orgs = set(users.loc[users["id"].isin(held_users), "organization_id"].dropna().astype(int))
+    names_held = pd.Series(False, index=tickets.index)
+    for col in ("email_cc_ids", "collaborator_ids"):
+        names_held |= id_lists(tickets[col]).map(lambda ids: bool(held_users & set(ids)))
+    ticket_ids |= set(tickets.loc[names_held | tickets["organization_id"].isin(held_orgs), "id"])
+    ticket_ids |= set(tickets.loc[tickets["requester_id"].isin(
+        users.loc[users["organization_id"].isin(held_orgs), "id"]), "id"])
     mine = invoices[invoices["id"].isin(moves)]
     customers = (by_asset.get("odoo_customers", set())
                  | set(mine["commercial_partner_id"].dropna().astype(int))
