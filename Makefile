@@ -43,8 +43,9 @@ dev: $(VENV)/.installed
 workbench: $(VENV)/.installed
 	$(BIN)/python -m dunning_pipeline.workbench $(WORKBENCH_ARGS)
 
-## make bench: the benchmark (not part of the tests)
+## make bench: the benchmark and BENCHMARKS.md (not part of the tests; BENCH_ARGS="--invoices 10000")
 bench: $(VENV)/.installed-test
+	$(PIP) install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 ## make mutate: mutation testing of the money and audit code (setup.cfg [mutmut]); long

@@ -43,5 +43,8 @@ setup(
         # The scale-out examples in dunning_pipeline/deploy/ are loaded by a test.
         "dagster-docker>=0.29,<0.30",
         "dagster-k8s>=0.29,<0.30",
+        "duckdb>=2,<3",  # the benchmark's engine floor; its 2k run is a test
+    ], "bench": [
+        "duckdb>=2,<3",  # `make bench`: the engine arithmetic as DuckDB SQL (floor b)
     ]},
 )

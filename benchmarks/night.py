@@ -1,9 +1,11 @@
 """One night of the pipeline in its own process, so the parent can measure its time and memory.
 
 Runs the `nightly_dunning` job in process against the sandbox named by the environment, with
-the warehouse at --database-url, and prints one JSON line: step durations and row counts.
-The Zendesk export limiter is lifted (the sandbox's is too): the benchmark measures our code,
-not Zendesk's 10-requests-per-minute budget, which would add ~6 s per 1,000 tickets.
+the warehouse at --database-url, and prints one JSON line: per step its wall seconds (from the
+STEP_START and STEP_SUCCESS events' timestamps) and its peak RSS (the largest VmRSS a sampling
+thread saw between them; the in-process executor runs one step at a time), plus the time to load
+the code location. The Zendesk export limiter is lifted (the sandbox's is too): the benchmark
+measures our code, not Zendesk's 10-requests-per-minute budget.
 """
 
 from __future__ import annotations
@@ -11,9 +13,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 
-import dagster as dg
+_RSS_SAMPLES: list[tuple[float, int]] = []  # (time.time(), VmRSS in KiB)
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _sample_rss(stop: threading.Event, every: float = 0.05) -> None:
+    while not stop.is_set():
+        _RSS_SAMPLES.append((time.time(), _rss_kib()))
+        stop.wait(every)
+
+
+def _peak_mb(start: float, end: float) -> int:
+    inside = [kib for t, kib in _RSS_SAMPLES if start <= t <= end]
+    return round(max(inside, default=0) / 1024)
 
 
 def main() -> None:
@@ -21,8 +43,14 @@ def main() -> None:
     p.add_argument("--as-of", required=True)
     p.add_argument("--database-url", required=True)
     args = p.parse_args()
+    stop = threading.Event()
+    threading.Thread(target=_sample_rss, args=(stop,), daemon=True).start()
+
+    load_started = time.perf_counter()
+    import dagster as dg
 
     from dunning_pipeline import definitions as d
+    load_s = time.perf_counter() - load_started
     from dunning_pipeline.schedules import nightly_dunning
     from dunning_pipeline.warehouse.resource import WarehouseResource
     from dunning_pipeline.zendesk.resource import ZendeskResource
@@ -42,19 +70,28 @@ def main() -> None:
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, partition_key=args.as_of,
                                         raise_on_error=False)
-    total = time.perf_counter() - started
-    steps = {}
-    for event in result.all_events:
-        if event.event_type_value == "STEP_SUCCESS":
-            steps[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 2)
-        elif event.event_type_value == "STEP_FAILURE":
-            error, messages = event.event_specific_data.error, []
-            while error is not None:  # Dagster's wrapper first, then the root cause
-                messages.append(error.message.strip())
-                error = error.cause
-            steps[event.step_key] = "FAILED: " + " <- ".join(messages)[-600:]
+        total = time.perf_counter() - started
+        stop.set()
+        starts, steps = {}, {}
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None:
+                continue
+            kind = event.event_type_value
+            if kind == "STEP_START":
+                starts[event.step_key] = entry.timestamp
+            elif kind == "STEP_SUCCESS":
+                begin = starts.get(event.step_key, entry.timestamp)
+                steps[event.step_key] = {"seconds": round(entry.timestamp - begin, 2),
+                                         "peak_rss_mb": _peak_mb(begin, entry.timestamp)}
+            elif kind == "STEP_FAILURE":
+                error, messages = event.event_specific_data.error, []
+                while error is not None:  # Dagster's wrapper first, then the root cause
+                    messages.append(error.message.strip())
+                    error = error.cause
+                steps[event.step_key] = {"failed": " <- ".join(messages)[-600:]}
     print(json.dumps({"success": result.success, "seconds": round(total, 1), "steps": steps,
-                      "pid": os.getpid()}))
+                      "load_s": round(load_s, 2), "pid": os.getpid()}))
 
 
 if __name__ == "__main__":
