@@ -172,7 +172,7 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     invoices = read_as_known(wh, "odoo_invoices", as_of, columns=_present(wh, "odoo_invoices", [
         "id", "name", "state", "partner_id", "commercial_partner_id", "company_id"]), where=t.c.state == "posted")
     context.log.info(f"read {len(tickets)} tickets, {len(comments)} comments, {len(users)} users")
-    tickets, users, comments, excluded = leave_out_quarantined(tickets, users, comments, _quarantine(wh))
+    tickets, users, comments, excluded = leave_out_quarantined(tickets, users, comments, _quarantine(wh, as_of))
     if len(excluded):
         context.log.warning(f"{len(excluded)} quarantined Zendesk records left out of the matching: "
                             + ", ".join(f"{a} ({n})" for a, n in excluded["asset"].value_counts().items()))
