@@ -101,6 +101,16 @@ with dg.execute_job(job, instance, tags=day, reexecution_options=dg.ReexecutionO
 """
 
 
+def test_the_chains_kill_after_every_step_of_the_nightly_job():
+    """A step added to the job without a kill point fails here (the list is the job's steps)."""
+    from dunning_pipeline.definitions import defs
+
+    layer = defs.resolve_job_def("nightly_dunning").asset_layer
+    steps = {layer.get_op_output_handle(key).node_handle.name for key in layer.asset_graph.executable_asset_keys}
+    assert sorted(step for step, _table in STEPS) == sorted(steps)
+    assert len(CHAINS["after"]) == len(steps)
+
+
 @pytest.fixture(scope="module")
 def sandbox():
     from dunning_pipeline.sandbox import Sandbox
