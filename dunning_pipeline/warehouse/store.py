@@ -230,6 +230,9 @@ class Warehouse:
         if missing:
             raise WarehouseError(f"table {table}: required column(s) {missing} are missing")
         if frame.empty:
+            if conn is not None:  # e.g. the rows a replace deleted: a write of the transaction
+                _kill_point(table, "mid-write")
+                _note_written(conn, table)
             return 0
         cols = [c for c in t.columns if c.name in frame.columns]
         text = _to_text_frame(frame, cols, table)
@@ -240,9 +243,7 @@ class Warehouse:
             else:
                 _generic_write(c, t, cols, text, mode)
             _kill_point(table, "mid-write")
-            written = c.info.get(_WRITTEN)
-            if written is not None and table not in written:
-                written.append(table)
+            _note_written(c, table)
         return len(frame)
 
     # -- reading ------------------------------------------------------------------------------
@@ -321,10 +322,17 @@ _WRITTEN = "dunning_tables_written"
 KILL_AT_VAR = "DUNNING_TEST_KILL_AT"
 
 
+def _note_written(conn: Connection, table: str) -> None:
+    written = conn.info.get(_WRITTEN)
+    if written is not None and table not in written:
+        written.append(table)
+
+
 def _kill_point(table: str, moment: str) -> None:
     """TEST ONLY: `DUNNING_TEST_KILL_AT=<table>:<before|mid-write|after>` kills this process with
     SIGKILL when a write of `table` starts, when its rows are in but not committed, or after
-    the transaction that wrote it committed (the crash-consistency tests). Unset in production."""
+    the transaction that wrote it committed (the crash-consistency tests); a write of no rows in
+    a transaction (a replace that only deleted) counts. Unset in production."""
     if os.environ.get(KILL_AT_VAR) == f"{table}:{moment}":
         os.kill(os.getpid(), signal.SIGKILL)
 
