@@ -69,9 +69,36 @@ def serialized_step(fn):
     def step(context, *args, **kwargs):
         def waiting():
             context.log.info(f"{fn.__name__}: another run holds its warehouse lock; waiting for it to finish")
-        with kwargs["warehouse"].get_warehouse().writer_lock(fn.__name__, on_wait=waiting):
-            return fn(context, *args, **kwargs)
+        try:
+            with kwargs["warehouse"].get_warehouse().writer_lock(fn.__name__, on_wait=waiting):
+                return fn(context, *args, **kwargs)
+        except Exception as exc:
+            record_retry_verdict(context, exc)
+            raise
     return step
+
+
+# The run tag the run-retry daemon reads when a run failed in a step (it overrides dagster.yaml's
+# `run_retries: retry_on_asset_or_op_failure`); a retried run inherits its parent's tags.
+RETRY_ON_STEP_FAILURE_TAG = "dagster/retry_on_asset_or_op_failure"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A source that stayed down, overloaded or unreachable through all of its client's retries:
+    a later run may succeed. A refused key, a bad record or a bug fails the same way again."""
+    from dunning_pipeline.odoo.client import OdooUnavailableError
+    from dunning_pipeline.zendesk.client import ZendeskRetriesExhaustedError, ZendeskUnreachableError
+
+    return isinstance(exc, OdooUnavailableError | ZendeskUnreachableError | ZendeskRetriesExhaustedError)
+
+
+def record_retry_verdict(context: dg.AssetExecutionContext, exc: BaseException) -> None:
+    """Before a step fails: tell the run-retry daemon whether retrying the run can help, so a
+    transient fault is retried (from failure) and a wrong key is not (see dagster.yaml)."""
+    verdict = "true" if is_transient(exc) else "false"
+    context.instance.add_run_tags(context.run_id, {RETRY_ON_STEP_FAILURE_TAG: verdict})
+    if verdict == "true":
+        context.log.warning(f"{type(exc).__name__} is transient: the run-retry daemon retries this run from its failure")
 
 
 def warehouse_type(column: sa.Column) -> str:

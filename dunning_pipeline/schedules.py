@@ -1,6 +1,9 @@
-"""The nightly job and its schedule: 02:00 in DUNNING_TIMEZONE, each run for the partition of its as-of day."""
+"""The nightly job and its schedule: 02:00 in DUNNING_TIMEZONE (DUNNING_NIGHTLY_CRON), each run for
+the partition of its as-of day."""
 
 from __future__ import annotations
+
+import os
 
 import dagster as dg
 
@@ -11,6 +14,13 @@ from dunning_pipeline.partitions import as_of_days
 # Everything but the weekly Slack alert, which has its own job and schedule.
 NIGHTLY_GROUPS = ("odoo", "zendesk", "dunning", "reporting")
 JOB_TAG = "dunning/job"
+NIGHTLY_CRON_VAR = "DUNNING_NIGHTLY_CRON"
+DEFAULT_NIGHTLY_CRON = "0 2 * * *"
+
+
+def nightly_cron() -> str:
+    """When the nightly run starts, in DUNNING_TIMEZONE: `DUNNING_NIGHTLY_CRON`, default 02:00."""
+    return (os.environ.get(NIGHTLY_CRON_VAR) or DEFAULT_NIGHTLY_CRON).strip()
 
 # In one process: the steps hand data over through the warehouse, not memory, so separate
 # processes would only add a code-location load (and a Great Expectations import) per step.
@@ -29,13 +39,26 @@ nightly_dunning = dg.define_asset_job(
 
 # Not `build_schedule_from_partitioned_job`: that fills the day that has just ended, while the
 # night of 2 March at 02:00 computes as-of 2 March (`as_of_days` holds the current day).
-@dg.schedule(
-    job=nightly_dunning,
-    cron_schedule="0 2 * * *",
-    execution_timezone=settings.timezone_name(),
-    name="nightly_dunning_schedule",
-    description="Every night at 02:00 in DUNNING_TIMEZONE; the run's partition (as-of date) is the tick's day.",
-)
-def nightly_dunning_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def _nightly_run_request(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    # One run per as-of day (the run key): a cron that ticks more often starts no second night.
     as_of = as_of_for_tick(context.scheduled_execution_time, settings.timezone()).isoformat()
     return dg.RunRequest(run_key=f"nightly-{as_of}", partition_key=as_of, tags={settings.AS_OF_TAG: as_of})
+
+
+def _nightly_schedule() -> dg.ScheduleDefinition:
+    cron = nightly_cron()
+    try:
+        return dg.schedule(
+            job=nightly_dunning,
+            cron_schedule=cron,
+            execution_timezone=settings.timezone_name(),
+            name="nightly_dunning_schedule",
+            description=f"On the cron {cron!r} ({NIGHTLY_CRON_VAR}, default 02:00 every night) in DUNNING_TIMEZONE;"
+            " the run's partition (as-of date) is the tick's day.",
+        )(_nightly_run_request)
+    except dg.DagsterInvalidDefinitionError as exc:
+        raise settings.SettingsError(f"{NIGHTLY_CRON_VAR}={cron!r} is not a cron expression with five fields"
+                                     f" (e.g. {DEFAULT_NIGHTLY_CRON!r}, 02:00 every day): {exc}") from exc
+
+
+nightly_dunning_schedule = _nightly_schedule()

@@ -5,7 +5,11 @@ On a fresh PostgreSQL database (run, event and schedule storage, from the reposi
 and the sandbox: two runs of the nightly job for the same day, launched at once, run one after the
 other; a three-day backfill (as the UI launches one over a range of the partition bar) runs its days
 in date order, one at a time, although its runs carry none of the job's tags; and the history it
-leaves equals that of the same nights run one by one. The runs compute the day-partitioned dunning
+leaves equals that of the same nights run one by one. Then, in the same session: a run refused by
+Odoo (a wrong key) is not retried; the nightly schedule ticks (DUNNING_NIGHTLY_CRON every minute)
+into a night that Odoo fails with 503s beyond the client's retries, which the daemon retries as a
+new run of only the failed and unrun steps; and each failure reaches the sandbox Slack's alerts
+channel naming the steps that succeeded, failed and never ran. The runs compute the day-partitioned dunning
 assets on extracts loaded once beforehand, which keeps the test to a few minutes on a small host;
 the queue's limits do not depend on which assets a run selects.
 """
@@ -42,6 +46,16 @@ LOCATION = "dunning_pipeline"  # workspace.yaml
 NIGHT = "2026-03-02"
 BACKFILL_DAYS = ["2026-03-03", "2026-03-04", "2026-03-05"]
 TIMEOUT = 300  # generous: the daemon polls every few seconds, each run starts a process
+
+START_SCHEDULE = """
+mutation($selector: ScheduleSelector!) {
+  startSchedule(scheduleSelector: $selector) {
+    __typename
+    ... on ScheduleStateResult { scheduleState { status } }
+    ... on PythonError { message stack }
+  }
+}
+"""
 
 LAUNCH_BACKFILL = """
 mutation($params: LaunchBackfillParams!) {
@@ -93,7 +107,9 @@ def dagster_services(tmp_path, pg_database, sandbox_env):
     env.update(sandbox_env.env)
     env.update(production_instance_env(home, pg_database))
     env.update({"DAGSTER_HOME": str(home), "DUNNING_DATABASE_URL": warehouse_url, "DUNNING_TIMEZONE": "UTC",
-                "GX_ANALYTICS_ENABLED": "False", "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
+                "GX_ANALYTICS_ENABLED": "False",
+                # The schedule ticks within the test; it is started only once the nights are checked.
+                "DUNNING_NIGHTLY_CRON": "* * * * *", "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
     port = _free_port()
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -171,8 +187,8 @@ def _day_assets():
     return ASSETS, ASSET_CHECKS
 
 
-def test_the_daemon_runs_nights_and_backfills_one_day_at_a_time_in_date_order(dagster_services, tmp_path,
-                                                                             monkeypatch):
+def test_the_daemon_runs_nights_and_backfills_one_day_at_a_time_in_date_order(dagster_services, sandbox_env,
+                                                                             tmp_path, monkeypatch):
     client, instance, env, warehouse_url = dagster_services
     # The extracts once, before: the runs under test compute the days (the dunning group), which
     # keeps the test to minutes on a small host; the limits are the same for a whole night.
@@ -222,3 +238,77 @@ def test_the_daemon_runs_nights_and_backfills_one_day_at_a_time_in_date_order(da
     expected = _history(reference_url)
     assert len(expected) and expected["as_of_date"].min() == pd.Timestamp(NIGHT)
     pd.testing.assert_frame_equal(_history(warehouse_url), expected)
+
+    _a_wrong_key_is_not_retried_and_a_scheduled_night_odoo_fails_is(client, instance, sandbox_env)
+
+
+def _a_wrong_key_is_not_retried_and_a_scheduled_night_odoo_fails_is(client, instance, sandbox) -> None:
+    from dunning_pipeline.slack.sensors import step_outcome
+
+    # A key Odoo refuses (401): retrying cannot fix it, so the daemon does not retry the run.
+    # Every JSON-RPC / JSON-2 call (a version call takes one too, unharmed) until cleared.
+    sandbox.faults.set("odoo", "bad_credentials", path="/json", count=50)
+    refused = client.submit_job_execution("nightly_dunning", repository_location_name=LOCATION,
+                                          tags={"dagster/partition": NIGHT}, asset_selection=["odoo_customers"])
+    [refused_run] = [r.dagster_run for r in _wait("the refused run", lambda: _finished(instance, [refused]))]
+    sandbox.faults.clear("odoo")
+    assert refused_run.status == dg.DagsterRunStatus.FAILURE
+    assert refused_run.tags["dagster/retry_on_asset_or_op_failure"] == "false"
+    assert refused_run.tags["dagster/will_retry"] == "false"
+
+    # Odoo answers 503 to the next six requests: the first one and its five retries by the
+    # client (Retry-After: 1 s), so the first Odoo step of the night fails; nothing else does.
+    sandbox.faults.set("odoo", "server_error", status=503, retry_after=1, count=6)
+    answer = client._execute(START_SCHEDULE, {"selector": {
+        "repositoryLocationName": LOCATION, "repositoryName": "__repository__",
+        "scheduleName": "nightly_dunning_schedule"}})["startSchedule"]
+    assert answer["__typename"] == "ScheduleStateResult", answer
+
+    def scheduled():
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/schedule_name": "nightly_dunning_schedule"}))
+        return [r for r in runs if r.is_finished] if runs else None
+
+    # The next minute's tick, then the run (every extract: a whole night).
+    [night] = _wait("the scheduled night", scheduled, timeout=TIMEOUT + 60, every=2)
+    assert night.status == dg.DagsterRunStatus.FAILURE
+    assert night.tags["dagster/will_retry"] == "true"
+    first = step_outcome(instance, night)
+    failed = [e.step_key for e in instance.all_logs(night.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+    assert len(failed) == 1 and failed[0].startswith("odoo_"), failed
+    assert "zendesk_comments" in first.succeeded and "dunning_history" in first.skipped + first.not_run
+
+    def retried():
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": night.run_id}))
+        return runs if runs and runs[0].is_finished else None
+
+    [retry] = _wait("the retried night", retried)
+    assert retry.status == dg.DagsterRunStatus.SUCCESS
+    assert retry.tags["dagster/retry_number"] == "1" and retry.tags["dagster/partition"] == night.tags["dagster/partition"]
+    # From failure: the failed step and what never ran, not the steps that had succeeded.
+    assert failed[0] in retry.step_keys_to_execute
+    assert not set(first.succeeded) & set(retry.step_keys_to_execute), retry.step_keys_to_execute
+    # The refused run, whose failure the daemon saw before the night's, was never retried.
+    assert not instance.get_runs(dg.RunsFilter(tags={"dagster/parent_run_id": refused_run.run_id}))
+
+    def alerts():
+        posted = [m for m in sandbox.slack_messages if m["channel_name"] == "#dunning-alerts"]
+        return posted if len(posted) >= 2 else None
+
+    by_run = {run_id: [m for m in _wait("the two failure alerts", alerts, timeout=90) if run_id[:8] in str(m)]
+              for run_id in (refused_run.run_id, night.run_id)}
+    assert all(len(found) == 1 for found in by_run.values()), by_run
+    [refused_alert], [night_alert] = by_run.values()
+    assert "odoo_customers" in refused_alert["text"] and "ODOO_API_KEY" in str(refused_alert["blocks"])
+    night_blocks = str(night_alert["blocks"])
+    assert failed[0] in night_alert["text"] and "HTTP 503" in night_blocks
+    assert "succeeded: " in night_blocks and "zendesk_comments" in night_blocks
+    assert "skipped: " in night_blocks or "never ran: " in night_blocks
+
+
+@pytest.mark.parametrize(("cron", "expected"), [("30 1 * * *", "30 1 * * *"), ("", "0 2 * * *"),
+                                                ("every night", "DUNNING_NIGHTLY_CRON='every night' is not a cron")])
+def test_the_nightly_cron_comes_from_the_environment(cron, expected):
+    env = {**os.environ, "DUNNING_NIGHTLY_CRON": cron}
+    answer = subprocess.run([sys.executable, "-c", "from dunning_pipeline.schedules import nightly_dunning_schedule as s;"
+                             " print(s.cron_schedule)"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert expected in (answer.stdout if answer.returncode == 0 else answer.stderr), answer.stderr
