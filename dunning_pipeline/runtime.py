@@ -161,7 +161,7 @@ def read_of_day(wh, table: str, as_of: date) -> pd.DataFrame:
                          f"(a run stopped between the two?): rebuild {table} for {as_of} (materialize it and "
                          "what reads it) before using it")
     # Tables written before builds were recorded: the as-of day of the rows.
-    if len(frame) and (pd.to_datetime(frame["as_of_date"]) != pd.Timestamp(as_of)).any():
+    if len(frame) and "as_of_date" in frame and (pd.to_datetime(frame["as_of_date"]) != pd.Timestamp(as_of)).any():
         raise dg.Failure(f"{table} holds as-of {pd.Timestamp(frame['as_of_date'].iloc[0]).date()}, this run's "
                          f"as-of is {as_of}: materialize {table} in this run first")
     return frame

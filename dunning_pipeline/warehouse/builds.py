@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dunning_pipeline.warehouse.schema import metadata
+from dunning_pipeline.warehouse.store import note_written
 
 warehouse_builds = sa.Table(
     "warehouse_builds",
@@ -52,6 +53,7 @@ def current(wh, *, conn: Connection | None = None) -> dict[str, Build]:
 def record(wh, conn: Connection, table: str, *, as_of: date, run_id: str, inputs: Iterable[str] = ()) -> Build:
     """Record, in the transaction `conn` that wrote `table`, that `run_id` built it for `as_of`
     from the current builds of `inputs` (the day-dependent tables it read)."""
+    note_written(conn, table)  # a table built in SQL gets its kill point too (crash tests)
     now = current(wh, conn=conn)
     build = Build(table, as_of, run_id, {name: now[name].run_id for name in inputs if name in now})
     wh.upsert("warehouse_builds", pd.DataFrame({

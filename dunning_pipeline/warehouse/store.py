@@ -232,7 +232,7 @@ class Warehouse:
         if frame.empty:
             if conn is not None:  # e.g. the rows a replace deleted: a write of the transaction
                 _kill_point(table, "mid-write")
-                _note_written(conn, table)
+                note_written(conn, table)
             return 0
         cols = [c for c in t.columns if c.name in frame.columns]
         text = _to_text_frame(frame, cols, table)
@@ -243,7 +243,7 @@ class Warehouse:
             else:
                 _generic_write(c, t, cols, text, mode)
             _kill_point(table, "mid-write")
-            _note_written(c, table)
+            note_written(c, table)
         return len(frame)
 
     # -- reading ------------------------------------------------------------------------------
@@ -322,7 +322,9 @@ _WRITTEN = "dunning_tables_written"
 KILL_AT_VAR = "DUNNING_TEST_KILL_AT"
 
 
-def _note_written(conn: Connection, table: str) -> None:
+def note_written(conn: Connection, table: str) -> None:
+    """Count `table` as written by this transaction (its `after` kill point), for writes made in
+    SQL rather than through `Warehouse` (e.g. an INSERT ... SELECT)."""
     written = conn.info.get(_WRITTEN)
     if written is not None and table not in written:
         written.append(table)

@@ -67,6 +67,7 @@ STEPS = [  # (step, the table whose write is the kill point)
     ("ar_aging_report", "ar_aging_report_buckets"),  # the summary and its buckets, one transaction
     ("dunning_history", "dunning_history"),          # the audit log's append (dunning_state follows)
     ("late_payment_charges", "late_payment_charges"),
+    ("workbench_worklist", "workbench_worklist_customers"),  # both rollup tables, one transaction
     ("collection_kpis", "collection_kpis"),
     ("customer_timeline", "customer_timeline_views"),
     ("reminder_drafts", "reminder_drafts"),
@@ -74,7 +75,8 @@ STEPS = [  # (step, the table whose write is the kill point)
 # The tables that record their build in warehouse_builds (what `runtime.read_of_day` checks).
 DAY_TABLES = ("receivables", "customer_communications", "invoice_aging", "instalment_aging", "ar_aging_report",
               "ar_aging_report_buckets", "dunning_history", "late_payment_charges", "collection_kpis",
-              "customer_timeline", "customer_timeline_views", "reminder_drafts")
+              "customer_timeline", "customer_timeline_views", "reminder_drafts",
+              "workbench_worklist", "workbench_worklist_customers")
 # The boundary after every step; inside the large writes (the extracts' upserts, the day tables,
 # the audit log's append, the drafts). Two chains, run at once on two warehouses.
 LARGE_WRITES = ("odoo_invoices", "zendesk_users", "odoo_receivable_lines", "receivables", "instalment_aging",
