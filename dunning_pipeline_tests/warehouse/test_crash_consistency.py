@@ -37,11 +37,13 @@ from dunning_pipeline.odoo.extract import LINES_STATE_KEY, RECONCILIATIONS_STATE
 from dunning_pipeline.partitions import PARTITION_TAG
 from dunning_pipeline.warehouse import builds, store
 
+from dunning_pipeline.workbench.rollup import WORKLIST_STATE  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = "2026-03-02"
 # Columns that name the run or the moment of writing, not what the night computed.
 VOLATILE = {"run_id", "created_run_id", "delivered_run_id", "claimed_by_run_id", "extracted_at", "recorded_at",
-            "quarantined_at", "built_at"}
+            "quarantined_at", "built_at", "version_run_id", "seen_at"}
 VOLATILE_IN = {
     "dunning_history": {"id"},  # a killed insert used up sequence numbers: the ids move on
     "dunning_state": {"history_id"},
@@ -50,7 +52,8 @@ VOLATILE_IN = {
 }
 # State rows whose value is a moment of writing: the marks of the receivable lines and the
 # reconciliations are the newest `extracted_at` of the invoices.
-VOLATILE_STATE = {LINES_STATE_KEY, RECONCILIATIONS_STATE_KEY}
+# The workbench rollup's mark names the aging snapshot's run.
+VOLATILE_STATE = {LINES_STATE_KEY, RECONCILIATIONS_STATE_KEY, WORKLIST_STATE}
 # Every step of the nightly job in the order it runs (in one process), each killed inside its
 # last large write (rows in, not committed) and right after that write's commit (the boundary to
 # the next step). Each link of a chain must run at or after the previous link's step.
