@@ -42,7 +42,7 @@ def test_each_day_in_the_business_time_zone_is_a_partition_up_to_today():
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
     assert partitioned == {"receivables", "customer_communications", "invoice_aging", "dunning_history",
                            "ar_aging_report", "collection_kpis", "customer_timeline", "late_payment_charges",
-                           "reminder_drafts"}
+                           "reminder_drafts", "workbench_worklist"}
     assert {graph.get(dg.AssetKey(k)).partitions_def for k in partitioned} == {partitions.as_of_days}
 
 
