@@ -178,7 +178,8 @@ def _fill_extracts(env: dict[str, str], url: str, monkeypatch) -> None:
     monkeypatch.setenv("DUNNING_DATABASE_URL", url)
     assert dg.materialize([odoo_customers, odoo_invoices, odoo_receivable_lines, zendesk_tickets_and_users,
                            zendesk_comments], resources=top.build_resources(),
-                          instance=dg.DagsterInstance.ephemeral()).success
+                          # Known from the first night on (point-in-time extracts), not from today.
+                          tags={"dunning/as_of": NIGHT}, instance=dg.DagsterInstance.ephemeral()).success
 
 
 def _day_assets():
