@@ -34,8 +34,13 @@ def _sample_rss(stop: threading.Event, every: float = 0.05) -> None:
 
 
 def _peak_mb(start: float, end: float) -> int:
-    inside = [kib for t, kib in _RSS_SAMPLES if start <= t <= end]
-    return round(max(inside, default=0) / 1024)
+    """The highest RSS sampled while the step ran, counting the samples just before and after it:
+    a step shorter than the sampling interval has no sample of its own but still held that memory."""
+    samples = list(_RSS_SAMPLES)
+    inside = [kib for t, kib in samples if start <= t <= end]
+    before = [kib for t, kib in samples if t < start][-1:]
+    after = [kib for t, kib in samples if t > end][:1]
+    return round(max(inside + before + after, default=0) / 1024)
 
 
 def main() -> None:

@@ -530,6 +530,50 @@ class LinesResult:
     synced_to: str | None  # the moves' extracted_at the table now reflects
 
 
+@dataclass(frozen=True)
+class _Moves:
+    """The moves upserted into `odoo_invoices` since a dependent table's mark (`previous`)."""
+    previous: str | None
+    newest: datetime | None  # the newest extracted_at: the mark once the table is refreshed
+    ids: list[int]
+    full: bool  # read everything: first run, or most moves changed
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.newest is None or (not self.ids and not self.full)
+
+
+def _moves_since(warehouse: Warehouse, state_key: str) -> _Moves:
+    inv = warehouse.table("odoo_invoices")
+    previous = warehouse.get_state(state_key)
+    newest = warehouse.query(sa.select(sa.func.max(inv.c.extracted_at).label("m")))["m"].iloc[0]
+    if pd.isna(newest):
+        return _Moves(previous, None, [], False)
+    newest = pd.Timestamp(newest).to_pydatetime()
+    window = inv.c.extracted_at <= newest
+    if previous is not None:
+        window = sa.and_(window, inv.c.extracted_at > datetime.fromisoformat(previous))
+    ids = warehouse.read("odoo_invoices", columns=["id"], where=window)["id"].astype("int64").tolist()
+    full = previous is None or len(ids) > LINES_FULL_SHARE * max(1, warehouse.count("odoo_invoices"))
+    return _Moves(previous, newest, ids, full)
+
+
+def _fetch_pages(client: OdooClient, model: str, fields, domains: list, page_size: int,
+                 parse_page, empty) -> tuple[pd.DataFrame, int]:
+    """Every page of `model` for each domain, parsed, newest row per id; and the requests made."""
+    frames: list[pd.DataFrame] = []
+    pages = 0
+    for domain in domains:
+        last = 0
+        for page in client.iter_pages(model, domain, fields, page_size=page_size):
+            pages += 1
+            last = len(page)
+            frames.append(parse_page(page))
+        pages += last in (0, page_size)  # the request that found the end empty
+    found = pd.concat(frames, ignore_index=True) if frames else empty()
+    return found.drop_duplicates("id", keep="last"), pages
+
+
 def extract_receivable_lines(
     client: OdooClient,
     warehouse: Warehouse,
@@ -546,35 +590,18 @@ def extract_receivable_lines(
     changed (first run). A move's stored lines are replaced by what Odoo sends now (none: a
     cancelled or reset move), and the mark moves in the same transaction."""
     table = "odoo_receivable_lines"
-    inv = warehouse.table("odoo_invoices")
-    previous = warehouse.get_state(LINES_STATE_KEY)
-    newest = warehouse.query(sa.select(sa.func.max(inv.c.extracted_at).label("m")))["m"].iloc[0]
-    if pd.isna(newest):
-        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
-    newest = pd.Timestamp(newest).to_pydatetime()
-    window = inv.c.extracted_at <= newest
-    if previous is not None:
-        window = sa.and_(window, inv.c.extracted_at > datetime.fromisoformat(previous))
-    move_ids = warehouse.read("odoo_invoices", columns=["id"], where=window)["id"].astype("int64").tolist()
-    full = previous is None or len(move_ids) > LINES_FULL_SHARE * max(1, warehouse.count("odoo_invoices"))
-    if not move_ids and not full:
-        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
+    moves = _moves_since(warehouse, LINES_STATE_KEY)
+    if moves.up_to_date:
+        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), moves.previous)
+    previous, newest, move_ids, full = moves.previous, moves.newest, moves.ids, moves.full
 
     domains = ([[*parse.LINE_DOMAIN, ["move_id.move_type", "in", list(parse.INVOICE_MOVE_TYPES)]]] if full
                else [[*parse.LINE_DOMAIN, ["move_id", "in", move_ids[i:i + LINES_MOVE_CHUNK]]]
                      for i in range(0, len(move_ids), LINES_MOVE_CHUNK)])
     log(f"receivable lines: {'all customer moves' if full else f'{len(move_ids)} moves upserted since {previous}'}")
-    frames: list[pd.DataFrame] = []
-    pages = 0
-    for domain in domains:
-        last = 0
-        for page in client.iter_pages(parse.LINE_MODEL, domain, parse.LINE_FIELDS, page_size=page_size):
-            pages += 1
-            last = len(page)
-            frames.append(parse.parse_receivable_lines(page, extracted_at=extracted_at))
-        pages += last in (0, page_size)  # the request that found the end empty
-    lines = pd.concat(frames, ignore_index=True) if frames else parse.empty_receivable_lines()
-    lines = lines.drop_duplicates("id", keep="last")
+    lines, pages = _fetch_pages(client, parse.LINE_MODEL, parse.LINE_FIELDS, domains, page_size,
+                                lambda page: parse.parse_receivable_lines(page, extracted_at=extracted_at),
+                                parse.empty_receivable_lines)
     mark = newest.isoformat()
     with warehouse.begin() as conn:
         if full:
@@ -621,19 +648,10 @@ def extract_reconciliations(
     what Odoo has now, debit or credit side, `LINES_MOVE_CHUNK` lines per request, and the mark
     moves in the same transaction. Needs `odoo_receivable_lines` refreshed first."""
     table = RECONCILIATIONS_TABLE
-    inv = warehouse.table("odoo_invoices")
-    previous = warehouse.get_state(RECONCILIATIONS_STATE_KEY)
-    newest = warehouse.query(sa.select(sa.func.max(inv.c.extracted_at).label("m")))["m"].iloc[0]
-    if pd.isna(newest):
-        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
-    newest = pd.Timestamp(newest).to_pydatetime()
-    window = inv.c.extracted_at <= newest
-    if previous is not None:
-        window = sa.and_(window, inv.c.extracted_at > datetime.fromisoformat(previous))
-    move_ids = warehouse.read("odoo_invoices", columns=["id"], where=window)["id"].astype("int64").tolist()
-    full = previous is None or len(move_ids) > LINES_FULL_SHARE * max(1, warehouse.count("odoo_invoices"))
-    if not move_ids and not full:
-        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), previous)
+    moves = _moves_since(warehouse, RECONCILIATIONS_STATE_KEY)
+    if moves.up_to_date:
+        return LinesResult(table, "up to date", 0, 0, 0, warehouse.count(table), moves.previous)
+    previous, newest, move_ids, full = moves.previous, moves.newest, moves.ids, moves.full
     line_ids: list[int] = []
     if not full:
         lines = warehouse.table("odoo_receivable_lines")
@@ -644,18 +662,9 @@ def extract_reconciliations(
     domains = ([parse.RECONCILIATION_DOMAIN] if full
                else [["|", ["debit_move_id", "in", c], ["credit_move_id", "in", c]] for c in chunks])
     log(f"reconciliations: {'all receivable lines' if full else f'{len(line_ids)} lines of {len(move_ids)} moves upserted since {previous}'}")
-    frames: list[pd.DataFrame] = []
-    pages = 0
-    for domain in domains:
-        last = 0
-        for page in client.iter_pages(parse.RECONCILIATION_MODEL, domain, parse.RECONCILIATION_FIELDS,
-                                      page_size=page_size):
-            pages += 1
-            last = len(page)
-            frames.append(parse.parse_reconciliations(page, extracted_at=extracted_at))
-        pages += last in (0, page_size)  # the request that found the end empty
-    found = pd.concat(frames, ignore_index=True) if frames else parse.empty_reconciliations()
-    found = found.drop_duplicates("id", keep="last")
+    found, pages = _fetch_pages(client, parse.RECONCILIATION_MODEL, parse.RECONCILIATION_FIELDS, domains,
+                                page_size, lambda page: parse.parse_reconciliations(page, extracted_at=extracted_at),
+                                parse.empty_reconciliations)
     mark = newest.isoformat()
     with warehouse.begin() as conn:
         if full:
