@@ -229,20 +229,19 @@ class Workbench:
     def customer_page(self, request: Request, ctx: Ctx, *, errors: dict | None = None,
                       status: int = 200) -> Response:
         customer_id = request.path_params["customer_id"]
-        page = request.query_params.get("emails_page", "1")
-        page = int(page) if page.isdigit() and 0 < len(page) < 6 and int(page) > 0 else 1
         with self.warehouse.engine.connect() as conn:
             customer = self.reader.customer(conn, customer_id)
             if customer is None:
                 return self._error(ctx, 404, f"No customer {customer_id} in the warehouse.")
             values = dict(
                 customer=customer, as_of=self.reader.as_of(conn),
-                invoices=self.reader.invoices(conn, customer_id),
+                invoices=self.reader.invoices(conn, customer_id, _page_number(request, "invoices_page"),
+                                              self.config.page_size),
                 instalments=self.reader.instalments(conn, customer_id),
                 history=self.reader.history(conn, customer_id),
                 holds=self.reader.holds(conn, customer_id),
                 actions=self.reader.actions(conn, customer_id),
-                emails=self.reader.emails(conn, customer_id, page),
+                emails=self.reader.emails(conn, customer_id, _page_number(request, "emails_page")),
                 drafts=self.reader.drafts(conn, customer_id),
                 open_tickets=self.reader.open_tickets(conn, customer_id) if self.sender else [],
             )
@@ -318,6 +317,12 @@ def _local_path(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
+
+
+def _page_number(request: Request, name: str) -> int:
+    """A page number from the query string; anything but a small positive number is page 1."""
+    value = request.query_params.get(name, "1")
+    return int(value) if value.isdigit() and 0 < len(value) < 6 and int(value) > 0 else 1
 
 
 def _mailto(to, subject, body) -> str | None:

@@ -41,7 +41,7 @@ class WorkbenchConfig:
     proxy_header: str = "X-Forwarded-Email"
     https: bool = False
     odoo_url: str | None = None
-    page_size: int = 50
+    page_size: int = 50  # rows per page: worklist customers, a customer's open invoices
     zendesk_url: str | None = None  # set: reminders can be sent through Zendesk
     zendesk_email: str | None = None
     zendesk_api_token: str | None = field(default=None, repr=False)

@@ -273,7 +273,9 @@ class Reader:
                    "country": None, "vat": None}
         return dict(row)
 
-    def invoices(self, conn: Connection, customer_id: int) -> list[dict]:
+    def invoices(self, conn: Connection, customer_id: int, page: int = 1, page_size: int = 50) -> dict:
+        """The customer's open items, most overdue first, one page at a time (the biggest customers
+        have thousands), with the count and open amount per currency of all of them."""
         cols = [ag.c.invoice_id, ag.c.invoice_number, ag.c.move_type, ag.c.company_id, ag.c.currency,
                 ag.c.company_currency, ag.c.invoice_date, ag.c.invoice_date_due, ag.c.days_overdue,
                 ag.c.aging_bucket, ag.c.stage, ag.c.due_stage, ag.c.action, ag.c.dunning_status,
@@ -281,9 +283,16 @@ class Reader:
                 ag.c.receivable_status, ag.c.as_of_date,
                 units(ag.c.amount_residual).label("amount_units"),
                 units(ag.c.amount_residual_company).label("amount_company_units")]
-        stmt = sa.select(*cols).where(ag.c.customer_id == customer_id).order_by(
-            ag.c.days_overdue.desc(), ag.c.invoice_id)
-        return [dict(r) for r in conn.execute(stmt.limit(1000)).mappings()]
+        first = (page - 1) * page_size
+        stmt = (sa.select(*cols).where(ag.c.customer_id == customer_id)
+                .order_by(ag.c.days_overdue.desc(), ag.c.invoice_id).limit(page_size + 1).offset(first))
+        rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        totals = [dict(r) for r in conn.execute(
+            sa.select(ag.c.currency, sa.func.count().label("invoices"),
+                      sa.cast(sa.func.sum(units(ag.c.amount_residual)), sa.BigInteger).label("amount_units"))
+            .where(ag.c.customer_id == customer_id).group_by(ag.c.currency).order_by(ag.c.currency)).mappings()]
+        return {"rows": rows[:page_size], "more": len(rows) > page_size, "page": page, "first": first + 1,
+                "count": sum(t["invoices"] for t in totals), "totals": totals}
 
     def invoice_of_customer(self, conn: Connection, customer_id: int, invoice_id: int) -> dict | None:
         row = conn.execute(sa.select(ag.c.invoice_id, ag.c.invoice_number).where(

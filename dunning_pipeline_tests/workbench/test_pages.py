@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -178,3 +179,30 @@ def test_report_page_shows_the_kpi_series_from_its_latest_day(alice, aged_url):
     wh.dispose()
     report = alice.get("/report").text
     assert "2026-03-02" in report and "2024-01-01" not in report
+
+
+def test_a_customer_with_many_invoices_is_paged_with_totals_of_all(aged_url, users_file):
+    client = make_client(aged_url, users_file, page_size=2)
+    assert login(client, "alice").status_code == 303
+    with Warehouse(aged_url).engine.connect() as conn:
+        aged = conn.execute(sa.text("SELECT invoice_number, currency, amount_residual FROM invoice_aging "
+                                    "WHERE customer_id = 10")).all()
+    assert len(aged) > 4  # enough for three pages of two
+    shown, page = [], 1
+    while True:
+        invoices = _section(client.get("/customers/10", params={"invoices_page": str(page)}).text, "invoices")
+        body = invoices.split("<tbody>")[1].split("</tbody>")[0]
+        rows = [a.invoice_number for a in aged if re.search(rf">{re.escape(a.invoice_number)}(</a>|\s)", body)]
+        assert 0 < len(rows) <= 2
+        shown += rows
+        # The totals line counts and sums every open item, not the page's.
+        assert f"{len(aged)} open" in invoices
+        for currency in {a.currency for a in aged}:
+            n = sum(1 for a in aged if a.currency == currency)
+            amount = sum(Decimal(str(a.amount_residual)) for a in aged if a.currency == currency)
+            assert f"{n} in {currency}, {amount:,.2f} {currency}" in invoices
+        if f"invoices_page={page + 1}" not in invoices:
+            break
+        page += 1
+    assert page == -(-len(aged) // 2) and sorted(shown) == sorted(a.invoice_number for a in aged)
+    assert f"invoices_page={page - 1}" in invoices  # the last page links back
