@@ -14,7 +14,8 @@ sandbox's "now" so an incremental extraction picks it up.
 `SPOILED` holds spoiled values the rules do not judge but the parsers must survive (text a
 database cannot store, amounts beyond NUMERIC(19,4), dates that do not parse, many2ones that are
 not [id, name]), partners the invoice points to that are missing, and reconciliations without
-or with a missing line: each is quarantined (WARN) and the night goes on. `inject(data, SPOILED)` spoils one record of each.
+or with a missing line: each is quarantined (WARN) and the night goes on. `inject(data, SPOILED)`
+spoils one record of each.
 
 Faults that no real source can send through the extraction (a duplicate primary key, a missing
 column, an unparseable stored date) are built by the tests directly on frames and tables.

@@ -187,8 +187,9 @@ class Warehouse:
                             changes.append(f"described column {table_name}.{name}")
                         elif op == "modify_nullable" and old is False and new is True:
                             # SQLite cannot drop a NOT NULL in place: Alembic's batch mode copies
-                            # the table into one built from the code's definition.
-                            with ops.batch_alter_table(table_name, copy_from=self.metadata.tables[table_name]) as b:
+                            # the table, as reflected (every column and index it has), into one
+                            # without it (PostgreSQL: ALTER COLUMN ... DROP NOT NULL).
+                            with ops.batch_alter_table(table_name) as b:
                                 b.alter_column(name, existing_type=existing["existing_type"], nullable=True)
                             changes.append(f"column {table_name}.{name} may be null")
             for hook in _SCHEMA_HOOKS:
