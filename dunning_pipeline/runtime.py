@@ -143,13 +143,17 @@ def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadata
 
 
 def read_of_day(wh, table: str, as_of: date) -> pd.DataFrame:
-    """An upstream snapshot, refused if it was built for another as-of day than this run's, or
-    from inputs that were rebuilt since (a run stopped between two assets): the message names
-    the table to rebuild."""
+    """An upstream snapshot, refused if it was never built (no build recorded and no rows: a
+    step would otherwise compute on nothing), if it was built for another as-of day than this
+    run's, or from inputs that were rebuilt since (a run stopped between two assets): the message
+    names the table to materialize. A table built empty (no open invoices that day) is read."""
     with wh.begin() as conn:
         now = builds.current(wh, conn=conn)
         frame = wh.read(table, conn=conn)
     build = now.get(table)
+    if build is None and frame.empty:  # never built: an empty table here is no answer, not "nothing"
+        raise dg.Failure(f"{table} was never built in this warehouse (no build recorded, no rows): materialize "
+                         f"{table} for {as_of} first (or run the whole nightly job for that day)")
     if build is not None and build.as_of != as_of:
         raise dg.Failure(f"{table} holds as-of {build.as_of}, this run's as-of is {as_of}: "
                          f"materialize {table} in this run first (it was built by run {build.run_id})")

@@ -1,7 +1,7 @@
 """Odoo records (as `search_read` returns them) to typed frames with the warehouse's columns.
 
-Pure: no I/O, no Dagster. The columns are exactly those of `odoo_invoices` and `odoo_customers`
-in `dunning_pipeline/warehouse/schema.py`, in that order:
+Pure: no I/O, no Dagster. The columns are exactly those of the `odoo_*` tables in
+`dunning_pipeline/warehouse/schema.py`, in that order:
 
 - many2one `[id, "display name"]` -> an id column (nullable Int64) and, where the table has
   one, a name column; a currency many2one -> its ISO code (the display name of `res.currency`);
@@ -523,22 +523,10 @@ _check_against_table(RECONCILIATION_COLUMNS, schema.odoo_reconciliations)
 
 def parse_reconciliations(records: Sequence[Mapping], *, extracted_at: datetime) -> pd.DataFrame:
     """account.partial.reconcile records -> a frame with the columns of `odoo_reconciliations`.
-    Both lines, the amount and `max_date` are required: without them a reconciliation cannot
-    be dated or placed."""
-    frame = _parse(records, RECONCILIATION_MODEL, RECONCILIATION_COLUMNS, extracted_at=extracted_at)
-    # The table has no parse_error column for its checks to quarantine by: a value that does
-    # not fit fails the page, naming the record (the checks judge what was stored).
-    spoiled = frame["parse_error"].notna()
-    if spoiled.any():
-        raise OdooDataError(frame.loc[spoiled, "parse_error"].iloc[0])
-    frame = frame.drop(columns="parse_error")
-    for col, field in (("debit_line_id", "debit_move_id"), ("credit_line_id", "credit_move_id"),
-                       ("amount", "amount"), ("max_date", "max_date")):
-        empty = frame[col].isna()
-        if empty.any():
-            rid = frame.loc[empty, "id"].iloc[0]
-            raise OdooDataError(f"{RECONCILIATION_MODEL} {rid}: field {field}: is required, got false")
-    return frame.astype({"debit_line_id": "int64", "credit_line_id": "int64", "amount": "int64"})
+    A value that does not fit is stored null and named in `parse_error`, as for the moves; a
+    reconciliation without a line, an amount or `max_date` is stored as it is: the checks
+    quarantine it (it cannot be placed or dated), and the KPIs leave it out."""
+    return _parse(records, RECONCILIATION_MODEL, RECONCILIATION_COLUMNS, extracted_at=extracted_at)
 
 
 def empty_reconciliations() -> pd.DataFrame:

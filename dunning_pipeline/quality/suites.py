@@ -455,8 +455,9 @@ RECONCILIATION_RULES = (
          "cannot be placed on a line or dated.", _reconciliation_fields),
     Rule(RECONCILIATIONS, "amounts_positive", RuleKind.RECORD,
          "Quarantines reconciliations whose amount (company currency) is not above 0 or whose amount in a "
-         "line's currency is negative. (Amounts are exact integers of 1/10,000 once extracted; a value that "
-         "is not a number or beyond NUMERIC(19,4) is refused by the extraction, naming the record.)",
+         "line's currency is negative. (Amounts are exact integers of 1/10,000 once extracted, so always "
+         "finite: NaN, infinity or an amount beyond NUMERIC(19,4) is stored empty and quarantined by "
+         "`fields_parse`.)",
          _reconciliation_amounts),
     Rule(RECONCILIATIONS, "line_references", RuleKind.REFERENCE,
          "Quarantines reconciliations neither of whose lines is among the extracted receivable lines (the "
@@ -464,6 +465,7 @@ RECONCILIATION_RULES = (
          "blocking when more than `max_broken_reference_share` of them are broken.",
          _reconciliation_lines, references=(LINES,)),
     _dates_plausible(RECONCILIATIONS, ("max_date",), shows=_BOTH_LINES),
+    _fields_parse(RECONCILIATIONS, _BOTH_LINES, "Odoo", _ODOO_PARSE),
 )
 
 # -- zendesk_tickets ---------------------------------------------------------------------------

@@ -183,8 +183,12 @@ def _ledger(wh: Warehouse, invoices: pd.DataFrame, policy) -> kpi_history.Ledger
     quarantine = wh.read("data_quality_quarantine", columns=["asset", "record_id"])
     lines = wh.read("odoo_receivable_lines", columns=kpi_history.LINE_COLUMNS)
     lines = lines[~lines["id"].isin(quarantined_ids(quarantine, "odoo_receivable_lines"))]
+    # A reconciliation a check holds back, or one a field of which did not parse, settles nothing:
+    # its move then counts as inexact (today's residual from its last write on).
+    recs = wh.read("odoo_reconciliations", columns=["id", "parse_error", *kpi_history.RECONCILIATION_COLUMNS])
+    recs = recs[~recs["id"].isin(quarantined_ids(quarantine, "odoo_reconciliations")) & recs["parse_error"].isna()]
     return kpi_history.prepare(
-        invoices, lines, wh.read("odoo_reconciliations", columns=kpi_history.RECONCILIATION_COLUMNS), policy,
+        invoices, lines, recs, policy,
         excluded_invoices=sorted(quarantined_ids(quarantine, "odoo_invoices")),
         excluded_partners=sorted(quarantined_ids(quarantine, "odoo_customers")))
 

@@ -13,8 +13,9 @@ sandbox's "now" so an incremental extraction picks it up.
 
 `SPOILED` holds spoiled values the rules do not judge but the parsers must survive (text a
 database cannot store, amounts beyond NUMERIC(19,4), dates that do not parse, many2ones that are
-not [id, name]) and partners the invoice points to that are missing: each is quarantined (WARN)
-and the night goes on. `inject(data, SPOILED)` spoils one record of each.
+not [id, name]), partners the invoice points to that are missing, and reconciliations without
+or with a missing line: each is quarantined (WARN) and the night goes on. `inject(data, SPOILED)`
+spoils one record of each.
 
 Faults that no real source can send through the extraction (a duplicate primary key, a missing
 column, an unparseable stored date) are built by the tests directly on frames and tables.
@@ -470,6 +471,56 @@ def line_amount_not_a_number(data, pick):
                        "NaN as a residual")
 
 
+def _spoil_reconciliation(data, pick, kind: str, field: str, value, note: str, *, column: str | None = None,
+                          check: str = "fields_parse") -> DataFault:
+    """Set one field of a reconciliation of an invoice line with a payment's line (an ordinary one).
+    The night is a first one (full extraction), so its write_date stays as it is."""
+    r = pick.take("reconciliation", data.reconciliations,
+                  lambda r: r["credit_move_id"][0] >= sd.PAYMENT_LINE_BASE)
+    r[field] = value(r) if callable(value) else value
+    return DataFault(kind, "odoo_reconciliations", r["id"], column or field, check, WARN, r[field], note)
+
+
+def reconciliation_garbage_max_date(data, pick):
+    return _spoil_reconciliation(data, pick, "reconciliation_garbage_max_date", "max_date", "2026-02-31",
+                                 "a payment dated 31 February")
+
+
+def reconciliation_amount_beyond_numeric(data, pick):
+    return _spoil_reconciliation(data, pick, "reconciliation_amount_beyond_numeric", "amount", 2e15,
+                                 "a settlement of 2*10^15: beyond NUMERIC(19,4)")
+
+
+def reconciliation_amount_not_a_number(data, pick):
+    return _spoil_reconciliation(data, pick, "reconciliation_amount_not_a_number", "debit_amount_currency",
+                                 float("nan"), "NaN as the amount in the invoice's currency")
+
+
+def reconciliation_currency_lone_surrogate(data, pick):
+    return _spoil_reconciliation(data, pick, "reconciliation_currency_lone_surrogate", "debit_currency_id",
+                                 lambda r: [r["debit_currency_id"][0], r["debit_currency_id"][1] + LONE_SURROGATE],
+                                 "half of a surrogate pair after the currency's display name")
+
+
+def reconciliation_malformed_line(data, pick):
+    return _spoil_reconciliation(data, pick, "reconciliation_malformed_line", "debit_move_id",
+                                 lambda r: r["debit_move_id"][:1], "a line many2one without its display name")
+
+
+def reconciliation_without_debit_line(data, pick):
+    return _spoil_reconciliation(data, pick, "reconciliation_without_debit_line", "debit_move_id", False,
+                                 "a reconciliation without its debit line", column="debit_line_id",
+                                 check="reconciliation_fields_present")
+
+
+def reconciliation_dangling_line(data, pick):
+    ghost = max(p["debit_move_id"][0] for p in data.reconciliations if p["debit_move_id"]) + 7
+    return _spoil_reconciliation(data, pick, "reconciliation_dangling_line", "debit_move_id",
+                                 lambda r: [ghost, r["debit_move_id"][1]],
+                                 "a debit line that is not among the receivable lines (and a payment's line)",
+                                 column="debit_line_id", check="line_references")
+
+
 def _spoil_ticket(data, pick, kind: str, field: str, value, note: str) -> DataFault:
     t = pick.ticket()
     t[field] = value(t) if callable(value) else value
@@ -541,6 +592,9 @@ SPOILED: dict[str, Callable[[sd.SandboxData, _Picker], DataFault]] = {
         dangling_commercial_partner,
         customer_name_lone_surrogate, customer_email_invalid_utf8, customer_bad_tags, customer_garbage_write_date,
         line_garbage_maturity, line_amount_beyond_numeric, line_amount_not_a_number,
+        reconciliation_garbage_max_date, reconciliation_amount_beyond_numeric, reconciliation_amount_not_a_number,
+        reconciliation_currency_lone_surrogate, reconciliation_malformed_line, reconciliation_without_debit_line,
+        reconciliation_dangling_line,
         ticket_subject_lone_surrogate, ticket_description_invalid_utf8, ticket_garbage_created_at,
         user_name_nul, user_name_lone_surrogate,
         comment_body_lone_surrogate, comment_body_invalid_utf8, comment_garbage_created_at,

@@ -87,8 +87,9 @@ odoo_reconciliations = sa.Table(
     "odoo_reconciliations",
     metadata,
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False, comment="account.partial.reconcile id"),
-    sa.Column("debit_line_id", sa.BigInteger, nullable=False, comment="account.move.line id of the debit side"),
-    sa.Column("credit_line_id", sa.BigInteger, nullable=False, comment="account.move.line id of the credit side"),
+    # Nullable: a reconciliation without one of its lines is stored and quarantined (its checks).
+    sa.Column("debit_line_id", sa.BigInteger, comment="account.move.line id of the debit side"),
+    sa.Column("credit_line_id", sa.BigInteger, comment="account.move.line id of the credit side"),
     sa.Column("company_id", sa.BigInteger, comment="res.company id"),
     sa.Column("company_currency", sa.Text, comment="ISO code of the company currency"),
     sa.Column("amount", Money, comment="company currency, settled on both lines"),
@@ -100,6 +101,7 @@ odoo_reconciliations = sa.Table(
     sa.Column("create_date", sa.DateTime, comment="UTC"),
     sa.Column("write_date", sa.DateTime, comment="UTC"),
     sa.Column("extracted_at", sa.DateTime, comment="UTC"),
+    sa.Column("parse_error", sa.Text, comment="why a field of the record did not parse (quarantined)"),
 )
 sa.Index("ix_odoo_reconciliations_debit_line_id", odoo_reconciliations.c.debit_line_id)
 sa.Index("ix_odoo_reconciliations_credit_line_id", odoo_reconciliations.c.credit_line_id)

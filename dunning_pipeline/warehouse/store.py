@@ -178,12 +178,20 @@ class Warehouse:
                     _, _schema, table_name, column = diff
                     ops.add_column(table_name, column.copy())
                     changes.append(f"added column {table_name}.{column.name}")
-                elif isinstance(diff, list):  # column changes: only comments follow the code
-                    for _op, _schema, table_name, name, existing, _old, new in (
-                            d for d in diff if d[0] == "modify_comment"):
-                        ops.alter_column(table_name, name, comment=new, existing_type=existing["existing_type"],
-                                         existing_nullable=existing["existing_nullable"])
-                        changes.append(f"described column {table_name}.{name}")
+                elif isinstance(diff, list):  # column changes: comments follow the code, and so
+                    # does a NOT NULL the code dropped (widening); nothing else is ever altered.
+                    for op, _schema, table_name, name, existing, old, new in diff:
+                        if op == "modify_comment":
+                            ops.alter_column(table_name, name, comment=new, existing_type=existing["existing_type"],
+                                             existing_nullable=existing["existing_nullable"])
+                            changes.append(f"described column {table_name}.{name}")
+                        elif op == "modify_nullable" and old is False and new is True:
+                            # SQLite cannot drop a NOT NULL in place: Alembic's batch mode copies
+                            # the table, as reflected (every column and index it has), into one
+                            # without it (PostgreSQL: ALTER COLUMN ... DROP NOT NULL).
+                            with ops.batch_alter_table(table_name) as b:
+                                b.alter_column(name, existing_type=existing["existing_type"], nullable=True)
+                            changes.append(f"column {table_name}.{name} may be null")
             for hook in _SCHEMA_HOOKS:
                 hook(self, conn)
         return changes

@@ -139,8 +139,7 @@ def test_asset_definitions_are_described_grouped_and_owned():
         assert node.description and len(node.description) > 80
         columns = [c.name for c in node.metadata["dagster/column_schema"].columns]
         # The tables the checks judge keep why a field did not parse (see odoo/parse.py).
-        assert columns[-2:] == ["extracted_at", "parse_error"] or columns[-1] == "extracted_at"
-        assert ("parse_error" in columns) == (key != "odoo_reconciliations")
+        assert columns[-2:] == ["extracted_at", "parse_error"]
 
 
 def _materialize_with_the_code_locations_resources(sb, sqlite_url, monkeypatch, **env):

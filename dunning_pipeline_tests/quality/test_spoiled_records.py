@@ -1,7 +1,7 @@
 """A spoiled record is quarantined, never a crash: the real nightly job, on PostgreSQL (COPY), over a
 sandbox with one record of every kind in `data_faults.SPOILED` (text no database can store,
 amounts beyond NUMERIC(19,4), dates that do not parse, many2ones that are not [id, name],
-invoices without or with a missing partner), against the same sandbox's clean night.
+invoices without or with a missing partner, reconciliations without or with a missing line), against the same sandbox's clean night.
 
 For each kind: the check named in the fault fails with WARN and the quarantine names the record
 and the field; the night still materializes every asset; and every row not related to a spoiled
@@ -129,6 +129,7 @@ def related(nights) -> dict[str, set[int]]:
         "odoo_invoices": moves,
         "odoo_customers": by_asset.get("odoo_customers", set()),
         "odoo_receivable_lines": by_asset.get("odoo_receivable_lines", set()),
+        "odoo_reconciliations": by_asset.get("odoo_reconciliations", set()),
         "zendesk_tickets": ticket_ids,
         "zendesk_users": by_asset.get("zendesk_users", set()),
         "zendesk_comments": by_asset.get("zendesk_comments", set()),
@@ -140,7 +141,8 @@ def test_the_spoiled_sandbox_holds_twenty_kinds_in_distinct_records(nights):
     assert len(faults) == len(KINDS) >= 20
     assert len({(f.asset, f.record_id) for f in faults}) == len(faults)
     assert {f.asset for f in faults} == {"odoo_invoices", "odoo_customers", "odoo_receivable_lines",
-                                         "zendesk_tickets", "zendesk_users", "zendesk_comments"}
+                                         "odoo_reconciliations", "zendesk_tickets", "zendesk_users",
+                                         "zendesk_comments"}
 
 
 def test_the_clean_night_quarantines_nothing(nights):
@@ -195,9 +197,9 @@ def _comparable(wh: Warehouse, table: str, related: dict[str, set[int]]) -> pd.D
 
 
 # Every table the night writes that holds business rows (the quarantine differs by design).
-COMPARED = ("odoo_invoices", "odoo_customers", "odoo_receivable_lines", "zendesk_tickets", "zendesk_users",
-            "zendesk_comments", "receivables", "customer_communications", "invoice_aging", "instalment_aging",
-            "dunning_history")
+COMPARED = ("odoo_invoices", "odoo_customers", "odoo_receivable_lines", "odoo_reconciliations", "zendesk_tickets",
+            "zendesk_users", "zendesk_comments", "receivables", "customer_communications", "invoice_aging",
+            "instalment_aging", "dunning_history")
 
 
 @pytest.mark.parametrize("table", COMPARED)

@@ -154,28 +154,36 @@ def _invoices() -> pd.DataFrame:
     ])
 
 
+def _lines() -> pd.DataFrame:
+    return pd.DataFrame([  # (id, move, due, balance): residuals are not read, they are rebuilt
+        {"id": i, "move_id": m, "date_maturity": pd.Timestamp(d), "balance": b * U, "amount_currency": b * U}
+        for i, m, d, b in [(11, 1, "2026-02-04", 1_000), (21, 2, "2026-02-01", 500), (22, 2, "2026-03-03", 500),
+                           (31, 3, "2026-02-20", -200), (41, 4, "2026-03-31", 300)]])
+
+
+def _reconciliations(*rows) -> pd.DataFrame:
+    """(id, debit line, credit line, amount, max_date); the ledger's by default."""
+    rows = rows or [(1, 11, 9001, 400, "2026-02-10"), (2, 21, 9002, 500, "2026-02-15"),
+                    (3, 11, 9003, 600, "2026-03-20")]
+    return pd.DataFrame([
+        {"id": i, "debit_line_id": d, "credit_line_id": c, "amount": a * U, "debit_amount_currency": a * U,
+         "credit_amount_currency": a * U, "max_date": pd.Timestamp(day)} for i, d, c, a, day in rows])
+
+
 def _ledger():
     from dunning_pipeline.dunning.policy import load_policy
     from dunning_pipeline.reporting import kpi_history
 
-    invoices = _invoices()
-    lines = pd.DataFrame([  # (id, move, due, balance): residuals are not read, they are rebuilt
-        {"id": i, "move_id": m, "date_maturity": pd.Timestamp(d), "balance": b * U, "amount_currency": b * U}
-        for i, m, d, b in [(11, 1, "2026-02-04", 1_000), (21, 2, "2026-02-01", 500), (22, 2, "2026-03-03", 500),
-                           (31, 3, "2026-02-20", -200), (41, 4, "2026-03-31", 300)]])
-    recs = pd.DataFrame([
-        {"debit_line_id": d, "credit_line_id": c, "amount": a * U, "debit_amount_currency": a * U,
-         "credit_amount_currency": a * U, "max_date": pd.Timestamp(day)}
-        for d, c, a, day in [(11, 9001, 400, "2026-02-10"), (21, 9002, 500, "2026-02-15"), (11, 9003, 600, "2026-03-20")]])
     policy = load_policy()
-    return kpi_history.prepare(invoices, lines, recs, policy), policy
+    return kpi_history.prepare(_invoices(), _lines(), _reconciliations(), policy), policy
 
 
-def _snapshots(*days):
+def _snapshots(*days, ledger=None):
     from dunning_pipeline.reporting import kpi_history
 
-    ledger, policy = _ledger()
-    return {d: a.set_index("invoice_id") for d, a in kpi_history.snapshots(ledger, [date.fromisoformat(x) for x in days], policy)}
+    built, policy = _ledger()
+    return {d: a.set_index("invoice_id")
+            for d, a in kpi_history.snapshots(ledger or built, [date.fromisoformat(x) for x in days], policy)}
 
 
 def test_a_past_balance_is_the_invoices_less_the_reconciliations_dated_by_then():
@@ -195,6 +203,41 @@ def test_a_past_balance_is_the_invoices_less_the_reconciliations_dated_by_then()
     assert later["aging_bucket"].to_dict() == {1: "31-60", 2: "1-30", 3: "1-30", 4: "current"}
     assert 1 not in snap[date(2026, 3, 25)].index  # paid in full on 03-20
     assert snap[date(2026, 1, 4)].empty  # before the first invoice
+
+
+def test_a_quarantined_reconciliation_settles_nothing_in_the_rebuilt_days(sqlite_url):
+    """collection_kpis rebuilds past days from the stored reconciliations less those held back,
+    as the engine leaves out quarantined invoices: one whose field did not parse (its
+    parse_error), one a WARN check quarantined. Both would settle a line (4 on 03-05, 2 on 03-06)
+    that its invoice says is still open; left out, the days are the clean ledger's."""
+    from dunning_pipeline.quality import quarantine
+    from dunning_pipeline.reporting import kpi_history
+    from dunning_pipeline.reporting.report_assets import _ledger as stored_ledger
+    from dunning_pipeline.warehouse.store import Warehouse
+
+    wh = Warehouse(sqlite_url)
+    wh.ensure_schema()
+    wh.upsert("odoo_invoices", _invoices())
+    wh.upsert("odoo_receivable_lines", _lines())
+    recs = _reconciliations((1, 11, 9001, 400, "2026-02-10"), (2, 21, 9002, 500, "2026-02-15"),
+                            (3, 11, 9003, 600, "2026-03-20"), (4, 41, 9004, 300, "2026-03-05"),
+                            (5, 22, 9005, 500, "2026-03-06"))
+    recs["parse_error"] = [None, None, None, "account.partial.reconcile 4: field credit_currency_id: "
+                           "'EUR\\ufffd' holds a lone surrogate", None]
+    recs.loc[recs["id"] == 5, "credit_amount_currency"] = -500 * U
+    wh.upsert("odoo_reconciliations", recs)
+    quarantine.replace_quarantine(wh, "odoo_reconciliations", pd.DataFrame({
+        "record_id": [5], "check_name": ["amounts_positive"], "field": ["credit_amount_currency"],
+        "value": ["-500.0000"], "reason": ["credit_amount_currency is not negative"]}),
+        run_id="run-a", as_of=AS_OF, quarantined_at=pd.Timestamp("2026-03-31 02:00"))
+
+    clean, policy = _ledger()
+    ledger = stored_ledger(wh, wh.read("odoo_invoices", columns=kpi_history.INVOICE_COLUMNS), policy)
+    assert (ledger.reconciliations_used, ledger.inexact) == (clean.reconciliations_used, clean.inexact) == (3, 0)
+    days = ("2026-03-05", "2026-03-10", "2026-03-25")
+    for day, rebuilt in _snapshots(*days, ledger=ledger).items():
+        pd.testing.assert_frame_equal(rebuilt, _snapshots(*days)[day], check_dtype=False)
+    wh.dispose()
 
 
 def test_a_past_day_gets_the_kpis_of_its_rebuilt_balance():

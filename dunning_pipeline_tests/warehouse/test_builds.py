@@ -51,3 +51,16 @@ def test_the_build_is_written_with_its_table_or_not_at_all(warehouse):
     assert builds.current(warehouse)["receivables"] == builds.Build("receivables", D1, "run-a", {})
     stored = warehouse.read("warehouse_builds")
     assert stored["as_of_date"].tolist() == [pd.Timestamp(D1)]
+
+
+def test_a_table_never_built_is_refused_and_one_built_empty_is_read(warehouse):
+    """An empty table without a build is no answer: a step reading it would compute on nothing."""
+    assert warehouse.count("late_payment_charges") == 0
+    with pytest.raises(dg.Failure) as refused:
+        runtime.read_of_day(warehouse, "late_payment_charges", D1)
+    assert "late_payment_charges was never built" in str(refused.value)
+    assert "materialize late_payment_charges for 2026-03-02 first" in str(refused.value)
+
+    _build(warehouse, "late_payment_charges", D1, "run-a")  # built, and empty: nothing charged that day
+    frame = runtime.read_of_day(warehouse, "late_payment_charges", D1)
+    assert frame.empty and "invoice_id" in frame.columns

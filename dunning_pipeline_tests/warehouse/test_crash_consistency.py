@@ -208,10 +208,11 @@ def _day_tables(url: str) -> dict[str, str | tuple[int, str] | None]:
         for table in DAY_TABLES:
             try:
                 runtime.read_of_day(wh, table, date.fromisoformat(AS_OF))
-            except dg.Failure as refused:
-                out[table] = f"refused: {refused.description}"
+            except dg.Failure as refused:  # a table never built is refused too
+                never_built = table not in now and not tables[table][0]
+                out[table] = None if never_built else f"refused: {refused.description}"
             else:
-                out[table] = tables[table] if table in now or tables[table][0] else None
+                out[table] = tables[table]
         return out
     finally:
         wh.dispose()

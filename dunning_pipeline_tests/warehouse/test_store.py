@@ -100,6 +100,41 @@ def test_ensure_schema_adds_missing_columns(warehouse_url):
     wh.dispose()
 
 
+def test_ensure_schema_drops_a_not_null_the_code_dropped_and_keeps_the_rows(warehouse_url):
+    # The reconciliations of an older warehouse: both lines NOT NULL, no parse_error (and a
+    # column the code dropped since). A reconciliation without a line is now stored (and
+    # quarantined by its checks), not refused.
+    engine = sa.create_engine(warehouse_url.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE odoo_reconciliations (id BIGINT PRIMARY KEY, debit_line_id BIGINT NOT NULL, "
+            "credit_line_id BIGINT NOT NULL, company_id BIGINT, company_currency TEXT, amount NUMERIC(19, 4), "
+            "debit_currency TEXT, debit_amount_currency NUMERIC(19, 4), credit_currency TEXT, "
+            "credit_amount_currency NUMERIC(19, 4), max_date DATE, create_date TIMESTAMP, write_date TIMESTAMP, "
+            "extracted_at TIMESTAMP, legacy_note TEXT)"))
+        conn.execute(sa.text("CREATE INDEX ix_odoo_reconciliations_debit_line_id ON odoo_reconciliations "
+                             "(debit_line_id)"))
+        conn.execute(sa.text("INSERT INTO odoo_reconciliations (id, debit_line_id, credit_line_id, amount, "
+                             "legacy_note) VALUES (7, 81, 9001, 462.96, 'kept')"))
+    engine.dispose()
+    wh = Warehouse(warehouse_url)
+    changes = wh.ensure_schema()
+    assert {"added column odoo_reconciliations.parse_error", "column odoo_reconciliations.debit_line_id may be null",
+            "column odoo_reconciliations.credit_line_id may be null"} <= set(changes)
+    wh.upsert("odoo_reconciliations", pd.DataFrame({"id": [8], "debit_line_id": pd.array([None], dtype="Int64"),
+                                                    "credit_line_id": [9002], "parse_error": ["field debit_move_id"]}))
+    got = wh.read("odoo_reconciliations", columns=["id", "debit_line_id", "amount", "parse_error"], order_by=["id"])
+    assert got["id"].tolist() == [7, 8] and got["amount"].iloc[0] == 4_629_600
+    assert got["debit_line_id"].iloc[0] == 81 and pd.isna(got["debit_line_id"].iloc[1])
+    # A column the code no longer has keeps its values (the warehouse never drops one).
+    with wh.begin() as conn:
+        assert conn.execute(sa.text("SELECT legacy_note FROM odoo_reconciliations WHERE id = 7")).scalar() == "kept"
+    indexes = {i["name"] for i in sa.inspect(wh.engine).get_indexes("odoo_reconciliations")}
+    assert "ix_odoo_reconciliations_debit_line_id" in indexes
+    assert wh.ensure_schema() == []
+    wh.dispose()
+
+
 def test_booleans_and_nullable_integers(warehouse):
     frame = pd.DataFrame({"id": [1, 2, 3], "active": [True, False, None], "parent_id": [None, 1, 1]})
     warehouse.upsert("odoo_customers", frame)
