@@ -175,15 +175,14 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     drafts = drafts_mod.build_drafts(aging, customers, timeline, as_of, charges=charges,
                                      instalments=_instalments(wh), templates_dir=policy.templates_dir)
     suggester = llm.get_suggester()
-    events_of = dict(iter(timeline[timeline["customer_id"].isin(drafts["customer_id"])].groupby("customer_id")))
-    no_events = timeline.head(0)
+    messages_of = suggester_mod.conversations(timeline[timeline["customer_id"].isin(drafts["customer_id"])])
     used = []
     for r in drafts.itertuples(index=False):
         s = suggester.suggest(
             language=drafts_mod.customer_locale(r.lang).language, subject=r.subject, body=r.body,
             invoice_numbers=json.loads(r.invoice_numbers) + json.loads(r.under_review),
             amounts=json.loads(r.amounts),
-            messages=suggester_mod.conversation(events_of.get(r.customer_id, no_events)))
+            messages=messages_of.get(int(r.customer_id), []))
         used.append({"body": s.body, "source": s.source, "source_note": s.note, "llm_model": s.model,
                      "llm_prompt": s.prompt, "llm_answer": s.answer})
     used = pd.DataFrame(used, index=drafts.index, columns=["body", "source", "source_note", "llm_model",
