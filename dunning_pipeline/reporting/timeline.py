@@ -7,15 +7,21 @@ customer's invoice numbers the message names. Dunning events come from `dunning_
 stage entered, hold, promise, release, closure. A day's dunning events come before its
 messages (the history is recorded by the night run, before anyone writes that day).
 Nothing after the as-of day is shown. Pure pandas (and Jinja2 for the per-customer view).
+
+Each customer's events and view get a fingerprint (`fingerprints`): of its rows but the as-of
+day, its name and the view's template. A night whose fingerprint of a customer equals the last
+build's carries that customer's rows and view over instead of writing them again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from zoneinfo import ZoneInfo
 
 import jinja2
+import jinja2.meta
 import numpy as np
 import pandas as pd
 
@@ -160,6 +166,12 @@ def template_environment(override_dir=None, *, autoescape: bool) -> jinja2.Envir
                               keep_trailing_newline=True)
 
 
+def _runs(customers: np.ndarray) -> tuple[list[int], list[int]]:
+    """Start and end (exclusive) of each customer's rows in rows ordered by customer."""
+    starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]]) if len(customers) else np.array([], int)
+    return starts.tolist(), np.r_[starts[1:], len(customers)][:len(starts)].tolist()
+
+
 def _view_items(timeline: pd.DataFrame) -> list[dict]:
     """The template's item of each timeline row, formatted column by column (one pass, not a
     pandas row lookup per event)."""
@@ -193,12 +205,11 @@ def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override
     ordered = timeline.iloc[np.argsort(timeline["customer_id"].to_numpy(), kind="stable")]
     items = _view_items(ordered)
     customers = ordered["customer_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]]) if len(customers) else np.array([], int)
-    ends = np.r_[starts[1:], len(customers)]
+    starts, ends = _runs(customers)
     is_message = (ordered["kind"] == MESSAGE).to_numpy()
     last_message = ordered.loc[is_message].groupby("customer_id")["at"].max()
     rows = []
-    for begin, end in zip(starts.tolist(), ends.tolist(), strict=True):
+    for begin, end in zip(starts, ends, strict=True):
         customer_id = int(customers[begin])
         name = names.get(customer_id)
         messages = int(is_message[begin:end].sum())
@@ -215,3 +226,33 @@ def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override
     out["last_message_at"] = pd.to_datetime(out["last_message_at"]).astype("datetime64[us]")
     out["as_of_date"] = pd.to_datetime(out["as_of_date"]).astype("datetime64[s]")
     return out
+
+
+def view_template_key(as_of: date, override_dir=None) -> str:
+    """What a view depends on besides its customer's events and name: the template's source, and
+    the as-of day when the template shows it (or includes another template, which might): then
+    every view changes with the day."""
+    env = template_environment(override_dir, autoescape=True)
+    source, _, _ = env.loader.get_source(env, VIEW_TEMPLATE)
+    ast = env.parse(source)
+    uses_day = ("as_of" in jinja2.meta.find_undeclared_variables(ast)
+                or next(iter(jinja2.meta.find_referenced_templates(ast)), False) is not False)
+    return hashlib.sha256((source + ("\x1f" + as_of.isoformat() if uses_day else "")).encode()).hexdigest()
+
+
+def fingerprints(timeline: pd.DataFrame, names: pd.Series, template_key: str) -> pd.Series:
+    """customer_id -> sha256 of the customer's timeline rows (every column but the as-of day, in
+    `seq` order), its name and `template_key` (`view_template_key`): equal fingerprints, equal
+    rows and view."""
+    rows = timeline.sort_values(["customer_id", "seq"], kind="stable")
+    row_hash = pd.util.hash_pandas_object(rows[[c for c in COLUMNS if c != "as_of_date"]], index=False).to_numpy()
+    customers = rows["customer_id"].to_numpy()
+    starts, ends = _runs(customers)
+    out = {}
+    for begin, end in zip(starts, ends, strict=True):
+        customer_id = int(customers[begin])
+        name = names.get(customer_id)
+        digest = hashlib.sha256(f"{template_key}\x1f{name!r}\x1f".encode())
+        digest.update(row_hash[begin:end].tobytes())
+        out[customer_id] = digest.hexdigest()
+    return pd.Series(out, dtype=object)
