@@ -111,14 +111,26 @@ def _overdue_instalments(instalments: pd.DataFrame | None, invoice_ids=None) -> 
     return parts
 
 
-_LINE_COLUMNS = ["invoice_id", "invoice_number", "currency", "amount_residual", "invoice_date_due", "invoice_date",
-                 "days_overdue"]
+def _by_due_date(rows: list[dict]) -> list[dict]:
+    """Oldest due date first, then by number (missing ones last, as pandas sorts)."""
+    return sorted(rows, key=lambda r: (pd.isna(r["invoice_date_due"]),
+                                       r["invoice_date_due"] if pd.notna(r["invoice_date_due"]) else 0,
+                                       *_number_key(r)))
 
 
-def _lines(rows: pd.DataFrame, parts: dict[int, list[dict]], loc: Locale) -> list[dict]:
+def _by_number(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=_number_key)
+
+
+def _number_key(row: dict) -> tuple[bool, str]:
+    number = row["invoice_number"]
+    return (not isinstance(number, str), number if isinstance(number, str) else "")
+
+
+def _lines(rows: list[dict], parts: dict[int, list[dict]], loc: Locale) -> list[dict]:
     """Demand lines: one per invoice, or per overdue instalment when instalments are known."""
     out = []
-    for r in _records(rows.sort_values(["invoice_date_due", "invoice_number"], kind="stable"), _LINE_COLUMNS):
+    for r in _by_due_date(rows):
         own = parts.get(int(r["invoice_id"]))
         if own is not None and int(own[0]["instalments_total"]) > 1:
             for p in own:
@@ -156,6 +168,17 @@ _AGING_COLUMNS = ["customer_id", "company_id", "customer_name", "invoice_id", "i
                   "hold_reason", "stage", "stage_rank", "action", "tone", "manual_only"]
 
 
+def _charges_of(charges: pd.DataFrame | None) -> dict:
+    """invoice_id -> its late-payment charges (interest_statutory as True, False or missing)."""
+    if charges is None or not len(charges):
+        return {}
+    statutory = (charges["interest_statutory"] if "interest_statutory" in charges
+                 else pd.Series(False, index=charges.index)).astype("boolean").fillna(False)
+    frame = charges.assign(interest_statutory=statutory.astype(bool))
+    return {r["invoice_id"]: r for r in _records(frame, ["invoice_id", "currency", "interest_amount", "fee_amount",
+                                                         "interest_statutory"])}
+
+
 def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.DataFrame, as_of: date, *,
                  charges: pd.DataFrame | None = None, instalments: pd.DataFrame | None = None,
                  templates_dir=None) -> pd.DataFrame:
@@ -166,49 +189,49 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
     receivables); `charges`: interest.late_payment_charges; `instalments`: instalment_aging."""
     env = template_environment(templates_dir, autoescape=False)
     attrs = customers.drop_duplicates(["customer_id", "company_id"]).set_index(["customer_id", "company_id"])
-    charged = charges.set_index("invoice_id") if charges is not None and len(charges) else None
-    aging = aging[[c for c in _AGING_COLUMNS if c in aging]]  # narrow: the loop below slices it per draft
+    charged = _charges_of(charges)
+    aging = aging[[c for c in _AGING_COLUMNS if c in aging]]
     aging = aging.assign(company_key=aging["company_id"].astype("Int64").fillna(-1))  # NaN keys never match
     tops = _draft_customers(aging)
-    # Only the rows of the customers that get a draft, grouped once: a loop that filtered the
-    # whole table per customer would be quadratic, and grouping every customer is most of the work.
+    # Only the rows of the customers that get a draft, as plain records grouped once: a loop that
+    # filtered the whole table per customer would be quadratic, and pandas per draft is most of the work.
     keys = pd.MultiIndex.from_frame(aging[["customer_id", "company_key"]])
     drafted = aging[keys.isin(pd.MultiIndex.from_frame(tops[["customer_id", "company_key"]]))]
-    by_customer = drafted.groupby(["customer_id", "company_key"], sort=False).indices
+    by_customer: dict[tuple[int, int], list[dict]] = {}
+    for r in _records(drafted, [*_AGING_COLUMNS, "company_key"]):
+        by_customer.setdefault((int(r["customer_id"]), int(r["company_key"])), []).append(r)
     contacts = last_conversations(timeline[timeline["customer_id"].isin(tops["customer_id"])])
     parts = _overdue_instalments(instalments, drafted["invoice_id"])
     rows = []
     for top in tops.itertuples(index=False):
         key = (top.customer_id, top.company_id)
-        mine = drafted.iloc[by_customer[(top.customer_id, top.company_key)]]
+        mine = by_customer[(int(top.customer_id), int(top.company_key))]
         a = attrs.loc[key] if key in attrs.index else None
         loc = customer_locale(a["customer_lang"] if a is not None else None)
-        invoices = mine[mine["move_type"] == "out_invoice"]
-        demand = invoices[(invoices["dunning_status"] == "dunned") & (invoices["amount_residual"] > 0)]
-        overdue = demand[demand["days_overdue"] > 0]
-        shown = overdue if len(overdue) else demand  # a pre-due note lists what falls due soon
+        invoices = [r for r in mine if r["move_type"] == "out_invoice"]
+        demand = [r for r in invoices if r["dunning_status"] == "dunned" and r["amount_residual"] > 0]
+        overdue = [r for r in demand if r["days_overdue"] > 0]
+        shown = overdue if overdue else demand  # a pre-due note lists what falls due soon
         lines = _lines(shown, parts, loc)
-        review = invoices[invoices["hold_reason"].isin(UNDER_REVIEW_HOLDS)].sort_values("invoice_number")
-        credits = mine[(mine["move_type"] == "out_refund") & (mine["amount_residual"] < 0)].sort_values("invoice_number")
-        credit_rows = list(zip(credits["invoice_number"].tolist(), credits["currency"].tolist(),
-                               credits["amount_residual"].tolist(), strict=True))
+        review = _by_number([r for r in invoices if r["hold_reason"] in UNDER_REVIEW_HOLDS])
+        credit_rows = [(r["invoice_number"], r["currency"], r["amount_residual"])
+                       for r in _by_number([r for r in mine if r["move_type"] == "out_refund" and r["amount_residual"] < 0])]
         credit_lines = [{"invoice_number": number, "units": -int(units), "amount": loc.money(-int(units), currency)}
                         for number, currency, units in credit_rows]
-        mine_charges = (charged.loc[charged.index.intersection(shown["invoice_id"])]
-                        if charged is not None else pd.DataFrame(columns=["currency", "interest_amount", "fee_amount"]))
-        interest = _totals(list(zip(mine_charges["currency"], mine_charges["interest_amount"], strict=True)), loc)
-        fees = _totals(list(zip(mine_charges["currency"], mine_charges["fee_amount"], strict=True)), loc)
-        statutory = bool(mine_charges["interest_statutory"].fillna(False).any()) if len(mine_charges) else False
+        mine_charges = [charged[r["invoice_id"]] for r in shown if r["invoice_id"] in charged]
+        interest = _totals([(c["currency"], c["interest_amount"]) for c in mine_charges], loc)
+        fees = _totals([(c["currency"], c["fee_amount"]) for c in mine_charges], loc)
+        statutory = any(c["interest_statutory"] is True for c in mine_charges)
         totals = _totals([(ln["currency"], ln["units"]) for ln in lines], loc)
         credit_totals = _totals([(currency, -int(units)) for _number, currency, units in credit_rows], loc)
         contact = contacts.get(int(top.customer_id))
-        promised = bool((mine["hold_reason"] == "promise").any())
+        promised = any(r["hold_reason"] == "promise" for r in mine)
         context = {
             "customer_name": (a["customer_name"] if a is not None else None) or top.customer_name,
             "company_name": (a["company_name"] if a is not None else None) or "",
-            "stage": top.stage, "tone": top.tone, "action": top.action, "overdue": bool(len(overdue)),
+            "stage": top.stage, "tone": top.tone, "action": top.action, "overdue": bool(overdue),
             "lines": lines, "totals": totals, "credits": credit_lines, "credit_totals": credit_totals,
-            "under_review": review["invoice_number"].tolist(), "interest": interest, "fees": fees,
+            "under_review": [r["invoice_number"] for r in review], "interest": interest, "fees": fees,
             "statutory_interest": statutory, "as_of": loc.day(as_of),
             "last_contact": None if contact is None else {
                 "kind": contact["kind"], "date": loc.day(contact["day"]), "agreed": promised},
