@@ -142,13 +142,16 @@ def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadata
     return dg.MetadataValue.md(head.to_markdown(index=False))
 
 
-def read_of_day(wh, table: str, as_of: date) -> pd.DataFrame:
-    """An upstream snapshot, refused if it was built for another as-of day than this run's, or
-    from inputs that were rebuilt since (a run stopped between two assets): the message names
-    the table to rebuild."""
+def read_of_day(wh, table: str, as_of: date, *, columns: list[str] | None = None,
+                where: sa.ColumnElement | None = None) -> pd.DataFrame:
+    """An upstream snapshot (its `columns`, the rows matching `where`; default all), refused if
+    it was built for another as-of day than this run's, or from inputs that were rebuilt since
+    (a run stopped between two assets): the message names the table to rebuild."""
+    if columns is not None and "as_of_date" in wh.table(table).c and "as_of_date" not in columns:
+        columns = [*columns, "as_of_date"]  # for the check of tables written before builds were recorded
     with wh.begin() as conn:
         now = builds.current(wh, conn=conn)
-        frame = wh.read(table, conn=conn)
+        frame = wh.read(table, columns=columns, where=where, conn=conn)
     build = now.get(table)
     if build is not None and build.as_of != as_of:
         raise dg.Failure(f"{table} holds as-of {build.as_of}, this run's as-of is {as_of}: "

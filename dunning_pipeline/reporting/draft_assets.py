@@ -213,11 +213,15 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     policy = _policy(context)
     wh = warehouse.get_warehouse()
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
-    recv = runtime.read_of_day(wh, "receivables", as_of)
-    timeline = runtime.read_of_day(wh, "customer_timeline", as_of)
+    recv = runtime.read_of_day(wh, "receivables", as_of, columns=[
+        "customer_id", "company_id", "customer_name", "customer_email", "customer_lang", "company_name"])
+    tl = wh.table("customer_timeline").c
+    # Only the public messages of the customers that get a draft: the rest of the timeline is not used.
+    timeline = runtime.read_of_day(wh, "customer_timeline", as_of, columns=drafts_mod.TIMELINE_COLUMNS, where=sa.and_(
+        tl.customer_id.in_(drafts_mod.draft_customer_ids(aging)), tl.kind == timeline_mod.MESSAGE,
+        tl.visibility == "public"))
     charges = runtime.read_of_day(wh, "late_payment_charges", as_of)
-    customers = recv[["customer_id", "company_id", "customer_name", "customer_email", "customer_lang",
-                      "company_name"]].drop_duplicates(["customer_id", "company_id"])
+    customers = recv.drop_duplicates(["customer_id", "company_id"])
     drafts = drafts_mod.build_drafts(aging, customers, timeline, as_of, charges=charges,
                                      instalments=_instalments(wh), templates_dir=policy.templates_dir)
     suggester = llm.get_suggester()

@@ -155,6 +155,16 @@ def _totals(items: list[tuple[str, int]], loc: Locale) -> list[dict]:
     return [{"currency": c, "units": u, "amount": loc.money(u, c)} for c, u in sorted(sums.items()) if u]
 
 
+def draft_customer_ids(aging: pd.DataFrame) -> list[int]:
+    """The customers that get a draft today (whose timeline the drafts read)."""
+    return sorted({int(c) for c in _draft_customers(aging)["customer_id"]})
+
+
+# What the drafts read of the timeline: its public messages (the last contact, the conversation).
+TIMELINE_COLUMNS = ["customer_id", "day", "at", "kind", "event", "direction", "visibility", "channel", "ticket_id",
+                    "subject", "text", "comment_id"]
+
+
 def _draft_customers(aging: pd.DataFrame) -> pd.DataFrame:
     """(customer, company) pairs whose highest dunned stage is an email or letter stage."""
     dunned = aging[(aging["dunning_status"] == "dunned") & aging["stage"].notna()]
