@@ -16,7 +16,7 @@ from dunning_pipeline import settings
 from dunning_pipeline.sandbox import Sandbox
 from dunning_pipeline.warehouse.store import Warehouse
 
-pytestmark = pytest.mark.slow  # three nights on the sandbox and one rebuild: about a minute
+pytestmark = pytest.mark.slow  # two nights on the sandbox and one rebuild, per backend: about a minute each
 
 FIRST = date(2026, 3, 2)
 TIMELINE_TABLES = ("customer_timeline", "customer_timeline_views")
@@ -50,8 +50,8 @@ def _rows(wh: Warehouse, table: str) -> pd.DataFrame:
     return frame.sort_values(["customer_id", "seq"] if "seq" in frame else ["customer_id"]).reset_index(drop=True)
 
 
-def test_the_night_after_writes_only_what_changed_and_equals_a_full_rebuild(tmp_path, monkeypatch, pg_database):
-    monkeypatch.setenv(settings.DATABASE_URL_VAR, pg_database)
+def test_the_night_after_writes_only_what_changed_and_equals_a_full_rebuild(tmp_path, monkeypatch, warehouse_url):
+    monkeypatch.setenv(settings.DATABASE_URL_VAR, warehouse_url)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     defs = _defs()
     instance = dg.DagsterInstance.ephemeral()
@@ -65,7 +65,7 @@ def test_the_night_after_writes_only_what_changed_and_equals_a_full_rebuild(tmp_
 
         sb.advance_night()  # payments, new invoices, ticket updates: new comments and stage changes
         _run(defs, "night", second, instance)
-        wh = Warehouse(pg_database)
+        wh = Warehouse(warehouse_url)
         # ...and an accountant renames a customer in Odoo: only its view changes.
         held = wh.read("customer_timeline_views", columns=["customer_id"])
         renamed = int(held["customer_id"].iloc[0])
