@@ -22,9 +22,9 @@ from dunning_pipeline.reporting import suggester as suggester_mod
 from dunning_pipeline.reporting import timeline as timeline_mod
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
+from dunning_pipeline.warehouse import builds
 from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
-from dunning_pipeline.warehouse import builds
 from dunning_pipeline.warehouse.store import Warehouse
 
 GROUP = "reporting"
