@@ -179,7 +179,7 @@ _AGING_COLUMNS = ["customer_id", "company_id", "customer_name", "invoice_id", "i
 
 
 def _charges_of(charges: pd.DataFrame | None) -> dict:
-    """invoice_id -> its late-payment charges (interest_statutory as True, False or missing)."""
+    """invoice_id -> its late-payment charges (interest_statutory True or False; missing is False)."""
     if charges is None or not len(charges):
         return {}
     statutory = (charges["interest_statutory"] if "interest_statutory" in charges
@@ -208,7 +208,7 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
     keys = pd.MultiIndex.from_frame(aging[["customer_id", "company_key"]])
     drafted = aging[keys.isin(pd.MultiIndex.from_frame(tops[["customer_id", "company_key"]]))]
     by_customer: dict[tuple[int, int], list[dict]] = {}
-    for r in _records(drafted, [*_AGING_COLUMNS, "company_key"]):
+    for r in _records(drafted, list(drafted.columns)):
         by_customer.setdefault((int(r["customer_id"]), int(r["company_key"])), []).append(r)
     contacts = last_conversations(timeline[timeline["customer_id"].isin(tops["customer_id"])])
     parts = _overdue_instalments(instalments, drafted["invoice_id"])
