@@ -84,6 +84,7 @@ def _messages(comments: pd.DataFrame, tickets: pd.DataFrame, users: pd.DataFrame
 def _mentioned_numbers(messages: pd.DataFrame, invoices: pd.DataFrame, pattern: str) -> pd.Series:
     """JSON list of the customer's own invoice numbers each message names, in any of the forms
     people write them (`invoice_numbers`: INV/2025/00054, 2025/00054, invoice 54), once each."""
+    invoices = invoices[invoices["customer_id"].isin(messages["customer_id"])]  # only a message's customer counts
     keys = invoice_numbers.invoice_keys(pd.DataFrame({
         "id": invoices["invoice_id"], "name": invoices["invoice_number"],
         "company_id": invoices["company_id"] if "company_id" in invoices else pd.NA,
@@ -93,8 +94,9 @@ def _mentioned_numbers(messages: pd.DataFrame, invoices: pd.DataFrame, pattern: 
                                           messages["customer_id"].reset_index(drop=True), keys)
     found = found.drop_duplicates(["text_row", "invoice_id"]).sort_values(["text_row"], kind="stable")
     lists = found.groupby("text_row", sort=False)["invoice_number"].agg(list)
-    return pd.Series([json.dumps(lists.get(i, [])) for i in range(len(messages))],
-                     index=messages.index, dtype=object)
+    out = np.full(len(messages), json.dumps([]), dtype=object)
+    out[lists.index.to_numpy(dtype=np.int64)] = [json.dumps(numbers) for numbers in lists.tolist()]
+    return pd.Series(out, index=messages.index, dtype=object)
 
 
 def dunning_event(history: pd.DataFrame) -> np.ndarray:
