@@ -142,16 +142,22 @@ def markdown_preview(frame: pd.DataFrame, rows: int = 10) -> dg.MarkdownMetadata
     return dg.MetadataValue.md(head.to_markdown(index=False))
 
 
-def read_of_day(wh, table: str, as_of: date) -> pd.DataFrame:
-    """An upstream snapshot, refused if it was never built (no build recorded and no rows: a
-    step would otherwise compute on nothing), if it was built for another as-of day than this
-    run's, or from inputs that were rebuilt since (a run stopped between two assets): the message
-    names the table to materialize. A table built empty (no open invoices that day) is read."""
+def read_of_day(wh, table: str, as_of: date, *, columns: list[str] | None = None,
+                where: sa.ColumnElement | None = None) -> pd.DataFrame:
+    """An upstream snapshot (its `columns`, the rows matching `where`; default all), refused if
+    it was never built (no build recorded and no rows: a step would otherwise compute on
+    nothing), if it was built for another as-of day than this run's, or from inputs that were
+    rebuilt since (a run stopped between two assets): the message names the table to
+    materialize. A table built empty (no open invoices that day) is read."""
+    if columns is not None and "as_of_date" in wh.table(table).c and "as_of_date" not in columns:
+        columns = [*columns, "as_of_date"]  # for the check of tables written before builds were recorded
     with wh.begin() as conn:
         now = builds.current(wh, conn=conn)
-        frame = wh.read(table, conn=conn)
-    build = now.get(table)
-    if build is None and frame.empty:  # never built: an empty table here is no answer, not "nothing"
+        frame = wh.read(table, columns=columns, where=where, conn=conn)
+        build = now.get(table)
+        unbuilt = build is None and frame.empty and (
+            where is None or conn.execute(sa.select(sa.literal(1)).select_from(wh.table(table)).limit(1)).first() is None)
+    if unbuilt:  # never built: an empty table here is no answer, not "nothing"
         raise dg.Failure(f"{table} was never built in this warehouse (no build recorded, no rows): materialize "
                          f"{table} for {as_of} first (or run the whole nightly job for that day)")
     if build is not None and build.as_of != as_of:

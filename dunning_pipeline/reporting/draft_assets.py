@@ -22,6 +22,7 @@ from dunning_pipeline.reporting import suggester as suggester_mod
 from dunning_pipeline.reporting import timeline as timeline_mod
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
+from dunning_pipeline.warehouse import builds
 from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
@@ -84,19 +85,34 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         invoice_numbers.text_pattern(policy.holds.invoice_number_pattern, policy.holds.invoice_words),
         as_of, settings.timezone())
     names = customers.set_index(customers["id"].astype("int64"))["name"]
-    views = timeline_mod.render_views(timeline, names, as_of, policy.templates_dir)
+    prints = timeline_mod.fingerprints(timeline, names, timeline_mod.view_template_key(as_of, policy.templates_dir))
+    held = _held_fingerprints(wh)
+    changed = prints.index if held is None else prints.index[prints.ne(held.reindex(prints.index)).to_numpy()]
+    gone = [] if held is None else held.index.difference(prints.index)
+    mine = timeline[timeline["customer_id"].isin(changed)]
+    views = timeline_mod.render_views(mine, names, as_of, policy.templates_dir)
+    views["fingerprint"] = views["customer_id"].map(prints)
     with wh.begin() as conn:
-        wh.replace("customer_timeline", timeline, conn=conn)
-        wh.replace("customer_timeline_views", views, conn=conn)
+        if held is None:
+            wh.replace("customer_timeline", timeline, conn=conn)
+            wh.replace("customer_timeline_views", views, conn=conn)
+        else:
+            _carry_over(wh, conn, as_of, [*changed.tolist(), *gone.tolist()], mine, views)
         for table in ("customer_timeline", "customer_timeline_views"):
             runtime.record_build(context, wh, conn, table, as_of, inputs=("customer_communications", "dunning_history"))
-    context.log.info(f"wrote {len(timeline)} timeline events for {len(views)} customers")
-    busiest = views.sort_values("events", ascending=False).head(10)
+    context.log.info(f"{len(timeline)} timeline events of {len(prints)} customers: " + (
+        "all written" if held is None else
+        f"{len(changed)} customers changed since the last build (written), {len(gone)} gone, "
+        f"{len(prints) - len(changed)} carried over"))
+    views = wh.read("customer_timeline_views", columns=["customer_id", "customer_name", "events", "messages",
+                                                              "last_message_at"])
+    busiest = views.sort_values(["events", "customer_id"], ascending=[False, True]).head(10)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(timeline),
         "dagster/column_schema": runtime.column_schema("customer_timeline"),
         "as_of_date": as_of.isoformat(),
         "customers": len(views),
+        "customers_written": len(changed),
         "messages": int((timeline["kind"] == timeline_mod.MESSAGE).sum()),
         "dunning_events": int((timeline["kind"] == timeline_mod.DUNNING).sum()),
         "by_event": dg.MetadataValue.md(_counts_md(timeline["event"].value_counts().sort_index(), "Event")),
@@ -106,6 +122,36 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             timeline[["customer_id", "seq", "day", "event", "author_name", "ticket_id", "invoice_numbers",
                       "invoice_number", "to_stage"]].assign(subject=timeline["subject"].str.slice(0, 40))),
     })
+
+
+def _held_fingerprints(wh: Warehouse) -> pd.Series | None:
+    """customer_id -> fingerprint of the timeline the warehouse holds, or None when it cannot be
+    carried over: never built (or before builds were recorded), its two tables not of one
+    build, or a customer without a fingerprint (a view written before they were kept)."""
+    with wh.begin() as conn:
+        now = builds.current(wh, conn=conn)
+        events, views = now.get("customer_timeline"), now.get("customer_timeline_views")
+        if events is None or views is None or events.run_id != views.run_id:
+            return None
+        held = wh.read("customer_timeline_views", columns=["customer_id", "fingerprint"], conn=conn)
+    if held["fingerprint"].isna().any():
+        return None
+    return pd.Series(held["fingerprint"].to_numpy(dtype=object), index=held["customer_id"].astype("int64").to_numpy())
+
+
+_ID_CHUNK = 5_000
+
+
+def _carry_over(wh: Warehouse, conn, as_of, rewritten: list[int], events: pd.DataFrame, views: pd.DataFrame) -> None:
+    """In the build's transaction: the customers in `rewritten` (changed or gone) replaced by
+    their new rows, every other customer's rows and view kept and moved to the as-of day."""
+    for table in ("customer_timeline", "customer_timeline_views"):
+        t = wh.table(table)
+        for i in range(0, len(rewritten), _ID_CHUNK):
+            wh.delete(table, t.c.customer_id.in_(rewritten[i:i + _ID_CHUNK]), conn=conn)
+        conn.execute(t.update().where(t.c.as_of_date != as_of).values(as_of_date=as_of))
+    wh.append("customer_timeline", events, conn=conn)
+    wh.append("customer_timeline_views", views, conn=conn)
 
 
 # -- late_payment_charges ----------------------------------------------------------------------
@@ -167,23 +213,26 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     policy = _policy(context)
     wh = warehouse.get_warehouse()
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
-    recv = runtime.read_of_day(wh, "receivables", as_of)
-    timeline = runtime.read_of_day(wh, "customer_timeline", as_of)
+    recv = runtime.read_of_day(wh, "receivables", as_of, columns=[
+        "customer_id", "company_id", "customer_name", "customer_email", "customer_lang", "company_name"])
+    tl = wh.table("customer_timeline").c
+    # Only the public messages of the customers that get a draft: the rest of the timeline is not used.
+    timeline = runtime.read_of_day(wh, "customer_timeline", as_of, columns=drafts_mod.TIMELINE_COLUMNS, where=sa.and_(
+        tl.customer_id.in_(drafts_mod.draft_customer_ids(aging)), tl.kind == timeline_mod.MESSAGE,
+        tl.visibility == "public"))
     charges = runtime.read_of_day(wh, "late_payment_charges", as_of)
-    customers = recv[["customer_id", "company_id", "customer_name", "customer_email", "customer_lang",
-                      "company_name"]].drop_duplicates(["customer_id", "company_id"])
+    customers = recv.drop_duplicates(["customer_id", "company_id"])
     drafts = drafts_mod.build_drafts(aging, customers, timeline, as_of, charges=charges,
                                      instalments=_instalments(wh), templates_dir=policy.templates_dir)
     suggester = llm.get_suggester()
-    events_of = dict(iter(timeline[timeline["customer_id"].isin(drafts["customer_id"])].groupby("customer_id")))
-    no_events = timeline.head(0)
+    messages_of = suggester_mod.conversations(timeline[timeline["customer_id"].isin(drafts["customer_id"])])
     used = []
     for r in drafts.itertuples(index=False):
         s = suggester.suggest(
             language=drafts_mod.customer_locale(r.lang).language, subject=r.subject, body=r.body,
             invoice_numbers=json.loads(r.invoice_numbers) + json.loads(r.under_review),
             amounts=json.loads(r.amounts),
-            messages=suggester_mod.conversation(events_of.get(r.customer_id, no_events)))
+            messages=messages_of.get(int(r.customer_id), []))
         used.append({"body": s.body, "source": s.source, "source_note": s.note, "llm_model": s.model,
                      "llm_prompt": s.prompt, "llm_answer": s.answer})
     used = pd.DataFrame(used, index=drafts.index, columns=["body", "source", "source_note", "llm_model",

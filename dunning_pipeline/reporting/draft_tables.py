@@ -52,6 +52,8 @@ customer_timeline_views = sa.Table(
     sa.Column("last_message_at", sa.DateTime, comment="UTC"),
     sa.Column("html", sa.Text, nullable=False, comment="autoescaped HTML fragment for the workbench"),
     sa.Column("as_of_date", sa.Date, nullable=False, comment="business day this snapshot was built for"),
+    sa.Column("fingerprint", sa.Text,
+              comment="sha256 of the customer's events, name and view template: unchanged, carried over"),
 )
 
 late_payment_charges = sa.Table(

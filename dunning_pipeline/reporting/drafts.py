@@ -72,45 +72,78 @@ def customer_locale(lang: str | None) -> Locale:
         return Locale(language, language)
 
 
-def last_conversation(events: pd.DataFrame | None) -> dict | None:
-    """The latest public message among one customer's timeline events: our email, their
-    message, or a phone call (Zendesk voice channel); None when there is none (the draft then
-    refers to nothing)."""
-    if events is None:
-        return None
-    msgs = events[(events["kind"] == MESSAGE) & (events["visibility"] == "public")]
-    if msgs.empty:
-        return None
-    last = msgs.sort_values(["day", "at", "comment_id"], kind="stable").iloc[-1]
-    channel = last["channel"] if isinstance(last["channel"], str) else ""
-    kind = ("phone" if channel in PHONE_CHANNELS else "email_in" if last["event"] == INBOUND else "email_out")
-    return {"kind": kind, "day": pd.Timestamp(last["day"]), "ticket_id": int(last["ticket_id"])}
+def last_conversations(timeline: pd.DataFrame) -> dict[int, dict]:
+    """Per customer of `timeline`, the latest public message: our email, their message, or a
+    phone call (Zendesk voice channel); a customer without one is not in the answer (its draft
+    then refers to nothing). One stable sort of all the public messages keeps, per customer, the
+    latest message a sort of its own would."""
+    msgs = timeline[(timeline["kind"] == MESSAGE) & (timeline["visibility"] == "public")]
+    last = msgs.sort_values(["day", "at", "comment_id"], kind="stable").groupby("customer_id", sort=False).tail(1)
+    out = {}
+    for customer_id, day, channel, event, ticket_id in zip(
+            last["customer_id"].tolist(), last["day"].tolist(), last["channel"].tolist(), last["event"].tolist(),
+            last["ticket_id"].tolist(), strict=True):
+        channel = channel if isinstance(channel, str) else ""
+        kind = ("phone" if channel in PHONE_CHANNELS else "email_in" if event == INBOUND else "email_out")
+        out[int(customer_id)] = {"kind": kind, "day": pd.Timestamp(day), "ticket_id": int(ticket_id)}
+    return out
 
 
-def _overdue_instalments(instalments: pd.DataFrame | None) -> dict[int, pd.DataFrame]:
-    """Each invoice's overdue instalments, oldest first (grouped once for all drafts)."""
+def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """The rows as dicts of the given columns (column by column: far cheaper than row access)."""
+    return [dict(zip(columns, values, strict=True)) for values in zip(*(frame[c].tolist() for c in columns), strict=True)]
+
+
+_INSTALMENT_COLUMNS = ["invoice_id", "amount_residual", "date_maturity", "days_overdue", "instalment_number",
+                       "instalments_total"]
+
+
+def _overdue_instalments(instalments: pd.DataFrame | None, invoice_ids=None) -> dict[int, list[dict]]:
+    """Each invoice's overdue instalments, oldest first (only those of `invoice_ids` when given)."""
     if instalments is None or not len(instalments):
         return {}
     due = instalments[instalments["days_overdue"] > 0]
-    return {int(k): g.sort_values("date_maturity") for k, g in due.groupby("invoice_id")}
+    if invoice_ids is not None:
+        due = due[due["invoice_id"].isin(invoice_ids)]
+    parts: dict[int, list[dict]] = {}
+    for p in _records(due.sort_values(["invoice_id", "date_maturity"], kind="stable"), _INSTALMENT_COLUMNS):
+        parts.setdefault(int(p["invoice_id"]), []).append(p)
+    return parts
 
 
-def _lines(rows: pd.DataFrame, parts: dict[int, pd.DataFrame], loc: Locale) -> list[dict]:
+def _by_due_date(rows: list[dict]) -> list[dict]:
+    """Oldest due date first, then by number (missing ones last, as pandas sorts)."""
+    return sorted(rows, key=lambda r: (pd.isna(r["invoice_date_due"]),
+                                       r["invoice_date_due"] if pd.notna(r["invoice_date_due"]) else 0,
+                                       *_number_key(r)))
+
+
+def _by_number(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=_number_key)
+
+
+def _number_key(row: dict) -> tuple[bool, str]:
+    number = row["invoice_number"]
+    return (not isinstance(number, str), number if isinstance(number, str) else "")
+
+
+def _lines(rows: list[dict], parts: dict[int, list[dict]], loc: Locale) -> list[dict]:
     """Demand lines: one per invoice, or per overdue instalment when instalments are known."""
     out = []
-    for r in rows.sort_values(["invoice_date_due", "invoice_number"], kind="stable").itertuples(index=False):
-        own = parts.get(int(r.invoice_id))
-        if own is not None and int(own["instalments_total"].iloc[0]) > 1:
-            for p in own.itertuples(index=False):
-                out.append({"invoice_number": r.invoice_number, "currency": r.currency,
-                            "units": int(p.amount_residual), "amount": loc.money(int(p.amount_residual), r.currency),
-                            "due_date": loc.day(p.date_maturity), "days_overdue": int(p.days_overdue),
-                            "instalment": int(p.instalment_number), "instalments": int(p.instalments_total)})
+    for r in _by_due_date(rows):
+        own = parts.get(int(r["invoice_id"]))
+        if own is not None and int(own[0]["instalments_total"]) > 1:
+            for p in own:
+                out.append({"invoice_number": r["invoice_number"], "currency": r["currency"],
+                            "units": int(p["amount_residual"]),
+                            "amount": loc.money(int(p["amount_residual"]), r["currency"]),
+                            "due_date": loc.day(p["date_maturity"]), "days_overdue": int(p["days_overdue"]),
+                            "instalment": int(p["instalment_number"]), "instalments": int(p["instalments_total"])})
         else:
-            due_date = r.invoice_date_due if pd.notna(r.invoice_date_due) else r.invoice_date
-            out.append({"invoice_number": r.invoice_number, "currency": r.currency,
-                        "units": int(r.amount_residual), "amount": loc.money(int(r.amount_residual), r.currency),
-                        "due_date": loc.day(due_date), "days_overdue": int(r.days_overdue),
+            due_date = r["invoice_date_due"] if pd.notna(r["invoice_date_due"]) else r["invoice_date"]
+            out.append({"invoice_number": r["invoice_number"], "currency": r["currency"],
+                        "units": int(r["amount_residual"]), "amount": loc.money(int(r["amount_residual"]), r["currency"]),
+                        "due_date": loc.day(due_date), "days_overdue": int(r["days_overdue"]),
                         "instalment": None, "instalments": None})
     return out
 
@@ -122,11 +155,38 @@ def _totals(items: list[tuple[str, int]], loc: Locale) -> list[dict]:
     return [{"currency": c, "units": u, "amount": loc.money(u, c)} for c, u in sorted(sums.items()) if u]
 
 
+def draft_customer_ids(aging: pd.DataFrame) -> list[int]:
+    """The customers that get a draft today (whose timeline the drafts read)."""
+    return sorted({int(c) for c in _draft_customers(aging)["customer_id"]})
+
+
+# What the drafts read of the timeline: its public messages (the last contact, the conversation).
+TIMELINE_COLUMNS = ["customer_id", "day", "at", "kind", "event", "direction", "visibility", "channel", "ticket_id",
+                    "subject", "text", "comment_id"]
+
+
 def _draft_customers(aging: pd.DataFrame) -> pd.DataFrame:
     """(customer, company) pairs whose highest dunned stage is an email or letter stage."""
     dunned = aging[(aging["dunning_status"] == "dunned") & aging["stage"].notna()]
     top = dunned.sort_values("stage_rank", kind="stable").groupby(["customer_id", "company_id"], dropna=False).tail(1)
     return top[top["action"].isin(DRAFT_ACTIONS)].sort_values(["customer_id", "company_id"])
+
+
+# What a draft reads of invoice_aging: the stage of the customer and its invoices' lines.
+_AGING_COLUMNS = ["customer_id", "company_id", "customer_name", "invoice_id", "invoice_number", "move_type", "currency",
+                  "amount_residual", "invoice_date", "invoice_date_due", "days_overdue", "dunning_status",
+                  "hold_reason", "stage", "stage_rank", "action", "tone", "manual_only"]
+
+
+def _charges_of(charges: pd.DataFrame | None) -> dict:
+    """invoice_id -> its late-payment charges (interest_statutory True or False; missing is False)."""
+    if charges is None or not len(charges):
+        return {}
+    statutory = (charges["interest_statutory"] if "interest_statutory" in charges
+                 else pd.Series(False, index=charges.index)).astype("boolean").fillna(False)
+    frame = charges.assign(interest_statutory=statutory.astype(bool))
+    return {r["invoice_id"]: r for r in _records(frame, ["invoice_id", "currency", "interest_amount", "fee_amount",
+                                                         "interest_statutory"])}
 
 
 def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.DataFrame, as_of: date, *,
@@ -139,42 +199,49 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
     receivables); `charges`: interest.late_payment_charges; `instalments`: instalment_aging."""
     env = template_environment(templates_dir, autoescape=False)
     attrs = customers.drop_duplicates(["customer_id", "company_id"]).set_index(["customer_id", "company_id"])
-    charged = charges.set_index("invoice_id") if charges is not None and len(charges) else None
-    # Grouped once: a loop that filtered the whole table per customer would be quadratic.
+    charged = _charges_of(charges)
+    aging = aging[[c for c in _AGING_COLUMNS if c in aging]]
     aging = aging.assign(company_key=aging["company_id"].astype("Int64").fillna(-1))  # NaN keys never match
-    by_customer = dict(iter(aging.groupby(["customer_id", "company_key"], sort=False)))
-    events_of = dict(iter(timeline.groupby("customer_id", sort=False)))
-    parts = _overdue_instalments(instalments)
+    tops = _draft_customers(aging)
+    # Only the rows of the customers that get a draft, as plain records grouped once: a loop that
+    # filtered the whole table per customer would be quadratic, and pandas per draft is most of the work.
+    keys = pd.MultiIndex.from_frame(aging[["customer_id", "company_key"]])
+    drafted = aging[keys.isin(pd.MultiIndex.from_frame(tops[["customer_id", "company_key"]]))]
+    by_customer: dict[tuple[int, int], list[dict]] = {}
+    for r in _records(drafted, list(drafted.columns)):
+        by_customer.setdefault((int(r["customer_id"]), int(r["company_key"])), []).append(r)
+    contacts = last_conversations(timeline[timeline["customer_id"].isin(tops["customer_id"])])
+    parts = _overdue_instalments(instalments, drafted["invoice_id"])
     rows = []
-    for top in _draft_customers(aging).itertuples(index=False):
+    for top in tops.itertuples(index=False):
         key = (top.customer_id, top.company_id)
-        mine = by_customer[(top.customer_id, top.company_key)]
+        mine = by_customer[(int(top.customer_id), int(top.company_key))]
         a = attrs.loc[key] if key in attrs.index else None
         loc = customer_locale(a["customer_lang"] if a is not None else None)
-        invoices = mine[mine["move_type"] == "out_invoice"]
-        demand = invoices[(invoices["dunning_status"] == "dunned") & (invoices["amount_residual"] > 0)]
-        overdue = demand[demand["days_overdue"] > 0]
-        shown = overdue if len(overdue) else demand  # a pre-due note lists what falls due soon
+        invoices = [r for r in mine if r["move_type"] == "out_invoice"]
+        demand = [r for r in invoices if r["dunning_status"] == "dunned" and r["amount_residual"] > 0]
+        overdue = [r for r in demand if r["days_overdue"] > 0]
+        shown = overdue if overdue else demand  # a pre-due note lists what falls due soon
         lines = _lines(shown, parts, loc)
-        review = invoices[invoices["hold_reason"].isin(UNDER_REVIEW_HOLDS)].sort_values("invoice_number")
-        credits = mine[(mine["move_type"] == "out_refund") & (mine["amount_residual"] < 0)].sort_values("invoice_number")
-        credit_lines = [{"invoice_number": c.invoice_number, "units": -int(c.amount_residual),
-                         "amount": loc.money(-int(c.amount_residual), c.currency)} for c in credits.itertuples()]
-        mine_charges = (charged.loc[charged.index.intersection(shown["invoice_id"])]
-                        if charged is not None else pd.DataFrame(columns=["currency", "interest_amount", "fee_amount"]))
-        interest = _totals(list(zip(mine_charges["currency"], mine_charges["interest_amount"], strict=True)), loc)
-        fees = _totals(list(zip(mine_charges["currency"], mine_charges["fee_amount"], strict=True)), loc)
-        statutory = bool(mine_charges["interest_statutory"].fillna(False).any()) if len(mine_charges) else False
+        review = _by_number([r for r in invoices if r["hold_reason"] in UNDER_REVIEW_HOLDS])
+        credit_rows = [(r["invoice_number"], r["currency"], r["amount_residual"])
+                       for r in _by_number([r for r in mine if r["move_type"] == "out_refund" and r["amount_residual"] < 0])]
+        credit_lines = [{"invoice_number": number, "units": -int(units), "amount": loc.money(-int(units), currency)}
+                        for number, currency, units in credit_rows]
+        mine_charges = [charged[r["invoice_id"]] for r in shown if r["invoice_id"] in charged]
+        interest = _totals([(c["currency"], c["interest_amount"]) for c in mine_charges], loc)
+        fees = _totals([(c["currency"], c["fee_amount"]) for c in mine_charges], loc)
+        statutory = any(c["interest_statutory"] is True for c in mine_charges)
         totals = _totals([(ln["currency"], ln["units"]) for ln in lines], loc)
-        credit_totals = _totals([(c.currency, -int(c.amount_residual)) for c in credits.itertuples()], loc)
-        contact = last_conversation(events_of.get(top.customer_id))
-        promised = bool((mine["hold_reason"] == "promise").any())
+        credit_totals = _totals([(currency, -int(units)) for _number, currency, units in credit_rows], loc)
+        contact = contacts.get(int(top.customer_id))
+        promised = any(r["hold_reason"] == "promise" for r in mine)
         context = {
             "customer_name": (a["customer_name"] if a is not None else None) or top.customer_name,
             "company_name": (a["company_name"] if a is not None else None) or "",
-            "stage": top.stage, "tone": top.tone, "action": top.action, "overdue": bool(len(overdue)),
+            "stage": top.stage, "tone": top.tone, "action": top.action, "overdue": bool(overdue),
             "lines": lines, "totals": totals, "credits": credit_lines, "credit_totals": credit_totals,
-            "under_review": review["invoice_number"].tolist(), "interest": interest, "fees": fees,
+            "under_review": [r["invoice_number"] for r in review], "interest": interest, "fees": fees,
             "statutory_interest": statutory, "as_of": loc.day(as_of),
             "last_contact": None if contact is None else {
                 "kind": contact["kind"], "date": loc.day(contact["day"]), "agreed": promised},

@@ -66,13 +66,20 @@ def check_answer(answer: str, invoice_numbers: list[str], amounts: list[str]) ->
     return None
 
 
-def conversation(timeline_rows, limit: int = MAX_MESSAGES) -> list[dict]:
-    """The customer's last public messages (oldest first) as the model sees them."""
-    msgs = timeline_rows[(timeline_rows["kind"] == "message") & (timeline_rows["visibility"] == "public")]
-    msgs = msgs.sort_values(["day", "at", "comment_id"], kind="stable").tail(limit)
-    return [{"date": r.day.date().isoformat(), "from": "customer" if r.direction == "inbound" else "us",
-             "subject": r.subject if isinstance(r.subject, str) else "",
-             "text": (r.text or "")[:MAX_MESSAGE_CHARS]} for r in msgs.itertuples(index=False)]
+def conversations(timeline, limit: int = MAX_MESSAGES) -> dict[int, list[dict]]:
+    """Per customer of `timeline`, its last public messages (oldest first) as the model sees
+    them. One stable sort of all the public messages orders each customer's as a sort of its own
+    would."""
+    msgs = timeline[(timeline["kind"] == "message") & (timeline["visibility"] == "public")]
+    msgs = msgs.sort_values(["day", "at", "comment_id"], kind="stable").groupby("customer_id", sort=False).tail(limit)
+    out: dict[int, list[dict]] = {}
+    for customer_id, day, direction, subject, text in zip(
+            msgs["customer_id"].tolist(), msgs["day"].tolist(), msgs["direction"].tolist(), msgs["subject"].tolist(),
+            msgs["text"].tolist(), strict=True):
+        out.setdefault(int(customer_id), []).append({
+            "date": day.date().isoformat(), "from": "customer" if direction == "inbound" else "us",
+            "subject": subject if isinstance(subject, str) else "", "text": (text or "")[:MAX_MESSAGE_CHARS]})
+    return out
 
 
 def build_prompt(language: str, subject: str, body: str, messages: list[dict]) -> list[dict]:

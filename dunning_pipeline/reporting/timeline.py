@@ -7,15 +7,21 @@ customer's invoice numbers the message names. Dunning events come from `dunning_
 stage entered, hold, promise, release, closure. A day's dunning events come before its
 messages (the history is recorded by the night run, before anyone writes that day).
 Nothing after the as-of day is shown. Pure pandas (and Jinja2 for the per-customer view).
+
+Each customer's events and view get a fingerprint (`fingerprints`): of its rows but the as-of
+day, its name and the view's template. A night whose fingerprint of a customer equals the last
+build's carries that customer's rows and view over instead of writing them again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date
 from zoneinfo import ZoneInfo
 
 import jinja2
+import jinja2.meta
 import numpy as np
 import pandas as pd
 
@@ -78,6 +84,7 @@ def _messages(comments: pd.DataFrame, tickets: pd.DataFrame, users: pd.DataFrame
 def _mentioned_numbers(messages: pd.DataFrame, invoices: pd.DataFrame, pattern: str) -> pd.Series:
     """JSON list of the customer's own invoice numbers each message names, in any of the forms
     people write them (`invoice_numbers`: INV/2025/00054, 2025/00054, invoice 54), once each."""
+    invoices = invoices[invoices["customer_id"].isin(messages["customer_id"])]  # only a message's customer counts
     keys = invoice_numbers.invoice_keys(pd.DataFrame({
         "id": invoices["invoice_id"], "name": invoices["invoice_number"],
         "company_id": invoices["company_id"] if "company_id" in invoices else pd.NA,
@@ -87,8 +94,9 @@ def _mentioned_numbers(messages: pd.DataFrame, invoices: pd.DataFrame, pattern: 
                                           messages["customer_id"].reset_index(drop=True), keys)
     found = found.drop_duplicates(["text_row", "invoice_id"]).sort_values(["text_row"], kind="stable")
     lists = found.groupby("text_row", sort=False)["invoice_number"].agg(list)
-    return pd.Series([json.dumps(lists.get(i, [])) for i in range(len(messages))],
-                     index=messages.index, dtype=object)
+    out = np.full(len(messages), json.dumps([]), dtype=object)
+    out[lists.index.to_numpy(dtype=np.int64)] = [json.dumps(numbers) for numbers in lists.tolist()]
+    return pd.Series(out, index=messages.index, dtype=object)
 
 
 def dunning_event(history: pd.DataFrame) -> np.ndarray:
@@ -160,36 +168,59 @@ def template_environment(override_dir=None, *, autoescape: bool) -> jinja2.Envir
                               keep_trailing_newline=True)
 
 
+def _runs(customers: np.ndarray) -> tuple[list[int], list[int]]:
+    """Start and end (exclusive) of each customer's rows in rows ordered by customer."""
+    starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]]) if len(customers) else np.array([], int)
+    return starts.tolist(), np.r_[starts[1:], len(customers)][:len(starts)].tolist()
+
+
+def _view_items(timeline: pd.DataFrame) -> list[dict]:
+    """The template's item of each timeline row, formatted column by column (one pass, not a
+    pandas row lookup per event)."""
+    def text_or_empty(values) -> list:
+        return [v if isinstance(v, str) else "" for v in values]
+
+    amounts = [("" if pd.isna(a) else money.format_amount(int(a), c if isinstance(c, str) else None))
+               for a, c in zip(timeline["amount_residual"].tolist(), timeline["currency"].tolist(), strict=True)]
+    at = timeline["at"]
+    columns = {
+        "kind": timeline["kind"].tolist(), "event": timeline["event"].tolist(),
+        "day": timeline["day"].dt.strftime("%Y-%m-%d").tolist(),
+        "at": at.dt.strftime("%Y-%m-%d %H:%M UTC").where(at.notna(), "").tolist(),
+        "visibility": timeline["visibility"].tolist(), "channel": text_or_empty(timeline["channel"].tolist()),
+        "author": text_or_empty(timeline["author_name"].tolist()),
+        "ticket_id": [None if pd.isna(t) else int(t) for t in timeline["ticket_id"].tolist()],
+        "subject": text_or_empty(timeline["subject"].tolist()),
+        "text": [t or "" for t in timeline["text"].tolist()],
+        "invoices": [json.loads(n) if isinstance(n, str) else [] for n in timeline["invoice_numbers"].tolist()],
+        "invoice_number": text_or_empty(timeline["invoice_number"].tolist()),
+        "amount": amounts,
+    }
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
 def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override_dir=None) -> pd.DataFrame:
     """Per customer, the timeline as an HTML fragment for the workbench (autoescaped: the texts
     are the customers' own words). `names`: customer_id -> name."""
     env = template_environment(override_dir, autoescape=True)
     template = env.get_template(VIEW_TEMPLATE)
+    ordered = timeline.iloc[np.argsort(timeline["customer_id"].to_numpy(), kind="stable")]
+    items = _view_items(ordered)
+    customers = ordered["customer_id"].to_numpy()
+    starts, ends = _runs(customers)
+    is_message = (ordered["kind"] == MESSAGE).to_numpy()
+    last_message = ordered.loc[is_message].groupby("customer_id")["at"].max()
     rows = []
-    for customer_id, events in timeline.groupby("customer_id", sort=True):
-        items = []
-        for r in events.itertuples(index=False):
-            amount = ("" if pd.isna(r.amount_residual)
-                      else money.format_amount(int(r.amount_residual), r.currency if isinstance(r.currency, str) else None))
-            items.append({
-                "kind": r.kind, "event": r.event, "day": r.day.date().isoformat(),
-                "at": "" if pd.isna(r.at) else r.at.strftime("%Y-%m-%d %H:%M UTC"),
-                "visibility": r.visibility, "channel": r.channel if isinstance(r.channel, str) else "",
-                "author": r.author_name if isinstance(r.author_name, str) else "",
-                "ticket_id": None if pd.isna(r.ticket_id) else int(r.ticket_id),
-                "subject": r.subject if isinstance(r.subject, str) else "", "text": r.text or "",
-                "invoices": json.loads(r.invoice_numbers) if isinstance(r.invoice_numbers, str) else [],
-                "invoice_number": r.invoice_number if isinstance(r.invoice_number, str) else "",
-                "amount": amount,
-            })
+    for begin, end in zip(starts, ends, strict=True):
+        customer_id = int(customers[begin])
         name = names.get(customer_id)
-        messages = events[events["kind"] == MESSAGE]
+        messages = int(is_message[begin:end].sum())
         rows.append({
-            "customer_id": int(customer_id), "customer_name": name if isinstance(name, str) else None,
-            "events": len(events), "messages": len(messages),
-            "last_message_at": messages["at"].max() if len(messages) else pd.NaT,
-            "html": template.render(customer_id=int(customer_id), customer_name=name or "", as_of=as_of.isoformat(),
-                                    items=items),
+            "customer_id": customer_id, "customer_name": name if isinstance(name, str) else None,
+            "events": end - begin, "messages": messages,
+            "last_message_at": last_message.get(customer_id, pd.NaT) if messages else pd.NaT,
+            "html": template.render(customer_id=customer_id, customer_name=name or "", as_of=as_of.isoformat(),
+                                    items=items[begin:end]),
             "as_of_date": pd.Timestamp(as_of),
         })
     out = pd.DataFrame(rows, columns=["customer_id", "customer_name", "events", "messages", "last_message_at",
@@ -197,3 +228,33 @@ def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override
     out["last_message_at"] = pd.to_datetime(out["last_message_at"]).astype("datetime64[us]")
     out["as_of_date"] = pd.to_datetime(out["as_of_date"]).astype("datetime64[s]")
     return out
+
+
+def view_template_key(as_of: date, override_dir=None) -> str:
+    """What a view depends on besides its customer's events and name: the template's source, and
+    the as-of day when the template shows it (or includes another template, which might): then
+    every view changes with the day."""
+    env = template_environment(override_dir, autoescape=True)
+    source, _, _ = env.loader.get_source(env, VIEW_TEMPLATE)
+    ast = env.parse(source)
+    uses_day = ("as_of" in jinja2.meta.find_undeclared_variables(ast)
+                or next(iter(jinja2.meta.find_referenced_templates(ast)), False) is not False)
+    return hashlib.sha256((source + ("\x1f" + as_of.isoformat() if uses_day else "")).encode()).hexdigest()
+
+
+def fingerprints(timeline: pd.DataFrame, names: pd.Series, template_key: str) -> pd.Series:
+    """customer_id -> sha256 of the customer's timeline rows (every column but the as-of day, in
+    `seq` order), its name and `template_key` (`view_template_key`): equal fingerprints, equal
+    rows and view."""
+    rows = timeline.sort_values(["customer_id", "seq"], kind="stable")
+    row_hash = pd.util.hash_pandas_object(rows[[c for c in COLUMNS if c != "as_of_date"]], index=False).to_numpy()
+    customers = rows["customer_id"].to_numpy()
+    starts, ends = _runs(customers)
+    out = {}
+    for begin, end in zip(starts, ends, strict=True):
+        customer_id = int(customers[begin])
+        name = names.get(customer_id)
+        digest = hashlib.sha256(f"{template_key}\x1f{name!r}\x1f".encode())
+        digest.update(row_hash[begin:end].tobytes())
+        out[customer_id] = digest.hexdigest()
+    return pd.Series(out, dtype=object)

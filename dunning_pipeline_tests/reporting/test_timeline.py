@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from dunning_pipeline.reporting.timeline import build_timeline, render_views
+from dunning_pipeline.reporting.timeline import build_timeline, fingerprints, render_views, view_template_key
 
 from . import timeline_data as D
 
@@ -102,3 +102,26 @@ def test_invoices_named_the_way_customers_write_them_are_listed():
                         D.PATTERN, AS_OF, ZoneInfo("UTC"))
     row = tl[tl["comment_id"] == 4].iloc[0]
     assert json.loads(row["invoice_numbers"]) == ["INV/2026/00012", "INV/2026/00011"]
+
+
+def test_a_fingerprint_changes_with_the_customers_events_or_name_only():
+    names = pd.Series({10: "Weber & Söhne GmbH", 20: "Other"})
+    key = view_template_key(AS_OF)
+    base = fingerprints(_timeline(), names, key)
+    assert set(base.index) == {10, 20}
+    # another as-of day with the same events: the same fingerprints (the shipped view does not show the day)
+    later = _timeline().assign(as_of_date=pd.Timestamp(2026, 3, 9))
+    assert fingerprints(later, names, view_template_key(date(2026, 3, 9))).equals(base)
+    edited = _timeline()
+    edited.loc[(edited["customer_id"] == 20) & (edited["kind"] == "message"), "text"] = "edited"
+    moved = fingerprints(edited, names, key)
+    assert moved[10] == base[10] and moved[20] != base[20]
+    renamed = fingerprints(_timeline(), pd.Series({10: "Weber GmbH", 20: "Other"}), key)
+    assert renamed[10] != base[10] and renamed[20] == base[20]
+
+
+def test_a_view_template_that_shows_the_day_changes_every_fingerprint_every_day(tmp_path):
+    assert view_template_key(AS_OF) == view_template_key(date(2026, 3, 9))
+    (tmp_path / "timeline.html.j2").write_text("<p>{{ customer_name }} on {{ as_of }}</p>", encoding="utf-8")
+    assert view_template_key(AS_OF, tmp_path) != view_template_key(date(2026, 3, 9), tmp_path)
+    assert view_template_key(AS_OF, tmp_path) != view_template_key(AS_OF)  # and the template's source counts
