@@ -43,7 +43,8 @@ class StepOutcome:
 
 
 _EXIT = re.compile(r"(?:exit(?:ed)?(?: with)?(?: status| code)?|return code)[ :=]*(-?\d+)", re.I)
-_SIGNAL = re.compile(r"\b(SIG[A-Z]+)\b|signal (\d+)", re.I)
+# A signal's name is upper case (SIGKILL); case-insensitive, "signal 9" would read as a signal called SIGNAL.
+_SIGNAL = re.compile(r"\b(SIG(?!NAL\b)[A-Z]{2,})\b|(?i:signal) (\d+)")
 
 
 def kill_reason(messages: list[str]) -> str | None:

@@ -222,6 +222,13 @@ def test_a_killed_run_is_alerted_with_its_signal_not_as_before_any_step_ran(sand
     (["Run worker exited with exit code -15"], "stopped by SIGTERM (terminated or interrupted)"),
     (["process finished", "return code 137"], "exit code 137: killed by SIGKILL (often the out-of-memory killer: check the host's memory)"),
     (["received SIGINT"], "stopped by SIGINT (terminated or interrupted)"),
+    # Dagster's own words (`get_run_crash_explanation`): the signal by number, then by name.
+    (["Run execution process for run 1f2e was terminated by signal 9 (SIGKILL). This usually indicates"
+      " that the process was killed by the operating system due to running out of memory."],
+     "killed by SIGKILL (often the out-of-memory killer: check the host's memory)"),
+    (["Run execution process for run 1f2e unexpectedly exited with code 3."], "exit code 3"),
+    (["Signal 15 received"], "stopped by SIGTERM (terminated or interrupted)"),
+    (["The run was interrupted by a signal."], None),
     (["This run has been marked as failed from outside the execution context."], None),
 ])
 def test_kill_reasons_are_read_from_the_run_messages(messages, expected):
