@@ -73,13 +73,31 @@ def test_every_run_concurrency_limit_matches_a_tag_a_run_really_carries():
     assert job_tags["nightly_dunning"]["dagster/retry_strategy"] == "FROM_FAILURE"
 
 
+def test_every_asset_that_writes_the_warehouse_holds_its_writer_lock():
+    """The run queue's limits hold only for runs that carry the tags; the step's own lock holds for
+    every run, however launched. The weekly alert is the exception: its delivery ledger claims each
+    part (exactly once across instances), which a lock per step would not add to."""
+    from dunning_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    writers = {}
+    for asset in graph.assets_defs:
+        if not asset.keys or not asset.is_executable or "warehouse" not in asset.required_resource_keys:
+            continue
+        fn = asset.op.compute_fn.decorated_fn
+        writers[asset.node_def.name] = getattr(fn, "holds_writer_lock", False)
+    assert {"odoo_reconciliations", "invoice_aging", "dunning_history", "customer_timeline"} <= writers.keys()
+    unlocked = sorted(name for name, locked in writers.items() if not locked)
+    assert unlocked == ["post_weekly_slack_alert"], unlocked
+
+
 def test_pools_of_the_extracts_are_limited_by_the_instance(tmp_path, pg_database):
     """The odoo and zendesk pools that the extract assets name get a limit from dagster.yaml."""
     from dunning_pipeline.definitions import defs
 
     graph = defs.resolve_asset_graph()
     pools = {key.to_user_string(): graph.get(key).pools for key in graph.get_all_asset_keys()}
-    assert pools["odoo_invoices"] == pools["odoo_receivable_lines"] == {"odoo"}
+    assert pools["odoo_invoices"] == pools["odoo_receivable_lines"] == pools["odoo_reconciliations"] == {"odoo"}
     assert pools["zendesk_tickets"] == pools["zendesk_comments"] == {"zendesk"}
     assert not pools["receivables"]
     home = tmp_path / "dagster_home"

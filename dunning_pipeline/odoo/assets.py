@@ -119,9 +119,11 @@ RECONCILIATION_SCHEMA = runtime.column_schema(schema.odoo_reconciliations)
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
+    pool=POOL,
     deps=[odoo_receivable_lines],
     metadata={"dagster/column_schema": RECONCILIATION_SCHEMA, "odoo_model": parse.RECONCILIATION_MODEL},
 )
+@runtime.serialized_step
 def odoo_reconciliations(
     context: dg.AssetExecutionContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
