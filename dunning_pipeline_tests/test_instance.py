@@ -106,4 +106,6 @@ def test_pools_of_the_extracts_are_limited_by_the_instance(tmp_path, pg_database
     with environ(production_instance_env(home, pg_database)):
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+            # A killed run's slot is given back by run monitoring, not held until someone frees it.
+            assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
             assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
