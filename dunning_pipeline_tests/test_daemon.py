@@ -3,9 +3,9 @@ promises holds when runs are launched as the UI launches them (GraphQL).
 
 On a fresh PostgreSQL database (run, event and schedule storage, from the repository's dagster.yaml)
 and the sandbox: two runs of the nightly job for the same day, launched at once, run one after the
-other; a three-day backfill (as the UI launches one over a range of the partition bar) runs its days
-in date order, one at a time, although its runs carry none of the job's tags; and the history it
-leaves equals that of the same nights run one by one. Then, in the same session: a run refused by
+other; a week's backfill (as the UI launches one over a range of the partition bar) runs its seven days
+in date order, one at a time, although its runs carry none of the job's tags; and the history and
+the aging it leaves equal those of the same nights run one by one. Then, in the same session: a run refused by
 Odoo (a wrong key) is not retried; the nightly schedule ticks (DUNNING_NIGHTLY_CRON every minute)
 into a night that Odoo fails with 503s beyond the client's retries, which the daemon retries as a
 new run of only the failed and unrun steps; and each failure reaches the sandbox Slack's alerts
@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOCATION = "dunning_pipeline"  # workspace.yaml
 NIGHT = "2026-03-02"
-BACKFILL_DAYS = ["2026-03-03", "2026-03-04", "2026-03-05"]
+BACKFILL_DAYS = [f"2026-03-{day:02d}" for day in range(3, 10)]  # a week, as the UI backfills one
 TIMEOUT = 300  # generous: the daemon polls every few seconds, each run starts a process
 
 START_SCHEDULE = """
@@ -166,6 +166,16 @@ def _history(url: str) -> pd.DataFrame:
     return frame.sort_values(["as_of_date", "invoice_id", "to_stage"]).reset_index(drop=True)
 
 
+def _aging(url: str) -> pd.DataFrame:
+    """The aging as the last day left it, without the run that built it."""
+    wh = Warehouse(url)
+    try:
+        frame = wh.read("invoice_aging").drop(columns=["run_id"])
+    finally:
+        wh.dispose()
+    return frame.sort_values(["invoice_id", "instalment_number"]).reset_index(drop=True)
+
+
 def _fill_extracts(env: dict[str, str], url: str, monkeypatch) -> None:
     """The extract tables from the sandbox, in process: the runs under test start from them."""
     from dunning_pipeline import definitions as top
@@ -209,7 +219,7 @@ def test_the_daemon_runs_nights_and_backfills_one_day_at_a_time_in_date_order(da
     assert all(r.dagster_run.tags["dunning/job"] == "nightly_dunning" for r in nights)
     _never_overlap(nights)
 
-    # A backfill of three days, as the UI launches one over a range of the partition bar.
+    # A backfill of a week, as the UI launches one over a range of the partition bar.
     answer = client._execute(LAUNCH_BACKFILL, {"params": {
         "partitionNames": BACKFILL_DAYS, "assetSelection": [{"path": [k]} for k in day_keys],
     }})["launchPartitionBackfill"]
@@ -220,7 +230,7 @@ def test_the_daemon_runs_nights_and_backfills_one_day_at_a_time_in_date_order(da
         backfill = instance.get_backfill(backfill_id)
         return backfill if backfill.status.value not in ("REQUESTED", "CANCELING") else None
 
-    backfill = _wait("the backfill", backfill_done, timeout=TIMEOUT + 60, every=2)
+    backfill = _wait("the backfill", backfill_done, timeout=3 * TIMEOUT, every=2)
     runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
     assert backfill.status.value == "COMPLETED_SUCCESS", [(r.dagster_run.run_id, r.dagster_run.status) for r in runs]
     assert all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
@@ -230,7 +240,7 @@ def test_the_daemon_runs_nights_and_backfills_one_day_at_a_time_in_date_order(da
     assert [r.dagster_run.tags["dagster/partition"] for r in by_day] == BACKFILL_DAYS
     _never_overlap([*nights, *runs])
 
-    # The same four nights, one by one in process, on a copy of the extracts.
+    # The same eight nights, one by one in process, on a copy of the extracts.
     from dunning_pipeline.warehouse.resource import WarehouseResource
 
     for day in [NIGHT, *BACKFILL_DAYS]:
@@ -239,6 +249,9 @@ def test_the_daemon_runs_nights_and_backfills_one_day_at_a_time_in_date_order(da
     expected = _history(reference_url)
     assert len(expected) and expected["as_of_date"].min() == pd.Timestamp(NIGHT)
     pd.testing.assert_frame_equal(_history(warehouse_url), expected)
+    aging = _aging(reference_url)
+    assert len(aging) and set(aging["as_of_date"]) == {pd.Timestamp(BACKFILL_DAYS[-1])}
+    pd.testing.assert_frame_equal(_aging(warehouse_url), aging)
 
     _a_wrong_key_is_not_retried_and_a_scheduled_night_odoo_fails_is(client, instance, sandbox_env)
 
