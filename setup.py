@@ -46,5 +46,6 @@ setup(
         "duckdb>=2,<3",  # the benchmark's engine floor; its 2k run is a test
     ], "bench": [
         "duckdb>=2,<3",  # `make bench`: the engine arithmetic as DuckDB SQL (floor b)
+        "py-spy>=0.4,<0.5",  # `make bench BENCH_ARGS="--profile DIR"`: where a night spends its time
     ]},
 )

@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -44,13 +45,18 @@ def _cpu_self() -> float:
     return u.ru_utime + u.ru_stime
 
 
-def _child(args: list[str], env: dict) -> dict:
+def _child(args: list[str], env: dict, profile: Path | None = None) -> dict:
     """Run `python -m <args>` and return its last JSON line, with its peak RSS, CPU seconds
-    and this process's (the sandbox's) CPU seconds meanwhile."""
+    and this process's (the sandbox's) CPU seconds meanwhile. With `profile`, py-spy samples it
+    (without pausing it) into that file, as collapsed stacks; the child's peak RSS is still its
+    own (the kernel reports the largest of a process's waited-for descendants)."""
+    command = [sys.executable, "-m", *args]
+    if profile is not None:
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--rate", "20",
+                   "--format", "raw", "--output", str(profile), "--", *command]
     with tempfile.TemporaryFile(mode="w+") as err:
         cpu0, wall0 = _cpu_self(), time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.PIPE,
-                                stderr=err, text=True)
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         wall, sandbox_cpu = time.perf_counter() - wall0, _cpu_self() - cpu0
@@ -77,7 +83,7 @@ def load_floor(env: dict, repeat: int = 3) -> dict:
             "load_code_location_s": best("import dunning_pipeline.definitions")}
 
 
-def run_size(invoices: int, nights: int, log) -> dict:
+def run_size(invoices: int, nights: int, log, profile_dir: Path | None = None) -> dict:
     from dunning_pipeline.sandbox import Sandbox
 
     customers = max(20, invoices // 25)
@@ -106,8 +112,11 @@ def run_size(invoices: int, nights: int, log) -> dict:
                     sb.advance_night()
                 log(f"[{invoices:,}] night {night} ({day}, {label})...")
                 sb.clear_requests()
+                profile = profile_dir / f"{invoices}_night{night}.txt" if profile_dir else None
                 report = _child(["benchmarks.night", "--as-of", day.isoformat(), "--database-url",
-                                 url.render_as_string(hide_password=False)], env)
+                                 url.render_as_string(hide_password=False)], env, profile)
+                if profile is not None:
+                    report["profile"] = profile_summary(profile)
                 if not report["success"]:
                     failed = {k: v for k, v in report["steps"].items() if "failed" in v}
                     raise SystemExit(f"night {night} at {invoices:,} failed: {json.dumps(failed)[:3000]}")
@@ -127,6 +136,32 @@ def run_size(invoices: int, nights: int, log) -> dict:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     return size
+
+
+def profile_summary(path: Path, top: int = 12) -> dict:
+    """From py-spy's collapsed stacks: the share of samples spent in each of our functions
+    (inclusive: it or what it called), and the library functions most often on top of the stack."""
+    inclusive: dict[str, int] = {}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        # The first frame is the process; a function counts once however many of its lines appear.
+        frames = [re.sub(r":\d+\)$", ")", f.strip()) for f in stack.split(";")[1:]]
+        ours = {f for f in frames if "dunning_pipeline/" in f and "dunning_pipeline_tests" not in f
+                and not f.startswith("serialized_step.")}  # the lock wrapper around every step says nothing
+        for frame in ours:
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        if frames:
+            leaf[frames[-1]] = leaf.get(frames[-1], 0) + n
+
+    def share(counts: dict[str, int]) -> list[tuple[str, float]]:
+        return [(f, round(100 * c / max(total, 1), 1)) for f, c in sorted(counts.items(), key=lambda x: -x[1])[:top]]
+    return {"samples": total, "ours_inclusive": share(inclusive), "leaves": share(leaf)}
 
 
 def machine() -> dict:
@@ -192,6 +227,16 @@ def to_markdown(result: dict) -> str:
             f"{n['floor_b']['read_s']} + {n['floor_b']['compute_s']} + {n['floor_b']['write_s']}"
             f" = {n['floor_b']['seconds']} ({n['floor_b']['peak_rss_mb']})" for n in size["nights"]) + " |")
         out.append("")
+        for n in size["nights"]:
+            if "profile" not in n:
+                continue
+            prof = n["profile"]
+            out += [f"Profile of night {n['night']} (py-spy, {prof['samples']:,} samples at 20 Hz):"
+                    " our functions by share of the night (inclusive), and the frames most often on top.", "",
+                    "| our function (inclusive) | % | on top of the stack | % |", "|---|---|---|---|"]
+            for (ours, a), (top, b) in zip(prof["ours_inclusive"], prof["leaves"], strict=False):
+                out.append(f"| `{ours}` | {a} | `{top}` | {b} |")
+            out.append("")
     return "\n".join(out)
 
 
@@ -202,11 +247,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--nights", type=int, choices=[1, 2, 3], default=3, help="how many of the three nights")
     p.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"),
                    help="the report (default BENCHMARKS.md; its text above the first '## ' is kept)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="a folder: profile each night with py-spy (bench extra) and add its summary")
     args = p.parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     log = lambda m: print(m, flush=True)  # noqa: E731
     command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
     result = {"command": command.strip(), "machine": machine(), "load": load_floor(dict(os.environ))}
-    result["sizes"] = [run_size(n, args.nights, log) for n in args.invoices]
+    result["sizes"] = [run_size(n, args.nights, log, args.profile) for n in args.invoices]
     table = to_markdown(result)
     print(table)
     # The analysis written by hand above the generated tables survives a re-run.

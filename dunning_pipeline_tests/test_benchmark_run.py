@@ -58,3 +58,20 @@ def test_small_benchmark_reports_every_step_and_floor(tmp_path):
     assert "floor a odoo_session" in text and "floor b (DuckDB)" in text
     assert "`import dagster`" in text and result["load"]["import_dagster_s"] > 0
     assert "1,000 moves" in text and "load average" in text
+
+
+def test_the_profile_summary_counts_each_of_our_functions_once_per_sample(tmp_path):
+    """py-spy's collapsed stacks: a function on several lines of one stack counts once, the lock
+    wrapper around every step is left out, and library leaves are ranked by their samples."""
+    raw = tmp_path / "night.txt"
+    raw.write_text(
+        "python (1);serialized_step.<locals>.step (dunning_pipeline/runtime.py:74)"
+        ";invoice_aging (dunning_pipeline/dunning/assets.py:160);age (dunning_pipeline/dunning/aging.py:10)"
+        ";age (dunning_pipeline/dunning/aging.py:42);read_sql (pandas/io/sql.py:600) 3\n"
+        "python (1);invoice_aging (dunning_pipeline/dunning/assets.py:170);execute (sqlalchemy/engine/base.py:1) 1\n"
+        "garbage line without a count\n")
+    summary = bench.profile_summary(raw)
+    assert summary["samples"] == 4
+    assert summary["ours_inclusive"] == [("invoice_aging (dunning_pipeline/dunning/assets.py)", 100.0),
+                                         ("age (dunning_pipeline/dunning/aging.py)", 75.0)]
+    assert summary["leaves"] == [("read_sql (pandas/io/sql.py)", 75.0), ("execute (sqlalchemy/engine/base.py)", 25.0)]
