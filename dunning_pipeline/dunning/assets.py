@@ -9,10 +9,9 @@ Lineage: odoo_* / zendesk_* -> receivables, customer_communications -> invoice_a
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 
-from dunning_pipeline import money, runtime, settings
+from dunning_pipeline import lazy, money, runtime, settings
 from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.dunning import aging as aging_mod
 from dunning_pipeline.dunning import history as history_mod
@@ -29,6 +28,9 @@ from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 GROUP = "dunning"
 OWNERS = ["team:finance-data"]
@@ -59,15 +61,15 @@ def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
     context.log.info(f"dunning policy: {policy.source}")
     return policy
 
-def _quarantine(wh: Warehouse, as_of) -> pd.DataFrame:
+def _quarantine(wh: Warehouse, as_of) -> "pd.DataFrame":
     """The quarantine as known at the end of the day (a replay sees that night's)."""
     return read_as_known(wh, "data_quality_quarantine", as_of,
                          columns=["asset", "record_id", "check_name", "field", "reason"])
 
-def _totals_by_currency(frame: pd.DataFrame, amount: str = "amount_residual") -> pd.Series:
+def _totals_by_currency(frame: "pd.DataFrame", amount: str = "amount_residual") -> "pd.Series":
     return frame.groupby("currency")[amount].sum().astype("int64") if len(frame) else pd.Series(dtype="int64")
 
-def _counts_md(frame: pd.DataFrame, by: list[str], amount: str | None = None, currency: str | None = None) -> str:
+def _counts_md(frame: "pd.DataFrame", by: list[str], amount: str | None = None, currency: str | None = None) -> str:
     if frame.empty:
         return "_none_"
     if amount is None:
@@ -316,7 +318,7 @@ def invoice_aging_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResul
                   "sample_invoice_ids": dg.MetadataValue.text(", ".join(map(str, sorted(missing)[:20])))},
     )
 
-def _receivable_lines(wh: Warehouse, recv: pd.DataFrame, as_of) -> pd.DataFrame:
+def _receivable_lines(wh: Warehouse, recv: "pd.DataFrame", as_of) -> "pd.DataFrame":
     """The receivable lines of the day's receivables (as known that day), less those a
     data-quality check holds back (their invoice is then aged on its other lines, or on its own
     due date)."""

@@ -9,13 +9,15 @@ The work is in `extract.py` (paging, high-water mark, one transaction per asset)
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
-from dunning_pipeline import money, runtime
+from dunning_pipeline import lazy, money, runtime
 from dunning_pipeline.odoo import extract, parse
 from dunning_pipeline.odoo.resource import OdooResource
 from dunning_pipeline.warehouse import schema
 from dunning_pipeline.warehouse.resource import WarehouseResource
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 GROUP = "odoo"
 KINDS = {"odoo", "python"}
@@ -197,7 +199,7 @@ def _materialize(context, odoo: OdooResource, warehouse: WarehouseResource, run_
     return dg.MaterializeResult(metadata=metadata)
 
 
-def preview_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def preview_frame(frame: "pd.DataFrame") -> "pd.DataFrame":
     """Money columns as amounts with their currency ("1,234.50 EUR"), not 1/10,000 units."""
     out = frame.copy()
     for col in parse.MONEY_COLUMNS:

@@ -9,10 +9,9 @@ tables -> customer_timeline; invoice_aging -> late_payment_charges; both -> remi
 import json
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 
-from dunning_pipeline import money, runtime, settings
+from dunning_pipeline import lazy, money, runtime, settings
 from dunning_pipeline.dunning import invoice_numbers
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import commercial_partner_map
@@ -27,6 +26,9 @@ from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
+
 GROUP = "reporting"
 OWNERS = ["team:finance-data"]
 KINDS = {"pandas", "sql"}
@@ -39,12 +41,12 @@ def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
     return policy
 
 
-def _instalments(wh: Warehouse) -> pd.DataFrame:
+def _instalments(wh: Warehouse) -> "pd.DataFrame":
     """The open instalments (written by invoice_aging beside it)."""
     return wh.read(INSTALMENT_TABLE)
 
 
-def _counts_md(counts: pd.Series, label: str) -> str:
+def _counts_md(counts: "pd.Series", label: str) -> str:
     if counts.empty:
         return "_none_"
     return "\n".join([f"| {label} | Rows |", "|---|---:|"] + [f"| {k} | {int(v)} |" for k, v in counts.items()])
@@ -124,7 +126,7 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     })
 
 
-def _held_fingerprints(wh: Warehouse) -> pd.Series | None:
+def _held_fingerprints(wh: Warehouse) -> "pd.Series | None":
     """customer_id -> fingerprint of the timeline the warehouse holds, or None when it cannot be
     carried over: never built (or before builds were recorded), its two tables not of one
     build, or a customer without a fingerprint (a view written before they were kept)."""
@@ -142,7 +144,7 @@ def _held_fingerprints(wh: Warehouse) -> pd.Series | None:
 _ID_CHUNK = 5_000
 
 
-def _carry_over(wh: Warehouse, conn, as_of, rewritten: list[int], events: pd.DataFrame, views: pd.DataFrame) -> None:
+def _carry_over(wh: Warehouse, conn, as_of, rewritten: list[int], events: "pd.DataFrame", views: "pd.DataFrame") -> None:
     """In the build's transaction: the customers in `rewritten` (changed or gone) replaced by
     their new rows, every other customer's rows and view kept and moved to the as-of day."""
     for table in ("customer_timeline", "customer_timeline_views"):

@@ -3,18 +3,20 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
-from dunning_pipeline import runtime
+from dunning_pipeline import lazy, runtime
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.zendesk import load, parse
 from dunning_pipeline.zendesk.resource import ZendeskResource
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 GROUP = "zendesk"
 KINDS = {"zendesk", "python"}
 OWNERS = ["team:finance-data"]
 
-def _metadata(wh, table: str, fetched: pd.DataFrame, written: int,
+def _metadata(wh, table: str, fetched: "pd.DataFrame", written: int,
               preview_columns: list[str], extra: dict) -> dict:
     total = wh.count(table)
     return {
