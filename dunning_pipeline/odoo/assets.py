@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from dunning_pipeline import lazy, money, runtime
-from dunning_pipeline.odoo import extract, parse
+from dunning_pipeline.odoo import parse
 from dunning_pipeline.odoo.resource import OdooResource
 from dunning_pipeline.warehouse import schema
 from dunning_pipeline.warehouse.resource import WarehouseResource
@@ -22,6 +22,9 @@ pd = lazy.module("pandas")
 GROUP = "odoo"
 KINDS = {"odoo", "python"}
 OWNERS = ["team:finance-data"]
+
+# `extract` (and the HTTP client under it) is imported in the asset bodies: loading the code
+# location does not need it.
 
 
 # Concurrent Odoo calls across all runs are bounded by this pool (dagster.yaml `concurrency`).
@@ -51,6 +54,8 @@ def odoo_invoices(
     payment committed after the mark passed its write_date is still fetched; amounts exact (NUMERIC(19,4)), in the invoice currency and, for the `*_signed`
     columns, in the company currency (negative for credit notes).
     """
+    from dunning_pipeline.odoo import extract
+
     return _materialize(context, odoo, warehouse, extract.extract_invoices, INVOICE_SCHEMA)
 
 
@@ -69,6 +74,8 @@ def odoo_customers(
     partner (dunning is per commercial partner) and their tag names (customer segments),
     upserted by id, incremental by `write_date`.
     """
+    from dunning_pipeline.odoo import extract
+
     return _materialize(context, odoo, warehouse, extract.extract_customers, CUSTOMER_SCHEMA)
 
 
@@ -95,6 +102,8 @@ def odoo_receivable_lines(
     Read in bulk, paged by id, for every move `odoo_invoices` upserted since the last run (their
     stored lines are replaced), all of them on the first run.
     """
+    from dunning_pipeline.odoo import extract
+
     wh = warehouse.get_warehouse()
     with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
         client.check_connection()
@@ -135,6 +144,8 @@ def odoo_reconciliations(
     replaced by Odoo's (an undone reconciliation is deleted in Odoo: so it is here); all of them,
     paged by id, on the first run.
     """
+    from dunning_pipeline.odoo import extract
+
     wh = warehouse.get_warehouse()
     with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
         client.check_connection()

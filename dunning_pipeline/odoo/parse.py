@@ -28,7 +28,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from dunning_pipeline import lazy, money, safe_text
-from dunning_pipeline.odoo.client import OdooDataError
+from dunning_pipeline.odoo.errors import OdooDataError
 from dunning_pipeline.warehouse import schema
 
 # Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).

@@ -15,10 +15,7 @@ from dunning_pipeline import lazy, money, runtime, settings
 from dunning_pipeline.dunning import invoice_numbers
 from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
 from dunning_pipeline.dunning.receivables import commercial_partner_map
-from dunning_pipeline.reporting import drafts as drafts_mod
 from dunning_pipeline.reporting import interest as interest_mod
-from dunning_pipeline.reporting import suggester as suggester_mod
-from dunning_pipeline.reporting import timeline as timeline_mod
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
 from dunning_pipeline.warehouse import builds
@@ -26,7 +23,8 @@ from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
-# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); the
+# timeline, drafts and suggester cores (Jinja2, Babel, requests) are imported in the asset bodies.
 pd = lazy.module("pandas")
 
 GROUP = "reporting"
@@ -66,6 +64,8 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     interleaved with the dunning events of the history (stage entered, hold, promise, release,
     closure), up to the as-of day. One row per event in `customer_timeline`; per customer an
     autoescaped HTML fragment (Jinja2) for the workbench in `customer_timeline_views`."""
+    from dunning_pipeline.reporting import timeline as timeline_mod
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
@@ -211,6 +211,10 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     (the policy's `drafts.templates_dir` overrides them). An optional OpenAI-compatible endpoint
     personalises the text; its answer is kept only if every invoice number and amount survives.
     Drafts are never sent."""
+    from dunning_pipeline.reporting import drafts as drafts_mod
+    from dunning_pipeline.reporting import suggester as suggester_mod
+    from dunning_pipeline.reporting import timeline as timeline_mod
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()

@@ -6,10 +6,11 @@ import dagster as dg
 
 from dunning_pipeline import lazy, runtime
 from dunning_pipeline.warehouse.resource import WarehouseResource
-from dunning_pipeline.zendesk import load, parse
+from dunning_pipeline.zendesk import parse
 from dunning_pipeline.zendesk.resource import ZendeskResource
 
-# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); `load`
+# (and the HTTP client under it) is imported in the asset bodies.
 pd = lazy.module("pandas")
 
 GROUP = "zendesk"
@@ -68,6 +69,8 @@ def zendesk_tickets_and_users(
 ):
     """Export changed tickets (users side-loaded) and changed users from Zendesk; write both and
     their cursors in one warehouse transaction."""
+    from dunning_pipeline.zendesk import load
+
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_tickets_and_users(
@@ -129,6 +132,8 @@ def zendesk_comments(
     sender, CC or collaborator) are left out. A ticket with a redacted comment is fetched again
     on its own. When the export breaks off, what was fetched is kept (`stream_error`) and the
     next run resumes from the mark."""
+    from dunning_pipeline.zendesk import load
+
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_comment_events(client, wh, extracted_at=datetime.now(UTC),
