@@ -7,15 +7,12 @@ tables -> customer_timeline; invoice_aging -> late_payment_charges; both -> remi
 """
 
 import json
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import sqlalchemy as sa
 
 from dunning_pipeline import lazy, money, runtime, settings
-from dunning_pipeline.dunning import invoice_numbers
-from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
-from dunning_pipeline.dunning.receivables import commercial_partner_map
-from dunning_pipeline.reporting import interest as interest_mod
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
 from dunning_pipeline.warehouse import builds
@@ -23,8 +20,12 @@ from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
+if TYPE_CHECKING:
+    from dunning_pipeline.dunning.policy import DunningPolicy
+
 # Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); the
-# timeline, drafts and suggester cores (Jinja2, Babel, requests) are imported in the asset bodies.
+# policy and the timeline, interest, drafts and suggester cores (Jinja2, Babel, requests) are
+# imported in the functions that use them.
 pd = lazy.module("pandas")
 
 GROUP = "reporting"
@@ -33,7 +34,9 @@ KINDS = {"pandas", "sql"}
 INSTALMENT_TABLE = "instalment_aging"
 
 
-def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
+def _policy(context: dg.AssetExecutionContext) -> "DunningPolicy":
+    from dunning_pipeline.dunning.policy import load_policy
+
     policy = load_policy()
     context.log.info(f"dunning policy: {policy.source}")
     return policy
@@ -64,6 +67,8 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     interleaved with the dunning events of the history (stage entered, hold, promise, release,
     closure), up to the as-of day. One row per event in `customer_timeline`; per customer an
     autoescaped HTML fragment (Jinja2) for the workbench in `customer_timeline_views`."""
+    from dunning_pipeline.dunning import invoice_numbers
+    from dunning_pipeline.dunning.receivables import commercial_partner_map
     from dunning_pipeline.reporting import timeline as timeline_mod
 
     as_of = runtime.run_as_of(context)
@@ -165,6 +170,8 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
     Interest = residual x days overdue x rate / 365, exact, rounded per currency; per overdue
     instalment when the instalment table exists. For the report and the drafts; never written
     to Odoo."""
+    from dunning_pipeline.reporting import interest as interest_mod
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()

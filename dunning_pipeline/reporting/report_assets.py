@@ -9,18 +9,15 @@ import sqlalchemy as sa
 
 from dunning_pipeline import lazy, money, runtime, settings
 from dunning_pipeline.check_severity import SeverityRule
-from dunning_pipeline.dunning import holds as holds_mod
-from dunning_pipeline.dunning.communications import customer_contacts
-from dunning_pipeline.dunning.policy import load_policy
-from dunning_pipeline.dunning.receivables import quarantined_ids
 from dunning_pipeline.partitions import as_of_days
-from dunning_pipeline.reporting import charts, files, kpi_history, kpis
+from dunning_pipeline.reporting import charts, files
 from dunning_pipeline.reporting import report as report_mod
 from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
-# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); the
+# dunning core and the KPI modules built on it are imported in the functions that use them.
 pd = lazy.module("pandas")
 
 GROUP = "reporting"
@@ -38,6 +35,10 @@ def read_instalments(wh: Warehouse, as_of: date) -> "pd.DataFrame":
 
 def build_report(wh: Warehouse, as_of: date, run_id: str):
     """Summary, buckets and aging of the day (what the asset writes and the check verifies)."""
+    from dunning_pipeline.dunning import holds as holds_mod
+    from dunning_pipeline.dunning.communications import customer_contacts
+    from dunning_pipeline.dunning.policy import load_policy
+
     policy = load_policy()
     tz = settings.timezone()
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
@@ -181,7 +182,10 @@ def _series_balances(wh: Warehouse, since: date, as_of: date) -> "pd.DataFrame":
                    where=sa.and_(k.kpi == "ar_total", k.dimension == "", k.as_of_date >= since, k.as_of_date < as_of))
 
 
-def _ledger(wh: Warehouse, invoices: "pd.DataFrame", policy) -> kpi_history.Ledger:
+def _ledger(wh: Warehouse, invoices: "pd.DataFrame", policy) -> "kpi_history.Ledger":
+    from dunning_pipeline.dunning.receivables import quarantined_ids
+    from dunning_pipeline.reporting import kpi_history
+
     quarantine = wh.read("data_quality_quarantine", columns=["asset", "record_id"])
     lines = wh.read("odoo_receivable_lines", columns=kpi_history.LINE_COLUMNS)
     lines = lines[~lines["id"].isin(quarantined_ids(quarantine, "odoo_receivable_lines"))]
@@ -199,6 +203,9 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str, history_months: int | 
     """The rows of the as-of day, and of every earlier day within `history_months`
     (DUNNING_KPI_HISTORY_MONTHS) from the company's first invoice on that the series lacks,
     rebuilt from Odoo's dated records as a nightly run would have computed them."""
+    from dunning_pipeline.dunning.policy import load_policy
+    from dunning_pipeline.reporting import kpi_history, kpis
+
     policy = load_policy()
     tz = settings.timezone()
     months = settings.kpi_history_months() if history_months is None else history_months

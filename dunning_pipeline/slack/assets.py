@@ -3,12 +3,11 @@
 import dagster as dg
 
 from dunning_pipeline import runtime
-from dunning_pipeline.dunning.policy import load_policy
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
 
-# The alert's modules (slack_sdk under them) are imported in the asset's body: loading the code
-# location does not need them.
+# The policy and the alert's modules (slack_sdk under them) are imported in the asset's body:
+# loading the code location does not need them.
 
 GROUP = "slack"
 OWNERS = ["team:finance-data"]
@@ -76,6 +75,7 @@ def _attach_chart(context: dg.AssetExecutionContext, wh, slack: SlackResource, a
 def weekly_slack_alert(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, slack: SlackResource
 ) -> dg.MaterializeResult:
+    from dunning_pipeline.dunning.policy import load_policy
     from dunning_pipeline.slack.alert import AlertInProgressError, deliver, read_last_contact
     from dunning_pipeline.slack.delivery import SlackDeliveryError
     from dunning_pipeline.slack.digest import render_digest, to_markdown
