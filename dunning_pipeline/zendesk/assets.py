@@ -6,11 +6,10 @@ import dagster as dg
 
 from dunning_pipeline import lazy, runtime
 from dunning_pipeline.warehouse.resource import WarehouseResource
-from dunning_pipeline.zendesk import parse
 from dunning_pipeline.zendesk.resource import ZendeskResource
 
 # Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); `load`
-# (and the HTTP client under it) is imported in the asset bodies.
+# and `parse` (and the HTTP client under them) are imported in the asset bodies.
 pd = lazy.module("pandas")
 
 GROUP = "zendesk"
@@ -69,7 +68,7 @@ def zendesk_tickets_and_users(
 ):
     """Export changed tickets (users side-loaded) and changed users from Zendesk; write both and
     their cursors in one warehouse transaction."""
-    from dunning_pipeline.zendesk import load
+    from dunning_pipeline.zendesk import load, parse
 
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
