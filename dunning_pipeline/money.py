@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-import numpy as np
-import pandas as pd
+from dunning_pipeline import lazy
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 SCALE = 10_000
 SCALE_DIGITS = 4

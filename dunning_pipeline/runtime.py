@@ -6,14 +6,16 @@ import functools
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from dunning_pipeline import money, settings
+from dunning_pipeline import lazy, money, settings
 from dunning_pipeline.as_of import parse_as_of, resolve_as_of
 from dunning_pipeline.partitions import PARTITION_TAG
 from dunning_pipeline.warehouse import builds, store
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 
 def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> date:

@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import pandas as pd
-
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.dunning import holds as holds_mod
 from dunning_pipeline.dunning import instalments as instalments_mod
 from dunning_pipeline.dunning import netting, stages
 from dunning_pipeline.dunning.policy import DunningPolicy
 from dunning_pipeline.dunning.receivables import CREDIT_NOTE, EXCLUSION_COLUMNS
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 AGING_COLUMNS = [
     "invoice_id", "invoice_number", "move_type", "customer_id", "customer_name", "segment", "policy",

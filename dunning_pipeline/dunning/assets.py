@@ -7,28 +7,24 @@ Lineage: odoo_* / zendesk_* -> receivables, customer_communications -> invoice_a
 """
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 
-from dunning_pipeline import money, runtime, settings
+from dunning_pipeline import lazy, money, runtime, settings
 from dunning_pipeline.check_severity import SeverityRule
-from dunning_pipeline.dunning import aging as aging_mod
-from dunning_pipeline.dunning import history as history_mod
-from dunning_pipeline.dunning import instalments as instalments_mod
-from dunning_pipeline.dunning.communications import build_communications, leave_out_quarantined
-from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
-from dunning_pipeline.dunning.receivables import (
-    IN_PAYMENT,
-    OPEN_PAYMENT_STATES,
-    build_receivables,
-    quarantined_ids,
-)
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    from dunning_pipeline.dunning.policy import DunningPolicy
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); the pure
+# core (policy, receivables, communications, aging, history) is imported in the asset bodies.
+pd = lazy.module("pandas")
 
 GROUP = "dunning"
 OWNERS = ["team:finance-data"]
@@ -54,20 +50,22 @@ _INVOICE_COLUMNS = [
     "amount_total", "amount_residual", "amount_total_signed", "amount_residual_signed", "write_date",
 ]
 
-def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
+def _policy(context: dg.AssetExecutionContext) -> "DunningPolicy":
+    from dunning_pipeline.dunning.policy import load_policy
+
     policy = load_policy()
     context.log.info(f"dunning policy: {policy.source}")
     return policy
 
-def _quarantine(wh: Warehouse, as_of) -> pd.DataFrame:
+def _quarantine(wh: Warehouse, as_of) -> "pd.DataFrame":
     """The quarantine as known at the end of the day (a replay sees that night's)."""
     return read_as_known(wh, "data_quality_quarantine", as_of,
                          columns=["asset", "record_id", "check_name", "field", "reason"])
 
-def _totals_by_currency(frame: pd.DataFrame, amount: str = "amount_residual") -> pd.Series:
+def _totals_by_currency(frame: "pd.DataFrame", amount: str = "amount_residual") -> "pd.Series":
     return frame.groupby("currency")[amount].sum().astype("int64") if len(frame) else pd.Series(dtype="int64")
 
-def _counts_md(frame: pd.DataFrame, by: list[str], amount: str | None = None, currency: str | None = None) -> str:
+def _counts_md(frame: "pd.DataFrame", by: list[str], amount: str | None = None, currency: str | None = None) -> str:
     if frame.empty:
         return "_none_"
     if amount is None:
@@ -94,6 +92,8 @@ def receivables(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     currency, signed (credit notes negative); customer attributes; segment and policy from the
     customer's Odoo tags. Records quarantined by the data-quality checks are left out and listed.
     """
+    from dunning_pipeline.dunning.receivables import IN_PAYMENT, OPEN_PAYMENT_STATES, build_receivables
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
@@ -159,6 +159,8 @@ def customer_communications(context: dg.AssetExecutionContext, warehouse: Wareho
     (`hold_kind`: dispute on an open ticket, payment_claimed for a few days). Tickets, comments
     and users quarantined by the data-quality checks are left out of the matching and listed.
     """
+    from dunning_pipeline.dunning.communications import build_communications, leave_out_quarantined
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
@@ -228,6 +230,9 @@ def invoice_aging(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     overdue balance and the highest stage. The bucket totals per currency reconcile with the
     open residual of `receivables` to the cent (checked, blocking the history if not).
     """
+    from dunning_pipeline.dunning import aging as aging_mod
+    from dunning_pipeline.dunning import history as history_mod
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
@@ -316,10 +321,13 @@ def invoice_aging_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResul
                   "sample_invoice_ids": dg.MetadataValue.text(", ".join(map(str, sorted(missing)[:20])))},
     )
 
-def _receivable_lines(wh: Warehouse, recv: pd.DataFrame, as_of) -> pd.DataFrame:
+def _receivable_lines(wh: Warehouse, recv: "pd.DataFrame", as_of) -> "pd.DataFrame":
     """The receivable lines of the day's receivables (as known that day), less those a
     data-quality check holds back (their invoice is then aged on its other lines, or on its own
     due date)."""
+    from dunning_pipeline.dunning import instalments as instalments_mod
+    from dunning_pipeline.dunning.receivables import quarantined_ids
+
     lines = read_as_known(wh, "odoo_receivable_lines", as_of, columns=instalments_mod.LINE_COLUMNS)
     lines = lines[lines["move_id"].isin(recv["invoice_id"])]
     return lines[~lines["id"].isin(quarantined_ids(_quarantine(wh, as_of), "odoo_receivable_lines"))]
@@ -338,6 +346,9 @@ def dunning_history(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     a day adds nothing; a day before the latest recorded one records nothing (history is
     forward-only) and says so. The database refuses updates and deletes.
     """
+    from dunning_pipeline.dunning import history as history_mod
+    from dunning_pipeline.dunning.receivables import quarantined_ids
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()

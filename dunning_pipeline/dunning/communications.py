@@ -47,12 +47,14 @@ from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning import invoice_numbers
 from dunning_pipeline.dunning.policy import DunningPolicy
 from dunning_pipeline.dunning.receivables import commercial_partner_map, quarantined_ids, tag_lists
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 COLUMNS = [
     "ticket_id", "invoice_id", "invoice_number", "customer_id", "match_method", "status", "is_open",

@@ -33,16 +33,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.policy import CLOSED, NO_STAGE, DunningPolicy
 from dunning_pipeline.dunning.receivables import (
     CREDIT_NOTE,
     INVOICE,
     OPEN_PAYMENT_STATES,
 )
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 HISTORY_COLUMNS = [
     "invoice_id", "invoice_number", "move_type", "customer_id", "customer_name", "company_id", "currency",

@@ -23,9 +23,7 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
-import numpy as np
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.communications import local_day
 from dunning_pipeline.dunning.receivables import (
     BLOCKED,
@@ -33,6 +31,10 @@ from dunning_pipeline.dunning.receivables import (
     INVOICE,
     commercial_partner_map,
 )
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 PRIORITY = ("exclusion", "dispute", "payment_claimed", "promise", "in_payment", "net_credit", BLOCKED)
 HOLD_COLUMNS = ["hold_reason", "hold_since", "hold_until", "hold_ticket_id", "hold_note"]

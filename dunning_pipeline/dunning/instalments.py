@@ -18,10 +18,12 @@ Pure pandas, vectorised: no loop over invoices.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.receivables import CREDIT_NOTE
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 INSTALMENT_COLUMNS = [
     "invoice_id", "line_id", "invoice_number", "company_id", "customer_id", "currency", "company_currency",

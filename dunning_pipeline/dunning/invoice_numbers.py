@@ -21,8 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import numpy as np
-import pandas as pd
+from dunning_pipeline import lazy
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 # An Odoo invoice name split into its parts (upper-cased before matching).
 _NAME = re.compile(r"^(?P<prefix>[A-Z][A-Z0-9]*)[/-](?P<year>\d{4})[/-](?:(?P<month>\d{2})[/-])?(?P<seq>\d+)$")

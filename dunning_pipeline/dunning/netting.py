@@ -14,10 +14,12 @@ Pure pandas.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.receivables import CREDIT_NOTE, INVOICE
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 NETTING_COLUMNS = ["net_residual_company", "covered_company", "customer_overdue_company",
                    "customer_credit_company", "customer_net_overdue_company", "credit_since"]

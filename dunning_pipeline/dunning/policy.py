@@ -22,8 +22,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-import numpy as np
-import pandas as pd
 import yaml
 from pydantic import (
     BaseModel,
@@ -34,8 +32,12 @@ from pydantic import (
     model_validator,
 )
 
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.settings import POLICY_FILE_VAR
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent.parent / "default_policy.yaml"
 # The reminder templates shipped with the package; a policy may name a folder that overrides them.

@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 from datetime import date
 
-import numpy as np
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.policy import DunningPolicy
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 INVOICE = "out_invoice"
 CREDIT_NOTE = "out_refund"

@@ -9,17 +9,22 @@ The work is in `extract.py` (paging, high-water mark, one transaction per asset)
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
-from dunning_pipeline import money, runtime
-from dunning_pipeline.odoo import extract, parse
+from dunning_pipeline import lazy, money, runtime
+from dunning_pipeline.odoo import parse
 from dunning_pipeline.odoo.resource import OdooResource
 from dunning_pipeline.warehouse import schema
 from dunning_pipeline.warehouse.resource import WarehouseResource
 
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
+
 GROUP = "odoo"
 KINDS = {"odoo", "python"}
 OWNERS = ["team:finance-data"]
+
+# `extract` (and the HTTP client under it) is imported in the asset bodies: loading the code
+# location does not need it.
 
 
 # Concurrent Odoo calls across all runs are bounded by this pool (dagster.yaml `concurrency`).
@@ -49,6 +54,8 @@ def odoo_invoices(
     payment committed after the mark passed its write_date is still fetched; amounts exact (NUMERIC(19,4)), in the invoice currency and, for the `*_signed`
     columns, in the company currency (negative for credit notes).
     """
+    from dunning_pipeline.odoo import extract
+
     return _materialize(context, odoo, warehouse, extract.extract_invoices, INVOICE_SCHEMA)
 
 
@@ -67,6 +74,8 @@ def odoo_customers(
     partner (dunning is per commercial partner) and their tag names (customer segments),
     upserted by id, incremental by `write_date`.
     """
+    from dunning_pipeline.odoo import extract
+
     return _materialize(context, odoo, warehouse, extract.extract_customers, CUSTOMER_SCHEMA)
 
 
@@ -93,6 +102,8 @@ def odoo_receivable_lines(
     Read in bulk, paged by id, for every move `odoo_invoices` upserted since the last run (their
     stored lines are replaced), all of them on the first run.
     """
+    from dunning_pipeline.odoo import extract
+
     wh = warehouse.get_warehouse()
     with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
         client.check_connection()
@@ -135,6 +146,8 @@ def odoo_reconciliations(
     replaced by Odoo's (an undone reconciliation is deleted in Odoo: so it is here); all of them,
     paged by id, on the first run.
     """
+    from dunning_pipeline.odoo import extract
+
     wh = warehouse.get_warehouse()
     with odoo.get_client(on_retry=lambda msg: context.log.warning(f"Odoo: {msg}")) as client:
         client.check_connection()
@@ -199,7 +212,7 @@ def _materialize(context, odoo: OdooResource, warehouse: WarehouseResource, run_
     return dg.MaterializeResult(metadata=metadata)
 
 
-def preview_frame(frame: pd.DataFrame) -> pd.DataFrame:
+def preview_frame(frame: "pd.DataFrame") -> "pd.DataFrame":
     """Money columns as amounts with their currency ("1,234.50 EUR"), not 1/10,000 units."""
     out = frame.copy()
     for col in parse.MONEY_COLUMNS:

@@ -36,6 +36,16 @@ from dunning_pipeline.http_retry import (
     TransportError,
     attempts_text,
 )
+from dunning_pipeline.odoo.errors import (  # noqa: F401 - raised by the client, part of its API
+    OdooAccessError,
+    OdooAuthError,
+    OdooConfigError,
+    OdooDataError,
+    OdooError,
+    OdooJson2Unavailable,
+    OdooResponseError,
+    OdooUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,44 +55,6 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 # JSON-2 (`/json/2/<model>/<method>`) exists from Odoo 19 on.
 JSON2_MIN_MAJOR = 19
 _MAX_SERVER_TEXT = 300
-
-
-# -- errors ------------------------------------------------------------------------------------
-class OdooError(RuntimeError):
-    """Something went wrong talking to Odoo; the message says what and what to fix."""
-
-
-class OdooAuthError(OdooError):
-    """The credentials were refused: wrong user or API key, an expired key, a lost session."""
-
-
-class OdooAccessError(OdooError):
-    """The user is authenticated but may not read a model (Odoo's AccessError)."""
-
-
-class OdooConfigError(OdooError):
-    """The configuration does not fit this server: unknown database, model or field, wrong URL."""
-
-
-class OdooJson2Unavailable(OdooConfigError):
-    """`/json/2` answered with something that is not Odoo's API: an unknown database (a real
-    Odoo 19 answers its server-wide HTML 404), an older Odoo, or a proxy that blocks it."""
-
-    def __init__(self, message: str, answer: str):
-        super().__init__(message)
-        self.answer = answer  # "HTTP 404 with an HTML page"
-
-
-class OdooUnavailableError(OdooError):
-    """Odoo could not be reached or kept failing after the retries: try again later."""
-
-
-class OdooResponseError(OdooError):
-    """Odoo (or something in front of it) answered with something that is not Odoo's API."""
-
-
-class OdooDataError(OdooError, ValueError):
-    """A record whose field cannot be read as its type; the message names record and field."""
 
 
 # -- value objects -----------------------------------------------------------------------------

@@ -40,15 +40,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.odoo import parse
 from dunning_pipeline.odoo.client import OdooClient, OdooResponseError
 from dunning_pipeline.warehouse import as_known
 from dunning_pipeline.warehouse.store import Warehouse
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 WRITE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 PREVIEW_ROWS = 10
@@ -98,7 +100,7 @@ class ExtractResult:
     high_water_mark: str | None
     previous_high_water_mark: str | None
     fetched_since: str | None  # the lower bound used (None: everything)
-    changed_preview: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+    changed_preview: pd.DataFrame = field(repr=False, default_factory=lambda: pd.DataFrame())
     notes: list[str] = field(default_factory=list)
     open_verified: int | None = None  # open moves re-read by the reconciliation (None: not run)
     late_changes: int | None = None  # of those, changed outside the fetch window: fetched in full

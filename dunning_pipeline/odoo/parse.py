@@ -27,12 +27,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-import numpy as np
-import pandas as pd
-
-from dunning_pipeline import money, safe_text
-from dunning_pipeline.odoo.client import OdooDataError
+from dunning_pipeline import lazy, money, safe_text
+from dunning_pipeline.odoo.errors import OdooDataError
 from dunning_pipeline.warehouse import schema
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 INVOICE_MODEL = "account.move"
 PARTNER_MODEL = "res.partner"
@@ -297,8 +298,8 @@ def _first_bad(values: list, ok: Callable[[object], bool]) -> int | None:
 # walks it value by value, to note each bad record (`_Where.note`), when that check fails.
 _NONE = type(None)
 # What an amount may be: int64 units (NUMERIC(19,4) holds more, int64 is the tighter bound).
-_UNITS_MIN, _UNITS_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
-_INT_MIN, _INT_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)  # an INTEGER column
+_UNITS_MIN, _UNITS_MAX = -(2**63), 2**63 - 1  # the int64 range
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1  # the int32 range: an INTEGER column
 
 
 def _types(values) -> set:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 from pydantic import Field
 
 from dunning_pipeline import settings
-from dunning_pipeline.odoo.client import OdooClient
+
+if TYPE_CHECKING:  # the client (and requests) is imported when a step asks for it, not at load
+    from dunning_pipeline.odoo.client import OdooClient
 
 
 class OdooResource(dg.ConfigurableResource):
@@ -66,6 +70,8 @@ class OdooResource(dg.ConfigurableResource):
         """A new client (close it, or use it as a context manager); `on_retry(message)` hears
         of each retried request, `on_warning(message)` of a protocol fallback or deprecation
         (e.g. the run's log)."""
+        from dunning_pipeline.odoo.client import OdooClient
+
         self.validated()
         return OdooClient(
             settings.check_http_url(self.url, "ODOO_URL"),

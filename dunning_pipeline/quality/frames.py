@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import pandas as pd
 import sqlalchemy as sa
 
+from dunning_pipeline import lazy
 from dunning_pipeline.quality.suites import unparsed_column
 from dunning_pipeline.warehouse.store import Warehouse
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 
 def read_table(warehouse: Warehouse, asset: str, columns: Sequence[str] | None = None

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.quality.tables import data_quality_quarantine as table
 from dunning_pipeline.warehouse import as_known
 from dunning_pipeline.warehouse.store import Warehouse
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 TABLE = table.name
 

@@ -8,9 +8,11 @@ field, offending value, what was expected, and the other fields that explain it.
 
 from __future__ import annotations
 
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.quality.validation import RuleOutcome, unknown_values
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 
 class Markdown(str):

@@ -13,14 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.check_severity import SeverityRule
 from dunning_pipeline.quality.suites import SUITES, Expect, Rule, RuleKind, SuiteParams, columns_used, ref_column
 from dunning_pipeline.warehouse import schema
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 ERROR, WARN = "ERROR", "WARN"
 _UNEVALUATED = "the rule cannot be evaluated (it vouches for nothing)"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-import pandas as pd
+from dunning_pipeline import lazy, money
 
-from dunning_pipeline import money
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 if TYPE_CHECKING:  # Altair is imported when a chart is drawn, not when the code location loads
     import altair as alt

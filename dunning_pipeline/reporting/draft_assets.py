@@ -7,19 +7,12 @@ tables -> customer_timeline; invoice_aging -> late_payment_charges; both -> remi
 """
 
 import json
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 
-from dunning_pipeline import money, runtime, settings
-from dunning_pipeline.dunning import invoice_numbers
-from dunning_pipeline.dunning.policy import DunningPolicy, load_policy
-from dunning_pipeline.dunning.receivables import commercial_partner_map
-from dunning_pipeline.reporting import drafts as drafts_mod
-from dunning_pipeline.reporting import interest as interest_mod
-from dunning_pipeline.reporting import suggester as suggester_mod
-from dunning_pipeline.reporting import timeline as timeline_mod
+from dunning_pipeline import lazy, money, runtime, settings
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.reporting.llm_resource import LlmSuggesterResource
 from dunning_pipeline.warehouse import builds
@@ -27,24 +20,34 @@ from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
 
+if TYPE_CHECKING:
+    from dunning_pipeline.dunning.policy import DunningPolicy
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); the
+# policy and the timeline, interest, drafts and suggester cores (Jinja2, Babel, requests) are
+# imported in the functions that use them.
+pd = lazy.module("pandas")
+
 GROUP = "reporting"
 OWNERS = ["team:finance-data"]
 KINDS = {"pandas", "sql"}
 INSTALMENT_TABLE = "instalment_aging"
 
 
-def _policy(context: dg.AssetExecutionContext) -> DunningPolicy:
+def _policy(context: dg.AssetExecutionContext) -> "DunningPolicy":
+    from dunning_pipeline.dunning.policy import load_policy
+
     policy = load_policy()
     context.log.info(f"dunning policy: {policy.source}")
     return policy
 
 
-def _instalments(wh: Warehouse) -> pd.DataFrame:
+def _instalments(wh: Warehouse) -> "pd.DataFrame":
     """The open instalments (written by invoice_aging beside it)."""
     return wh.read(INSTALMENT_TABLE)
 
 
-def _counts_md(counts: pd.Series, label: str) -> str:
+def _counts_md(counts: "pd.Series", label: str) -> str:
     if counts.empty:
         return "_none_"
     return "\n".join([f"| {label} | Rows |", "|---|---:|"] + [f"| {k} | {int(v)} |" for k, v in counts.items()])
@@ -64,6 +67,10 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     interleaved with the dunning events of the history (stage entered, hold, promise, release,
     closure), up to the as-of day. One row per event in `customer_timeline`; per customer an
     autoescaped HTML fragment (Jinja2) for the workbench in `customer_timeline_views`."""
+    from dunning_pipeline.dunning import invoice_numbers
+    from dunning_pipeline.dunning.receivables import commercial_partner_map
+    from dunning_pipeline.reporting import timeline as timeline_mod
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
@@ -124,7 +131,7 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     })
 
 
-def _held_fingerprints(wh: Warehouse) -> pd.Series | None:
+def _held_fingerprints(wh: Warehouse) -> "pd.Series | None":
     """customer_id -> fingerprint of the timeline the warehouse holds, or None when it cannot be
     carried over: never built (or before builds were recorded), its two tables not of one
     build, or a customer without a fingerprint (a view written before they were kept)."""
@@ -142,7 +149,7 @@ def _held_fingerprints(wh: Warehouse) -> pd.Series | None:
 _ID_CHUNK = 5_000
 
 
-def _carry_over(wh: Warehouse, conn, as_of, rewritten: list[int], events: pd.DataFrame, views: pd.DataFrame) -> None:
+def _carry_over(wh: Warehouse, conn, as_of, rewritten: list[int], events: "pd.DataFrame", views: "pd.DataFrame") -> None:
     """In the build's transaction: the customers in `rewritten` (changed or gone) replaced by
     their new rows, every other customer's rows and view kept and moved to the as-of day."""
     for table in ("customer_timeline", "customer_timeline_views"):
@@ -163,6 +170,8 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
     Interest = residual x days overdue x rate / 365, exact, rounded per currency; per overdue
     instalment when the instalment table exists. For the report and the drafts; never written
     to Odoo."""
+    from dunning_pipeline.reporting import interest as interest_mod
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
@@ -209,6 +218,10 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     (the policy's `drafts.templates_dir` overrides them). An optional OpenAI-compatible endpoint
     personalises the text; its answer is kept only if every invoice number and amount survives.
     Drafts are never sent."""
+    from dunning_pipeline.reporting import drafts as drafts_mod
+    from dunning_pipeline.reporting import suggester as suggester_mod
+    from dunning_pipeline.reporting import timeline as timeline_mod
+
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()

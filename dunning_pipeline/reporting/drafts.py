@@ -21,12 +21,14 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 import babel
-import pandas as pd
 from babel.dates import format_date
 from babel.numbers import format_currency
 
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.reporting.timeline import INBOUND, MESSAGE, template_environment
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 LANGUAGES = ("en", "de", "fr")
 FALLBACK_LANGUAGE = "en"

@@ -14,11 +14,12 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-import pandas as pd
-
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.reporting import report as report_mod
 from dunning_pipeline.reporting.charts import data_uri
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 REPORT_DIR_VAR = "DUNNING_REPORT_DIR"
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1f2328}

@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import numpy as np
-import pandas as pd
-
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.dunning.policy import DunningPolicy, LatePaymentConfig
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 COLUMNS = ["invoice_id", "invoice_number", "customer_id", "company_id", "currency", "days_overdue",
            "interest_basis", "interest_rate_percent", "interest_statutory", "interest_amount",

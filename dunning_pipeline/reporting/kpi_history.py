@@ -28,11 +28,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.policy import DunningPolicy
 from dunning_pipeline.dunning.receivables import CREDIT_NOTE, INVOICE
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 INVOICE_COLUMNS = ["id", "name", "move_type", "state", "company_id", "partner_id", "commercial_partner_id",
                    "currency", "invoice_date", "invoice_date_due", "amount_total", "amount_residual",
@@ -211,9 +213,6 @@ def snapshots(ledger: Ledger, days: Sequence[date], policy: DunningPolicy) -> It
                           full_company - settled_company, fallback_due, maturity, day, policy)
 
 
-_NEVER = np.datetime64("9999-12-31", "D")
-
-
 def _aging(m, l, starts, with_lines, counts, sign, residual_company, line_open, line_open_company, fallback_due,
            maturity, day, policy) -> pd.DataFrame:
     """The aging columns of the moves that count on `day`. Days overdue follow the oldest
@@ -221,9 +220,10 @@ def _aging(m, l, starts, with_lines, counts, sign, residual_company, line_open, 
     their move: both come from the same reconciliations); numpy, as this runs for every day."""
     due = fallback_due.copy()
     if len(l):
-        open_maturity = np.where((line_open != 0) | (line_open_company != 0), maturity, _NEVER)
+        never = np.datetime64("9999-12-31", "D")
+        open_maturity = np.where((line_open != 0) | (line_open_company != 0), maturity, never)
         oldest = np.minimum.reduceat(open_maturity, starts)
-        some = oldest != _NEVER
+        some = oldest != never
         due[with_lines[some]] = oldest[some]
     idx = np.flatnonzero(counts)
     days = pd.Series((np.datetime64(day, "D") - due[idx]).astype(np.int64))

@@ -27,11 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import numpy as np
-import pandas as pd
-
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day, opened_by_ours
 from dunning_pipeline.reporting import kpi_history
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 # Periods (days) of the KPIs that need one: a quarter for the period DSOs, a month for CEI.
 DSO_PERIOD_DAYS = 90

@@ -7,11 +7,15 @@ through dagster.EnvVar). Without a URL and a model the drafts keep their templat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 from pydantic import Field
 
 from dunning_pipeline import settings
-from dunning_pipeline.reporting.suggester import ChatClient, Suggester
+
+if TYPE_CHECKING:  # the suggester (and requests) is imported when a step asks for it, not at load
+    from dunning_pipeline.reporting.suggester import Suggester
 
 URL_VAR = "DUNNING_LLM_URL"
 MODEL_VAR = "DUNNING_LLM_MODEL"
@@ -29,6 +33,8 @@ class LlmSuggesterResource(dg.ConfigurableResource):
     timeout_seconds: float = Field(default=30.0, gt=0, description="per request; after a timeout no more requests")
 
     def get_suggester(self) -> Suggester:
+        from dunning_pipeline.reporting.suggester import ChatClient, Suggester
+
         if not self.url or not self.model:
             return Suggester(None)
         url = settings.check_http_url(self.url, URL_VAR)

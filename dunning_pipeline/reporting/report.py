@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
-import pandas as pd
+from dunning_pipeline import lazy, money
 
-from dunning_pipeline import money
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 NO_COMPANY = -1  # receivables without a company still get a row
 COMPANY, INVOICE = "company", "invoice"

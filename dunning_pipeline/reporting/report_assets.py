@@ -5,21 +5,20 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
-import pandas as pd
 import sqlalchemy as sa
 
-from dunning_pipeline import money, runtime, settings
+from dunning_pipeline import lazy, money, runtime, settings
 from dunning_pipeline.check_severity import SeverityRule
-from dunning_pipeline.dunning import holds as holds_mod
-from dunning_pipeline.dunning.communications import customer_contacts
-from dunning_pipeline.dunning.policy import load_policy
-from dunning_pipeline.dunning.receivables import quarantined_ids
 from dunning_pipeline.partitions import as_of_days
-from dunning_pipeline.reporting import charts, files, kpi_history, kpis
+from dunning_pipeline.reporting import charts, files
 from dunning_pipeline.reporting import report as report_mod
 from dunning_pipeline.warehouse.as_known import read_as_known
 from dunning_pipeline.warehouse.resource import WarehouseResource
 from dunning_pipeline.warehouse.store import Warehouse
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); the
+# dunning core and the KPI modules built on it are imported in the functions that use them.
+pd = lazy.module("pandas")
 
 GROUP = "reporting"
 OWNERS = ["team:finance-data"]
@@ -29,13 +28,17 @@ CHART_DAYS = 90
 TOP_CUSTOMERS = 10
 
 
-def read_instalments(wh: Warehouse, as_of: date) -> pd.DataFrame:
+def read_instalments(wh: Warehouse, as_of: date) -> "pd.DataFrame":
     """The instalment aging of the day (written by invoice_aging beside it)."""
     return runtime.read_of_day(wh, INSTALMENT_TABLE, as_of)
 
 
 def build_report(wh: Warehouse, as_of: date, run_id: str):
     """Summary, buckets and aging of the day (what the asset writes and the check verifies)."""
+    from dunning_pipeline.dunning import holds as holds_mod
+    from dunning_pipeline.dunning.communications import customer_contacts
+    from dunning_pipeline.dunning.policy import load_policy
+
     policy = load_policy()
     tz = settings.timezone()
     aging = runtime.read_of_day(wh, "invoice_aging", as_of)
@@ -64,18 +67,18 @@ def _render(context: dg.AssetExecutionContext, name: str, chart) -> bytes | None
         return None
 
 
-def _money_table(frame: pd.DataFrame, money_cols: list[str], currency: str = "currency") -> str:
+def _money_table(frame: "pd.DataFrame", money_cols: list[str], currency: str = "currency") -> str:
     if frame.empty:
         return "_no open receivables_"
     return report_mod.format_money_columns(frame, money_cols, currency).to_markdown(index=False)
 
 
-def totals_markdown(buckets: pd.DataFrame, basis: str) -> str:
+def totals_markdown(buckets: "pd.DataFrame", basis: str) -> str:
     pivot = report_mod.bucket_pivot(buckets, basis, ["company_id"])
     return _money_table(pivot, [c for c in pivot.columns if c not in ("company_id", "currency")])
 
 
-def top_customers_markdown(summary: pd.DataFrame, n: int = TOP_CUSTOMERS) -> str:
+def top_customers_markdown(summary: "pd.DataFrame", n: int = TOP_CUSTOMERS) -> str:
     top = report_mod.top_customers(summary, n)
     if top.empty:
         return "_no open receivables_"
@@ -166,20 +169,23 @@ _HISTORY_COLUMNS = ["invoice_id", "customer_id", "company_id", "to_stage", "reas
 
 @dataclass
 class KpiRun:
-    today: pd.DataFrame  # rows of the as-of day
-    past: pd.DataFrame  # rows of the earlier days the series lacked, rebuilt (kpi_history)
+    today: "pd.DataFrame"  # rows of the as-of day
+    past: "pd.DataFrame"  # rows of the earlier days the series lacked, rebuilt (kpi_history)
     days: list[date]  # those days
     rebuilt_from: str  # what they were rebuilt from (for the metadata)
 
 
-def _series_balances(wh: Warehouse, since: date, as_of: date) -> pd.DataFrame:
+def _series_balances(wh: Warehouse, since: date, as_of: date) -> "pd.DataFrame":
     """The ar_total rows the series holds for [since, as_of): the days it has, per company."""
     k = wh.table("collection_kpis").c
     return wh.read("collection_kpis", columns=["as_of_date", "company_id", "amount"],
                    where=sa.and_(k.kpi == "ar_total", k.dimension == "", k.as_of_date >= since, k.as_of_date < as_of))
 
 
-def _ledger(wh: Warehouse, invoices: pd.DataFrame, policy) -> kpi_history.Ledger:
+def _ledger(wh: Warehouse, invoices: "pd.DataFrame", policy) -> "kpi_history.Ledger":
+    from dunning_pipeline.dunning.receivables import quarantined_ids
+    from dunning_pipeline.reporting import kpi_history
+
     quarantine = wh.read("data_quality_quarantine", columns=["asset", "record_id"])
     lines = wh.read("odoo_receivable_lines", columns=kpi_history.LINE_COLUMNS)
     lines = lines[~lines["id"].isin(quarantined_ids(quarantine, "odoo_receivable_lines"))]
@@ -197,6 +203,9 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str, history_months: int | 
     """The rows of the as-of day, and of every earlier day within `history_months`
     (DUNNING_KPI_HISTORY_MONTHS) from the company's first invoice on that the series lacks,
     rebuilt from Odoo's dated records as a nightly run would have computed them."""
+    from dunning_pipeline.dunning.policy import load_policy
+    from dunning_pipeline.reporting import kpi_history, kpis
+
     policy = load_policy()
     tz = settings.timezone()
     months = settings.kpi_history_months() if history_months is None else history_months
@@ -238,7 +247,7 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str, history_months: int | 
             if (cid, day) not in balance:
                 missing.setdefault(day, []).append(cid)
 
-    def rows_of(cid: int, day: date, day_aging: pd.DataFrame, source: str) -> list[dict]:
+    def rows_of(cid: int, day: date, day_aging: "pd.DataFrame", source: str) -> list[dict]:
         day_sales, day_history = by_company[cid]
         # A past day before the history began: the history-based KPIs cannot be known for it.
         before = source == kpis.RECONSTRUCTED and (history_start is None or pd.Timestamp(day) < history_start)
@@ -272,7 +281,7 @@ def compute_kpis(wh: Warehouse, as_of: date, run_id: str, history_months: int | 
     return KpiRun(out_today.assign(run_id=run_id), out_past.assign(run_id=run_id), sorted(missing), rebuilt_from)
 
 
-def latest_markdown(rows: pd.DataFrame) -> str:
+def latest_markdown(rows: "pd.DataFrame") -> str:
     """The day's KPIs, one column per company."""
     if rows.empty:
         return "_no companies_"
@@ -285,7 +294,7 @@ def latest_markdown(rows: pd.DataFrame) -> str:
     return table.reset_index().to_markdown(index=False)
 
 
-def dimension_markdown(rows: pd.DataFrame, kpi: str) -> str:
+def dimension_markdown(rows: "pd.DataFrame", kpi: str) -> str:
     sub = rows[(rows["kpi"] == kpi) & (rows["dimension"] != "")]
     if sub.empty:
         notes = rows.loc[rows["kpi"] == kpi, "note"].dropna()

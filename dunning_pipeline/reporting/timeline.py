@@ -22,13 +22,15 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import jinja2.meta
-import numpy as np
-import pandas as pd
 
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.dunning import invoice_numbers
 from dunning_pipeline.dunning.communications import AGENT_ROLES, local_day
 from dunning_pipeline.dunning.policy import CLOSED, SHIPPED_TEMPLATES_DIR
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 COLUMNS = [
     "customer_id", "seq", "day", "at", "kind", "event", "direction", "visibility", "channel", "author_id",

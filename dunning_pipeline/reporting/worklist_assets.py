@@ -8,7 +8,6 @@ import dagster as dg
 from dunning_pipeline import runtime
 from dunning_pipeline.partitions import as_of_days
 from dunning_pipeline.warehouse.resource import WarehouseResource
-from dunning_pipeline.workbench import rollup
 
 GROUP = "reporting"
 OWNERS = ["team:finance-data"]
@@ -24,6 +23,8 @@ def workbench_worklist(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     `workbench_worklist_customers` (today's dunned customers in the worklist's order), with the
     snapshot mark the workbench compares before reading them. Refused when the aging holds
     another day than the run's."""
+    from dunning_pipeline.workbench import rollup  # the workbench's module: imported when the step runs
+
     as_of = runtime.run_as_of(context)
     wh = warehouse.get_warehouse()
     with wh.begin() as conn:

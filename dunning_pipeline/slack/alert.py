@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Protocol
 
-import pandas as pd
 import sqlalchemy as sa
 
+from dunning_pipeline import lazy
 from dunning_pipeline.dunning.tables import dunning_history
 from dunning_pipeline.slack import ledger
 from dunning_pipeline.slack.delivery import (
@@ -41,6 +41,9 @@ from dunning_pipeline.slack.digest import (
     Period,
 )
 from dunning_pipeline.warehouse.store import Warehouse
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 WEEKLY_ALERT = "weekly_dunning"
 _CHUNK = 1000

@@ -3,13 +3,11 @@
 import dagster as dg
 
 from dunning_pipeline import runtime
-from dunning_pipeline.dunning.policy import load_policy
-from dunning_pipeline.slack.alert import WEEKLY_ALERT, AlertInProgressError, deliver, read_last_contact
-from dunning_pipeline.slack.attachment import attach_file
-from dunning_pipeline.slack.delivery import SlackDeliveryError
-from dunning_pipeline.slack.digest import render_digest, to_markdown
 from dunning_pipeline.slack.resource import SlackResource
 from dunning_pipeline.warehouse.resource import WarehouseResource
+
+# The policy and the alert's modules (slack_sdk under them) are imported in the asset's body:
+# loading the code location does not need them.
 
 GROUP = "slack"
 OWNERS = ["team:finance-data"]
@@ -31,6 +29,9 @@ def _attach_chart(context: dg.AssetExecutionContext, wh, slack: SlackResource, a
     """SLACK_ATTACH_CHART: the AR aging chart in the alert's thread, once per alert (the ledger's
     `alert_delivery_files`); a failed upload fails the run, whose retry uploads only the chart."""
     from dunning_pipeline.reporting.report_assets import latest_aging_chart
+    from dunning_pipeline.slack.alert import WEEKLY_ALERT
+    from dunning_pipeline.slack.attachment import attach_file
+    from dunning_pipeline.slack.delivery import SlackDeliveryError
 
     chart = latest_aging_chart(wh)
     if chart is None:
@@ -74,6 +75,11 @@ def _attach_chart(context: dg.AssetExecutionContext, wh, slack: SlackResource, a
 def weekly_slack_alert(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, slack: SlackResource
 ) -> dg.MaterializeResult:
+    from dunning_pipeline.dunning.policy import load_policy
+    from dunning_pipeline.slack.alert import AlertInProgressError, deliver, read_last_contact
+    from dunning_pipeline.slack.delivery import SlackDeliveryError
+    from dunning_pipeline.slack.digest import render_digest, to_markdown
+
     as_of = runtime.run_as_of(context)
     wh = warehouse.get_warehouse()
     dry_run = slack.is_dry_run()

@@ -31,8 +31,8 @@ from dunning_pipeline.slack.retry import CallTally, describe_error, post_handler
 _TRANSPORT_ERRORS = (SlackClientError, OSError, ValueError, http.client.HTTPException)
 _NOT_JSON = "Received a response in a non-JSON format"
 
-TOKEN_VAR = "SLACK_BOT_TOKEN"
-CHANNEL_VAR = "SLACK_CHANNEL"
+TOKEN_VAR = settings.SLACK_TOKEN_VAR
+CHANNEL_VAR = settings.SLACK_CHANNEL_VAR
 OUTCOME_UNKNOWN = "outcome_unknown"
 HISTORY_SCOPES = ("channels:history", "groups:history")
 

@@ -31,8 +31,6 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from types import SimpleNamespace
 
-import numpy as np
-import pandas as pd
 from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
@@ -42,7 +40,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from dunning_pipeline import money
+from dunning_pipeline import lazy, money
 from dunning_pipeline.dunning.policy import (
     ACTION_TODO,
     CLOSED,
@@ -51,6 +49,10 @@ from dunning_pipeline.dunning.policy import (
     default_label,
     load_policy,
 )
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 RESOLVED_REASONS = ("paid", "credited", "cancelled")
 HOLD_REASON = "hold"
@@ -262,8 +264,8 @@ NOW_COLUMNS = ("now_as_of_date", "now_currency", "now_company_currency", "now_am
                "now_amount_total_company")
 
 
-def _col(frame: pd.DataFrame, name: str, default=pd.NA) -> pd.Series:
-    return frame[name] if name in frame.columns else pd.Series(default, index=frame.index, dtype=object)
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
 
 
 def _last_nonzero(h: pd.DataFrame, column: str, index: pd.Index) -> pd.Series:

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
 
 from dunning_pipeline import settings
-from dunning_pipeline.slack.delivery import CHANNEL_VAR, TOKEN_VAR, SlackPoster
-from dunning_pipeline.slack.digest import Limits, Links
+
+if TYPE_CHECKING:  # the poster and the digest (slack_sdk) are imported when a step asks for them
+    from dunning_pipeline.slack.delivery import SlackPoster
+    from dunning_pipeline.slack.digest import Limits, Links
+
+CHANNEL_VAR = settings.SLACK_CHANNEL_VAR
+TOKEN_VAR = settings.SLACK_TOKEN_VAR
 
 DRY_RUN_VAR = "SLACK_DRY_RUN"
 LEASE_VAR = "SLACK_CLAIM_LEASE_SECONDS"
@@ -124,6 +130,8 @@ class SlackResource(dg.ConfigurableResource):
 
     def poster(self, channel_var: str = CHANNEL_VAR) -> SlackPoster:
         """A poster; `channel_var` is the variable its errors tell the operator to fix."""
+        from dunning_pipeline.slack.delivery import SlackPoster
+
         settings.require(self.bot_token, TOKEN_VAR)
         api_url = None
         if self.api_url:
@@ -133,6 +141,8 @@ class SlackResource(dg.ConfigurableResource):
                            timeout=self.timeout_seconds, channel_var=channel_var)
 
     def links(self) -> Links:
+        from dunning_pipeline.slack.digest import Links
+
         return Links(
             odoo_url=_optional_url(self.odoo_url, "ODOO_URL"),
             zendesk_url=_optional_url(self.zendesk_url, "ZENDESK_URL"),
@@ -140,6 +150,8 @@ class SlackResource(dg.ConfigurableResource):
         )
 
     def limits(self) -> Limits:
+        from dunning_pipeline.slack.digest import Limits
+
         value = _field_or_env_int(self.max_messages, MAX_MESSAGES_VAR, Limits().max_messages)
         if value < 1:
             raise settings.SettingsError(f"SlackResource.max_messages must be at least 1 (got {value})")

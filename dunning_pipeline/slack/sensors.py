@@ -6,14 +6,16 @@ from __future__ import annotations
 import re
 import signal
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from dunning_pipeline import settings
 from dunning_pipeline.partitions import PARTITION_TAG
-from dunning_pipeline.slack.digest import AlertMessage, escape
 from dunning_pipeline.slack.resource import SlackResource
+
+if TYPE_CHECKING:  # slack_sdk's blocks are imported when a message is rendered, not at load
+    from dunning_pipeline.slack.digest import AlertMessage
 
 # Few and short enough to stay far below Slack's cumulative text limit of one message.
 _MAX_ERRORS = 5
@@ -83,6 +85,10 @@ def render_run_failure(*, job_name: str, run_id: str, run_url: str, as_of: str |
                        run_error: str | None, step_errors: list[tuple[str, str]],
                        steps: StepOutcome | None = None, killed: str | None = None) -> AlertMessage:
     """The failure message: what failed, for which business day, why, and where to look."""
+    from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
+
+    from dunning_pipeline.slack.digest import AlertMessage, escape
+
     day = f" for as-of {escape(as_of)}" if as_of else ""
     head = (f":x: *{escape(job_name)} failed*{day}\n"
             f"<{run_url}|Open run {escape(run_id[:8])} in Dagster>")

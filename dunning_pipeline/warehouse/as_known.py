@@ -31,14 +31,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import visitors
 
+from dunning_pipeline import lazy
 from dunning_pipeline.quality import tables as quality_tables
 from dunning_pipeline.warehouse import schema
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 _CHUNK = 5_000

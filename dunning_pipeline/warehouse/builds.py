@@ -15,12 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dunning_pipeline import lazy
 from dunning_pipeline.warehouse.schema import metadata
 from dunning_pipeline.warehouse.store import note_written
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 warehouse_builds = sa.Table(
     "warehouse_builds",

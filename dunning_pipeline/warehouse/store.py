@@ -19,13 +19,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dunning_pipeline import money, safe_text
+from dunning_pipeline import lazy, money, safe_text
 from dunning_pipeline.warehouse import schema
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+np = lazy.module("numpy")
+pd = lazy.module("pandas")
 
 # Modules that declare tables on `schema.metadata`; imported before the schema is created.
 TABLE_MODULES = (

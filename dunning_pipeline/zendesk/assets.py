@@ -3,18 +3,20 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import pandas as pd
 
-from dunning_pipeline import runtime
+from dunning_pipeline import lazy, runtime
 from dunning_pipeline.warehouse.resource import WarehouseResource
-from dunning_pipeline.zendesk import load, parse
 from dunning_pipeline.zendesk.resource import ZendeskResource
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py); `load`
+# and `parse` (and the HTTP client under them) are imported in the asset bodies.
+pd = lazy.module("pandas")
 
 GROUP = "zendesk"
 KINDS = {"zendesk", "python"}
 OWNERS = ["team:finance-data"]
 
-def _metadata(wh, table: str, fetched: pd.DataFrame, written: int,
+def _metadata(wh, table: str, fetched: "pd.DataFrame", written: int,
               preview_columns: list[str], extra: dict) -> dict:
     total = wh.count(table)
     return {
@@ -66,6 +68,8 @@ def zendesk_tickets_and_users(
 ):
     """Export changed tickets (users side-loaded) and changed users from Zendesk; write both and
     their cursors in one warehouse transaction."""
+    from dunning_pipeline.zendesk import load, parse
+
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_tickets_and_users(
@@ -127,6 +131,8 @@ def zendesk_comments(
     sender, CC or collaborator) are left out. A ticket with a redacted comment is fetched again
     on its own. When the export breaks off, what was fetched is kept (`stream_error`) and the
     next run resumes from the mark."""
+    from dunning_pipeline.zendesk import load
+
     wh = warehouse.get_warehouse()
     with zendesk.get_client(logger=context.log) as client:
         outcome = load.extract_comment_events(client, wh, extracted_at=datetime.now(UTC),

@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dunning_pipeline import lazy
 from dunning_pipeline.warehouse import as_known
 from dunning_pipeline.warehouse.store import Warehouse
 from dunning_pipeline.zendesk import parse
@@ -40,6 +40,9 @@ from dunning_pipeline.zendesk.client import (
     ZendeskInvalidCursorError,
     ZendeskNotFoundError,
 )
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 TICKETS_CURSOR_KEY = "zendesk.tickets.cursor"
 USERS_CURSOR_KEY = "zendesk.users.cursor"

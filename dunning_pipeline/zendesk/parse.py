@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-import pandas as pd
-
-from dunning_pipeline import safe_text
+from dunning_pipeline import lazy, safe_text
 from dunning_pipeline.warehouse import schema
+
+# Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
+pd = lazy.module("pandas")
 
 # comments_updated_at belongs to the comments extraction: the tickets upsert leaves it alone.
 COMMENTS_SYNC_COLUMN = "comments_updated_at"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
 from dunning_pipeline import settings
-from dunning_pipeline.zendesk.client import ZendeskClient
+
+if TYPE_CHECKING:  # the client (and requests) is imported when a step asks for it, not at load
+    from dunning_pipeline.zendesk.client import ZendeskClient
 
 
 class ZendeskResource(dg.ConfigurableResource):
@@ -51,6 +53,8 @@ class ZendeskResource(dg.ConfigurableResource):
 
     def get_client(self, logger: logging.Logger | Any | None = None) -> ZendeskClient:
         """A client on the validated configuration; errors name the environment variable."""
+        from dunning_pipeline.zendesk.client import ZendeskClient
+
         url = settings.check_http_url(settings.require(self.url, "ZENDESK_URL"), "ZENDESK_URL")
         email = settings.require(self.email, "ZENDESK_EMAIL")
         if "@" not in email:
