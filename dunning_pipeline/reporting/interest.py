@@ -64,19 +64,31 @@ def late_payment_charges(aging: pd.DataFrame, policy: DunningPolicy,
     rows = []
     candidates = aging[(aging["move_type"] == "out_invoice") & (aging["days_overdue"] > 0)
                        & (aging["amount_residual"] > 0)]
-    by_invoice = {}
-    if instalments is not None and len(instalments):
-        due = instalments[(instalments["days_overdue"] > 0) & (instalments["amount_residual"] > 0)]
-        by_invoice = {int(k): g for k, g in due.groupby("invoice_id")}
+    # Charges are off by default: find the policies and segments that charge before touching a
+    # row, so a night without charges costs nothing (at 1M, splitting the instalments per
+    # invoice alone took 40 s).
+    segments = candidates["segment"].where(candidates["segment"].map(lambda v: isinstance(v, str)), None)
+    pairs = set(zip(candidates["policy"], segments, strict=True))
+    terms_of = {pair: policy.late_payment_for(*pair) for pair in pairs}
+    charged = {pair for pair, terms in terms_of.items() if terms.interest is not None or terms.fee is not None}
+    if charged:
+        keep = [pair in charged for pair in zip(candidates["policy"], segments, strict=True)]
+        candidates = candidates[keep]
+    else:
+        candidates = candidates.iloc[0:0]
+    by_invoice: dict[int, tuple] = {}
+    if len(candidates) and instalments is not None and len(instalments):
+        due = instalments[(instalments["days_overdue"] > 0) & (instalments["amount_residual"] > 0)
+                          & instalments["invoice_id"].isin(candidates["invoice_id"])]
+        amounts, days = due["amount_residual"].to_numpy(), due["days_overdue"].to_numpy()
+        by_invoice = {int(k): (amounts[idx], days[idx]) for k, idx in due.groupby("invoice_id").indices.items()}
     for r in candidates.itertuples(index=False):
-        terms = policy.late_payment_for(r.policy, r.segment if isinstance(r.segment, str) else None)
-        if terms.interest is None and terms.fee is None:
-            continue
+        terms = terms_of[(r.policy, r.segment if isinstance(r.segment, str) else None)]
         percent = terms.interest.annual_percent if terms.interest is not None else None
         parts = by_invoice.get(int(r.invoice_id))
         if parts is not None:
             basis = "instalments"
-            pieces = zip(parts["amount_residual"], parts["days_overdue"], strict=True)
+            pieces = zip(*parts, strict=True)
         else:
             basis = "invoice"
             pieces = [(r.amount_residual, r.days_overdue)]
