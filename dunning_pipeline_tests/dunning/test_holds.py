@@ -132,6 +132,34 @@ def test_only_active_rows_are_returned():
     assert list(_active(rows)["invoice_id"]) == [2]
 
 
+def test_no_rows_give_no_holds():
+    empty = _manual().iloc[:0]
+    got = manual_holds(empty, CUSTOMERS.iloc[:0], AS_OF, BERLIN)
+    assert got.empty and list(got.columns) == ["customer_id", "invoice_id", "reason", "since", "until",
+                                                "ticket_id", "note"]
+
+
+def test_a_row_without_its_entry_time_counts_as_known_and_in_force():
+    # Frames built by hand may lack created_at: the hold applies (its start is filled in later).
+    got = _active(_manual(created_at=pd.NaT))
+    assert len(got) == 1 and pd.isna(got.iloc[0]["since"])
+
+
+def test_the_day_of_release_is_the_companys_local_day():
+    # 23:30 UTC on 1 March is 2 March in Berlin: the hold still applies on 1 March.
+    released = _manual(released_at=pd.Timestamp("2026-03-01 23:30:00"))
+    assert len(_active(released, date(2026, 3, 1))) == 1
+    assert len(_active(released, date(2026, 3, 2))) == 0
+
+
+def test_a_release_column_does_not_revive_expired_or_unknown_holds():
+    rows = pd.concat([_manual(id=1, invoice_id=1, until=DAY - pd.Timedelta(days=1)),
+                      _manual(id=2, invoice_id=2, created_at=pd.Timestamp("2026-03-05 10:00:00")),
+                      _manual(id=3, invoice_id=3)], ignore_index=True)
+    rows["released_at"] = pd.NaT
+    assert list(_active(rows)["invoice_id"]) == [3]
+
+
 # -- ticket holds ---------------------------------------------------------------------------------
 def _comms(**columns) -> pd.DataFrame:
     base = {
@@ -165,10 +193,28 @@ def test_ticket_holds_are_the_held_rows_of_known_customers_from_the_local_day_me
 
 def test_tables_written_before_hold_kind_hold_disputes_only():
     old = _comms().drop(columns=["hold_kind", "hold_until"])
-    old["is_dispute"] = [True, False, True, False]
+    old["is_dispute"] = [False, True, True, None]  # unknown: not a dispute
+    old.index = [20, 21, 22, 23]  # a slice of a larger frame
     got = ticket_holds(old, BERLIN)
-    assert list(got["ticket_id"]) == [1] and list(got["reason"]) == ["dispute"]
-    assert pd.isna(got["until"].iloc[0])
+    assert list(got["ticket_id"]) == [2] and list(got["reason"]) == ["dispute"]
+    assert pd.isna(got["until"].iloc[0]) and got["note"].iloc[0] == "Paid"
+
+
+def test_ticket_holds_keep_ids_as_nullable_integers():
+    comms = _comms(promise_until=pd.to_datetime([None, "2026-03-12", None, None]))
+    got = ticket_holds(comms, BERLIN)
+    assert list(got["reason"]) == ["dispute", "payment_claimed", "promise"]
+    for col in ("customer_id", "invoice_id", "ticket_id"):
+        assert got[col].dtype == "Int64", col
+    no_promises = ticket_holds(_comms(), BERLIN)
+    assert [str(no_promises[c].dtype) for c in ("customer_id", "invoice_id", "ticket_id")] == ["Int64"] * 3
+    only_promises = ticket_holds(_comms(hold_kind=[None] * 4, promise_until=comms["promise_until"]), BERLIN)
+    assert [str(only_promises[c].dtype) for c in ("customer_id", "invoice_id", "ticket_id")] == ["Int64"] * 3
+
+
+def test_a_payment_claim_without_subject_still_says_to_check_the_bank():
+    got = ticket_holds(_comms(subject=[None, None, None, None]), BERLIN)
+    assert list(got["note"]) == [None, "customer says paid, check the bank: "]
 
 
 def test_a_promise_read_from_an_open_ticket_holds_from_the_day_the_ticket_was_opened():
