@@ -123,7 +123,7 @@ def test_a_contacts_hold_counts_for_its_company():
                              _manual(id=3, customer_id=99, invoice_id=None, kind="exclusion", until=None)],
                             ignore_index=True))
     assert list(got["customer_id"]) == [10, 20, 99]  # 99: not in odoo_customers, kept as written
-    assert str(got["customer_id"].dtype) == str(got["invoice_id"].dtype) == "Int64"  # ids, some missing
+    assert [str(got[c].dtype) for c in ("customer_id", "invoice_id", "ticket_id")] == ["Int64"] * 3  # ids, some missing
 
 
 def test_only_active_rows_are_returned():
