@@ -261,6 +261,12 @@ def _resolve(candidates, receivables=None, covered=None, credit_since=None, as_o
     return got
 
 
+def test_missing_or_empty_candidate_frames_are_skipped_not_the_end():
+    dispute = _candidates(_hold("dispute", "2026-02-01", invoice_id=1))
+    got = _resolve([None, dispute.iloc[:0], dispute])
+    assert got["hold_reason"].to_dict() == {50: "dispute", 51: None, 52: None, 53: None, 54: None}
+
+
 def test_nothing_held_gives_null_holds_for_every_receivable():
     got = _resolve([None, _candidates(_hold("dispute", "2026-02-01", invoice_id=1)).iloc[:0]])
     assert got["hold_reason"].isna().all() and got["hold_since"].isna().all()

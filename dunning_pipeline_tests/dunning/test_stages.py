@@ -111,8 +111,9 @@ def test_a_hold_before_the_first_stage_keeps_the_invoice_unstaged():
 
 def test_a_recorded_stage_the_policy_no_longer_has_does_not_lift_a_hold():
     since_day_2 = _due(20) + pd.Timedelta(days=2)
-    _calendar, eff = _effective([20], [since_day_2], ["retired_stage"])
-    assert eff == [REMINDER_1]
+    before = _due(20) - pd.Timedelta(days=30)
+    _calendar, eff = _effective([20, 20], [since_day_2, before], ["retired_stage", "retired_stage"])
+    assert eff == [REMINDER_1, -1]
 
 
 def test_a_hold_dated_after_the_as_of_day_cannot_raise_the_stage_above_the_calendar():
