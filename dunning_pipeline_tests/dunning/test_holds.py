@@ -326,7 +326,7 @@ def test_in_payment_and_blocked_invoices_are_held_since_odoo_last_changed_them()
     recv["receivable_status"] = ["in_payment", "open", "open", "open", "in_payment"]
     recv["payment_state"] = ["in_payment", "blocked", "not_paid", "blocked", "in_payment"]
     # 23:30 UTC on 25 Feb is 26 Feb in Berlin; a change dated after the as-of day counts as today.
-    recv["write_date"] = pd.to_datetime(["2026-02-25 23:30:00", "2026-02-20 10:00:00", "2026-02-01 10:00:00",
+    recv["write_date"] = pd.to_datetime(["2026-02-25 23:30:00", "2026-02-19 23:30:00", "2026-02-01 10:00:00",
                                          "2026-03-05 10:00:00", None])
     got = _resolve([], receivables=recv)
     assert got["hold_reason"].to_dict() == {50: "in_payment", 51: "blocked", 52: None, 53: "blocked", 54: "in_payment"}
@@ -335,6 +335,14 @@ def test_in_payment_and_blocked_invoices_are_held_since_odoo_last_changed_them()
     assert got.loc[53, "hold_since"] == DAY and got.loc[54, "hold_since"] == DAY
     assert got.loc[50, "hold_note"] == "payment registered, not yet reconciled"
     assert got.loc[51, "hold_note"] == "payment blocked in Odoo (still owed)"
+
+
+def test_when_every_invoice_is_blocked_all_are_held_and_tables_without_the_column_hold_none():
+    recv = _receivables()
+    recv["payment_state"] = "blocked"
+    assert _resolve([], receivables=recv)["hold_reason"].to_dict() == \
+        {50: "blocked", 51: "blocked", 52: None, 53: "blocked", 54: "blocked"}
+    assert _resolve([], receivables=recv.drop(columns=["payment_state"]))["hold_reason"].isna().all()
 
 
 def test_in_payment_ranks_before_net_credit_and_blocked():
