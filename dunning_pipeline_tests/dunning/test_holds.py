@@ -305,7 +305,10 @@ def test_of_two_holds_of_one_kind_the_earlier_names_it_then_the_lower_ticket():
         _hold("dispute", "2026-02-10", invoice_id=1, ticket_id=8, note="earlier"),
         _hold("dispute", "2026-02-10", invoice_id=2, ticket_id=8, note="eight"),
         _hold("dispute", "2026-02-10", invoice_id=2, ticket_id=6, note="six"),
+        _hold("promise", "2026-02-10", invoice_id=4, until="2026-03-20", note="entered by hand"),
+        _hold("promise", "2026-02-10", invoice_id=4, until="2026-03-20", ticket_id=4, note="on the ticket"),
     )])
+    assert got.loc[53, "hold_note"] == "on the ticket"  # a hold without a ticket comes after those with one
     assert (got.loc[50, "hold_ticket_id"], got.loc[50, "hold_note"]) == (8, "earlier")
     assert (got.loc[51, "hold_ticket_id"], got.loc[51, "hold_note"]) == (6, "six")
 
@@ -369,5 +372,6 @@ def test_an_invoice_covered_by_credit_notes_is_held_since_the_credit_was_there()
 
 
 def test_covered_flags_for_other_rows_only_hold_nothing():
-    covered = pd.Series([False] * 5, index=_receivables().index)
-    assert _resolve([], covered=covered)["hold_reason"].isna().all()
+    assert _resolve([], covered=pd.Series([False] * 5, index=_receivables().index))["hold_reason"].isna().all()
+    # Flags for some rows only (here the credit note): the rest are not covered.
+    assert _resolve([], covered=pd.Series([True], index=[52]))["hold_reason"].isna().all()
