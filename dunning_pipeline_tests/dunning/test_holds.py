@@ -375,3 +375,11 @@ def test_covered_flags_for_other_rows_only_hold_nothing():
     assert _resolve([], covered=pd.Series([False] * 5, index=_receivables().index))["hold_reason"].isna().all()
     # Flags for some rows only (here the credit note): the rest are not covered.
     assert _resolve([], covered=pd.Series([True], index=[52]))["hold_reason"].isna().all()
+
+
+def test_a_candidate_without_a_start_is_held_from_the_as_of_day():
+    # A manual row without its entry time (manual_holds leaves `since` empty) still freezes the stage.
+    got = _resolve([_candidates(_hold("exclusion", "2026-02-01", invoice_id=1) | {"since": pd.NaT},
+                                _hold("dispute", "2026-02-10", invoice_id=2, ticket_id=12))])
+    assert got.loc[50, "hold_reason"] == "exclusion" and got.loc[50, "hold_since"] == DAY
+    assert str(got["hold_ticket_id"].dtype) == "Int64" and got.loc[51, "hold_ticket_id"] == 12
