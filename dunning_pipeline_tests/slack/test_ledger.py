@@ -274,3 +274,67 @@ def test_the_channel_id_is_the_one_slack_answered_last_for_that_channel(warehous
     ledger.mark_posted(wh, ALERT, MAR2, 2, run_id="run-a", ts="1.2", channel_id="C_NEW", thread_ts="1.1")
     assert ledger.known_channel_id(wh, "#dunning") == "C_NEW"
     assert ledger.known_channel_id(wh, "#elsewhere") is None
+
+
+def test_each_change_touches_only_its_own_alert_period_and_part(warehouse):
+    wh = warehouse
+    other = "other_alert"
+    channels = {(ALERT, MAR2): "#dunning", (ALERT, MAR9): "#moved", (other, MAR2): "#other", (other, MAR9): "#other"}
+    for (alert, period), channel in channels.items():
+        ledger.create_delivery(wh, alert=alert, cover=ledger.Coverage(period), period_start=None, id_max=None,
+                               history_rows=0, invoices=0, customers=0, channel=channel, messages=MESSAGES,
+                               run_id="run-a")
+    assert [d.period_end for d in ledger.incomplete_deliveries(wh, ALERT)] == [MAR2, MAR9]
+
+    # One run holds part 1 of our MAR2 alert and of the other alert's two periods.
+    for alert, period in ((ALERT, MAR2), (other, MAR2), (other, MAR9)):
+        assert ledger.claim_part(wh, alert, period, 1, "run-a")
+    assert not ledger.claim_part(wh, other, MAR2, 1, "run-b")
+    assert ledger.supersede(wh, ALERT, MAR9)                               # its own parts are untouched
+    assert ledger.get_delivery(wh, other, MAR9).status == "pending"
+    ledger.release_part(wh, other, MAR2, 1, "run-a", "ratelimited")
+    ledger.note_outcome_unknown(wh, other, MAR9, 1, "run-a")
+    states = {(a, p): ledger.get_delivery(wh, a, p).parts[0] for a, p in ((ALERT, MAR2), (other, MAR2), (other, MAR9))}
+    assert {k: (v.status, v.last_error) for k, v in states.items()} == {
+        (ALERT, MAR2): ("posting", None), (other, MAR2): ("pending", "ratelimited"),
+        (other, MAR9): ("posting", "outcome_unknown")}
+
+    assert ledger.claim_part(wh, other, MAR2, 1, "run-a")
+    ledger.mark_posted(wh, other, MAR2, 1, run_id="run-a", ts="9.1", channel_id="C_OTHER", thread_ts=None)
+    ledger.mark_posted(wh, ALERT, MAR2, 1, run_id="run-a", ts="1.1", channel_id="C_DUNNING", thread_ts=None)
+    assert ledger.claim_part(wh, other, MAR2, 2, "run-a")
+    ledger.mark_posted(wh, other, MAR2, 2, run_id="run-a", ts="9.2", channel_id="C_OTHER", thread_ts="9.1")
+    assert ledger.known_channel_id(wh, "#dunning") == "C_DUNNING"
+    assert ledger.known_channel_id(wh, "#other") == "C_OTHER"
+    assert ledger.known_channel_id(wh, "#moved") is None                   # nothing posted there yet
+    assert ledger.get_delivery(wh, other, MAR2).status == "delivered"
+    assert ledger.get_delivery(wh, other, MAR9).status == "pending"
+    ours = ledger.get_delivery(wh, ALERT, MAR2)
+    assert ours.status == "pending" and [p.status for p in ours.parts] == ["posted", "pending"]
+    assert ledger.get_delivery(wh, ALERT, MAR9).status == "superseded"
+    assert ledger.last_delivered(wh, ALERT) is None
+
+
+def test_the_run_that_records_the_post_is_named_on_the_part_and_the_alert(warehouse):
+    wh = warehouse
+    _create(wh, MAR2, messages=MESSAGES[:1])
+    assert ledger.claim_part(wh, ALERT, MAR2, 1, "run-a")
+    # run-a's answer was lost; run-b found the message in the channel and records it.
+    assert ledger.mark_posted(wh, ALERT, MAR2, 1, run_id="run-b", ts="1.1", channel_id="C1", thread_ts=None)
+    assert ledger.get_delivery(wh, ALERT, MAR2).parts[0].claimed_by_run_id == "run-b"
+    from dunning_pipeline.slack.tables import alert_deliveries
+    with wh.begin() as conn:
+        run_id, at = conn.execute(sa.select(alert_deliveries.c.delivered_run_id, alert_deliveries.c.delivered_at)).one()
+    assert run_id == "run-b" and at is not None
+
+
+def test_the_covered_rows_are_bounded_by_the_period_and_the_rendered_id(warehouse):
+    wh = warehouse
+    _append(wh, row(1, 1, "A", None, "reminder_1", date(2026, 3, 4)),   # dated after the period, recorded first
+            row(2, 2, "B", None, "reminder_1", MAR2))
+    cover = ledger.coverage(wh, ALERT, MAR2)
+    id_max = ledger.history_id_max(wh, MAR2)
+    assert id_max == 2
+    _append(wh, row(3, 3, "C", None, "reminder_1", MAR2))                # recorded after rendering
+    assert _ids(read_history(wh, cover, id_max)) == [2]
+    assert _ids(read_history(wh, cover, None)) == [2, 3]                 # no bound: all rows of the period
