@@ -338,3 +338,16 @@ def test_the_covered_rows_are_bounded_by_the_period_and_the_rendered_id(warehous
     _append(wh, row(3, 3, "C", None, "reminder_1", MAR2))                # recorded after rendering
     assert _ids(read_history(wh, cover, id_max)) == [2]
     assert _ids(read_history(wh, cover, None)) == [2, 3]                 # no bound: all rows of the period
+
+
+def test_a_late_release_changes_neither_a_posted_part_nor_the_runs_other_claims(warehouse):
+    wh = warehouse
+    _create(wh, MAR2)
+    assert ledger.claim_part(wh, ALERT, MAR2, 1, "run-a") and ledger.claim_part(wh, ALERT, MAR2, 2, "run-a")
+    ledger.release_part(wh, ALERT, MAR2, 2, "run-a", "ratelimited")       # part 1 stays claimed
+    assert [p.status for p in ledger.get_delivery(wh, ALERT, MAR2).parts] == ["posting", "pending"]
+    ledger.mark_posted(wh, ALERT, MAR2, 1, run_id="run-a", ts="1.1", channel_id="C1", thread_ts=None)
+    ledger.release_part(wh, ALERT, MAR2, 1, "run-a", "ratelimited")       # too late: it is in Slack
+    ledger.note_outcome_unknown(wh, ALERT, MAR2, 1, "run-a")
+    part = ledger.get_delivery(wh, ALERT, MAR2).parts[0]
+    assert (part.status, part.ts, part.last_error) == ("posted", "1.1", None)
