@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from dunning_pipeline.slack import ledger
 from dunning_pipeline.slack.alert import read_history
+from dunning_pipeline.slack.tables import alert_deliveries
 from dunning_pipeline_tests.slack.history import frame, row
 
 ALERT = "weekly_dunning"
@@ -165,6 +166,11 @@ def test_a_recorded_alert_reads_back_as_rendered(warehouse):
             for p in got.parts] == [(None, None, None, None, 0, None, None)] * 2
     assert got.posted == [] and not got.touched
     assert ledger.get_delivery(wh, ALERT, MAR16) is None
+    # What the alert was rendered after is kept with it (the coverage can be re-derived).
+    d_ = alert_deliveries.c
+    with wh.begin() as conn:
+        after = conn.execute(sa.select(d_.after_period_end, d_.after_history_id).where(d_.period_end == MAR9)).one()
+    assert tuple(after) == (MAR2, 1)
 
 
 def _unordered_reads(wh) -> None:
@@ -195,6 +201,7 @@ def test_parts_are_read_in_part_order_whatever_the_plan(warehouse):
     assert [(p.part, p.text, p.status) for p in got.parts] == \
         [(1, "part one", "posted"), (2, "part two", "posting"), (3, "part three", "pending")]
     assert [p.part for p in got.posted] == [1] and got.touched
+    assert (got.parts[0].ts, got.parts[0].channel_id, got.parts[0].claimed_by_run_id) == ("1.1", "C1", "run-a")
 
 
 def test_a_claim_records_the_run_and_when_and_only_the_claiming_run_may_release_it(warehouse):
@@ -322,7 +329,6 @@ def test_the_run_that_records_the_post_is_named_on_the_part_and_the_alert(wareho
     # run-a's answer was lost; run-b found the message in the channel and records it.
     assert ledger.mark_posted(wh, ALERT, MAR2, 1, run_id="run-b", ts="1.1", channel_id="C1", thread_ts=None)
     assert ledger.get_delivery(wh, ALERT, MAR2).parts[0].claimed_by_run_id == "run-b"
-    from dunning_pipeline.slack.tables import alert_deliveries
     with wh.begin() as conn:
         run_id, at = conn.execute(sa.select(alert_deliveries.c.delivered_run_id, alert_deliveries.c.delivered_at)).one()
     assert run_id == "run-b" and at is not None
