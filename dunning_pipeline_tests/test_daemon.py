@@ -144,9 +144,15 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _settled(run) -> bool:
+    # Dagster marks a run failed first and tags it `dagster/will_retry` just after, in a second
+    # write: a failed run is read only once it carries that verdict.
+    return run.is_finished and (run.status != dg.DagsterRunStatus.FAILURE or "dagster/will_retry" in run.tags)
+
+
 def _finished(instance, run_ids):
     records = instance.get_run_records(dg.RunsFilter(run_ids=list(run_ids)))
-    if len(records) == len(run_ids) and all(r.dagster_run.is_finished for r in records):
+    if len(records) == len(run_ids) and all(_settled(r.dagster_run) for r in records):
         return sorted(records, key=lambda r: r.start_time)
     return None
 
@@ -280,7 +286,7 @@ def _a_wrong_key_is_not_retried_and_a_scheduled_night_odoo_fails_is(client, inst
 
     def scheduled():
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/schedule_name": "nightly_dunning_schedule"}))
-        return [r for r in runs if r.is_finished] if runs else None
+        return [r for r in runs if _settled(r)] if runs else None
 
     # The next minute's tick, then the run (every extract: a whole night).
     [night] = _wait("the scheduled night", scheduled, timeout=TIMEOUT + 60, every=2)
