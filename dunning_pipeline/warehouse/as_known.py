@@ -9,7 +9,9 @@ run that saw it (`run_id`, `seen_at` UTC) and a `content_hash`. The write paths 
 `record_versions` after writing the current state, in the same transaction: a record whose
 content (all columns but the bookkeeping ones, e.g. `extracted_at`) changed closes its open
 version and opens a new one; a record gone from the current table (receivable lines replaced,
-quarantine released) closes its version.
+quarantine released) closes its version. Both are two SQL statements per batch (an UPDATE that
+closes, an INSERT ... SELECT that opens), with the hash computed by the database: the rows never
+travel through pandas.
 
 Which day a version is known from: the as-of day of the run that extracted it (the run's
 `dunning/as_of`, i.e. the business day of the night), not the wall clock, so a replay of night
@@ -26,7 +28,6 @@ from there. A day before the first recorded version cannot be known and is refus
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -37,7 +38,7 @@ from sqlalchemy.sql import visitors
 
 from dunning_pipeline import lazy
 from dunning_pipeline.quality import tables as quality_tables
-from dunning_pipeline.warehouse import schema
+from dunning_pipeline.warehouse import schema, store
 
 # Imported on first use, not when the code location loads (dunning_pipeline/lazy.py).
 np = lazy.module("numpy")
@@ -75,7 +76,7 @@ def _versions_table(current: sa.Table) -> sa.Table:
         sa.Column("valid_to", sa.Date, comment="first as-of day it no longer is (exclusive); null: current"),
         sa.Column("version_run_id", sa.Text, comment="the Dagster run that saw this version"),
         sa.Column("seen_at", sa.DateTime, comment="UTC; when that run wrote it"),
-        sa.Column("content_hash", sa.Text, nullable=False, comment="sha256 of the record's content"),
+        sa.Column("content_hash", sa.Text, nullable=False, comment="md5 of the record's content (content_hash)"),
     ]
     versions = sa.Table(f"{current.name}_versions", schema.metadata, *columns,
                         comment=f"every version of the records of {current.name} (point-in-time reads)")
@@ -110,20 +111,33 @@ def versioned(table: str) -> Versioned:
 
 
 # -- the content hash ----------------------------------------------------------------------------
-def content_hash(frame: pd.DataFrame, ignored: Iterable[str] = ()) -> list[str]:
-    """sha256 per row over "column=value" of its non-null columns (sorted by name), from a frame
-    as `Warehouse.read` types it: a column added later (null) does not change a record's hash."""
-    skip = set(ignored) | set(VERSION_COLUMNS)
-    text = np.full(len(frame), "", dtype=object)
-    for name in sorted(c for c in frame.columns if c not in skip):
-        s = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(s):  # one format whatever the other rows hold
-            values = s.dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
-        else:
-            values = s.astype(object).map(str)
-        present = s.notna().to_numpy()
-        text[present] = text[present] + ("\x1f" + name + "=") + values.to_numpy(dtype=object)[present]
-    return [hashlib.sha256(t.encode()).hexdigest() for t in text]
+HASH_SCHEME = "md5-sql-1"  # extract_state `HASH_STATE`: how the open versions' hashes were made
+HASH_STATE = "versions_content_hash"
+
+
+def content_hash(source: sa.Table, spec: Versioned) -> sa.ColumnElement:
+    """The content hash of a row of `source` (the current table or its versions: same column
+    names) as SQL: md5 over "\x1fcolumn=value" of its non-null content columns, sorted by name,
+    each value as the database casts it to text. A column added later (null) leaves a record's
+    hash as it was; the bookkeeping columns (`spec.ignored`) are no part of it."""
+    parts = [sa.func.coalesce(sa.literal(f"\x1f{name}=", sa.Text) + sa.cast(source.c[name], sa.Text), "")
+             for name in sorted(c.name for c in spec.table.columns if c.name not in spec.ignored)]
+    text = parts[0]
+    for part in parts[1:]:
+        text = text + part
+    return sa.func.md5(text)
+
+
+@store.on_schema
+def _rehash_open_versions(warehouse, conn: Connection) -> None:
+    """Open versions hashed by an earlier scheme (sha256 of pandas' text, before the hash moved
+    into SQL) are rehashed once, so unchanged records are not all re-versioned the next night."""
+    if warehouse.get_state(HASH_STATE, conn=conn) == HASH_SCHEME:
+        return
+    for spec in VERSIONED.values():
+        v = spec.versions
+        conn.execute(v.update().where(v.c.valid_to.is_(None)).values(content_hash=content_hash(v, spec)))
+    warehouse.set_state(HASH_STATE, HASH_SCHEME, conn=conn)
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -178,8 +192,7 @@ def record_versions(
     to keep versions) cover all its rows."""
     spec = versioned(table)
     t, v = spec.table, spec.versions
-    key = spec.key
-    scope = scope or key[0]
+    scope = scope or spec.key[0]
     latest = latest_day(wh, table, conn)
     day = max(stamp.known_on, latest) if latest is not None else stamp.known_on
     if values is None or latest is None:  # the first versions cover every row (an upgrade too)
@@ -187,27 +200,26 @@ def record_versions(
     else:
         distinct = sorted({x.item() if isinstance(x, np.generic) else x for x in values})
         batches = [distinct[i:i + _CHUNK] for i in range(0, len(distinct), _CHUNK)]
+    same_key = sa.and_(*(t.c[k] == v.c[k] for k in spec.key))
+    current_hash = content_hash(t, spec)
+    content = [c.name for c in t.columns]
     opened = 0
     for batch in batches:
-        current = wh.read(table, where=None if batch is None else t.c[scope].in_(batch), conn=conn)
-        open_where = v.c.valid_to.is_(None)
+        # Close the open versions whose record is gone or no longer has their content ...
+        still_current = sa.exists().where(same_key, current_hash == v.c.content_hash)
+        close = v.update().where(v.c.valid_to.is_(None), ~still_current).values(valid_to=day)
+        # ... then open one for each current row left without an open version (new or changed).
+        has_open = sa.exists().where(same_key, v.c.valid_to.is_(None))
+        rows = sa.select(*(t.c[c] for c in content), sa.literal(day, sa.Date), sa.literal(stamp.run_id, sa.Text),
+                         sa.literal(_naive_utc(stamp.seen_at).to_pydatetime(), sa.DateTime), current_hash
+                         ).where(~has_open)
         if batch is not None:
-            open_where = sa.and_(open_where, v.c[scope].in_(batch))
-        held = wh.read(v.name, columns=["version_id", *key, "content_hash"], where=open_where, conn=conn)
-        current["content_hash"] = pd.Series(content_hash(current, spec.ignored), index=current.index, dtype=object)
-        both = current[[*key, "content_hash"]].merge(
-            held.rename(columns={"content_hash": "held_hash"}), on=key, how="outer", indicator=True)
-        same = (both["_merge"] == "both") & (both["content_hash"] == both["held_hash"])
-        to_close = both.loc[~same & (both["_merge"] != "left_only"), "version_id"].astype("int64").tolist()
-        to_open = both.loc[~same & (both["_merge"] != "right_only"), key]
-        for i in range(0, len(to_close), _CHUNK):
-            conn.execute(v.update().where(v.c.version_id.in_(to_close[i:i + _CHUNK])).values(valid_to=day))
-        if len(to_open):
-            rows = current.merge(to_open, on=key)
-            rows["valid_from"] = pd.Timestamp(day)
-            rows["version_run_id"] = stamp.run_id
-            rows["seen_at"] = _naive_utc(stamp.seen_at)
-            opened += wh.append(v.name, rows, conn=conn)
+            close = close.where(v.c[scope].in_(batch))
+            rows = rows.where(t.c[scope].in_(batch))
+        conn.execute(close)
+        opened += conn.execute(v.insert().from_select(
+            [*content, "valid_from", "version_run_id", "seen_at", "content_hash"], rows)).rowcount
+    store.note_written(conn, v.name)
     return opened
 
 

@@ -101,6 +101,8 @@ class Warehouse:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # The versions' content hash is computed in SQL (as_known.content_hash), as PostgreSQL does.
+            dbapi_conn.create_function("md5", 1, _md5, deterministic=True)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -314,6 +316,10 @@ class Warehouse:
             {"key": [key], "value": [value], "updated_at": [datetime.now(UTC).replace(tzinfo=None)]}
         )
         self.upsert("extract_state", frame, conn=conn)
+
+
+def _md5(text: str | None) -> str | None:
+    return None if text is None else hashlib.md5(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # Functions run at the end of ensure_schema (e.g. the history table's append-only trigger).

@@ -103,12 +103,35 @@ def test_a_version_rolls_back_with_its_rows(warehouse):
     assert warehouse.count("odoo_invoices_versions") == 1 and _known(warehouse, D2) == {1: 100}
 
 
-def test_the_content_hash_ignores_row_neighbours_and_absent_columns():
-    a = pd.DataFrame({"id": [1], "d": pd.to_datetime(["2026-03-01"])})
-    b = pd.DataFrame({"id": [1, 2], "d": [pd.Timestamp("2026-03-01"), pd.Timestamp("2026-03-01 10:00")]})
-    assert as_known.content_hash(a)[0] == as_known.content_hash(b)[0]  # same value, other neighbours
-    assert as_known.content_hash(a.assign(extra=[None]))[0] == as_known.content_hash(a)[0]
-    assert as_known.content_hash(a.assign(d=pd.to_datetime(["2026-03-02"])))[0] != as_known.content_hash(a)[0]
+@pytest.mark.parametrize("column, value", [
+    ("name", "INV/1b"), ("state", "cancel"), ("payment_state", "paid"), ("amount_residual", 99),
+    ("currency", "USD"), ("write_date", pd.Timestamp("2026-03-02 10:00:01")),
+    ("invoice_date_due", pd.Timestamp("2026-03-31")),  # from null to a value
+    ("ref", ""),  # null and the empty text differ
+])
+def test_the_content_hash_sees_each_column_and_only_the_content(warehouse, column, value):
+    _night(warehouse, [_invoice(1, 100), _invoice(2, 200)], D1, "r1")
+    # Only the bookkeeping changed (extracted_at): no version, whichever night.
+    assert _night(warehouse, [_invoice(1, 100, extracted="2026-03-03 23:10")], D2, "r2") == 0
+    assert _night(warehouse, [{**_invoice(1, 100), column: value}], D2, "r3") == 1
+    changed = warehouse.read("odoo_invoices_versions", order_by=["version_id"])
+    assert changed[["id", "version_run_id"]].values.tolist() == [[1, "r1"], [2, "r1"], [1, "r3"]]
+    assert changed["content_hash"].nunique() == 3
+    assert _known(warehouse, D1) == {1: 100, 2: 200}
+
+
+def test_open_versions_of_an_earlier_hash_scheme_are_rehashed_not_reversioned(warehouse):
+    _night(warehouse, [_invoice(1, 100), _invoice(2, 200)], D1, "r1")
+    v = warehouse.table("odoo_invoices_versions")
+    es = warehouse.table("extract_state")
+    with warehouse.begin() as conn:  # as an older release left it: sha256 hashes, no scheme mark
+        conn.execute(v.update().values(content_hash="sha256-of-pandas-text"))
+        conn.execute(es.delete().where(es.c.key == as_known.HASH_STATE))
+    warehouse.ensure_schema()
+    assert warehouse.get_state(as_known.HASH_STATE) == as_known.HASH_SCHEME
+    assert _night(warehouse, [_invoice(1, 100), _invoice(2, 200)], D2, "r2") == 0  # unchanged
+    assert _night(warehouse, [_invoice(2, 150)], D3, "r3") == 1
+    assert _known(warehouse, D2) == {1: 100, 2: 200} and _known(warehouse, D3) == {1: 100, 2: 150}
 
 
 def test_a_hold_counts_from_its_effective_date_once_it_was_entered():
