@@ -616,6 +616,13 @@ class DunningPolicy:
         """The drafts' override template folder (validated at load), or None."""
         return templates_dir_of(self.config, self.source)
 
+    @property
+    def charges_late_payment(self) -> bool:
+        """Whether any policy or segment charges interest or fees (the file's default included)."""
+        lp = self.config.late_payment
+        return any(terms.interest is not None or terms.fee is not None
+                   for terms in (lp.default, *lp.policies.values(), *lp.segments.values()))
+
     def late_payment_for(self, policy: str, segment: str | None) -> LatePaymentConfig:
         """Interest and fees of a segment, else of its policy, else the default (off unless set)."""
         lp = self.config.late_payment

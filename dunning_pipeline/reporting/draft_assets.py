@@ -42,9 +42,13 @@ def _policy(context: dg.AssetExecutionContext) -> "DunningPolicy":
     return policy
 
 
-def _instalments(wh: Warehouse) -> "pd.DataFrame":
-    """The open instalments (written by invoice_aging beside it)."""
-    return wh.read(INSTALMENT_TABLE)
+def _instalments(wh: Warehouse, *, overdue_only: bool = False) -> "pd.DataFrame":
+    """The open instalments (written by invoice_aging beside it); or only the overdue ones."""
+    if not overdue_only:
+        return wh.read(INSTALMENT_TABLE)
+    t = wh.table(INSTALMENT_TABLE)
+    return wh.read(INSTALMENT_TABLE, columns=["invoice_id", "amount_residual", "days_overdue"],
+                   where=sa.and_(t.c.days_overdue > 0, t.c.amount_residual > 0))
 
 
 def _counts_md(counts: "pd.Series", label: str) -> str:
@@ -175,8 +179,15 @@ def late_payment_charges(context: dg.AssetExecutionContext, warehouse: Warehouse
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    aging = runtime.read_of_day(wh, "invoice_aging", as_of)
-    charges = interest_mod.late_payment_charges(aging, policy, _instalments(wh)).assign(as_of_date=pd.Timestamp(as_of))
+    # Only what can be charged is read: overdue open invoices, and none at all when the policy
+    # charges nothing (the default), though the day of invoice_aging is still checked.
+    t = wh.table("invoice_aging")
+    chargeable = (sa.and_(t.c.move_type == "out_invoice", t.c.days_overdue > 0, t.c.amount_residual > 0)
+                  if policy.charges_late_payment else sa.false())
+    aging = runtime.read_of_day(wh, "invoice_aging", as_of, columns=list(interest_mod.AGING_COLUMNS),
+                                where=chargeable)
+    instalments = _instalments(wh, overdue_only=True) if len(aging) else None
+    charges = interest_mod.late_payment_charges(aging, policy, instalments).assign(as_of_date=pd.Timestamp(as_of))
     with wh.begin() as conn:
         wh.replace("late_payment_charges", charges, conn=conn)
         runtime.record_build(context, wh, conn, "late_payment_charges", as_of,

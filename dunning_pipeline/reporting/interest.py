@@ -25,6 +25,9 @@ COLUMNS = ["invoice_id", "invoice_number", "customer_id", "company_id", "currenc
            "interest_basis", "interest_rate_percent", "interest_statutory", "interest_amount",
            "fee_count", "fee_amount", "charges_total"]
 DAYS_PER_YEAR = 365
+# The columns of invoice_aging the charges are computed from.
+AGING_COLUMNS = ("invoice_id", "invoice_number", "customer_id", "company_id", "currency", "move_type",
+                 "amount_residual", "days_overdue", "policy", "segment", "stage_rank")
 
 
 def interest_units(residual_units: int, days: int, annual_percent, currency: str | None) -> int:

@@ -50,6 +50,21 @@ def test_off_by_default_in_the_shipped_policy():
     assert late_payment_charges(_aging(), policy).empty
 
 
+@pytest.mark.parametrize("late_payment, charges", [
+    ("", False),
+    ("late_payment: {default: {}, policies: {quiet: {}}, segments: {vip: {}}}", False),
+    ("late_payment: {default: {interest: {rate_percent: 8}}}", True),
+    ("late_payment: {policies: {quiet: {fee: {amounts: {EUR: 40}}}}}", True),
+    ("late_payment: {segments: {vip: {interest: {rate_percent: 8}}}}", True),
+])
+def test_the_policy_says_whether_anything_is_charged(late_payment, charges):
+    # late_payment_charges reads no aging rows at all when nothing is charged anywhere.
+    policy = _policy(late_payment)
+    assert policy.charges_late_payment is charges
+    pairs = [("default", None), ("quiet", None), ("quiet", "vip")]
+    assert any(policy.late_payment_for(*p) != type(policy.late_payment_for(*p))() for p in pairs) is charges
+
+
 def test_interest_is_exact_and_rounded_half_up_per_currency():
     # 1,000.00 EUR, 30 days at 9.5 %: 7.8082... -> 7.81 EUR
     assert interest_units(10_000_000, 30, Decimal("9.5"), "EUR") == 78_100
