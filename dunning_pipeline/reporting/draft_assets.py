@@ -236,18 +236,30 @@ def reminder_drafts(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    aging = runtime.read_of_day(wh, "invoice_aging", as_of)
+    # Only what the drafts use: first the dunned stages, to know who gets a draft today; then all
+    # the invoices (credit notes included), overdue instalments, charges and public messages of
+    # those customers. The rest of a million-invoice ledger is not read.
+    ag = wh.table("invoice_aging").c
+    stages = runtime.read_of_day(wh, "invoice_aging", as_of, columns=list(drafts_mod.STAGE_COLUMNS),
+                                 where=sa.and_(ag.dunning_status == "dunned", ag.stage.isnot(None)))
+    ids = drafts_mod.draft_customer_ids(stages)
+    aging = runtime.read_of_day(wh, "invoice_aging", as_of, columns=list(drafts_mod.AGING_COLUMNS),
+                                where=ag.customer_id.in_(ids))
+    rc = wh.table("receivables").c
     recv = runtime.read_of_day(wh, "receivables", as_of, columns=[
-        "customer_id", "company_id", "customer_name", "customer_email", "customer_lang", "company_name"])
+        "customer_id", "company_id", "customer_name", "customer_email", "customer_lang", "company_name"],
+        where=rc.customer_id.in_(ids))
     tl = wh.table("customer_timeline").c
-    # Only the public messages of the customers that get a draft: the rest of the timeline is not used.
     timeline = runtime.read_of_day(wh, "customer_timeline", as_of, columns=drafts_mod.TIMELINE_COLUMNS, where=sa.and_(
-        tl.customer_id.in_(drafts_mod.draft_customer_ids(aging)), tl.kind == timeline_mod.MESSAGE,
-        tl.visibility == "public"))
-    charges = runtime.read_of_day(wh, "late_payment_charges", as_of)
+        tl.customer_id.in_(ids), tl.kind == timeline_mod.MESSAGE, tl.visibility == "public"))
+    lc = wh.table("late_payment_charges").c
+    charges = runtime.read_of_day(wh, "late_payment_charges", as_of, where=lc.customer_id.in_(ids))
+    it = wh.table(INSTALMENT_TABLE).c
+    instalments = wh.read(INSTALMENT_TABLE, columns=list(drafts_mod.INSTALMENT_COLUMNS),
+                          where=sa.and_(it.customer_id.in_(ids), it.days_overdue > 0))
     customers = recv.drop_duplicates(["customer_id", "company_id"])
     drafts = drafts_mod.build_drafts(aging, customers, timeline, as_of, charges=charges,
-                                     instalments=_instalments(wh), templates_dir=policy.templates_dir)
+                                     instalments=instalments, templates_dir=policy.templates_dir)
     suggester = llm.get_suggester()
     messages_of = suggester_mod.conversations(timeline[timeline["customer_id"].isin(drafts["customer_id"])])
     used = []

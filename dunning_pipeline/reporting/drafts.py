@@ -96,7 +96,7 @@ def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     return [dict(zip(columns, values, strict=True)) for values in zip(*(frame[c].tolist() for c in columns), strict=True)]
 
 
-_INSTALMENT_COLUMNS = ["invoice_id", "amount_residual", "date_maturity", "days_overdue", "instalment_number",
+INSTALMENT_COLUMNS = ["invoice_id", "amount_residual", "date_maturity", "days_overdue", "instalment_number",
                        "instalments_total"]
 
 
@@ -108,7 +108,7 @@ def _overdue_instalments(instalments: pd.DataFrame | None, invoice_ids=None) -> 
     if invoice_ids is not None:
         due = due[due["invoice_id"].isin(invoice_ids)]
     parts: dict[int, list[dict]] = {}
-    for p in _records(due.sort_values(["invoice_id", "date_maturity"], kind="stable"), _INSTALMENT_COLUMNS):
+    for p in _records(due.sort_values(["invoice_id", "date_maturity"], kind="stable"), INSTALMENT_COLUMNS):
         parts.setdefault(int(p["invoice_id"]), []).append(p)
     return parts
 
@@ -167,6 +167,10 @@ TIMELINE_COLUMNS = ["customer_id", "day", "at", "kind", "event", "direction", "v
                     "subject", "text", "comment_id"]
 
 
+# What _draft_customers reads of invoice_aging (its dunned rows are enough).
+STAGE_COLUMNS = ("customer_id", "company_id", "dunning_status", "stage", "stage_rank", "action")
+
+
 def _draft_customers(aging: pd.DataFrame) -> pd.DataFrame:
     """(customer, company) pairs whose highest dunned stage is an email or letter stage."""
     dunned = aging[(aging["dunning_status"] == "dunned") & aging["stage"].notna()]
@@ -175,7 +179,7 @@ def _draft_customers(aging: pd.DataFrame) -> pd.DataFrame:
 
 
 # What a draft reads of invoice_aging: the stage of the customer and its invoices' lines.
-_AGING_COLUMNS = ["customer_id", "company_id", "customer_name", "invoice_id", "invoice_number", "move_type", "currency",
+AGING_COLUMNS = ["customer_id", "company_id", "customer_name", "invoice_id", "invoice_number", "move_type", "currency",
                   "amount_residual", "invoice_date", "invoice_date_due", "days_overdue", "dunning_status",
                   "hold_reason", "stage", "stage_rank", "action", "tone", "manual_only"]
 
@@ -202,7 +206,7 @@ def build_drafts(aging: pd.DataFrame, customers: pd.DataFrame, timeline: pd.Data
     env = template_environment(templates_dir, autoescape=False)
     attrs = customers.drop_duplicates(["customer_id", "company_id"]).set_index(["customer_id", "company_id"])
     charged = _charges_of(charges)
-    aging = aging[[c for c in _AGING_COLUMNS if c in aging]]
+    aging = aging[[c for c in AGING_COLUMNS if c in aging]]
     aging = aging.assign(company_key=aging["company_id"].astype("Int64").fillna(-1))  # NaN keys never match
     tops = _draft_customers(aging)
     # Only the rows of the customers that get a draft, as plain records grouped once: a loop that

@@ -137,3 +137,21 @@ def test_the_reporting_assets_are_in_the_nightly_job_with_group_owner_and_lineag
         assert name in nightly
     parents = {k.to_user_string() for k in graph.get(dg.AssetKey("reminder_drafts")).parent_keys}
     assert {"customer_timeline", "late_payment_charges", "invoice_aging", "receivables"} <= parents
+
+
+def test_the_drafts_read_only_their_customers_yet_equal_drafts_built_from_every_table_whole(night):
+    # reminder_drafts reads the rows of the customers that get a draft today, nothing else: the
+    # same drafts as built from the whole of invoice_aging, receivables, timeline and instalments.
+    from dunning_pipeline.reporting import drafts as drafts_mod
+
+    _, wh, _ = night
+    recv = wh.read("receivables").drop_duplicates(["customer_id", "company_id"])
+    aging = wh.read("invoice_aging")
+    assert aging["customer_id"].nunique() > len(drafts_mod.draft_customer_ids(aging)) > 0  # a real narrowing
+    whole = drafts_mod.build_drafts(aging, recv, wh.read("customer_timeline"), AS_OF,
+                                    charges=wh.read("late_payment_charges"), instalments=wh.read("instalment_aging"))
+    written = wh.read("reminder_drafts")
+    assert len(whole) == len(written)
+    for column in ("customer_id", "company_id", "subject", "invoice_numbers", "amounts", "under_review"):
+        assert whole[column].tolist() == written[column].tolist(), column
+    assert whole["body"].tolist() == written["template_body"].tolist()
