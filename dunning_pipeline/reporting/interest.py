@@ -70,23 +70,22 @@ def late_payment_charges(aging: pd.DataFrame, policy: DunningPolicy,
     # Charges are off by default: find the policies and segments that charge before touching a
     # row, so a night without charges costs nothing (at 1M, splitting the instalments per
     # invoice alone took 40 s).
-    segments = candidates["segment"].where(candidates["segment"].map(lambda v: isinstance(v, str)), None)
-    pairs = set(zip(candidates["policy"], segments, strict=True))
-    terms_of = {pair: policy.late_payment_for(*pair) for pair in pairs}
+    # (policy, segment) of each candidate; a segment that is no text (none, NA) is None.
+    pairs = [(p, s if isinstance(s, str) else None) for p, s in zip(candidates["policy"], candidates["segment"],
+                                                                     strict=True)]
+    terms_of = {pair: policy.late_payment_for(*pair) for pair in set(pairs)}
     charged = {pair for pair, terms in terms_of.items() if terms.interest is not None or terms.fee is not None}
-    if charged:
-        keep = [pair in charged for pair in zip(candidates["policy"], segments, strict=True)]
-        candidates = candidates[keep]
-    else:
-        candidates = candidates.iloc[0:0]
+    keep = [pair in charged for pair in pairs]
+    candidates = candidates[keep] if charged else candidates.iloc[0:0]
+    pairs = [pair for pair, kept in zip(pairs, keep, strict=True) if kept]
     by_invoice: dict[int, tuple] = {}
     if len(candidates) and instalments is not None and len(instalments):
         due = instalments[(instalments["days_overdue"] > 0) & (instalments["amount_residual"] > 0)
                           & instalments["invoice_id"].isin(candidates["invoice_id"])]
         amounts, days = due["amount_residual"].to_numpy(), due["days_overdue"].to_numpy()
         by_invoice = {int(k): (amounts[idx], days[idx]) for k, idx in due.groupby("invoice_id").indices.items()}
-    for r in candidates.itertuples(index=False):
-        terms = terms_of[(r.policy, r.segment if isinstance(r.segment, str) else None)]
+    for r, pair in zip(candidates.itertuples(index=False), pairs, strict=True):
+        terms = terms_of[pair]
         percent = terms.interest.annual_percent if terms.interest is not None else None
         parts = by_invoice.get(int(r.invoice_id))
         if parts is not None:
