@@ -78,7 +78,14 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     as_of = runtime.run_as_of(context)
     policy = _policy(context)
     wh = warehouse.get_warehouse()
-    comms = runtime.read_of_day(wh, "customer_communications", as_of)
+    # Only the matched tickets' comments, and of the matching only who owns which ticket: the
+    # timeline uses nothing else of them (at 1M moves, the bodies of every comment are the bulk).
+    cc = wh.table("customer_communications").c
+    comms = runtime.read_of_day(wh, "customer_communications", as_of, columns=["ticket_id", "customer_id"],
+                                where=cc.customer_id.isnot(None))
+    zc = wh.table("zendesk_comments").c
+    comments = read_as_known(wh, "zendesk_comments", as_of, columns=list(timeline_mod.COMMENT_COLUMNS),
+                             where=zc.ticket_id.in_(sa.select(cc.ticket_id).where(cc.customer_id.isnot(None))))
     history = wh.read("dunning_history", where=wh.table("dunning_history").c.as_of_date <= as_of)
     customers = read_as_known(wh, "odoo_customers", as_of, columns=["id", "name", "commercial_partner_id"])
     t = wh.table("odoo_invoices")
@@ -90,7 +97,7 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         "customer_id": raw["commercial_partner_id"].astype("Int64").fillna(
             raw["partner_id"].astype("Int64").map(cp_of).astype("Int64"))}).dropna(subset=["customer_id"])
     timeline = timeline_mod.build_timeline(
-        read_as_known(wh, "zendesk_comments", as_of),
+        comments,
         read_as_known(wh, "zendesk_tickets", as_of, columns=["id", "status", "subject", "requester_id"]),
         read_as_known(wh, "zendesk_users", as_of, columns=["id", "name", "role"]), comms, history, invoices,
         invoice_numbers.text_pattern(policy.holds.invoice_number_pattern, policy.holds.invoice_words),

@@ -38,6 +38,8 @@ COLUMNS = [
     "invoice_numbers", "invoice_id", "invoice_number", "from_stage", "to_stage", "reason", "hold_reason",
     "hold_until", "amount_residual", "currency", "as_of_date",
 ]
+# What the timeline reads of zendesk_comments.
+COMMENT_COLUMNS = ("id", "ticket_id", "author_id", "public", "body", "via_channel", "created_at")
 MESSAGE, DUNNING = "message", "dunning"
 INBOUND, OUTBOUND, INTERNAL = "inbound", "outbound", "internal_note"
 VIEW_TEMPLATE = "timeline.html.j2"
