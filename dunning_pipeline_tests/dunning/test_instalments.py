@@ -258,3 +258,13 @@ def test_an_instalment_open_in_the_company_currency_only_is_still_open():
     assert _instalments(night, 712) == [(7121, date(2026, 2, 2), 0, to_units("0.01")),
                                         (7122, date(2026, 4, 3), to_units("700.00"), to_units("646.00"))]
     assert _row(night, 712)["instalments_open"] == 2
+    # and the other way round: 0.01 USD but 0.00 EUR left on the first line
+    usd = D._inv(713, "INV/2026/00713", 40, "2026-04-03", "700.01", total="1000.00", currency="USD",
+                 residual_company="646.00", payment_state="partial", invoice_date="2026-02-02")
+    lines = pd.DataFrame([_line(7131, 713, "2026-02-02", "300.00", "0.01", amount_company="277.00",
+                                residual_company="0.00"),
+                          _line(7132, 713, "2026-04-03", "700.00", amount_company="646.00")])
+    night = _night(lines, pd.DataFrame([usd]))
+    assert _instalments(night, 713) == [(7131, date(2026, 2, 2), to_units("0.01"), 0),
+                                        (7132, date(2026, 4, 3), to_units("700.00"), to_units("646.00"))]
+    assert _row(night, 713)["instalments_open"] == 2
