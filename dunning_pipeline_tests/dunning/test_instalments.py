@@ -268,3 +268,13 @@ def test_an_instalment_open_in_the_company_currency_only_is_still_open():
     assert _instalments(night, 713) == [(7131, date(2026, 2, 2), to_units("0.01"), 0),
                                         (7132, date(2026, 4, 3), to_units("700.00"), to_units("646.00"))]
     assert _row(night, 713)["instalments_open"] == 2
+
+
+def test_lines_without_their_full_amounts_are_read_by_their_residuals():
+    # balance and amount_currency are not checked by the quality suite: a line may lack them.
+    lines = _lines()
+    lines.loc[lines["move_id"] == 701, ["balance", "amount_currency"]] = None
+    night = _night(lines)
+    assert _instalments(night, 701) == [(7011, date(2026, 2, 2), to_units("300.00"), to_units("300.00")),
+                                        (7012, date(2026, 4, 3), to_units("700.00"), to_units("700.00"))]
+    assert len(night.instalments) == 5
