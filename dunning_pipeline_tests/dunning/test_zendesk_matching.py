@@ -372,8 +372,9 @@ def test_the_same_number_in_two_of_our_companies_names_each_with_its_company():
     for text in ("invoice 77", "no number at all"):  # a number of nobody's, and no candidate
         none = N.match_numbers(N.find_candidates(pd.Series([text]), pattern), pd.Series([10]), N.invoice_keys(ledger))
         assert none.empty and list(none.columns) == N.MATCH_COLUMNS, text
-    unknown = N.invoice_keys(ledger.drop(columns=["company_id"]))
-    assert unknown["invoice_id"].tolist() == [1054, 5054, 1055] and unknown["company_id"].isna().all()
+    for unknown in (N.invoice_keys(ledger.drop(columns=["company_id"])),  # no column, or (timeline) all null
+                    N.invoice_keys(ledger.assign(company_id=pd.NA))):
+        assert unknown["invoice_id"].tolist() == [1054, 5054, 1055] and unknown["company_id"].isna().all()
 
 
 # -- the hold in the aging table and the history ----------------------------------------------
