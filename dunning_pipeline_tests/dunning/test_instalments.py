@@ -69,6 +69,9 @@ def test_first_instalment_28_days_overdue_is_dunned_at_its_stage():
     assert (inv["days_overdue"], inv["aging_bucket"], inv["stage"], inv["dunning_status"]) == (
         28, "1-30", "call", "dunned")
     assert (inv["instalment_number"], inv["instalments_total"], inv["instalments_open"]) == (1, 2, 2)
+    # counts, not floats (the aging table's columns are integers)
+    assert {str(night.aging[c].dtype) for c in ("instalment_number", "instalments_total", "instalments_open")} <= {
+        "int64", "Int64"}
     entered = night.rows.set_index("invoice_id").loc[701]
     assert (entered["to_stage"], entered["days_overdue"]) == ("call", 28)
     assert entered["invoice_date_due"] == pd.Timestamp("2026-02-02")
