@@ -42,7 +42,7 @@ def text_pattern(exact_pattern: str, invoice_words: Sequence[str]) -> str:
             r"(?:(?P<f_month>\d{2})[/-])?(?P<f_seq>\d{1,9})(?![\w/-])")
     year = r"(?<![\w/-])(?P<y_year>(?:19|20)\d{2})[/-](?:(?P<y_month>\d{2})[/-])?(?P<y_seq>\d{3,9})(?![\w/-])"
     word = (rf"(?<!\w)(?:{words})(?!\w)\.?\s*(?:{_NUMBER_WORDS}\.?\s*)?[:#]?\s*(?P<w_seq>\d{{1,9}})"
-            r"(?![\w/-]|[.,]\d)") if words else r"(?!x)x"
+            r"(?![\w/-]|[.,]\d)") if words else r"(?P<w_seq>(?!x)x)"  # no words: never (the group stays)
     # The leading look-behind lets the engine skip positions inside words at once (most of a text).
     return rf"(?<!\w)(?:(?P<exact>{exact_pattern})|{full}|{year}|{word})"
 

@@ -69,6 +69,9 @@ def test_first_instalment_28_days_overdue_is_dunned_at_its_stage():
     assert (inv["days_overdue"], inv["aging_bucket"], inv["stage"], inv["dunning_status"]) == (
         28, "1-30", "call", "dunned")
     assert (inv["instalment_number"], inv["instalments_total"], inv["instalments_open"]) == (1, 2, 2)
+    # counts, not floats (the aging table's columns are integers)
+    assert {str(night.aging[c].dtype) for c in ("instalment_number", "instalments_total", "instalments_open")} <= {
+        "int64", "Int64"}
     entered = night.rows.set_index("invoice_id").loc[701]
     assert (entered["to_stage"], entered["days_overdue"]) == ("call", 28)
     assert entered["invoice_date_due"] == pd.Timestamp("2026-02-02")
@@ -108,6 +111,7 @@ def test_without_lines_an_invoice_is_one_instalment_on_its_due_date():
     assert (inv["due_date"], inv["days_overdue"], inv["instalment_number"], inv["instalments_total"]) == (
         pd.Timestamp("2026-04-03"), -32, 1, 1)
     assert night.instalments["line_id"].isna().all() and len(night.instalments) == 3
+    assert night.aging.set_index("invoice_id")["instalments_open"].to_dict() == {701: 1, 702: 1, 703: 1}
 
 
 def test_instalments_reconcile_with_the_invoices_to_the_unit():
@@ -169,3 +173,111 @@ def test_a_blocked_instalment_invoice_is_held_at_the_stage_of_its_first_instalme
     later = _night(_lines(), blocked, as_of=date(2026, 4, 20), prev=second.state)
     assert 701 not in set(later.rows.loc[later.rows["to_stage"] == "closed", "invoice_id"])
     assert _row(later, 701)["hold_reason"] == "blocked"
+
+
+def _instalments(night, invoice_id):
+    rows = night.instalments[night.instalments["invoice_id"] == invoice_id]
+    return [(None if pd.isna(r.line_id) else int(r.line_id), r.date_maturity.date(), r.amount_residual,
+             r.amount_residual_company) for r in rows.itertuples()]
+
+
+def test_lines_as_odoo_reconciled_them_are_kept_even_when_a_later_instalment_was_paid_first():
+    """The customer paid the balance instalment, not the first: Odoo's lines say so, and the first
+    (28 days overdue) stays open; laying the residual oldest-first would put it on the balance."""
+    inv = D._inv(705, "INV/2026/00705", 40, "2026-04-03", "300.00", total="1000.00", payment_state="partial",
+                 invoice_date="2026-02-02")
+    night = _night(pd.DataFrame([_line(7051, 705, "2026-02-02", "300.00"),
+                                 _line(7052, 705, "2026-04-03", "700.00", "0.00")]), pd.DataFrame([inv]))
+    assert _instalments(night, 705) == [(7051, date(2026, 2, 2), to_units("300.00"), to_units("300.00"))]
+    row = _row(night, 705)
+    assert (row["due_date"], row["days_overdue"], row["instalment_number"], row["instalments_open"]) == (
+        pd.Timestamp("2026-02-02"), 28, 1, 1)
+
+
+def test_lines_whose_company_amounts_disagree_get_the_invoice_s_company_residual():
+    # Lines read before a revaluation: the USD residual agrees, the EUR one (95.00) does not.
+    usd = D._inv(706, "INV/2026/00706", 40, "2026-02-02", "100.00", currency="USD", residual_company="92.00",
+                 invoice_date="2026-01-03")
+    night = _night(pd.DataFrame([_line(7061, 706, "2026-02-02", "100.00", amount_company="95.00")]),
+                   pd.DataFrame([usd]))
+    assert _instalments(night, 706) == [(7061, date(2026, 2, 2), to_units("100.00"), to_units("92.00"))]
+
+
+def test_more_owed_than_the_lines_lies_on_the_oldest_instalment():
+    # The invoice owes 1100.00, its lines (read earlier) 1000.00: the 100.00 more is the oldest's.
+    inv = D._inv(707, "INV/2026/00707", 40, "2026-04-03", "1100.00", invoice_date="2026-02-02")
+    night = _night(pd.DataFrame([_line(7071, 707, "2026-02-02", "300.00"), _line(7072, 707, "2026-04-03", "700.00")]),
+                   pd.DataFrame([inv]))
+    assert _instalments(night, 707) == [(7071, date(2026, 2, 2), to_units("400.00"), to_units("400.00")),
+                                        (7072, date(2026, 4, 3), to_units("700.00"), to_units("700.00"))]
+
+
+def test_a_credit_note_s_instalments_are_signed_like_the_credit_note():
+    note = D._inv(708, "RINV/2026/00708", 40, "2026-02-10", "50.00", move_type="out_refund",
+                  invoice_date="2026-02-10")
+    night = _night(pd.DataFrame([_line(7081, 708, "2026-02-10", "50.00")]), pd.DataFrame([note]))
+    assert _instalments(night, 708) == [(7081, date(2026, 2, 10), -to_units("50.00"), -to_units("50.00"))]
+    receivable = night.receivables.set_index("invoice_id").loc[708]
+    assert (receivable["amount_residual"], receivable["amount_residual_company"]) == (
+        -to_units("50.00"), -to_units("50.00"))
+
+
+def test_a_missing_due_date_falls_back_to_the_invoice_s():
+    """A line without date_maturity falls due on the invoice's due date; an invoice without lines
+    nor invoice_date_due on its invoice date."""
+    no_due = D._inv(709, "INV/2026/00709", 40, "2026-02-20", "80.00", invoice_date="2026-01-15")
+    no_due["invoice_date_due"] = pd.NaT
+    dated = D._inv(710, "INV/2026/00710", 40, "2026-02-20", "60.00", invoice_date="2026-01-21")
+    line = _line(7101, 710, "2026-02-20", "60.00")
+    line["date_maturity"] = pd.NaT
+    night = _night(pd.DataFrame([line]), pd.DataFrame([no_due, dated]))
+    assert _instalments(night, 709) == [(None, date(2026, 1, 15), to_units("80.00"), to_units("80.00"))]
+    assert _instalments(night, 710) == [(7101, date(2026, 2, 20), to_units("60.00"), to_units("60.00"))]
+    assert _row(night, 709)["days_overdue"] == 46 and _row(night, 710)["days_overdue"] == 10
+
+
+def test_an_undated_receivable_is_left_out_and_the_others_keep_their_own_instalment():
+    undated = D._inv(711, "INV/2026/00711", 40, "2026-02-20", "90.00")
+    undated["invoice_date_due"] = undated["invoice_date"] = pd.NaT
+    invoices = pd.concat([_invoices().iloc[[2]], pd.DataFrame([undated]), _invoices().iloc[[0]]],
+                         ignore_index=True)  # 703, 711, 701
+    night = _night(_lines(), invoices)
+    aging = night.aging.set_index("invoice_id")
+    assert sorted(aging.index) == [701, 703]
+    assert (aging.loc[701, "due_date"], aging.loc[701, "instalments_total"], aging.loc[701, "instalments_open"]) == (
+        pd.Timestamp("2026-02-02"), 2, 2)
+    assert (aging.loc[703, "due_date"], aging.loc[703, "instalments_total"], aging.loc[703, "instalments_open"]) == (
+        pd.Timestamp("2026-02-20"), 1, 1)
+
+
+def test_an_instalment_open_in_the_company_currency_only_is_still_open():
+    # 0.00 USD but 0.01 EUR left on the first line (rounding of the rate): it stays open, as its invoice.
+    usd = D._inv(712, "INV/2026/00712", 40, "2026-04-03", "700.00", total="1000.00", currency="USD",
+                 residual_company="646.01", payment_state="partial", invoice_date="2026-02-02")
+    lines = pd.DataFrame([_line(7121, 712, "2026-02-02", "300.00", "0.00", amount_company="277.00",
+                                residual_company="0.01"),
+                          _line(7122, 712, "2026-04-03", "700.00", amount_company="646.00")])
+    night = _night(lines, pd.DataFrame([usd]))
+    assert _instalments(night, 712) == [(7121, date(2026, 2, 2), 0, to_units("0.01")),
+                                        (7122, date(2026, 4, 3), to_units("700.00"), to_units("646.00"))]
+    assert _row(night, 712)["instalments_open"] == 2
+    # and the other way round: 0.01 USD but 0.00 EUR left on the first line
+    usd = D._inv(713, "INV/2026/00713", 40, "2026-04-03", "700.01", total="1000.00", currency="USD",
+                 residual_company="646.00", payment_state="partial", invoice_date="2026-02-02")
+    lines = pd.DataFrame([_line(7131, 713, "2026-02-02", "300.00", "0.01", amount_company="277.00",
+                                residual_company="0.00"),
+                          _line(7132, 713, "2026-04-03", "700.00", amount_company="646.00")])
+    night = _night(lines, pd.DataFrame([usd]))
+    assert _instalments(night, 713) == [(7131, date(2026, 2, 2), to_units("0.01"), 0),
+                                        (7132, date(2026, 4, 3), to_units("700.00"), to_units("646.00"))]
+    assert _row(night, 713)["instalments_open"] == 2
+
+
+def test_lines_without_their_full_amounts_are_read_by_their_residuals():
+    # balance and amount_currency are not checked by the quality suite: a line may lack them.
+    lines = _lines()
+    lines.loc[lines["move_id"] == 701, ["balance", "amount_currency"]] = None
+    night = _night(lines)
+    assert _instalments(night, 701) == [(7011, date(2026, 2, 2), to_units("300.00"), to_units("300.00")),
+                                        (7012, date(2026, 4, 3), to_units("700.00"), to_units("700.00"))]
+    assert len(night.instalments) == 5

@@ -296,6 +296,87 @@ def test_tables_without_the_new_zendesk_columns_still_match():
         [[10, "sender_email", 1054, "dispute"]]
 
 
+# -- numbers in other policies and ledgers -----------------------------------------------------
+def _named(policy, text, ledger=None, requester=7002) -> set[int]:
+    """The invoices one ticket with this text names (customer 10 writes by default)."""
+    tickets = pd.DataFrame([ticket(140, "Question", requester, description=text)])
+    comments = pd.DataFrame(columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
+    comms = build_communications(tickets, users(), comments, customers(),
+                                 invoices() if ledger is None else ledger, policy, AS_OF, UTC)
+    return set(comms["invoice_id"].dropna().astype(int))
+
+
+def test_without_invoice_words_a_bare_number_names_no_invoice():
+    words = ("invoice_words: [invoice, invoices, inv, rechnung, rechnungen, rechnungsnummer, rechnungsnr, rg,\n"
+             "                  facture, factures, fact]")
+    no_words = _policy_with(words, "invoice_words: []", "no_words.yaml")
+    assert no_words.holds.invoice_words == []
+    text = "Order #54 arrived damaged and INV/2025/00055 is incorrect."
+    assert _named(no_words, text) == {1055}
+    assert _named(POLICY, text + " So is invoice 54.") == {1054, 1055}  # the words are what name 54
+
+
+def test_a_number_of_another_scheme_is_found_by_the_policy_pattern_whatever_its_case():
+    pattern = r"invoice_number_pattern: '\b[A-Z][A-Z0-9]*/\d{4}/(?:\d{2}/)?\d{3,}\b'"
+    other = _policy_with(pattern, r"invoice_number_pattern: '\bAB\d{5}\b'", "scheme.yaml")
+    ledger = pd.concat([invoices(), pd.DataFrame([{"id": 1500, "name": "AB12345", "state": "posted", "partner_id": 10,
+                                                   "commercial_partner_id": 10, "company_id": 1}])],
+                       ignore_index=True)
+    assert _named(other, "ab12345 is incorrect.", ledger) == {1500}
+    assert _named(other, "AB12345 and INV/2025/00054 are incorrect.", ledger) == {1500, 1054}
+    assert _named(POLICY, "AB12345 is incorrect.", ledger) == set()
+
+
+def test_a_full_number_is_compared_by_its_parts_not_as_written():
+    """The policy pattern also finds INV/2025/054; its sequence compares as an integer, its year too."""
+    ledger = pd.concat([invoices(), pd.DataFrame([{"id": 1654, "name": "INV/2026/00054", "state": "posted",
+                                                   "partner_id": 10, "commercial_partner_id": 10, "company_id": 1}])],
+                       ignore_index=True)
+    assert _named(POLICY, "INV/2025/054 is incorrect.", ledger) == {1054}
+    assert _named(POLICY, "inv-2026-054 is incorrect.", ledger) == {1654}
+    assert _named(POLICY, "invoice 54 is incorrect.", ledger) == {1054, 1654}
+    monthly = pd.concat([ledger, pd.DataFrame([
+        {"id": 1707, "name": "RINV/2026/03/0007", "state": "posted", "partner_id": 10, "commercial_partner_id": 10,
+         "company_id": 1},
+        {"id": 1717, "name": "RINV/2026/02/0007", "state": "posted", "partner_id": 10, "commercial_partner_id": 10,
+         "company_id": 1}])], ignore_index=True)
+    for written in ("RINV/2026/03/007", "rinv-2026-03-7", "2026/03/007"):  # the month as written, in each form
+        assert _named(POLICY, f"{written} is incorrect.", monthly) == {1707}, written
+
+
+def test_an_invoice_of_a_partner_missing_from_the_customers_names_nobody_and_stops_nothing():
+    orphan = {"id": 1600, "name": "INV/2025/00056", "state": "posted", "partner_id": 99,
+              "commercial_partner_id": None, "company_id": 1}
+    ledger = pd.concat([invoices(), pd.DataFrame([orphan])], ignore_index=True)
+    assert _named(POLICY, "INV/2025/00056 and INV/2025/00054 are incorrect.", ledger) == {1054}
+
+
+def test_invoices_without_a_company_column_are_matched_per_customer_all_the_same():
+    ledger = invoices().drop(columns=["company_id"])
+    assert _named(POLICY, "invoice 54 was charged twice.", ledger, requester=7007) == {2054}
+    assert _named(POLICY, "INV-2025-00054 is wrong.", ledger) == {1054}
+
+
+def test_the_same_number_in_two_of_our_companies_names_each_with_its_company():
+    from dunning_pipeline.dunning import invoice_numbers as N
+    ledger = pd.DataFrame({"id": [1054, 5054, 1055], "name": ["INV/2025/00054", "INV/2025/00054", "INV/2025/00055"],
+                           "company_id": [1, 2, 1], "customer_id": [10, 10, 10]})
+    pattern = N.text_pattern(POLICY.holds.invoice_number_pattern, POLICY.holds.invoice_words)
+    texts = pd.Series(["invoice 54 is wrong", "INV-2025-00055 is wrong"])
+    found = N.match_numbers(N.find_candidates(texts, pattern), pd.Series([10, 10]), N.invoice_keys(ledger))
+    assert sorted(found[["text_row", "invoice_id", "company_id", "form"]].itertuples(index=False, name=None)) == [
+        (0, 1054, 1, "word"), (0, 5054, 2, "word"), (1, 1055, 1, "full")]
+    exact = N.match_numbers(N.find_candidates(pd.Series(["INV/2025/00055"]), pattern), pd.Series([10]),
+                            N.invoice_keys(ledger))
+    assert exact[["invoice_id", "form"]].values.tolist() == [[1055, "exact"]]  # once, though also a full key
+    for text in ("invoice 77", "no number at all"):  # a number of nobody's, and no candidate
+        none = N.match_numbers(N.find_candidates(pd.Series([text]), pattern), pd.Series([10]), N.invoice_keys(ledger))
+        assert none.empty and list(none.columns) == N.MATCH_COLUMNS, text
+    for unknown in (N.invoice_keys(ledger.drop(columns=["company_id"])),  # no column, or (timeline) all null
+                    N.invoice_keys(ledger.assign(company_id=pd.NA))):
+        assert unknown["invoice_id"].tolist() == [1054, 5054, 1055] and unknown["company_id"].isna().all()
+
+
 # -- the hold in the aging table and the history ----------------------------------------------
 def _ledger():
     from . import dataset as D
