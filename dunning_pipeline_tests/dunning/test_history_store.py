@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from dunning_pipeline.dunning import history
 from dunning_pipeline.dunning.engine import run_night
 from dunning_pipeline.dunning.policy import load_policy
+from dunning_pipeline.warehouse.store import Warehouse
 
 from . import dataset as D
 
@@ -142,9 +143,17 @@ def test_an_invoice_paid_and_then_open_again_reenters_as_reopened(warehouse):
     assert warehouse.read("dunning_state").set_index("invoice_id").loc[102, "stage"] == "reminder_1"
 
 
-def test_a_second_writer_of_the_same_day_waits_for_the_first_and_adds_nothing(warehouse):
-    if warehouse.dialect != "postgresql":
-        pytest.skip("the table lock is PostgreSQL's; SQLite has one writer at a time anyway")
+@pytest.fixture
+def pg_warehouse(pg_database):
+    wh = Warehouse(pg_database)
+    wh.ensure_schema()
+    yield wh
+    wh.dispose()
+
+
+def test_a_second_writer_of_the_same_day_waits_for_the_first_and_adds_nothing(pg_warehouse):
+    # PostgreSQL only: the table lock is PostgreSQL's (SQLite has one writer at a time anyway).
+    warehouse = pg_warehouse
     invoices = D.invoices()
     aging = _aging(D.AS_OF, history.load_state(warehouse, D.AS_OF), invoices)
     inside, release = threading.Event(), threading.Event()
