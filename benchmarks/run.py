@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -38,6 +40,21 @@ from benchmarks.floors import ENGINE_STEPS, EXTRACTION_STEPS
 
 ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 NIGHTS = ((1, 0, False, "first night"), (2, 1, True, "next day, ~1% changed"), (3, 1, False, "same day again"))
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[sa.engine.URL]:
+    """A new PostgreSQL database on ADMIN_URL's server for one benchmark, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(ADMIN_URL).set(database=name)
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def _cpu_self() -> float:
@@ -95,46 +112,37 @@ def run_size(invoices: int, nights: int, log, profile_dir: Path | None = None) -
                  progress=lambda m: log("  " + m))
     size = {"invoices": invoices, "customers": customers, "tickets": len(sb.data.zendesk_tickets),
             "generate_s": round(time.perf_counter() - t0, 1), "nights": []}
-    name = f"dunning_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(ADMIN_URL).set(database=name)
-    dsn = " ".join(f"{k}={v}" for k, v in (("host", url.host), ("port", url.port), ("user", url.username),
-                                            ("password", url.password), ("dbname", name)) if v)
-    home = Path(tempfile.mkdtemp(prefix=f"{name}_home"))
-    try:
-        with sb, tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, **sb.env, "GX_ANALYTICS_ENABLED": "False", "DAGSTER_HOME": str(home)}
-            for night, offset, advance, label in NIGHTS[:nights]:
-                day = as_of + timedelta(days=offset)
-                if advance:
-                    sb.advance_night()
-                log(f"[{invoices:,}] night {night} ({day}, {label})...")
-                sb.clear_requests()
-                profile = profile_dir / f"{invoices}_night{night}.txt" if profile_dir else None
-                report = _child(["benchmarks.night", "--as-of", day.isoformat(), "--database-url",
-                                 url.render_as_string(hide_password=False)], env, profile)
-                if profile is not None:
-                    report["profile"] = profile_summary(profile)
-                if not report["success"]:
-                    failed = {k: v for k, v in report["steps"].items() if "failed" in v}
-                    raise SystemExit(f"night {night} at {invoices:,} failed: {json.dumps(failed)[:3000]}")
-                spec = Path(tmp) / f"requests_{night}.json"
-                spec.write_text(json.dumps({"requests": {s: list(sb.requests[s]) for s in ("odoo", "zendesk")},
-                                            "base_urls": {"odoo": sb.odoo_url, "zendesk": sb.zendesk_url}}))
-                report["requests"] = {s: len(sb.requests[s]) for s in ("odoo", "zendesk")}
-                log(f"  night {night}: {report['seconds']} s, peak {report['peak_rss_mb']} MB; floors...")
-                report["floor_a"] = _child(["benchmarks.floors", "extract", "--dsn", dsn,
-                                            "--request-log", str(spec)], env)
-                report["floor_b"] = _child(["benchmarks.floors", "engine", "--dsn", dsn,
-                                            "--as-of", day.isoformat()], env)
-                report.update(night=night, as_of=day.isoformat(), label=label)
-                size["nights"].append(report)
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database("dunning_bench") as url, sb, tempfile.TemporaryDirectory() as tmp:
+        name = url.database
+        dsn = " ".join(f"{k}={v}" for k, v in (("host", url.host), ("port", url.port), ("user", url.username),
+                                                ("password", url.password), ("dbname", name)) if v)
+        home = Path(tempfile.mkdtemp(prefix=f"{name}_home"))
+        env = {**os.environ, **sb.env, "GX_ANALYTICS_ENABLED": "False", "DAGSTER_HOME": str(home)}
+        for night, offset, advance, label in NIGHTS[:nights]:
+            day = as_of + timedelta(days=offset)
+            if advance:
+                sb.advance_night()
+            log(f"[{invoices:,}] night {night} ({day}, {label})...")
+            sb.clear_requests()
+            profile = profile_dir / f"{invoices}_night{night}.txt" if profile_dir else None
+            report = _child(["benchmarks.night", "--as-of", day.isoformat(), "--database-url",
+                             url.render_as_string(hide_password=False)], env, profile)
+            if profile is not None:
+                report["profile"] = profile_summary(profile)
+            if not report["success"]:
+                failed = {k: v for k, v in report["steps"].items() if "failed" in v}
+                raise SystemExit(f"night {night} at {invoices:,} failed: {json.dumps(failed)[:3000]}")
+            spec = Path(tmp) / f"requests_{night}.json"
+            spec.write_text(json.dumps({"requests": {s: list(sb.requests[s]) for s in ("odoo", "zendesk")},
+                                        "base_urls": {"odoo": sb.odoo_url, "zendesk": sb.zendesk_url}}))
+            report["requests"] = {s: len(sb.requests[s]) for s in ("odoo", "zendesk")}
+            log(f"  night {night}: {report['seconds']} s, peak {report['peak_rss_mb']} MB; floors...")
+            report["floor_a"] = _child(["benchmarks.floors", "extract", "--dsn", dsn,
+                                        "--request-log", str(spec)], env)
+            report["floor_b"] = _child(["benchmarks.floors", "engine", "--dsn", dsn,
+                                        "--as-of", day.isoformat()], env)
+            report.update(night=night, as_of=day.isoformat(), label=label)
+            size["nights"].append(report)
     return size
 
 

@@ -14,7 +14,6 @@ import argparse
 import resource
 import sys
 import time
-import uuid
 from datetime import UTC, date, datetime
 
 
@@ -25,38 +24,31 @@ def main() -> None:
     args = ap.parse_args()
     if args.code:
         sys.path.insert(0, args.code)
-    import sqlalchemy as sa
-
-    from benchmarks.run import ADMIN_URL
+    from benchmarks.run import scratch_database
     from benchmarks.warehouse_read import _frame
     from dunning_pipeline.warehouse import as_known
     from dunning_pipeline.warehouse.store import Warehouse
 
-    name = f"bench_versions_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    wh = Warehouse(ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        wh.ensure_schema()
-        frame = _frame(wh.table("odoo_invoices"), args.rows)
-        wh.upsert("odoo_invoices", frame)
-        print(f"dunning_pipeline from {as_known.__file__}; {args.rows} invoices")
-        changed = frame.sample(frac=0.01, random_state=1)
-        for night, day, values in ((1, date(2026, 3, 2), frame["id"]), (2, date(2026, 3, 3), changed["id"])):
-            if night == 2:
-                wh.upsert("odoo_invoices", changed.assign(ref="changed"))
-            t0 = time.perf_counter()
-            with wh.begin() as conn:
-                opened = as_known.record_versions(wh, "odoo_invoices", conn=conn, values=values,
-                                                  stamp=as_known.Stamp(day, "bench", datetime.now(UTC)))
-            print(f"night {night}: {opened} versions opened in {time.perf_counter() - t0:.2f} s")
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS of this process: {peak:.0f} MB (the frame it generated included)")
-    finally:
-        wh.dispose()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("bench_versions") as url:
+        wh = Warehouse(url.render_as_string(hide_password=False))
+        try:
+            wh.ensure_schema()
+            frame = _frame(wh.table("odoo_invoices"), args.rows)
+            wh.upsert("odoo_invoices", frame)
+            print(f"dunning_pipeline from {as_known.__file__}; {args.rows} invoices")
+            changed = frame.sample(frac=0.01, random_state=1)
+            for night, day, values in ((1, date(2026, 3, 2), frame["id"]), (2, date(2026, 3, 3), changed["id"])):
+                if night == 2:
+                    wh.upsert("odoo_invoices", changed.assign(ref="changed"))
+                t0 = time.perf_counter()
+                with wh.begin() as conn:
+                    opened = as_known.record_versions(wh, "odoo_invoices", conn=conn, values=values,
+                                                      stamp=as_known.Stamp(day, "bench", datetime.now(UTC)))
+                print(f"night {night}: {opened} versions opened in {time.perf_counter() - t0:.2f} s")
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"peak RSS of this process: {peak:.0f} MB (the frame it generated included)")
+        finally:
+            wh.dispose()
 
 
 if __name__ == "__main__":

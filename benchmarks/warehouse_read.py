@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from benchmarks.run import ADMIN_URL
+from benchmarks.run import scratch_database
 from dunning_pipeline.warehouse import store
 from dunning_pipeline.warehouse.store import Warehouse
 
@@ -44,36 +43,30 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--table", default="invoice_aging")
     args = ap.parse_args()
-    name = f"bench_read_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    wh = Warehouse(url)
-    try:
-        wh.ensure_schema()
-        t = wh.table(args.table)
-        wh.append(args.table, _frame(t, args.rows))
-        cols = list(t.columns)
-        stmt = sa.select(*[
-            sa.cast(sa.func.round(c * store.money.SCALE), sa.BigInteger).label(c.name)
-            if store._kind(c) == "money" else c for c in cols
-        ])
-        t0 = time.perf_counter()
-        with wh.begin() as conn:
-            old = store._typed(store._generic_read(conn, stmt, cols), cols)
-        t1 = time.perf_counter()
-        new = wh.read(args.table)
-        t2 = time.perf_counter()
-        pd.testing.assert_frame_equal(old.sort_values(t.primary_key.columns[0].name, ignore_index=True),
-                                      new.sort_values(t.primary_key.columns[0].name, ignore_index=True))
-        print(f"{args.table}: {args.rows} rows x {len(cols)} columns")
-        print(f"driver fetchall + typing: {t1 - t0:.1f} s")
-        print(f"Warehouse.read (COPY):    {t2 - t1:.1f} s (frames equal)")
-    finally:
-        wh.dispose()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with scratch_database("bench_read") as url:
+        wh = Warehouse(url.render_as_string(hide_password=False))
+        try:
+            wh.ensure_schema()
+            t = wh.table(args.table)
+            wh.append(args.table, _frame(t, args.rows))
+            cols = list(t.columns)
+            stmt = sa.select(*[
+                sa.cast(sa.func.round(c * store.money.SCALE), sa.BigInteger).label(c.name)
+                if store._kind(c) == "money" else c for c in cols
+            ])
+            t0 = time.perf_counter()
+            with wh.begin() as conn:
+                old = store._typed(store._generic_read(conn, stmt, cols), cols)
+            t1 = time.perf_counter()
+            new = wh.read(args.table)
+            t2 = time.perf_counter()
+            pd.testing.assert_frame_equal(old.sort_values(t.primary_key.columns[0].name, ignore_index=True),
+                                          new.sort_values(t.primary_key.columns[0].name, ignore_index=True))
+            print(f"{args.table}: {args.rows} rows x {len(cols)} columns")
+            print(f"driver fetchall + typing: {t1 - t0:.1f} s")
+            print(f"Warehouse.read (COPY):    {t2 - t1:.1f} s (frames equal)")
+        finally:
+            wh.dispose()
 
 
 if __name__ == "__main__":
