@@ -250,27 +250,21 @@ def test_an_undated_receivable_is_left_out_and_the_others_keep_their_own_instalm
         pd.Timestamp("2026-02-20"), 1, 1)
 
 
-def test_an_instalment_open_in_the_company_currency_only_is_still_open():
-    # 0.00 USD but 0.01 EUR left on the first line (rounding of the rate): it stays open, as its invoice.
-    usd = D._inv(712, "INV/2026/00712", 40, "2026-04-03", "700.00", total="1000.00", currency="USD",
-                 residual_company="646.01", payment_state="partial", invoice_date="2026-02-02")
-    lines = pd.DataFrame([_line(7121, 712, "2026-02-02", "300.00", "0.00", amount_company="277.00",
-                                residual_company="0.01"),
+@pytest.mark.parametrize("left, left_company, residual, residual_company", [
+    ("0.00", "0.01", "700.00", "646.01"),  # 0.00 USD but 0.01 EUR left (rounding of the rate)
+    ("0.01", "0.00", "700.01", "646.00"),  # and the other way round
+])
+def test_an_instalment_open_in_one_currency_only_is_still_open(left, left_company, residual, residual_company):
+    # The first line stays open, as its invoice does.
+    usd = D._inv(712, "INV/2026/00712", 40, "2026-04-03", residual, total="1000.00", currency="USD",
+                 residual_company=residual_company, payment_state="partial", invoice_date="2026-02-02")
+    lines = pd.DataFrame([_line(7121, 712, "2026-02-02", "300.00", left, amount_company="277.00",
+                                residual_company=left_company),
                           _line(7122, 712, "2026-04-03", "700.00", amount_company="646.00")])
     night = _night(lines, pd.DataFrame([usd]))
-    assert _instalments(night, 712) == [(7121, date(2026, 2, 2), 0, to_units("0.01")),
+    assert _instalments(night, 712) == [(7121, date(2026, 2, 2), to_units(left), to_units(left_company)),
                                         (7122, date(2026, 4, 3), to_units("700.00"), to_units("646.00"))]
     assert _row(night, 712)["instalments_open"] == 2
-    # and the other way round: 0.01 USD but 0.00 EUR left on the first line
-    usd = D._inv(713, "INV/2026/00713", 40, "2026-04-03", "700.01", total="1000.00", currency="USD",
-                 residual_company="646.00", payment_state="partial", invoice_date="2026-02-02")
-    lines = pd.DataFrame([_line(7131, 713, "2026-02-02", "300.00", "0.01", amount_company="277.00",
-                                residual_company="0.00"),
-                          _line(7132, 713, "2026-04-03", "700.00", amount_company="646.00")])
-    night = _night(lines, pd.DataFrame([usd]))
-    assert _instalments(night, 713) == [(7131, date(2026, 2, 2), to_units("0.01"), 0),
-                                        (7132, date(2026, 4, 3), to_units("700.00"), to_units("646.00"))]
-    assert _row(night, 713)["instalments_open"] == 2
 
 
 def test_lines_without_their_full_amounts_are_read_by_their_residuals():
