@@ -81,11 +81,12 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     # Only the matched tickets' comments, and of the matching only who owns which ticket: the
     # timeline uses nothing else of them (at 1M moves, the bodies of every comment are the bulk).
     cc = wh.table("customer_communications").c
+    matched = cc.customer_id.isnot(None)
     comms = runtime.read_of_day(wh, "customer_communications", as_of, columns=["ticket_id", "customer_id"],
-                                where=cc.customer_id.isnot(None))
+                                where=matched)
     zc = wh.table("zendesk_comments").c
     comments = read_as_known(wh, "zendesk_comments", as_of, columns=list(timeline_mod.COMMENT_COLUMNS),
-                             where=zc.ticket_id.in_(sa.select(cc.ticket_id).where(cc.customer_id.isnot(None))))
+                             where=zc.ticket_id.in_(sa.select(cc.ticket_id).where(matched)))
     history = wh.read("dunning_history", where=wh.table("dunning_history").c.as_of_date <= as_of)
     customers = read_as_known(wh, "odoo_customers", as_of, columns=["id", "name", "commercial_partner_id"])
     t = wh.table("odoo_invoices")

@@ -46,7 +46,6 @@ pd = lazy.module("pandas")
 
 _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
 _CHUNK = 5_000
-VERSION_COLUMNS = ("version_id", "valid_from", "valid_to", "version_run_id", "seen_at", "content_hash")
 
 
 class AsKnownError(RuntimeError):
@@ -203,22 +202,19 @@ def record_versions(
     same_key = sa.and_(*(t.c[k] == v.c[k] for k in spec.key))
     current_hash = content_hash(t, spec)
     content = [c.name for c in t.columns]
+    # Close the open versions whose record is gone or no longer has their content ...
+    close = v.update().where(v.c.valid_to.is_(None), ~sa.exists().where(same_key, current_hash == v.c.content_hash)
+                             ).values(valid_to=day)
+    # ... then open one for each current row left without an open version (new or changed).
+    rows = sa.select(*(t.c[c] for c in content), sa.literal(day, sa.Date), sa.literal(stamp.run_id, sa.Text),
+                     sa.literal(_naive_utc(stamp.seen_at).to_pydatetime(), sa.DateTime), current_hash
+                     ).where(~sa.exists().where(same_key, v.c.valid_to.is_(None)))
     opened = 0
     for batch in batches:
-        # Close the open versions whose record is gone or no longer has their content ...
-        still_current = sa.exists().where(same_key, current_hash == v.c.content_hash)
-        close = v.update().where(v.c.valid_to.is_(None), ~still_current).values(valid_to=day)
-        # ... then open one for each current row left without an open version (new or changed).
-        has_open = sa.exists().where(same_key, v.c.valid_to.is_(None))
-        rows = sa.select(*(t.c[c] for c in content), sa.literal(day, sa.Date), sa.literal(stamp.run_id, sa.Text),
-                         sa.literal(_naive_utc(stamp.seen_at).to_pydatetime(), sa.DateTime), current_hash
-                         ).where(~has_open)
-        if batch is not None:
-            close = close.where(v.c[scope].in_(batch))
-            rows = rows.where(t.c[scope].in_(batch))
-        conn.execute(close)
+        conn.execute(close if batch is None else close.where(v.c[scope].in_(batch)))
+        batch_rows = rows if batch is None else rows.where(t.c[scope].in_(batch))
         opened += conn.execute(v.insert().from_select(
-            [*content, "valid_from", "version_run_id", "seen_at", "content_hash"], rows)).rowcount
+            [*content, "valid_from", "version_run_id", "seen_at", "content_hash"], batch_rows)).rowcount
     store.note_written(conn, v.name)
     return opened
 
