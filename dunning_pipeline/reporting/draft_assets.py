@@ -103,6 +103,7 @@ def customer_timeline(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         read_as_known(wh, "zendesk_users", as_of, columns=["id", "name", "role"]), comms, history, invoices,
         invoice_numbers.text_pattern(policy.holds.invoice_number_pattern, policy.holds.invoice_words),
         as_of, settings.timezone())
+    del comments, history, raw, invoices  # in the timeline now; at 1M moves, hundreds of MB of message text
     names = customers.set_index(customers["id"].astype("int64"))["name"]
     prints = timeline_mod.fingerprints(timeline, names, timeline_mod.view_template_key(as_of, policy.templates_dir))
     held = _held_fingerprints(wh)

@@ -178,16 +178,17 @@ def _runs(customers: np.ndarray) -> tuple[list[int], list[int]]:
     return starts.tolist(), np.r_[starts[1:], len(customers)][:len(starts)].tolist()
 
 
-def _view_items(timeline: pd.DataFrame) -> list[dict]:
-    """The template's item of each timeline row, formatted column by column (one pass, not a
-    pandas row lookup per event)."""
+def _view_columns(timeline: pd.DataFrame) -> dict[str, list]:
+    """The template's item fields, column by column (one pass, not a pandas row lookup per
+    event); `render_views` zips them into items one customer at a time, so the items of every
+    event never exist at once (at 1M moves, millions of dicts)."""
     def text_or_empty(values) -> list:
         return [v if isinstance(v, str) else "" for v in values]
 
     amounts = [("" if pd.isna(a) else money.format_amount(int(a), c if isinstance(c, str) else None))
                for a, c in zip(timeline["amount_residual"].tolist(), timeline["currency"].tolist(), strict=True)]
     at = timeline["at"]
-    columns = {
+    return {
         "kind": timeline["kind"].tolist(), "event": timeline["event"].tolist(),
         "day": timeline["day"].dt.strftime("%Y-%m-%d").tolist(),
         "at": at.dt.strftime("%Y-%m-%d %H:%M UTC").where(at.notna(), "").tolist(),
@@ -200,7 +201,6 @@ def _view_items(timeline: pd.DataFrame) -> list[dict]:
         "invoice_number": text_or_empty(timeline["invoice_number"].tolist()),
         "amount": amounts,
     }
-    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override_dir=None) -> pd.DataFrame:
@@ -209,7 +209,8 @@ def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override
     env = template_environment(override_dir, autoescape=True)
     template = env.get_template(VIEW_TEMPLATE)
     ordered = timeline.iloc[np.argsort(timeline["customer_id"].to_numpy(), kind="stable")]
-    items = _view_items(ordered)
+    columns = _view_columns(ordered)
+    fields, values = list(columns), list(columns.values())
     customers = ordered["customer_id"].to_numpy()
     starts, ends = _runs(customers)
     is_message = (ordered["kind"] == MESSAGE).to_numpy()
@@ -224,7 +225,8 @@ def render_views(timeline: pd.DataFrame, names: pd.Series, as_of: date, override
             "events": end - begin, "messages": messages,
             "last_message_at": last_message.get(customer_id, pd.NaT) if messages else pd.NaT,
             "html": template.render(customer_id=customer_id, customer_name=name or "", as_of=as_of.isoformat(),
-                                    items=items[begin:end]),
+                                    items=[dict(zip(fields, item, strict=True))
+                                           for item in zip(*(v[begin:end] for v in values), strict=True)]),
             "as_of_date": pd.Timestamp(as_of),
         })
     out = pd.DataFrame(rows, columns=["customer_id", "customer_name", "events", "messages", "last_message_at",
