@@ -15,7 +15,7 @@ import io
 import json
 import os
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -43,6 +43,7 @@ TABLE_MODULES = (
 )
 
 _NULL = "\\N"
+WRITE_CHUNK_ROWS = 100_000  # rows formatted and copied at a time (see Warehouse._write)
 # pg_advisory_xact_lock key that serialises schema creation and migrations (any fixed bigint).
 SCHEMA_LOCK_KEY = 0x64756E6E696E67  # "dunning"
 
@@ -247,13 +248,18 @@ class Warehouse:
                 note_written(conn, table)
             return 0
         cols = [c for c in t.columns if c.name in frame.columns]
-        text = _to_text_frame(frame, cols, table)
+        # Formatted and sent a chunk at a time: the write holds one chunk's text and CSV, not a
+        # copy of the whole frame (at 1M rows, gigabytes). A bad value in a later chunk still
+        # fails the whole write: the chunks are one transaction.
+        chunks = (_to_text_frame(frame.iloc[start:start + WRITE_CHUNK_ROWS], cols, table)
+                  for start in range(0, len(frame), WRITE_CHUNK_ROWS))
         with self._conn(conn) as c:
             _kill_point(table, "before")
             if self.dialect == "postgresql":
-                _pg_copy_write(c, t, cols, text, mode)
+                _pg_copy_write(c, t, cols, chunks, mode)
             else:
-                _generic_write(c, t, cols, text, mode)
+                for text in chunks:
+                    _generic_write(c, t, cols, text, mode)
             _kill_point(table, "mid-write")
             note_written(c, table)
         return len(frame)
@@ -445,23 +451,28 @@ def _parse_bool(v):
 
 
 # -- PostgreSQL: COPY in and out ---------------------------------------------------------------
-def _pg_copy_write(conn: Connection, t: sa.Table, cols: list[sa.Column], text: pd.DataFrame,
+def _pg_copy_write(conn: Connection, t: sa.Table, cols: list[sa.Column], chunks: Iterable[pd.DataFrame],
                    mode: str) -> None:
-    buf = io.StringIO()
-    text.to_csv(buf, index=False, header=False, na_rep=_NULL, quoting=csv.QUOTE_MINIMAL)
-    buf.seek(0)
     names = ", ".join(f'"{c.name}"' for c in cols)
     raw = conn.connection.dbapi_connection
+
+    def copy_into(cur, target: str) -> None:
+        for text in chunks:
+            buf = io.StringIO()
+            text.to_csv(buf, index=False, header=False, na_rep=_NULL, quoting=csv.QUOTE_MINIMAL)
+            buf.seek(0)
+            cur.copy_expert(f'COPY "{target}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'{_NULL}\')', buf)
+
     with raw.cursor() as cur:
         if mode == "append":
-            cur.copy_expert(f'COPY "{t.name}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'{_NULL}\')', buf)
+            copy_into(cur, t.name)
             return
         tmp = f"_load_{t.name}"
         cur.execute(f'DROP TABLE IF EXISTS "{tmp}"')
         cur.execute(f'CREATE TEMP TABLE "{tmp}" (LIKE "{t.name}" INCLUDING DEFAULTS) ON COMMIT DROP')
         # The load order, so that of repeated keys in one batch the last row wins.
         cur.execute(f'ALTER TABLE "{tmp}" ADD COLUMN "_load_seq" BIGSERIAL')
-        cur.copy_expert(f'COPY "{tmp}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'{_NULL}\')', buf)
+        copy_into(cur, tmp)
         pk = [c.name for c in t.primary_key.columns]
         if not pk:
             raise WarehouseError(f"table {t.name} has no primary key to upsert on")

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from dunning_pipeline.warehouse import store
 from dunning_pipeline.warehouse.store import Warehouse, WarehouseError
 
 
@@ -61,6 +62,23 @@ def test_failed_transaction_leaves_previous_state_whole(warehouse):
             raise RuntimeError("crash half-way")
     assert set(warehouse.read("odoo_invoices", columns=["state"])["state"]) == {"posted"}
     assert warehouse.get_state("odoo.hwm") == "2026-03-01 10:11:13"
+
+
+@pytest.mark.parametrize("mode", ["append", "upsert", "replace"])
+def test_a_write_in_chunks_equals_one_write_and_fails_as_one(warehouse, monkeypatch, mode):
+    monkeypatch.setattr(store, "WRITE_CHUNK_ROWS", 2)  # 7 rows: chunks of 2, 2, 2 and 1
+    rows = pd.concat([_invoices(id=[i, i + 1, i + 2]) for i in (1, 4, 7)], ignore_index=True).iloc[:7]
+    if mode == "upsert":  # a key repeated in a later chunk: its last row wins, as in one batch
+        rows = pd.concat([rows.iloc[:6], rows.iloc[[0]].assign(state="cancel")], ignore_index=True)
+    getattr(warehouse, mode)("odoo_invoices", rows)
+    got = warehouse.read("odoo_invoices", order_by=["id"])
+    expected = rows.drop_duplicates("id", keep="last").sort_values("id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[expected.columns], expected.astype(got[expected.columns].dtypes.to_dict()))
+
+    spoiled = rows.assign(id=rows["id"] + 100, state=[*["posted"] * 6, None])  # the null is in the last chunk
+    with pytest.raises(WarehouseError, match="column state is null in row 6"):
+        getattr(warehouse, mode)("odoo_invoices", spoiled)
+    pd.testing.assert_frame_equal(warehouse.read("odoo_invoices", order_by=["id"]), got)  # nothing of it kept
 
 
 def test_replace_with_where_only_touches_matching_rows(warehouse):
