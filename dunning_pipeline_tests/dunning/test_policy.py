@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -165,6 +166,34 @@ def test_yaml_syntax_error_names_the_line():
     with pytest.raises(PolicyError, match=r"dunning policy p\.yaml, line 4: not valid YAML: .*"
                                           r"\(while parsing a flow sequence started on line 3\)"):
         parse_policy("policies:\n  default:\n    stages: [a\n", source="p.yaml")
+    with pytest.raises(PolicyError) as exc:
+        parse_policy("policies:\n  default:\n    stages: [a\n", source="p.yaml")
+    assert str(exc.value) == ("dunning policy p.yaml, line 4: not valid YAML: expected ',' or ']', but got '<stream end>'"
+                              " (while parsing a flow sequence started on line 3)")
+    with pytest.raises(PolicyError) as exc:  # no context to name
+        parse_policy("policies: a: b\n", source="p.yaml")
+    assert str(exc.value) == "dunning policy p.yaml, line 1: not valid YAML: mapping values are not allowed here"
+    with pytest.raises(PolicyError) as exc:  # a reader error has no line, only a position
+        parse_policy("policies: \x07\n", source="p.yaml")
+    assert str(exc.value).startswith(
+        "dunning policy p.yaml: not valid YAML: unacceptable character #x0007: special characters are not allowed")
+
+
+def test_well_formed_yaml_the_safe_loader_cannot_build_is_a_policy_error():
+    # these used to escape as yaml's ConstructorError, naming neither the policy file nor its line
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(MINIMAL.lstrip("\n") + "colour: !!python/object:os.system x\n", source="p.yaml")
+    assert str(exc.value) == ("dunning policy p.yaml, line 6: not valid YAML: could not determine a constructor "
+                              "for the tag 'tag:yaml.org,2002:python/object:os.system'")
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(MINIMAL.lstrip("\n") + "? [a, b]\n: 1\n? [c]\n: 2\n", source="p.yaml")
+    assert str(exc.value) == ("dunning policy p.yaml, line 6: not valid YAML: found unhashable key "
+                              "(while constructing a mapping started on line 1)")
+
+
+def test_messages_without_a_source_name_the_policy_text():
+    with pytest.raises(PolicyError, match=r"^dunning policy <policy> is empty"):
+        parse_policy("")
 
 
 def test_bucket_labels_follow_the_bounds():
@@ -209,17 +238,18 @@ def test_ladders_and_buckets_that_cannot_work_are_refused():
         segments:
           - {name: vip, policy: default}
         """)
-    assert "line 1, aging_buckets: give at least one bound, e.g. [30, 60, 90]" in message
-    assert "line 2, tolerance.default: must not be negative (got -0.01)" in message
-    assert "line 2, tolerance.currencies: must not be negative" in message
-    assert "line 5, policies.default.stages: a policy needs at least one stage" in message
-    assert "line 6, policies.other: a policy needs either 'stages' or 'extends'" in message
-    assert "line 9, policies.twice.stages: stage names must be unique, repeated: a" in message
-    assert "line 14, companies.2.aging_buckets: bucket bounds must strictly increase, got [60, 30]" in message
-    assert "line 16, segments[0]: a segment needs 'tags' or 'partner_ids' to select its customers" in message
-    assert message.splitlines()[0] == "dunning policy p.yaml is invalid:"
-    lines = [int(line.split(", line ")[1].split(",")[0]) for line in message.splitlines()[1:]]
-    assert lines == sorted(lines)  # in the file's order
+    # a value that is a list or mapping is not repeated after the message
+    assert message.splitlines() == [
+        "dunning policy p.yaml is invalid:",
+        "  p.yaml, line 1, aging_buckets: give at least one bound, e.g. [30, 60, 90]",
+        "  p.yaml, line 2, tolerance.default: must not be negative (got -0.01)",
+        "  p.yaml, line 2, tolerance.currencies: must not be negative",
+        "  p.yaml, line 5, policies.default.stages: a policy needs at least one stage",
+        "  p.yaml, line 6, policies.other: a policy needs either 'stages' or 'extends'",
+        "  p.yaml, line 9, policies.twice.stages: stage names must be unique, repeated: a",
+        "  p.yaml, line 14, companies.2.aging_buckets: bucket bounds must strictly increase, got [60, 30]",
+        "  p.yaml, line 16, segments[0]: a segment needs 'tags' or 'partner_ids' to select its customers",
+    ]
 
 
 def test_a_stage_day_repeated_is_not_increasing():
@@ -237,13 +267,26 @@ def test_a_stage_day_repeated_is_not_increasing():
 
 def test_extends_must_name_a_policy_and_not_go_round_in_a_cycle():
     message = _problems(MINIMAL + """
+          c: {extends: gold}
           a: {extends: b}
           b: {extends: a}
-          c: {extends: gold}
         """.replace("\n        ", "\n"))
-    assert "line 7, policies.a.extends: policies extend each other in a cycle ('a')" in message
-    assert "line 8, policies.b.extends: policies extend each other in a cycle ('b')" in message
-    assert "line 9, policies.c.extends: unknown policy 'gold'; expected one of: a, b, c, default" in message
+    assert "line 7, policies.c.extends: unknown policy 'gold'; expected one of: a, b, c, default" in message
+    assert "line 8, policies.a.extends: policies extend each other in a cycle ('a')" in message
+    assert "line 9, policies.b.extends: policies extend each other in a cycle ('b')" in message
+    message = _problems(MINIMAL + """
+          x: {extends: y}
+          y: {extends: gold}
+          p: {extends: q}
+          q: {extends: r}
+          r: {extends: q}
+        """.replace("\n        ", "\n"))
+    assert message.splitlines()[1:] == [
+        "  p.yaml, line 8, policies.y.extends: unknown policy 'gold'; expected one of: default, p, q, r, x, y",
+        "  p.yaml, line 9, policies.p.extends: policies extend each other in a cycle ('q')",
+        "  p.yaml, line 10, policies.q.extends: policies extend each other in a cycle ('q')",
+        "  p.yaml, line 11, policies.r.extends: policies extend each other in a cycle ('r')",
+    ]
 
 
 def test_a_delay_moves_only_the_stages_after_the_due_date_and_adds_up_along_extends():
@@ -269,6 +312,34 @@ def test_a_delay_moves_only_the_stages_after_the_due_date_and_adds_up_along_exte
         ("before", 0, "email", "polite", "Before"), ("on_the_day", 1, "email", "polite", "Due today"),
         ("after", 2, "call", "firm", "After")]
     assert (policy.ladders["late"].manual_only, later.manual_only) == (True, False)
+
+
+def test_without_a_default_policy_the_message_lists_the_policies_found():
+    two = "policies:\n  b: {stages: [{name: a, days: 1, action: email, tone: firm}]}\n  a: {extends: b}\n"
+    assert _problems(two).splitlines()[1] == (
+        "  p.yaml, line 1, policies: a policy named 'default' is required (found: a, b)")
+    assert "policies: a policy named 'default' is required (found: none)" in _problems("policies: {}\n")
+
+
+def test_unknown_policy_names_list_every_known_policy():
+    message = _problems(MINIMAL + """
+          gold: {extends: default}
+        segments:
+          - {name: vip, policy: silver, tags: [VIP]}
+        companies:
+          2: {policy: bronze}
+        late_payment:
+          policies:
+            iron: {fee: {amounts: {EUR: 40}}}
+        """.replace("\n        ", "\n"))
+    assert "segments[0].policy: unknown policy 'silver'; expected one of: default, gold" in message
+    assert "companies.2.policy: unknown policy 'bronze'; expected one of: default, gold" in message
+    assert "late_payment.policies.iron: unknown policy 'iron'; expected one of: default, gold" in message
+
+
+def test_a_zero_amount_is_allowed():
+    policy = parse_policy(MINIMAL + "tolerance: {default: 0, currencies: {JPY: 0}}\n")
+    assert policy.tolerance_units(pd.Series([1, 1]), pd.Series(["EUR", "JPY"])).tolist() == [0, 0]
 
 
 def test_segment_and_late_payment_names_are_checked():
@@ -324,13 +395,14 @@ def test_duplicate_keys_are_found_in_nested_mappings_and_lists():
           default:
             stages:
               - {name: a, days: 1, action: email, tone: polite, tone: firm}
+              - {name: b, days: 2, action: email, tone: polite}
             delay_days: 1
             delay_days: 2
         """)
     assert message.splitlines() == [
         "dunning policy p.yaml is invalid:",
         "  p.yaml, line 4, policies.default.stages[0].tone: key 'tone' appears twice (first on line 4); keep one",
-        "  p.yaml, line 6, policies.default.delay_days: key 'delay_days' appears twice (first on line 5); keep one",
+        "  p.yaml, line 7, policies.default.delay_days: key 'delay_days' appears twice (first on line 6); keep one",
     ]
 
 
@@ -354,8 +426,15 @@ def test_problems_in_mappings_by_key_name_the_keys_line():
     assert "line 4, policies.default.stages[0].tone: required key 'tone' is missing" in _problems(
         "policies:\n  default:\n    stages:\n      - {name: a, days: 1, action: email}\n")
     message = _problems("policies:\n  default:\n    stages: [{name: a, days: 1, action: email, tone: firm}]\n"
-                        "colour: red\n")
+                        "colour: red\nshape:\n  round\n")
     assert "line 4, colour: unknown key 'colour'; expected one of: version, tolerance, aging_buckets, policies" in message
+    assert "line 5, shape: unknown key 'shape'" in message  # the key's line, not its value's
+
+
+def test_a_wrong_value_is_reported_on_its_own_line_and_a_missing_key_on_its_parents():
+    message = _problems(MINIMAL + "tolerance:\n  default:\n    -0.5\n")
+    assert "line 8, tolerance.default: must not be negative (got -0.5)" in message
+    assert _problems("version: 1\n").splitlines()[1:] == ["  p.yaml, line 1, policies: required key 'policies' is missing"]
 
 
 def test_stage_lookups_by_rank_and_name():
@@ -368,8 +447,12 @@ def test_stage_lookups_by_rank_and_name():
     assert attrs["action"].fillna("-").tolist() == ["call", "call", "-", "-"]
     assert attrs["tone"].fillna("-").tolist() == ["firm", "firm", "-", "-"]
     assert attrs["manual_only"].tolist() == [False, True, pd.NA, pd.NA]
+    first = policy.stage_attributes(pol.iloc[:2], pd.Series(["pre_due", "pre_due"], index=[5, 6]))  # rank 0
+    assert first.to_dict("list") == {"action": ["email", "email"], "tone": ["friendly", "friendly"],
+                                     "manual_only": [False, True]}
     ranks = policy.rank_of_names(pol, pd.Series(["reminder_2", "collection", "none", "gone"], index=[5, 6, 7, 8]))
     assert ranks.tolist() == [2, 5, -1, pd.NA] and list(ranks.index) == [5, 6, 7, 8]
+    assert policy.rank_of_names(pol.iloc[:2], pd.Series(["pre_due", "pre_due"], index=[5, 6])).tolist() == [0, 0]
     assert policy.rank_of_names(pol.iloc[:1], pd.Series([None], index=[5])).tolist() == [-1]
 
 
@@ -405,7 +488,7 @@ def test_segments_pick_the_first_match_by_tag_partner_and_company():
     customers = pd.DataFrame({
         "customer_id": [10, 40, 41, 50, 60, 70],
         "company_id": pd.array([1, 1, 2, 2, 1, None], dtype="Int64"),
-        "tag_list": [["very important"], ["Very Important"], [], ["VIP", "x"], [], ["vip"]],
+        "tag_list": [["very important", "vip"], ["Very Important"], [], ["VIP", "x"], [], ["vip"]],
     }, index=[3, 4, 5, 6, 7, 8])
     seg = policy.segment_of(customers)
     assert list(seg.index) == [3, 4, 5, 6, 7, 8]
@@ -423,8 +506,15 @@ def test_buckets_of_invoices_without_company_and_labels_of_every_company():
                           "  3: {tolerance: {default: 1}}\n")
     buckets = policy.aging_bucket(pd.Series([None, 2, 3, None], dtype="Int64"), pd.Series([31, 31, 15, 0]))
     assert buckets.tolist() == ["30+", "20+", "1-30", "current"]
+    # a company on the default bounds seen before one with its own: no company still ages by default
+    buckets = policy.aging_bucket(pd.Series([3, 2, None, 2, 3], dtype="Int64", index=[9, 8, 7, 6, 5]),
+                                  pd.Series([31, 31, 31, 1, 1], index=[9, 8, 7, 6, 5]))
+    assert buckets.tolist() == ["30+", "20+", "30+", "1-10", "1-30"] and list(buckets.index) == [9, 8, 7, 6, 5]
     assert policy.all_bucket_labels() == ("current", "1-30", "1-10", "11-20", "20+", "30+")  # ties: the file's order
     assert policy.bucket_bounds(None) == (30,) and policy.bucket_bounds(3) == (30,)
+    # an open bucket after the closed one that starts on the same day
+    overlapping = parse_policy(MINIMAL + "aging_buckets: [30]\ncompanies:\n  2: {aging_buckets: [30, 60]}\n")
+    assert overlapping.all_bucket_labels() == ("current", "1-30", "31-60", "30+", "60+")
     tol = policy.tolerance_units(pd.Series([None, 3, 3], dtype="Int64"), pd.Series(["EUR", "EUR", None]))
     assert tol.tolist() == [100, 10_000, 10_000]
 
@@ -445,3 +535,36 @@ def test_a_file_named_by_its_path_is_read_as_given(tmp_path):
     assert policy_path({"DUNNING_POLICY_FILE": "  "}) == DEFAULT_POLICY_FILE
     path = _write(tmp_path, MINIMAL)
     assert load_policy(path).source == str(path)
+
+
+def test_a_template_folder_is_found_next_to_the_policy_and_checked(tmp_path):
+    assert parse_policy(MINIMAL).templates_dir is None
+    source = tmp_path / "conf" / "policy.yaml"
+    (tmp_path / "conf" / "mine").mkdir(parents=True)
+    policy = parse_policy(MINIMAL + "drafts: {templates_dir: mine}\n", source=str(source))
+    assert policy.templates_dir == tmp_path / "conf" / "mine"  # relative to the policy file, not the cwd
+    absolute = parse_policy(MINIMAL + f"drafts: {{templates_dir: '{tmp_path / 'conf' / 'mine'}'}}\n", source="p.yaml")
+    assert absolute.templates_dir == tmp_path / "conf" / "mine"
+    home = os.path.relpath(tmp_path / "conf" / "mine", Path.home())
+    if not home.startswith(".."):
+        assert parse_policy(MINIMAL + f"drafts: {{templates_dir: '~/{home}'}}\n").templates_dir == tmp_path / "conf" / "mine"
+
+    missing = _problems(MINIMAL.lstrip("\n") + "drafts:\n  templates_dir: nowhere\n").splitlines()[1:]
+    assert missing == [f"  p.yaml, line 7, drafts.templates_dir: template folder {Path.cwd() / 'nowhere'} "
+                       "does not exist or is not a folder"]
+    mine = tmp_path / "conf" / "mine"
+    (mine / "reminder_en.txt.j2").write_text("Dear {{ customer_name }}", encoding="utf-8")
+    (mine / "reminder_de.txt.j2").write_text("Hallo {% if x %}", encoding="utf-8")
+    (mine / "reminder_fr.txt.j2").write_bytes(b"\xff\xfe bonjour")
+    (mine / "notes.txt").write_text("not a template", encoding="utf-8")
+    (mine / "timeline.html.j2").mkdir()
+    with pytest.raises(PolicyError) as exc:
+        parse_policy(MINIMAL.lstrip("\n") + "drafts:\n  templates_dir: mine\n", source=str(source))
+    lines = str(exc.value).splitlines()[1:]
+    where = f"  {source}, line 7, drafts.templates_dir: "
+    assert lines[0] == (f"{where}notes.txt in {mine} is not a template the drafts use; expected names: "
+                        "reminder_de.txt.j2, reminder_en.txt.j2, reminder_fr.txt.j2, timeline.html.j2")
+    assert lines[1].startswith(f"{where}{mine / 'reminder_de.txt.j2'}, line 1: template syntax error: Unexpected end")
+    assert lines[2].startswith(f"{where}{mine / 'reminder_fr.txt.j2'} cannot be read: 'utf-8' codec can't decode")
+    assert lines[3].startswith(f"{where}{mine / 'timeline.html.j2'} cannot be read: [Errno 21] Is a directory")
+    assert len(lines) == 4
