@@ -654,19 +654,16 @@ def parse_policy(text: str, *, source: str = "<policy>") -> DunningPolicy:
     try:
         root = yaml.compose(text, Loader=_DecimalLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and cmark is not None and cmark is not mark:
-            problem += f" ({context} started on line {cmark.line + 1})"
-        raise PolicyError(f"dunning policy {source}{where}: not valid YAML: {problem}") from None
+        raise _not_yaml(source, exc) from None
     if root is None:
         raise PolicyError(f"dunning policy {source} is empty; it needs at least a 'policies' mapping")
     problems = _duplicate_keys(root)
     if problems:
         raise PolicyError(_format(source, problems))
-    data = _DecimalLoader.construct_from(root)
+    try:
+        data = _DecimalLoader.construct_from(root)
+    except yaml.YAMLError as exc:  # well-formed, but a tag or key the safe loader cannot build
+        raise _not_yaml(source, exc) from None
     if not isinstance(data, dict):
         raise PolicyError(f"dunning policy {source}, line {root.start_mark.line + 1}: "
                           f"the file must be a mapping of keys (version, policies, ...)")
@@ -678,6 +675,16 @@ def parse_policy(text: str, *, source: str = "<policy>") -> DunningPolicy:
     if problems:
         raise PolicyError(_format(source, [(_line_of(root, loc), loc, msg) for loc, msg in problems]))
     return DunningPolicy(source=source, config=config, ladders=_resolve_ladders(config))
+
+
+def _not_yaml(source: str, exc: yaml.YAMLError) -> PolicyError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f", line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark is not None and cmark is not mark:
+        problem += f" ({context} started on line {cmark.line + 1})"
+    return PolicyError(f"dunning policy {source}{where}: not valid YAML: {problem}")
 
 
 def _resolve_ladders(config: PolicyFileConfig) -> dict[str, Ladder]:

@@ -3,13 +3,14 @@ net balance written out by hand, and two nights of history a week apart."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 
 from dunning_pipeline.dunning import aging as aging_mod
-from dunning_pipeline.dunning.engine import run_night
+from dunning_pipeline.dunning.engine import UTC_ZONE as UTC, run_night
 from dunning_pipeline.dunning.holds import HoldError, validate_manual_holds
 from dunning_pipeline.dunning.policy import load_policy, parse_policy
 from dunning_pipeline.money import to_units
@@ -302,3 +303,76 @@ def test_organization_and_sender_address_match_tickets_to_customers():
     assert (comms.loc[9100, "customer_id"], comms.loc[9100, "match_method"]) == (30, "organization")
     assert (comms.loc[9101, "customer_id"], comms.loc[9101, "match_method"]) == (40, "sender_email")
     assert night.aging.set_index("invoice_id").loc[302, "hold_reason"] == "dispute"
+
+
+# run_night's own arguments: each is passed on to the step that needs it. These tests run their
+# own nights (not the module's night1), so that mutation testing credits each of them.
+
+def test_a_night_without_the_optional_inputs():
+    night = run_night(D.invoices(), D.customers(), POLICY, D.AS_OF)
+    assert night.communications is None  # no tickets given: no communications, not an empty table
+    assert (night.receivables["as_of_date"] == pd.Timestamp(D.AS_OF)).all()
+    assert {601, 602} <= set(night.receivables["invoice_id"]) and night.excluded.empty  # no quarantine
+    # without run id and clock: the rows are marked as in-memory and recorded at the as-of midnight
+    assert (night.aging["run_id"] == "in-memory").all() and (night.rows["run_id"] == "in-memory").all()
+    assert (night.rows["recorded_at"] == pd.Timestamp("2026-03-02 00:00:00")).all()
+    aging = night.aging.set_index("invoice_id")
+    assert aging.loc[401, "stage"] == "reminder_2" and pd.isna(aging.loc[401, "hold_reason"])  # no promise: 10 days
+
+
+def test_run_id_and_recorded_at_reach_every_table_of_the_night():
+    at = datetime(2026, 3, 2, 23, 15)
+    night = run_night(D.invoices(), D.customers(), POLICY, D.AS_OF, quarantine=D.quarantine(), run_id="night-7",
+                      recorded_at=at)
+    assert not night.rows.empty and not night.instalments.empty
+    for table in (night.aging, night.instalments, night.rows):
+        assert (table["run_id"] == "night-7").all()
+    assert (night.rows["recorded_at"] == pd.Timestamp(at)).all()
+
+
+def test_the_local_zone_decides_which_day_a_timestamp_belongs_to():
+    honolulu = ZoneInfo("Pacific/Honolulu")  # UTC-10: 08:00 UTC on 03-03 is still the evening of 03-02
+    night = run_night(D.invoices(), D.customers(), POLICY, D.AS_OF, tickets=D.tickets(), users=D.users(),
+                      comments=D.comments(), quarantine=D.quarantine(), tz=honolulu)
+    assert 9006 in set(night.communications["ticket_id"])  # created 03-03 08:00 UTC: 03-02 in Honolulu
+    aging = night.aging.set_index("invoice_id")
+    assert (aging.loc[101, "hold_reason"], aging.loc[101, "hold_ticket_id"]) == ("dispute", 9006)
+    # 107's payment came on 02-27 09:30 UTC, the evening of 02-26 in Honolulu
+    assert aging.loc[107, "hold_since"] == pd.Timestamp("2026-02-26")
+
+    tokyo = ZoneInfo("Asia/Tokyo")  # UTC+9: 20:00 UTC on 03-02 is already 03-03
+    late_hold = D.manual_holds().iloc[[0]].assign(id=9, invoice_id=103, kind="exclusion", until=None,
+                                                  created_at=pd.Timestamp("2026-03-02 20:00:00"))
+    held = {tz.key: run_night(D.invoices(), D.customers(), POLICY, D.AS_OF, manual_holds=late_hold, tz=tz)
+            .aging.set_index("invoice_id").loc[103, "hold_reason"] for tz in (UTC, tokyo)}
+    assert held["UTC"] == "exclusion" and pd.isna(held["Asia/Tokyo"])  # not entered yet on 03-02 in Tokyo
+
+
+def test_a_hold_on_a_contact_holds_its_company():
+    on_contact = D.manual_holds().iloc[[1]].assign(customer_id=11)  # Anna, a contact of Acme (10)
+    aging = run_night(D.invoices(), D.customers(), POLICY, D.AS_OF, manual_holds=on_contact,
+                      quarantine=D.quarantine()).aging
+    acme = aging[(aging["customer_id"] == 10) & (aging["move_type"] == "out_invoice")]
+    assert len(acme) == 9 and (acme["hold_reason"] == "exclusion").all()
+
+
+def test_a_hold_dated_back_keeps_the_stage_recorded_the_night_before():
+    first = run_night(D.invoices(), D.customers(), POLICY, D.AS_OF, quarantine=D.quarantine())
+    assert first.state.set_index("invoice_id").loc[103, "stage"] == "reminder_2"
+    # entered on 03-03, effective from 02-20: frozen as of then (before its due date, pre_due),
+    # but a hold never lowers a stage the history has recorded
+    hold = D.manual_holds().iloc[[1]].assign(customer_id=None, invoice_id=103, effective_date=pd.Timestamp("2026-02-20"),
+                                             created_at=pd.Timestamp("2026-03-03 09:00:00"))
+    night = run_night(D.invoices(), D.customers(), POLICY, date(2026, 3, 3), first.state, manual_holds=hold,
+                      quarantine=D.quarantine())
+    row = night.aging.set_index("invoice_id").loc[103]
+    assert (row["hold_reason"], row["hold_since"], row["stage"]) == ("exclusion", pd.Timestamp("2026-02-20"), "reminder_2")
+
+
+def test_the_exclusions_of_receivables_and_aging_are_one_table():
+    undated = D.invoices().iloc[[0]].assign(id=99, name="INV/2026/00099", invoice_date=pd.NaT, invoice_date_due=pd.NaT)
+    invoices = pd.concat([D.invoices(), undated], ignore_index=True)
+    night = run_night(invoices, D.customers(), POLICY, D.AS_OF, quarantine=D.quarantine())
+    assert night.excluded[["invoice_id", "reason"]].values.tolist() == [
+        [602, "quarantined"], [601, "quarantined"], [99, "no_due_date"]]  # invoices' checks, customers', undated
+    assert list(night.excluded.index) == [0, 1, 2]  # one row per label: 99 was row 0 of the aging
