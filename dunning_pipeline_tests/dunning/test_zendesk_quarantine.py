@@ -67,6 +67,24 @@ def test_a_quarantined_user_matches_no_ticket_and_their_words_hold_nothing():
     assert excluded["ticket_id"].isna().all()
 
 
+def test_a_record_held_by_several_checks_is_listed_once_with_every_check_and_reason():
+    held = _held(("zendesk_comments", 4), ("zendesk_users", 7003))
+    again = held.iloc[-2:].assign(check_name=["body_length", "email_format"], reason=["too long", "malformed email"])
+    _, excluded = _communications(pd.concat([held, again, held.iloc[-1:]], ignore_index=True))  # 7003 twice the same
+    assert excluded.drop(columns="ticket_id").to_dict("records") == [
+        {"asset": "zendesk_comments", "record_id": 4, "check_name": "body_length, fields_parse",
+         "reason": "not valid UTF-8; too long"},
+        {"asset": "zendesk_users", "record_id": 7003, "check_name": "email_format, fields_parse",
+         "reason": "not valid UTF-8; malformed email"}]
+    assert excluded["ticket_id"].iloc[0] == 9005 and pd.isna(excluded["ticket_id"].iloc[1])
+
+
+def test_a_comment_of_no_known_author_stays_when_users_are_held():
+    comments = pd.concat([D.comments(), D.comments().iloc[[3]].assign(id=7, author_id=None)], ignore_index=True)
+    _, _, kept, _ = leave_out_quarantined(D.tickets(), D.users(), comments, _held(("zendesk_users", 7003)))
+    assert 7 in set(kept["id"])
+
+
 def _night(day: str):
     from dunning_pipeline import definitions as top
 
