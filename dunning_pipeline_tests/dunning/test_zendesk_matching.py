@@ -481,3 +481,15 @@ def test_a_promise_read_from_a_ticket_is_its_latest_valid_date():
     # without any promise in the texts, none
     plain = build_communications(D.tickets(), D.users(), D.comments(), D.customers(), D.invoices(), PROMISES, AS_OF, UTC)
     assert plain["promise_until"].isna().all() and plain["promise_until"].dtype.kind == "M"
+
+
+@pytest.mark.parametrize("customer_email, user_email", [("  ", " "), ("delta.example", "ap@delta.example")],
+                         ids=["blank-both", "customer-email-without-at"])
+def test_an_address_that_is_no_address_identifies_nobody(customer_email, user_email):
+    from . import dataset as D
+    customers, users = D.customers(), D.users()
+    customers.loc[customers["id"] == 40, "email"] = customer_email  # Delta
+    users.loc[users["id"] == 7004, "email"] = user_email  # the requester of 9004
+    comms = build_communications(D.tickets(), users, D.comments(), customers, D.invoices(), POLICY, AS_OF, UTC)
+    ticket = comms[comms["ticket_id"] == 9004]
+    assert ticket["match_method"].tolist() == ["unmatched"] and ticket["customer_id"].isna().all()
