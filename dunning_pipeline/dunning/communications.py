@@ -530,7 +530,8 @@ def build_communications(
     if holds.promise_pattern:
         promises = find_promises(texts, holds.promise_pattern)
         latest = promises.sort_values("at").groupby("ticket_id")["until"].last()
-        tickets["promise_until"] = tickets["id"].map(latest)
+        # reindex, not map: pandas maps with an empty Series as float64, which a datetime cannot be
+        tickets["promise_until"] = latest.reindex(tickets["id"].to_numpy()).to_numpy()
     else:
         tickets["promise_until"] = pd.NaT
 

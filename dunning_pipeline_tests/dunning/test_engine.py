@@ -102,6 +102,27 @@ def test_hold_details(night1):
     assert aging.loc[104, "action"] == "call" and aging.loc[106, "action"] == "letter"
 
 
+def test_stage_rank_is_the_position_of_the_stage_in_effect_in_its_ladder(night1):
+    ranks = night1.aging.set_index("invoice_id")["stage_rank"]
+    # from 0 (pre_due) to 5 (collection); null without a stage in effect, and for credit notes
+    assert ranks.dropna().to_dict() == {101: 0, 102: 1, 103: 2, 104: 3, 105: 3, 106: 4, 107: 5, 301: 3,
+                                        302: 2, 351: 3, 401: 1, 501: 2}
+    assert ranks.isna().sum() == 5  # 108, 112, 201, 303, 352
+    assert str(ranks.dtype) == "Int64"
+
+
+def test_every_invoice_carries_its_customers_last_contacts(night1):
+    aging = night1.aging.set_index("invoice_id")
+    contacts = aging[["customer_last_inbound_at", "customer_last_outbound_at"]]
+    # Acme: its comment of 02-28 16:00 and our reply of 03-01 10:00 (9005); Beta: its ticket 9003
+    assert contacts.loc[[101, 107]].to_numpy().tolist() == [
+        [pd.Timestamp("2026-02-28 16:00:00"), pd.Timestamp("2026-03-01 10:00:00")]] * 2
+    assert contacts.loc[201, "customer_last_inbound_at"] == pd.Timestamp("2026-02-10 12:00:00")
+    assert pd.isna(contacts.loc[201, "customer_last_outbound_at"])
+    assert contacts.loc[[301, 401, 501]].isna().all().all()  # no tickets
+    assert (contacts.dtypes == "datetime64[us]").all()
+
+
 def test_customer_level_netting_and_highest_stage(night1):
     aging = night1.aging.drop_duplicates("customer_id").set_index("customer_id")
     got = {c: (r.customer_overdue_company, r.customer_credit_company, r.customer_net_overdue_company,

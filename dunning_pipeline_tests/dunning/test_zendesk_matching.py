@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from dunning_pipeline.dunning.communications import build_communications
+from dunning_pipeline.dunning.communications import COLUMNS, build_communications, empty_communications
 from dunning_pipeline.dunning.engine import run_night
 from dunning_pipeline.dunning.policy import PolicyError, load_policy, parse_policy
 
@@ -442,3 +442,54 @@ def test_policy_keys_are_validated_with_file_and_line(old, new, message):
     with pytest.raises(PolicyError) as err:
         parse_policy(text.replace(old, new), source="mine.yaml")
     assert f"mine.yaml, line {line}, {message}" in str(err.value)
+
+
+def test_a_night_without_tickets_has_the_columns_and_types_of_one_with_tickets():
+    from . import dataset as D
+    full = build_communications(D.tickets(), D.users(), D.comments(), D.customers(), D.invoices(), POLICY, AS_OF, UTC)
+    empty = build_communications(D.tickets().iloc[:0], D.users(), D.comments(), D.customers(), D.invoices(), POLICY,
+                                 AS_OF, UTC)
+    assert empty.empty and list(empty.columns) == list(full.columns) == COLUMNS
+    # ids stay integers (nullable where a ticket may name none), flags booleans, times datetimes
+    for col in ("ticket_id", "invoice_id", "customer_id", "is_open", "is_dispute", "mentioned_at",
+                "ticket_created_at", "ticket_updated_at", "last_inbound_at", "last_outbound_at",
+                "customer_last_inbound_at", "customer_last_outbound_at", "hold_until"):
+        assert empty[col].dtype == full[col].dtype, col
+    assert str(empty["requester_id"].dtype) == "Int64"  # a ticket may have lost its requester
+    assert empty["as_of_date"].dtype.kind == empty["promise_until"].dtype.kind == "M"
+    assert empty_communications().dtypes.equals(empty.dtypes)
+
+
+PROMISES = _policy_with("promise_pattern: null", "promise_pattern: 'pay on (?P<date>\\d{4}-\\d{2}-\\d{2})'", "promise.yaml")
+
+
+def test_a_promise_read_from_a_ticket_is_its_latest_valid_date():
+    from . import dataset as D
+    more = pd.DataFrame([
+        {"id": 11, "ticket_id": 9005, "author_id": 7005, "public": True, "body": "We will PAY ON 2026-03-20.",
+         "via_channel": "email", "created_at": pd.Timestamp("2026-03-01 12:00:00"), "extracted_at": pd.Timestamp("2026-03-02")},
+        {"id": 10, "ticket_id": 9005, "author_id": 7005, "public": True, "body": "We will pay on 2026-03-15.",
+         "via_channel": "email", "created_at": pd.Timestamp("2026-02-27 12:00:00"), "extracted_at": pd.Timestamp("2026-03-02")},
+        {"id": 12, "ticket_id": 9005, "author_id": 7005, "public": True, "body": "Or pay on 2026-02-30?",  # no such day
+         "via_channel": "email", "created_at": pd.Timestamp("2026-03-01 13:00:00"), "extracted_at": pd.Timestamp("2026-03-02")},
+    ])
+    comments = pd.concat([D.comments(), more], ignore_index=True)
+    comms = build_communications(D.tickets(), D.users(), comments, D.customers(), D.invoices(), PROMISES, AS_OF, UTC)
+    until = comms.drop_duplicates("ticket_id").set_index("ticket_id")["promise_until"]
+    assert until.loc[9005] == pd.Timestamp("2026-03-20")  # the later of the two, the impossible day left out
+    assert until.drop(9005).isna().all()
+    # without any promise in the texts, none
+    plain = build_communications(D.tickets(), D.users(), D.comments(), D.customers(), D.invoices(), PROMISES, AS_OF, UTC)
+    assert plain["promise_until"].isna().all() and plain["promise_until"].dtype.kind == "M"
+
+
+@pytest.mark.parametrize("customer_email, user_email", [("  ", " "), ("delta.example", "ap@delta.example")],
+                         ids=["blank-both", "customer-email-without-at"])
+def test_an_address_that_is_no_address_identifies_nobody(customer_email, user_email):
+    from . import dataset as D
+    customers, users = D.customers(), D.users()
+    customers.loc[customers["id"] == 40, "email"] = customer_email  # Delta
+    users.loc[users["id"] == 7004, "email"] = user_email  # the requester of 9004
+    comms = build_communications(D.tickets(), users, D.comments(), customers, D.invoices(), POLICY, AS_OF, UTC)
+    ticket = comms[comms["ticket_id"] == 9004]
+    assert ticket["match_method"].tolist() == ["unmatched"] and ticket["customer_id"].isna().all()

@@ -34,7 +34,7 @@ def _communications(quarantine: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
 
 def test_nothing_zendesk_quarantined_leaves_everything_in():
     comms, excluded = _communications(D.quarantine())  # only Odoo records held
-    assert excluded.empty
+    assert excluded.empty and list(excluded.columns) == ["asset", "record_id", "ticket_id", "check_name", "reason"]
     assert 9001 in set(comms["ticket_id"])
     assert (comms.loc[comms["ticket_id"] == 9005, "invoice_number"] == "INV/2026/00105").any()
     assert comms.loc[comms["ticket_id"] == 9005, "is_dispute"].any()  # the words of comment 4
@@ -65,6 +65,26 @@ def test_a_quarantined_user_matches_no_ticket_and_their_words_hold_nothing():
     assert (beta["match_method"] == "unmatched").all() and beta["hold_kind"].isna().all()
     assert excluded[["asset", "record_id"]].values.tolist() == [["zendesk_users", 7003]]
     assert excluded["ticket_id"].isna().all()
+
+
+def test_a_record_held_by_several_checks_is_listed_once_with_every_check_and_reason():
+    held = _held(("zendesk_users", 7003), ("zendesk_comments", 4), ("zendesk_comments", 2))
+    again = held.iloc[-3:-1].assign(check_name=["email_format", "body_length"], reason=["malformed email", "too long"])
+    _, excluded = _communications(pd.concat([held, again, held.iloc[-3:-2]], ignore_index=True))  # 7003 twice the same
+    # in order of asset and record; a comment with the ticket it is on (2: 9001, 4: 9005)
+    assert excluded.drop(columns="ticket_id").to_dict("records") == [
+        {"asset": "zendesk_comments", "record_id": 2, "check_name": "fields_parse", "reason": "not valid UTF-8"},
+        {"asset": "zendesk_comments", "record_id": 4, "check_name": "body_length, fields_parse",
+         "reason": "not valid UTF-8; too long"},
+        {"asset": "zendesk_users", "record_id": 7003, "check_name": "email_format, fields_parse",
+         "reason": "not valid UTF-8; malformed email"}]
+    assert excluded["ticket_id"].iloc[:2].tolist() == [9001, 9005] and pd.isna(excluded["ticket_id"].iloc[2])
+
+
+def test_a_comment_of_no_known_author_stays_when_users_are_held():
+    comments = pd.concat([D.comments(), D.comments().iloc[[3]].assign(id=7, author_id=None)], ignore_index=True)
+    _, _, kept, _ = leave_out_quarantined(D.tickets(), D.users(), comments, _held(("zendesk_users", 7003)))
+    assert 7 in set(kept["id"])
 
 
 def _night(day: str):
