@@ -539,3 +539,22 @@ def test_what_is_no_id_in_an_id_list_names_nobody(cc_ids):
     comms = build_communications(tickets, users(), pd.DataFrame(columns=["id", "ticket_id", "author_id", "public",
                                  "body", "created_at"]), customers(), invoices(), POLICY, AS_OF, UTC)
     assert comms["match_method"].tolist() == ["unmatched"]
+
+
+@pytest.mark.parametrize("tags, note_on, merged", [(["closed_by_merge"], 105, True), ([], 105, False),
+                                                   ([], 106, True)],
+                         ids=["source-note-tagged", "source-note-untagged", "target-note"])
+def test_either_merge_note_alone_carries_the_source_over(tags, note_on, merged):
+    """The source's note 'merged into request #106' is trusted only on a source Zendesk closed by merge (its
+    tag); the target's note 'Request #105 ... was closed and merged into this request' on its own."""
+    case = next(c for c in CASES if c.method == "merged_from")
+    source = {**case.extra_tickets[0], "tags": json.dumps(tags)}
+    comments = pd.DataFrame([m for m in case.comments if m["ticket_id"] == 105 or m["ticket_id"] == note_on])
+    if note_on == 106:  # the customer's comment stays on the source, the merge note is the target's only
+        comments = comments[~comments["body"].str.contains("merged into request #106")]
+    comms = build_communications(pd.DataFrame([source, case.ticket]), users(), comments, customers(), invoices(),
+                                 POLICY, AS_OF, UTC)
+    target = comms[comms["ticket_id"] == 106]
+    assert (target["match_method"].tolist() == ["merged_from"]) is merged
+    if merged:
+        assert target["invoice_id"].tolist() == [1055] and target["hold_kind"].tolist() == ["dispute"]
