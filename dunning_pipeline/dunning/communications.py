@@ -115,7 +115,9 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def id_lists(values: pd.Series) -> pd.Series:
-    """JSON lists of user ids (or lists) -> lists of ints; parsed once per distinct text."""
+    """JSON lists of user ids (or lists) -> lists of ints; parsed once per distinct text.
+
+    A bare id, as JSON text or as a number, is a list of that one id."""
     parsed: dict[str, list[int]] = {}
 
     def ints(value) -> list[int]:
@@ -127,8 +129,7 @@ def id_lists(values: pd.Series) -> pd.Series:
             parsed[text] = ints(json.loads(text))
         except (TypeError, ValueError):
             parsed[text] = []
-    return values.map(lambda v: parsed.get(v, []) if isinstance(v, str) else ints(v) if isinstance(
-        v, (list, tuple, np.ndarray)) else [])
+    return values.map(lambda v: parsed.get(v, []) if isinstance(v, str) else ints(v))
 
 
 def _exploded_ids(tickets: pd.DataFrame, column: str) -> pd.Series:

@@ -493,3 +493,68 @@ def test_an_address_that_is_no_address_identifies_nobody(customer_email, user_em
     comms = build_communications(D.tickets(), users, D.comments(), customers, D.invoices(), POLICY, AS_OF, UTC)
     ticket = comms[comms["ticket_id"] == 9004]
     assert ticket["match_method"].tolist() == ["unmatched"] and ticket["customer_id"].isna().all()
+
+
+# A looser date group than the default's: the policy says the date is YYYY-MM-DD, so anything else it
+# catches is refused rather than guessed (03/04/2026 is March 4th to some, April 3rd to others).
+LOOSE_PROMISES = _policy_with("promise_pattern: null", "promise_pattern: 'pay on (?P<date>\\S*\\d)'", "loose.yaml")
+
+
+@pytest.mark.parametrize("text, until", [("We will pay on 03/04/2026.", None),
+                                         ("We will pay on 2026-03-20.", "2026-03-20")],
+                         ids=["not-yyyy-mm-dd", "yyyy-mm-dd"])
+def test_a_promise_date_is_read_only_as_yyyy_mm_dd(text, until):
+    tickets = pd.DataFrame([ticket(150, "Payment", 7002, description=text)])
+    comments = pd.DataFrame(columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
+    got = build_communications(tickets, users(), comments, customers(), invoices(), LOOSE_PROMISES, AS_OF,
+                               UTC)["promise_until"].iloc[0]
+    assert (None if pd.isna(got) else got) == (None if until is None else pd.Timestamp(until))
+
+
+def test_the_domain_of_an_address_is_what_follows_its_last_at():
+    """A quoted local part may hold an '@' ("ap@bravo"@acme.example is Acme's)."""
+    people = pd.concat([users(), pd.DataFrame([{"id": 7010, "email": '"ap@bravo.example"@acme.example',
+                                                "organization_id": None, "role": "end-user", "active": True,
+                                                "suspended": False}])], ignore_index=True)
+    tickets = pd.DataFrame([ticket(151, "INV/2025/00054 is wrong", 7010)])
+    comments = pd.DataFrame(columns=["id", "ticket_id", "author_id", "public", "body", "created_at"])
+    comms = build_communications(tickets, people, comments, customers(), invoices(), POLICY, AS_OF, UTC)
+    assert comms[["customer_id", "match_method"]].values.tolist() == [[10, "domain"]]
+
+
+@pytest.mark.parametrize("cc_ids", ["7001", 7001, '["7001"]'], ids=["bare-json-id", "bare-int", "id-as-text"])
+def test_a_bare_id_in_an_id_list_is_that_one_user(cc_ids):
+    """A CC column holding one id, not a list of one, still names that user (here Anna, of Acme)."""
+    case = next(c for c in CASES if c.method == "cc")
+    tickets = pd.DataFrame([{**case.ticket, "email_cc_ids": cc_ids}])
+    comms = build_communications(tickets, users(), pd.DataFrame(case.comments, columns=["id", "ticket_id", "author_id",
+                                 "public", "body", "created_at"]), customers(), invoices(), POLICY, AS_OF, UTC)
+    assert comms["match_method"].tolist() == ["cc"] and comms["customer_id"].tolist() == [10]
+
+
+@pytest.mark.parametrize("cc_ids", ["[null, 1.5, \"x\"]", "not json", None])
+def test_what_is_no_id_in_an_id_list_names_nobody(cc_ids):
+    case = next(c for c in CASES if c.method == "cc")
+    tickets = pd.DataFrame([{**case.ticket, "email_cc_ids": cc_ids}])
+    comms = build_communications(tickets, users(), pd.DataFrame(columns=["id", "ticket_id", "author_id", "public",
+                                 "body", "created_at"]), customers(), invoices(), POLICY, AS_OF, UTC)
+    assert comms["match_method"].tolist() == ["unmatched"]
+
+
+@pytest.mark.parametrize("tags, note_on, merged", [(["closed_by_merge"], 105, True), ([], 105, False),
+                                                   ([], 106, True)],
+                         ids=["source-note-tagged", "source-note-untagged", "target-note"])
+def test_either_merge_note_alone_carries_the_source_over(tags, note_on, merged):
+    """The source's note 'merged into request #106' is trusted only on a source Zendesk closed by merge (its
+    tag); the target's note 'Request #105 ... was closed and merged into this request' on its own."""
+    case = next(c for c in CASES if c.method == "merged_from")
+    source = {**case.extra_tickets[0], "tags": json.dumps(tags)}
+    comments = pd.DataFrame([m for m in case.comments if m["ticket_id"] == 105 or m["ticket_id"] == note_on])
+    if note_on == 106:  # the customer's comment stays on the source, the merge note is the target's only
+        comments = comments[~comments["body"].str.contains("merged into request #106")]
+    comms = build_communications(pd.DataFrame([source, case.ticket]), users(), comments, customers(), invoices(),
+                                 POLICY, AS_OF, UTC)
+    target = comms[comms["ticket_id"] == 106]
+    assert (target["match_method"].tolist() == ["merged_from"]) is merged
+    if merged:
+        assert target["invoice_id"].tolist() == [1055] and target["hold_kind"].tolist() == ["dispute"]
